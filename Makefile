@@ -1,0 +1,34 @@
+# tally: make run starts a node with NATS embedded (data in ./data),
+# make test runs every test with the race detector.
+
+GO            ?= go
+BIN           := $(CURDIR)/bin
+PROTOC_VERSION := 3.21.12
+PROTOC_GEN_GO_VERSION := v1.36.12
+
+.PHONY: run test build proto vet clean
+
+run:
+	$(GO) run ./cmd/node --data ./data
+
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+build:
+	$(GO) build -o $(BIN)/tally-node ./cmd/node
+
+# proto regenerates messages/*.pb.go with pinned generators: protoc from
+# Debian's protobuf-compiler (installed when missing) and protoc-gen-go.
+proto: $(BIN)/protoc-gen-go
+	@command -v protoc >/dev/null || { apt-get update && apt-get install -y protobuf-compiler; }
+	@protoc --version | grep -q ' $(PROTOC_VERSION)$$' || \
+		echo "warning: protoc is $$(protoc --version), messages/ was generated with $(PROTOC_VERSION)"
+	PATH=$(BIN):$$PATH protoc --proto_path=messages --go_out=messages \
+		--go_opt=paths=source_relative messages/tally.proto
+
+$(BIN)/protoc-gen-go:
+	GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,10 @@
+// Package journal appends group events to a JetStream stream, one subject per
+// group (tally.journal.<group>), and reads them back: the last event of a
+// group, an event by sequence, and the whole journal in commit order.
+//
+// The journal is the source of truth. Every append is fenced with the
+// expected last sequence of the group's subject, so two writers for one group
+// can never interleave their events: the stale one gets ErrConflict. Every
+// event carries the group's whole state after it, so activating a group reads
+// one message, never a scan of its history.
+package journal

@@ -1,0 +1,119 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tallyhq/tally/messages"
+)
+
+// Journal appends and reads group events. It is safe for concurrent use.
+type Journal struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	cfg    Config
+	prefix string // SubjectPrefix + "."
+}
+
+// Open creates the journal's stream, or updates it to cfg, and returns the
+// journal.
+func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, error) {
+	if js == nil {
+		return nil, errNoJetStream
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        cfg.Stream,
+		Description: "tally journal: one subject per group, each event with the group's whole state",
+		Subjects:    []string{cfg.SubjectPrefix + ".>"},
+		Storage:     cfg.Storage,
+		Replicas:    cfg.Replicas,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardNew,
+		AllowDirect: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal: open stream %s: %w", cfg.Stream, err)
+	}
+	return &Journal{js: js, stream: stream, cfg: cfg, prefix: cfg.SubjectPrefix + "."}, nil
+}
+
+// Subject is the subject of group's events.
+func (j *Journal) Subject(group string) string { return j.prefix + group }
+
+// Append stores ev as the group's next event if the group's last event is at
+// stream sequence expected (0: the group has none) and returns the new
+// event's sequence. A stale expected sequence gives ErrConflict and stores
+// nothing.
+func (j *Journal) Append(ctx context.Context, group string, expected uint64, ev *messages.Event) (uint64, error) {
+	data, err := proto.Marshal(ev)
+	if err != nil {
+		return 0, fmt.Errorf("journal: encode event of %s: %w", group, err)
+	}
+	subj := j.Subject(group)
+	ack, err := j.js.Publish(ctx, subj, data, jetstream.WithExpectLastSequencePerSubject(expected))
+	if err != nil {
+		if isWrongLastSequence(err) {
+			return 0, fmt.Errorf("append %s after %d: %w", subj, expected, ErrConflict)
+		}
+		return 0, fmt.Errorf("journal: append %s: %w", subj, err)
+	}
+	return ack.Sequence, nil
+}
+
+// Last returns the group's last event and its stream sequence, or a nil event
+// and 0 when the group has none.
+func (j *Journal) Last(ctx context.Context, group string) (*messages.Event, uint64, error) {
+	msg, err := j.stream.GetLastMsgForSubject(ctx, j.Subject(group))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("journal: last event of %s: %w", group, err)
+	}
+	ev, err := decode(msg.Data, msg.Subject, msg.Sequence)
+	if err != nil {
+		return nil, 0, err
+	}
+	return ev, msg.Sequence, nil
+}
+
+// At returns the group's event at stream sequence seq.
+func (j *Journal) At(ctx context.Context, group string, seq uint64) (*messages.Event, error) {
+	msg, err := j.stream.GetMsg(ctx, seq)
+	if err != nil {
+		return nil, fmt.Errorf("journal: event %d of %s: %w", seq, group, err)
+	}
+	if msg.Subject != j.Subject(group) {
+		return nil, fmt.Errorf("event %d is on %s, not %s: %w", seq, msg.Subject, j.Subject(group), ErrCorrupt)
+	}
+	return decode(msg.Data, msg.Subject, seq)
+}
+
+func decode(data []byte, subject string, seq uint64) (*messages.Event, error) {
+	ev := new(messages.Event)
+	if err := proto.Unmarshal(data, ev); err != nil {
+		return nil, fmt.Errorf("event %d on %s: %w: %w", seq, subject, ErrCorrupt, err)
+	}
+	return ev, nil
+}
+
+// Group returns the group of a journal subject, and false for a subject
+// outside the journal.
+func (j *Journal) Group(subject string) (string, bool) {
+	if len(subject) <= len(j.prefix) || subject[:len(j.prefix)] != j.prefix {
+		return "", false
+	}
+	return subject[len(j.prefix):], true
+}
+
+func (j *Journal) String() string {
+	return j.cfg.Stream + " (" + j.prefix + "<group>, R" + strconv.Itoa(j.cfg.Replicas) + ")"
+}
