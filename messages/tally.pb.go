@@ -976,6 +976,97 @@ func (x *Event) GetState() *GroupState {
 	return nil
 }
 
+// Acquire asks a user's limiter for one call: a get when read is true,
+// otherwise a write.
+type Acquire struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Read          bool                   `protobuf:"varint,1,opt,name=read,proto3" json:"read,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Acquire) Reset() {
+	*x = Acquire{}
+	mi := &file_tally_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Acquire) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Acquire) ProtoMessage() {}
+
+func (x *Acquire) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Acquire.ProtoReflect.Descriptor instead.
+func (*Acquire) Descriptor() ([]byte, []int) {
+	return file_tally_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Acquire) GetRead() bool {
+	if x != nil {
+		return x.Read
+	}
+	return false
+}
+
+// Acquired answers Acquire.
+type Acquired struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Allowed       bool                   `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Acquired) Reset() {
+	*x = Acquired{}
+	mi := &file_tally_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Acquired) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Acquired) ProtoMessage() {}
+
+func (x *Acquired) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Acquired.ProtoReflect.Descriptor instead.
+func (*Acquired) Descriptor() ([]byte, []int) {
+	return file_tally_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Acquired) GetAllowed() bool {
+	if x != nil {
+		return x.Allowed
+	}
+	return false
+}
+
 var File_tally_proto protoreflect.FileDescriptor
 
 const file_tally_proto_rawDesc = "" +
@@ -1056,7 +1147,11 @@ const file_tally_proto_rawDesc = "" +
 	"\bprev_seq\x18\x01 \x01(\x04R\aprevSeq\x12\x1b\n" +
 	"\tunix_nano\x18\x02 \x01(\x03R\bunixNano\x12*\n" +
 	"\achanges\x18\x03 \x03(\v2\x10.tally.v1.ChangeR\achanges\x12*\n" +
-	"\x05state\x18\x04 \x01(\v2\x14.tally.v1.GroupStateR\x05state*\x98\x01\n" +
+	"\x05state\x18\x04 \x01(\v2\x14.tally.v1.GroupStateR\x05state\"\x1d\n" +
+	"\aAcquire\x12\x12\n" +
+	"\x04read\x18\x01 \x01(\bR\x04read\"$\n" +
+	"\bAcquired\x12\x18\n" +
+	"\aallowed\x18\x01 \x01(\bR\aallowed*\x98\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x11CODE_RATE_LIMITED\x10\xb4\x17\x12\x12\n" +
@@ -1085,7 +1180,7 @@ func file_tally_proto_rawDescGZIP() []byte {
 }
 
 var file_tally_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tally_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_tally_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_tally_proto_goTypes = []any{
 	(Code)(0),             // 0: tally.v1.Code
 	(Op)(0),               // 1: tally.v1.Op
@@ -1102,19 +1197,21 @@ var file_tally_proto_goTypes = []any{
 	(*Change)(nil),        // 12: tally.v1.Change
 	(*GroupState)(nil),    // 13: tally.v1.GroupState
 	(*Event)(nil),         // 14: tally.v1.Event
-	nil,                   // 15: tally.v1.SetRequest.CountersEntry
-	nil,                   // 16: tally.v1.SetReply.CountersEntry
-	nil,                   // 17: tally.v1.GetReply.CountersEntry
-	nil,                   // 18: tally.v1.Change.CountersEntry
-	nil,                   // 19: tally.v1.GroupState.CountersEntry
+	(*Acquire)(nil),       // 15: tally.v1.Acquire
+	(*Acquired)(nil),      // 16: tally.v1.Acquired
+	nil,                   // 17: tally.v1.SetRequest.CountersEntry
+	nil,                   // 18: tally.v1.SetReply.CountersEntry
+	nil,                   // 19: tally.v1.GetReply.CountersEntry
+	nil,                   // 20: tally.v1.Change.CountersEntry
+	nil,                   // 21: tally.v1.GroupState.CountersEntry
 }
 var file_tally_proto_depIdxs = []int32{
-	15, // 0: tally.v1.SetRequest.counters:type_name -> tally.v1.SetRequest.CountersEntry
-	16, // 1: tally.v1.SetReply.counters:type_name -> tally.v1.SetReply.CountersEntry
-	17, // 2: tally.v1.GetReply.counters:type_name -> tally.v1.GetReply.CountersEntry
+	17, // 0: tally.v1.SetRequest.counters:type_name -> tally.v1.SetRequest.CountersEntry
+	18, // 1: tally.v1.SetReply.counters:type_name -> tally.v1.SetReply.CountersEntry
+	19, // 2: tally.v1.GetReply.counters:type_name -> tally.v1.GetReply.CountersEntry
 	1,  // 3: tally.v1.Change.op:type_name -> tally.v1.Op
-	18, // 4: tally.v1.Change.counters:type_name -> tally.v1.Change.CountersEntry
-	19, // 5: tally.v1.GroupState.counters:type_name -> tally.v1.GroupState.CountersEntry
+	20, // 4: tally.v1.Change.counters:type_name -> tally.v1.Change.CountersEntry
+	21, // 5: tally.v1.GroupState.counters:type_name -> tally.v1.GroupState.CountersEntry
 	12, // 6: tally.v1.Event.changes:type_name -> tally.v1.Change
 	13, // 7: tally.v1.Event.state:type_name -> tally.v1.GroupState
 	8,  // [8:8] is the sub-list for method output_type
@@ -1135,7 +1232,7 @@ func file_tally_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tally_proto_rawDesc), len(file_tally_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,106 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tallyhq/tally/messages"
+)
+
+// Journal is what the group actors need of the journal.
+type Journal interface {
+	Append(ctx context.Context, group string, expected uint64, ev *messages.Event) (uint64, error)
+	Last(ctx context.Context, group string) (*messages.Event, uint64, error)
+	At(ctx context.Context, group string, seq uint64) (*messages.Event, error)
+}
+
+// Publisher sends the updates of a committed change to subscribers. It must
+// not block: it is called from inside a group actor.
+type Publisher interface {
+	Publish(group string, updates []*messages.Update)
+}
+
+// Clock tells the time; tests pass a fake one to move rate-limit windows
+// without sleeping.
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Config configures a Node.
+type Config struct {
+	// Journal stores every change; required.
+	Journal Journal
+	// Publisher gets the updates of every committed change; nil drops them.
+	Publisher Publisher
+	// Clock defaults to the system clock.
+	Clock Clock
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+
+	// PassivateAfter stops a group actor that got no message for this long.
+	PassivateAfter time.Duration
+	// DedupeWindow is how long a write's requestID is remembered.
+	DedupeWindow time.Duration
+	// Timeout bounds one journal operation and one request to an actor.
+	Timeout time.Duration
+	// MaxBatch is the most commands one append carries.
+	MaxBatch int
+
+	// WriteLimit writes (set, increase, decrease) and, separately,
+	// ReadLimit gets per user within LimitWindow.
+	WriteLimit  int
+	ReadLimit   int
+	LimitWindow time.Duration
+
+	// Host and Port are where the actor system's remote endpoint listens;
+	// port 0 picks a free one.
+	Host string
+	Port int
+}
+
+// DefaultConfig returns the contract's limits and the documented defaults.
+// Journal must still be set.
+func DefaultConfig() Config {
+	return Config{
+		Clock:          systemClock{},
+		Logger:         slog.Default(),
+		PassivateAfter: 5 * time.Minute,
+		DedupeWindow:   2 * time.Minute,
+		Timeout:        5 * time.Second,
+		MaxBatch:       512,
+		WriteLimit:     20,
+		ReadLimit:      20,
+		LimitWindow:    5 * time.Second,
+		Host:           "127.0.0.1",
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.Journal == nil:
+		return errors.New("actors: no journal")
+	case c.Clock == nil || c.Logger == nil:
+		return errors.New("actors: no clock or logger")
+	case c.PassivateAfter <= 0:
+		return fmt.Errorf("actors: passivate-after %v must be positive", c.PassivateAfter)
+	case c.DedupeWindow < 0:
+		return fmt.Errorf("actors: dedupe window %v must not be negative", c.DedupeWindow)
+	case c.Timeout <= 0:
+		return fmt.Errorf("actors: timeout %v must be positive", c.Timeout)
+	case c.MaxBatch < 1:
+		return fmt.Errorf("actors: max batch %d must be at least 1", c.MaxBatch)
+	case c.WriteLimit < 1 || c.ReadLimit < 1 || c.LimitWindow <= 0:
+		return fmt.Errorf("actors: rate limits %d/%d per %v must be positive", c.WriteLimit, c.ReadLimit, c.LimitWindow)
+	case c.Port < 0 || c.Port > 65535:
+		return fmt.Errorf("actors: port %d out of range", c.Port)
+	}
+	return nil
+}

@@ -1,0 +1,378 @@
+package actors
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tallyhq/tally/journal"
+	"github.com/tallyhq/tally/messages"
+)
+
+const kindGroup = "group"
+
+// maxAttempts bounds how often one command is retried after conflicts
+// before its caller gets ErrUnavailable.
+const maxAttempts = 16
+
+// pending is a command waiting for its reply.
+type pending struct {
+	cmd      *messages.Change     // a write, or nil
+	get      *messages.GetRequest // a get, or nil
+	sender   *actor.PID
+	dups     []*actor.PID     // later callers with the same request ID
+	result   *messages.Change // the change the command made
+	err      error            // why the command was refused
+	attempts int
+}
+
+// remembered is a committed change kept for its request ID.
+type remembered struct {
+	change  *messages.Change
+	expires int64 // unix nanos
+}
+
+type expiry struct {
+	id string
+	at int64
+}
+
+// Messages a group actor sends itself when its journal I/O completes.
+type (
+	loaded struct {
+		ev     *messages.Event
+		seq    uint64
+		recent []recentChange
+		err    error
+	}
+	appended struct {
+		seq uint64
+		err error
+	}
+)
+
+type recentChange struct {
+	change *messages.Change
+	at     int64
+}
+
+// group owns one group's counters. Its fields are touched only in Receive.
+type group struct {
+	cfg *Config
+	log *slog.Logger
+	id  string
+
+	state *messages.GroupState // committed state
+	seq   uint64               // stream sequence of the group's last event
+	ready bool                 // state is loaded and current
+	busy  bool                 // a load or an append is in flight
+
+	queue    []*pending // arrived, not yet in an append
+	inflight []*pending // in the append in flight
+	event    *messages.Event
+
+	seen     map[string]remembered // request IDs of committed changes
+	expiries []expiry              // seen's entries, oldest first
+	waiting  map[string]*pending   // request IDs of queued and in-flight commands
+}
+
+func newGroup(cfg *Config) actor.Actor {
+	return &group{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		seen:    map[string]remembered{},
+		waiting: map[string]*pending{},
+	}
+}
+
+func (g *group) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *cluster.ClusterInit:
+		g.id = m.Identity.GetIdentity()
+		g.log = g.cfg.Logger.With(slog.String("group", g.id))
+		ctx.SetReceiveTimeout(g.cfg.PassivateAfter)
+		g.load(ctx, 0)
+	case *messages.Change:
+		g.onChange(ctx, m)
+	case *messages.GetRequest:
+		if !g.ready {
+			g.queue = append(g.queue, &pending{get: m, sender: ctx.Sender()})
+			return
+		}
+		ctx.Respond(g.read(m))
+	case *loaded:
+		g.onLoaded(ctx, m)
+	case *appended:
+		g.onAppended(ctx, m)
+	case *actor.ReceiveTimeout:
+		if g.busy || len(g.queue) > 0 {
+			ctx.SetReceiveTimeout(g.cfg.PassivateAfter)
+			return
+		}
+		// A message that reaches the mailbox while the actor stops is
+		// dropped and its caller times out with ErrUnavailable: a window of
+		// microseconds, once per passivation.
+		ctx.Stop(ctx.Self())
+	}
+}
+
+func (g *group) onChange(ctx actor.Context, cmd *messages.Change) {
+	p := &pending{cmd: cmd, sender: ctx.Sender()}
+	if id := cmd.GetRequestId(); id != "" {
+		if first, ok := g.waiting[id]; ok {
+			first.dups = append(first.dups, p.sender)
+			return
+		}
+		g.waiting[id] = p
+	}
+	g.queue = append(g.queue, p)
+	g.flush(ctx)
+}
+
+func (g *group) read(req *messages.GetRequest) *messages.GetReply {
+	out := &messages.GetReply{GroupId: g.id, Counters: make(map[string]int64, len(req.GetKeyList()))}
+	if len(req.GetKeyList()) == 0 {
+		for k, v := range g.state.Counters {
+			out.Counters[k] = v
+		}
+		return out
+	}
+	for _, k := range req.GetKeyList() {
+		if v, ok := g.state.Counters[k]; ok {
+			out.Counters[k] = v
+		}
+	}
+	return out
+}
+
+// flush starts the next append with every queued command, up to MaxBatch,
+// unless a load or an append is in flight.
+func (g *group) flush(ctx actor.Context) {
+	for g.ready && !g.busy && len(g.queue) > 0 {
+		now := g.cfg.Clock.Now().UnixNano()
+		g.forget(now)
+		next := cloneState(g.state)
+		ev := &messages.Event{PrevSeq: g.seq, UnixNano: now}
+		var batch []*pending
+		n := 0
+		for ; n < len(g.queue) && len(batch) < g.cfg.MaxBatch; n++ {
+			p := g.queue[n]
+			if r, ok := g.seen[p.cmd.GetRequestId()]; ok && r.expires > now {
+				p.result = r.change
+				g.finish(ctx, p)
+				continue
+			}
+			p.result, p.err = decide(next, p.cmd)
+			if p.err == nil && p.result == nil {
+				p.result = &messages.Change{Op: p.cmd.GetOp(), RequestId: p.cmd.GetRequestId()}
+			} else if p.err == nil {
+				ev.Changes = append(ev.Changes, p.result)
+			}
+			batch = append(batch, p)
+		}
+		g.queue = slices.Delete(g.queue, 0, n)
+		if len(ev.Changes) == 0 {
+			for _, p := range batch {
+				g.finish(ctx, p)
+			}
+			continue
+		}
+		ev.State = next
+		g.busy, g.inflight, g.event = true, batch, ev
+		g.append(ctx, ev)
+	}
+}
+
+// append stores ev in the journal off the actor's goroutine and reports
+// back with an appended message.
+func (g *group) append(ctx actor.Context, ev *messages.Event) {
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	j, id, expected, timeout := g.cfg.Journal, g.id, g.seq, g.cfg.Timeout
+	go func() {
+		c, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		seq, err := j.Append(c, id, expected, ev)
+		root.Send(self, &appended{seq: seq, err: err})
+	}()
+}
+
+func (g *group) onAppended(ctx actor.Context, m *appended) {
+	batch, ev := g.inflight, g.event
+	g.busy, g.inflight, g.event = false, nil, nil
+	switch {
+	case m.err == nil:
+		g.commit(ctx, m.seq, ev, batch)
+		g.flush(ctx)
+	case errors.Is(m.err, journal.ErrConflict):
+		// Another writer appended to this group: nothing of the batch is
+		// stored. Reload and run the batch again against the new state.
+		g.log.Info("group changed by another writer; reloading", slog.Uint64("expected", g.seq))
+		requeue := batch[:0]
+		for _, p := range batch {
+			p.result, p.err = nil, nil
+			if p.attempts++; p.attempts >= maxAttempts {
+				p.err = fmt.Errorf("%w: group %s: %d conflicting writers in a row", ErrUnavailable, g.id, p.attempts)
+				g.finish(ctx, p)
+				continue
+			}
+			requeue = append(requeue, p)
+		}
+		g.queue = append(requeue, g.queue...)
+		g.load(ctx, g.seq)
+	default:
+		// The append may or may not be stored: answer unknown, and reload,
+		// since a stored append moved the group past g.seq.
+		g.log.Warn("journal append failed", slog.Any("error", m.err))
+		for _, p := range batch {
+			p.result, p.err = nil, fmt.Errorf("%w: group %s: %w", ErrUnavailable, g.id, m.err)
+			g.finish(ctx, p)
+		}
+		g.load(ctx, g.seq)
+	}
+}
+
+// commit applies an acknowledged event, remembers its request IDs, replies
+// to its callers in arrival order and publishes its updates.
+func (g *group) commit(ctx actor.Context, seq uint64, ev *messages.Event, batch []*pending) {
+	if err := Apply(g.state, ev); err != nil {
+		// Apply repeats what decide did on a copy; failing here is a bug.
+		g.log.Error("applying an acknowledged event", slog.Any("error", err))
+	}
+	g.seq = seq
+	expires := ev.UnixNano + int64(g.cfg.DedupeWindow)
+	for _, c := range ev.Changes {
+		g.remember(c, expires)
+	}
+	for _, p := range batch {
+		g.finish(ctx, p)
+	}
+	if g.cfg.Publisher == nil {
+		return
+	}
+	var ups []*messages.Update
+	for _, c := range ev.Changes {
+		ups = append(ups, updates(g.id, c)...)
+	}
+	g.cfg.Publisher.Publish(g.id, ups)
+}
+
+func (g *group) remember(c *messages.Change, expires int64) {
+	if c.GetRequestId() == "" || g.cfg.DedupeWindow == 0 {
+		return
+	}
+	g.seen[c.RequestId] = remembered{change: c, expires: expires}
+	g.expiries = append(g.expiries, expiry{id: c.RequestId, at: expires})
+}
+
+// forget drops the request IDs whose window has passed.
+func (g *group) forget(now int64) {
+	n := 0
+	for ; n < len(g.expiries) && g.expiries[n].at <= now; n++ {
+		e := g.expiries[n]
+		if r, ok := g.seen[e.id]; ok && r.expires == e.at {
+			delete(g.seen, e.id)
+		}
+	}
+	if n > 0 {
+		g.expiries = slices.Delete(g.expiries, 0, n)
+	}
+}
+
+// finish replies to a command's caller and to the callers that sent the
+// same request ID while it was pending.
+func (g *group) finish(ctx actor.Context, p *pending) {
+	var reply proto.Message = p.result
+	if p.err != nil {
+		reply = replyError(p.err)
+	}
+	if p.sender != nil {
+		ctx.Send(p.sender, reply)
+	}
+	for _, d := range p.dups {
+		ctx.Send(d, reply)
+	}
+	if id := p.cmd.GetRequestId(); id != "" && g.waiting[id] == p {
+		delete(g.waiting, id)
+	}
+}
+
+// load reads the group's last event off the actor's goroutine, and with it
+// the request IDs of the events after known that are within the dedupe
+// window, then reports back with a loaded message.
+func (g *group) load(ctx actor.Context, known uint64) {
+	g.ready, g.busy = false, true
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	j, id, timeout := g.cfg.Journal, g.id, g.cfg.Timeout
+	horizon := g.cfg.Clock.Now().UnixNano() - int64(g.cfg.DedupeWindow)
+	window := g.cfg.DedupeWindow
+	go func() {
+		c, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		res := &loaded{}
+		res.ev, res.seq, res.err = j.Last(c, id)
+		if res.err == nil && res.ev != nil && window > 0 {
+			res.recent, res.err = recentChanges(c, j, id, res.ev, known, horizon)
+		}
+		root.Send(self, res)
+	}()
+}
+
+// recentChanges walks back from ev through the events newer than known
+// and not older than horizon, collecting the changes that carry request IDs.
+func recentChanges(ctx context.Context, j Journal, group string, ev *messages.Event, known uint64, horizon int64) ([]recentChange, error) {
+	var out []recentChange
+	for ev.GetUnixNano() >= horizon {
+		for _, c := range ev.GetChanges() {
+			if c.GetRequestId() != "" {
+				out = append(out, recentChange{change: c, at: ev.GetUnixNano()})
+			}
+		}
+		prev := ev.GetPrevSeq()
+		if prev == 0 || prev <= known {
+			break
+		}
+		var err error
+		if ev, err = j.At(ctx, group, prev); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (g *group) onLoaded(ctx actor.Context, m *loaded) {
+	g.busy = false
+	if m.err != nil {
+		g.log.Warn("loading group from the journal failed", slog.Any("error", m.err))
+		for _, p := range g.queue {
+			p.err = fmt.Errorf("%w: load group %s: %w", ErrUnavailable, g.id, m.err)
+			g.finish(ctx, p)
+		}
+		g.queue = nil
+		// Stop, so the next command activates the group afresh.
+		ctx.Stop(ctx.Self())
+		return
+	}
+	g.state, g.seq = cloneState(m.ev.GetState()), m.seq
+	for _, r := range m.recent {
+		g.remember(r.change, r.at+int64(g.cfg.DedupeWindow))
+	}
+	slices.SortStableFunc(g.expiries, func(a, b expiry) int { return cmp.Compare(a.at, b.at) })
+	g.ready = true
+	writes := g.queue[:0]
+	for _, p := range g.queue {
+		if p.get != nil {
+			ctx.Send(p.sender, g.read(p.get))
+			continue
+		}
+		writes = append(writes, p)
+	}
+	g.queue = writes
+	g.flush(ctx)
+}

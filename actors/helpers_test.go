@@ -1,0 +1,149 @@
+package actors_test
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tallyhq/tally/actors"
+	"github.com/tallyhq/tally/journal"
+	"github.com/tallyhq/tally/journal/journaltest"
+	"github.com/tallyhq/tally/messages"
+)
+
+// fakeClock is a clock that moves only when told.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// recorder is a Publisher that keeps every update.
+type recorder struct {
+	mu  sync.Mutex
+	ups []*messages.Update
+}
+
+func (r *recorder) Publish(_ string, ups []*messages.Update) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ups = append(r.ups, ups...)
+}
+
+func (r *recorder) updates() []*messages.Update {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*messages.Update(nil), r.ups...)
+}
+
+// countingJournal counts the loads of each group on a real journal.
+type countingJournal struct {
+	*journal.Journal
+	mu      sync.Mutex
+	loads   map[string]int
+	appends atomic.Int64
+}
+
+func (c *countingJournal) Last(ctx context.Context, group string) (*messages.Event, uint64, error) {
+	c.mu.Lock()
+	c.loads[group]++
+	c.mu.Unlock()
+	return c.Journal.Last(ctx, group)
+}
+
+func (c *countingJournal) Append(ctx context.Context, group string, expected uint64, ev *messages.Event) (uint64, error) {
+	c.appends.Add(1)
+	return c.Journal.Append(ctx, group, expected, ev)
+}
+
+func (c *countingJournal) Loads(group string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.loads[group]
+}
+
+type env struct {
+	js      jetstream.JetStream
+	journal *countingJournal
+	clock   *fakeClock
+	pub     *recorder
+	node    *actors.Node
+}
+
+// newEnv starts a NATS server, a journal on it and a node; modify adjusts
+// the node's configuration.
+func newEnv(t testing.TB, modify func(*actors.Config)) *env {
+	t.Helper()
+	js := journaltest.JetStream(t, journaltest.Connect(t, journaltest.StartServer(t)))
+	j, err := journal.Open(context.Background(), js, journal.DefaultConfig())
+	if err != nil {
+		t.Fatalf("journal.Open: %v", err)
+	}
+	e := &env{js: js, journal: &countingJournal{Journal: j, loads: map[string]int{}}, clock: newFakeClock(), pub: &recorder{}}
+	e.node = startNode(t, e.journal, e.clock, e.pub, modify)
+	return e
+}
+
+func startNode(t testing.TB, j actors.Journal, clock actors.Clock, pub actors.Publisher, modify func(*actors.Config)) *actors.Node {
+	t.Helper()
+	cfg := actors.DefaultConfig()
+	cfg.Journal, cfg.Clock, cfg.Publisher = j, clock, pub
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	if modify != nil {
+		modify(&cfg)
+	}
+	n, err := actors.Start(cfg)
+	if err != nil {
+		t.Fatalf("actors.Start: %v", err)
+	}
+	t.Cleanup(n.Stop)
+	return n
+}
+
+func set(counters map[string]int64) *messages.Change {
+	return &messages.Change{Op: messages.Op_OP_SET, Counters: counters}
+}
+
+func increase(key string, by int64) *messages.Change {
+	return &messages.Change{Op: messages.Op_OP_INCREASE, Key: key, Amount: by}
+}
+
+func decrease(key string, by int64) *messages.Change {
+	return &messages.Change{Op: messages.Op_OP_DECREASE, Key: key, Amount: by}
+}
+
+func get(t testing.TB, n *actors.Node, group string, keys ...string) map[string]int64 {
+	t.Helper()
+	r, err := n.Get(context.Background(), "", &messages.GetRequest{GroupId: group, KeyList: keys})
+	if err != nil {
+		t.Fatalf("Get(%s, %v) = %v", group, keys, err)
+	}
+	return r.GetCounters()
+}
+
+func change(t testing.TB, n *actors.Node, user, group string, c *messages.Change) *messages.Change {
+	t.Helper()
+	r, err := n.Change(context.Background(), user, group, c)
+	if err != nil {
+		t.Fatalf("Change(%s, %s, %v) = %v", user, group, c, err)
+	}
+	return r
+}

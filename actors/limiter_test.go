@@ -1,0 +1,69 @@
+package actors_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tallyhq/tally/actors"
+	"github.com/tallyhq/tally/messages"
+)
+
+func TestRateLimit(t *testing.T) {
+	e := newEnv(t, nil)
+	n := e.node
+	ctx := context.Background()
+	write := func() error {
+		_, err := n.Change(ctx, "alice", "g", increase("k", 1))
+		return err
+	}
+	read := func() error {
+		_, err := n.Get(ctx, "alice", &messages.GetRequest{GroupId: "g"})
+		return err
+	}
+	for i := range 20 {
+		if err := write(); err != nil {
+			t.Fatalf("write %d = %v", i+1, err)
+		}
+	}
+	if err := write(); !errors.Is(err, actors.ErrRateLimited) {
+		t.Fatalf("21st write = %v, want ErrRateLimited", err)
+	}
+	if code := actors.Code(write()); code != messages.Code_CODE_RATE_LIMITED {
+		t.Errorf("code of a refused write = %v, want 2996", code)
+	}
+	for i := range 20 {
+		if err := read(); err != nil {
+			t.Fatalf("get %d while writes are limited = %v", i+1, err)
+		}
+	}
+	if err := read(); !errors.Is(err, actors.ErrRateLimited) {
+		t.Errorf("21st get = %v, want ErrRateLimited", err)
+	}
+	if _, err := n.Change(ctx, "bob", "g", increase("k", 1)); err != nil {
+		t.Errorf("another user's write = %v", err)
+	}
+	if _, err := n.Change(ctx, "", "g", increase("k", 1)); err != nil {
+		t.Errorf("admin write = %v", err)
+	}
+	if v := get(t, n, "g")["k"]; v != 22 {
+		t.Errorf("k = %d, want 22: refused writes must change nothing", v)
+	}
+
+	// Refused calls do not count: after 4 s of refusals, the window slides
+	// past the 20 admitted writes and 20 more pass.
+	e.clock.Advance(4 * time.Second)
+	if err := write(); !errors.Is(err, actors.ErrRateLimited) {
+		t.Fatalf("write at 4 s = %v, want ErrRateLimited", err)
+	}
+	e.clock.Advance(time.Second)
+	for i := range 20 {
+		if err := write(); err != nil {
+			t.Fatalf("write %d after the window slid = %v", i+1, err)
+		}
+	}
+	if err := write(); !errors.Is(err, actors.ErrRateLimited) {
+		t.Errorf("21st write of the new window = %v, want ErrRateLimited", err)
+	}
+}

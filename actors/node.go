@@ -1,0 +1,228 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
+	"github.com/asynkron/protoactor-go/remote"
+
+	"github.com/tallyhq/tally/messages"
+)
+
+// Node is a member of the actor cluster that hosts group and limiter
+// actors. Today it is a one-member cluster; more members need only a
+// membership provider, since groups are addressed by identity.
+type Node struct {
+	cfg     Config
+	system  *actor.ActorSystem
+	cluster *cluster.Cluster
+}
+
+// Start starts a one-member cluster with the group and limiter kinds.
+func Start(cfg Config) (n *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	// protoactor logs routine events at Info; keep its warnings and errors.
+	quiet := slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With(slog.String("component", "protoactor"))
+	system := actor.NewActorSystemWithConfig(actor.Configure(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }),
+	))
+	node := &Node{cfg: cfg, system: system}
+	kinds := []*cluster.Kind{
+		cluster.NewKind(kindGroup, actor.PropsFromProducer(func() actor.Actor { return newGroup(&node.cfg) })),
+		cluster.NewKind(kindLimiter, actor.PropsFromProducer(func() actor.Actor { return newLimiter(&node.cfg) })),
+	}
+	provider := test.NewTestProvider(test.NewInMemAgent())
+	ccfg := cluster.Configure("tally", provider, disthash.New(), remote.Configure(cfg.Host, cfg.Port),
+		cluster.WithKinds(kinds...),
+		cluster.WithRequestTimeout(cfg.Timeout),
+		cluster.WithClusterContextProducer(newRequestContext),
+	)
+	node.cluster = cluster.New(system, ccfg)
+	// StartMember panics when it cannot listen.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("actors: start cluster member: %v", r)
+		}
+	}()
+	node.cluster.StartMember()
+	return node, nil
+}
+
+// Stop stops every actor. Callers stop sending commands first and wait for
+// the replies of those they sent, so no append is in flight.
+func (n *Node) Stop() {
+	n.cluster.Shutdown(false)
+}
+
+// Change runs a write command on a group as user, or as a trusted back end
+// when user is empty (no rate limit). It returns the change made: Seq and
+// Value filled, or Seq 0 when the command changed nothing.
+func (n *Node) Change(ctx context.Context, user, group string, cmd *messages.Change) (*messages.Change, error) {
+	if err := ValidateChange(group, cmd); err != nil {
+		return nil, err
+	}
+	if err := n.acquire(ctx, user, false); err != nil {
+		return nil, err
+	}
+	res, err := n.request(ctx, group, kindGroup, cmd)
+	if err != nil {
+		return nil, err
+	}
+	switch r := res.(type) {
+	case *messages.Change:
+		return r, nil
+	case *messages.Error:
+		return nil, fromReply(r)
+	}
+	return nil, fmt.Errorf("%w: group %s answered %T", ErrUnavailable, group, res)
+}
+
+// Get reads a group's counters as user, or as a trusted back end when user
+// is empty.
+func (n *Node) Get(ctx context.Context, user string, req *messages.GetRequest) (*messages.GetReply, error) {
+	if err := ValidateGet(req); err != nil {
+		return nil, err
+	}
+	if err := n.acquire(ctx, user, true); err != nil {
+		return nil, err
+	}
+	res, err := n.request(ctx, req.GetGroupId(), kindGroup, req)
+	if err != nil {
+		return nil, err
+	}
+	switch r := res.(type) {
+	case *messages.GetReply:
+		return r, nil
+	case *messages.Error:
+		return nil, fromReply(r)
+	}
+	return nil, fmt.Errorf("%w: group %s answered %T", ErrUnavailable, req.GetGroupId(), res)
+}
+
+// acquire asks user's limiter for a call; an empty user is not limited.
+func (n *Node) acquire(ctx context.Context, user string, read bool) error {
+	if user == "" {
+		return nil
+	}
+	if err := ValidateUserID(user); err != nil {
+		return err
+	}
+	res, err := n.request(ctx, user, kindLimiter, &messages.Acquire{Read: read})
+	if err != nil {
+		return err
+	}
+	if a, ok := res.(*messages.Acquired); !ok || !a.GetAllowed() {
+		kind := "writes"
+		if read {
+			kind = "gets"
+		}
+		return fmt.Errorf("%w: user %s made %d %s within %v", ErrRateLimited, user, n.limit(read), kind, n.cfg.LimitWindow)
+	}
+	return nil
+}
+
+func (n *Node) limit(read bool) int {
+	if read {
+		return n.cfg.ReadLimit
+	}
+	return n.cfg.WriteLimit
+}
+
+func (n *Node) request(ctx context.Context, identity, kind string, msg any) (any, error) {
+	timeout := n.cfg.Timeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(d))
+	}
+	res, err := n.cluster.Request(identity, kind, msg, cluster.WithTimeout(timeout))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s %s: %w", ErrUnavailable, kind, identity, err)
+	}
+	return res, nil
+}
+
+// requestContext is the cluster's request path. Unlike protoactor's
+// default it resends a message only when it was not delivered (a dead
+// letter: the actor had passivated), never after a timeout, when the actor
+// may still apply it: a write must not be applied twice.
+type requestContext struct {
+	c *cluster.Cluster
+}
+
+func newRequestContext(c *cluster.Cluster) cluster.Context { return &requestContext{c: c} }
+
+const maxRedeliveries = 8
+
+func (r *requestContext) Request(identity, kind string, msg any, opts ...cluster.GrainCallOption) (any, error) {
+	cfg := cluster.NewGrainCallOptions(r.c)
+	for _, o := range opts {
+		o(cfg)
+	}
+	deadline := time.Now().Add(cfg.Timeout)
+	for attempt := 0; ; attempt++ {
+		pid := r.pid(identity, kind)
+		left := time.Until(deadline)
+		if pid == nil || left <= 0 {
+			if left <= 0 || attempt >= maxRedeliveries {
+				return nil, fmt.Errorf("no activation of %s/%s: %w", kind, identity, actor.ErrTimeout)
+			}
+			time.Sleep(time.Duration(attempt+1) * time.Millisecond) // let placement settle
+			continue
+		}
+		res, err := cfg.Context.RequestFuture(pid, msg, left).Result()
+		if (errors.Is(err, actor.ErrDeadLetter) || errors.Is(err, remote.ErrDeadLetter)) && attempt < maxRedeliveries {
+			r.c.PidCache.Remove(identity, kind)
+			continue
+		}
+		return res, err
+	}
+}
+
+func (r *requestContext) RequestFuture(identity, kind string, msg any, opts ...cluster.GrainCallOption) (*actor.Future, error) {
+	cfg := cluster.NewGrainCallOptions(r.c)
+	for _, o := range opts {
+		o(cfg)
+	}
+	pid := r.pid(identity, kind)
+	if pid == nil {
+		return nil, fmt.Errorf("no activation of %s/%s: %w", kind, identity, actor.ErrTimeout)
+	}
+	return cfg.Context.RequestFuture(pid, msg, cfg.Timeout), nil
+}
+
+func (r *requestContext) pid(identity, kind string) *actor.PID {
+	if pid, ok := r.c.PidCache.Get(identity, kind); ok {
+		return pid
+	}
+	pid := r.c.Get(identity, kind)
+	if pid != nil {
+		r.c.PidCache.Set(identity, kind, pid)
+	}
+	return pid
+}
+
+// minLevel drops records below its level.
+type minLevel struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.level && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(attrs), h.level}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.level}
+}

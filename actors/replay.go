@@ -1,0 +1,46 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tallyhq/tally/messages"
+)
+
+// Replayer reads the whole journal in commit order.
+type Replayer interface {
+	Replay(ctx context.Context, fn func(group string, seq uint64, ev *messages.Event) error) error
+}
+
+// Rebuild replays the journal and returns every group's state, built with
+// Apply exactly as the group actors build it. It checks that each event
+// follows the one before it and that its stored state is what applying its
+// changes gives.
+func Rebuild(ctx context.Context, r Replayer) (map[string]*messages.GroupState, error) {
+	states := map[string]*messages.GroupState{}
+	last := map[string]uint64{}
+	err := r.Replay(ctx, func(group string, seq uint64, ev *messages.Event) error {
+		st, ok := states[group]
+		if !ok {
+			st = newState()
+			states[group] = st
+		}
+		if ev.GetPrevSeq() != last[group] {
+			return fmt.Errorf("group %s: event %d follows %d but names %d: %w", group, seq, last[group], ev.GetPrevSeq(), ErrCorruptEvent)
+		}
+		if err := Apply(st, ev); err != nil {
+			return fmt.Errorf("group %s: event %d: %w", group, seq, err)
+		}
+		if !proto.Equal(st, ev.GetState()) {
+			return fmt.Errorf("group %s: event %d stores a state its changes do not give: %w", group, seq, ErrCorruptEvent)
+		}
+		last[group] = seq
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return states, nil
+}
