@@ -6,35 +6,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tallyhq/tally/actors"
+	"github.com/tallyhq/tally/actors/actorstest"
 	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/messages"
 )
-
-// fakeClock is a clock that moves only when told.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // recorder is a Publisher that keeps every update.
 type recorder struct {
@@ -83,7 +63,7 @@ func (c *countingJournal) Loads(group string) int {
 type env struct {
 	js      jetstream.JetStream
 	journal *countingJournal
-	clock   *fakeClock
+	clock   *actorstest.FakeClock
 	pub     *recorder
 	node    *actors.Node
 }
@@ -97,7 +77,7 @@ func newEnv(t testing.TB, modify func(*actors.Config)) *env {
 	if err != nil {
 		t.Fatalf("journal.Open: %v", err)
 	}
-	e := &env{js: js, journal: &countingJournal{Journal: j, loads: map[string]int{}}, clock: newFakeClock(), pub: &recorder{}}
+	e := &env{js: js, journal: &countingJournal{Journal: j, loads: map[string]int{}}, clock: actorstest.NewFakeClock(), pub: &recorder{}}
 	e.node = startNode(t, e.journal, e.clock, e.pub, modify)
 	return e
 }

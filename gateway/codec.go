@@ -1,0 +1,231 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tallyhq/tally/actors"
+	"github.com/tallyhq/tally/messages"
+)
+
+// ContentTypeProtobuf in a request's Content-Type header selects protobuf
+// payloads for the request and its reply.
+const ContentTypeProtobuf = "application/protobuf"
+
+// format is a payload encoding.
+type format int
+
+const (
+	formatJSON format = iota
+	formatProto
+)
+
+// The JSON shapes of the requests. Values are JSON numbers; a string, a
+// fraction or an out-of-range number is refused.
+type (
+	setJSON struct {
+		GroupID   string           `json:"groupID"`
+		Counters  map[string]int64 `json:"counters"`
+		RequestID string           `json:"requestID"`
+	}
+	changeJSON struct {
+		GroupID   string `json:"groupID"`
+		Key       string `json:"key"`
+		Value     *int64 `json:"value"`
+		RequestID string `json:"requestID"`
+	}
+	keysJSON struct {
+		GroupID   string   `json:"groupID"`
+		KeyList   []string `json:"keyList"`
+		RequestID string   `json:"requestID"`
+	}
+)
+
+func decodeJSON(data []byte, v any) error {
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return fmt.Errorf("%w: payload is not a JSON object", actors.ErrInvalidParameter)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%w: %w", actors.ErrInvalidParameter, err)
+	}
+	return nil
+}
+
+func decodeProto(data []byte, m proto.Message) error {
+	if err := proto.Unmarshal(data, m); err != nil {
+		return fmt.Errorf("%w: protobuf payload: %w", actors.ErrInvalidParameter, err)
+	}
+	return nil
+}
+
+func decodeSet(f format, data []byte) (*messages.SetRequest, error) {
+	req := new(messages.SetRequest)
+	if f == formatProto {
+		return req, decodeProto(data, req)
+	}
+	var j setJSON
+	if err := decodeJSON(data, &j); err != nil {
+		return nil, err
+	}
+	req.GroupId, req.Counters, req.RequestId = j.GroupID, j.Counters, j.RequestID
+	return req, nil
+}
+
+func decodeChange(f format, data []byte) (*messages.ChangeRequest, error) {
+	req := new(messages.ChangeRequest)
+	if f == formatProto {
+		return req, decodeProto(data, req)
+	}
+	var j changeJSON
+	if err := decodeJSON(data, &j); err != nil {
+		return nil, err
+	}
+	if j.Value == nil {
+		return nil, fmt.Errorf("%w: value is required", actors.ErrInvalidParameter)
+	}
+	req.GroupId, req.Key, req.Value, req.RequestId = j.GroupID, j.Key, *j.Value, j.RequestID
+	return req, nil
+}
+
+func decodeGet(f format, data []byte) (*messages.GetRequest, error) {
+	req := new(messages.GetRequest)
+	if f == formatProto {
+		return req, decodeProto(data, req)
+	}
+	var j keysJSON
+	if err := decodeJSON(data, &j); err != nil {
+		return nil, err
+	}
+	req.GroupId, req.KeyList = j.GroupID, j.KeyList
+	return req, nil
+}
+
+func decodeDelete(f format, data []byte) (*messages.DeleteRequest, error) {
+	req := new(messages.DeleteRequest)
+	if f == formatProto {
+		return req, decodeProto(data, req)
+	}
+	var j keysJSON
+	if err := decodeJSON(data, &j); err != nil {
+		return nil, err
+	}
+	req.GroupId, req.KeyList, req.RequestId = j.GroupID, j.KeyList, j.RequestID
+	return req, nil
+}
+
+// encode marshals a reply, an error body or an update. The JSON is written
+// by hand: protojson would write int64 values as strings.
+func encode(f format, m proto.Message) []byte {
+	if f == formatProto {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			// Marshalling our own well-formed messages cannot fail.
+			panic(fmt.Sprintf("gateway: marshal %T: %v", m, err))
+		}
+		return b
+	}
+	return AppendJSON(make([]byte, 0, 128), m)
+}
+
+// AppendJSON appends the contract's JSON form of a reply, error body or
+// update to b.
+func AppendJSON(b []byte, m proto.Message) []byte {
+	switch m := m.(type) {
+	case *messages.SetReply:
+		b = appendField(b, '{', "groupID")
+		b = appendString(b, m.GetGroupId())
+		b = appendCounters(b, m.GetCounters())
+	case *messages.GetReply:
+		b = appendField(b, '{', "groupID")
+		b = appendString(b, m.GetGroupId())
+		b = appendCounters(b, m.GetCounters())
+	case *messages.ChangeReply:
+		b = appendField(b, '{', "groupID")
+		b = appendString(b, m.GetGroupId())
+		b = appendField(b, ',', "key")
+		b = appendString(b, m.GetKey())
+		b = appendField(b, ',', "value")
+		b = strconv.AppendInt(b, m.GetValue(), 10)
+	case *messages.DeleteReply:
+		b = appendField(b, '{', "groupID")
+		b = appendString(b, m.GetGroupId())
+	case *messages.Error:
+		b = appendField(b, '{', "code")
+		b = strconv.AppendInt(b, int64(m.GetCode()), 10)
+		b = appendField(b, ',', "message")
+		b = appendString(b, m.GetMessage())
+	case *messages.Update:
+		b = appendField(b, '{', "groupID")
+		b = appendString(b, m.GetGroupId())
+		b = appendField(b, ',', "key")
+		b = appendString(b, m.GetKey())
+		b = appendField(b, ',', "value")
+		b = strconv.AppendInt(b, m.GetValue(), 10)
+		b = appendField(b, ',', "seq")
+		b = strconv.AppendUint(b, m.GetSeq(), 10)
+		if m.GetDeleted() {
+			b = append(b, `,"deleted":true`...)
+		}
+	default:
+		panic(fmt.Sprintf("gateway: no JSON form for %T", m))
+	}
+	return append(b, '}')
+}
+
+func appendField(b []byte, sep byte, name string) []byte {
+	b = append(b, sep, '"')
+	b = append(b, name...)
+	return append(b, '"', ':')
+}
+
+func appendCounters(b []byte, counters map[string]int64) []byte {
+	b = appendField(b, ',', "counters")
+	b = append(b, '{')
+	for i, k := range slices.Sorted(maps.Keys(counters)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, counters[k], 10)
+	}
+	return append(b, '}')
+}
+
+const hex = "0123456789abcdef"
+
+// appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
