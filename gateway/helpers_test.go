@@ -1,61 +1,30 @@
 package gateway_test
 
 import (
-	"context"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/tallyhq/tally/actors"
 	"github.com/tallyhq/tally/actors/actorstest"
 	"github.com/tallyhq/tally/gateway"
-	"github.com/tallyhq/tally/journal"
-	"github.com/tallyhq/tally/journal/journaltest"
+	"github.com/tallyhq/tally/gateway/gatewaytest"
 )
 
 type env struct {
 	nc    *nats.Conn // the test's client connection
 	clock *actorstest.FakeClock
-	gw    *gateway.Gateway
 }
 
-// newEnv starts a NATS server, a node and a gateway, each on its own
-// connection as in cmd/node.
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	s := journaltest.StartServer(t)
-	js := journaltest.JetStream(t, journaltest.Connect(t, s))
-	j, err := journal.Open(context.Background(), js, journal.DefaultConfig())
+	n := gatewaytest.StartTB(t, nil)
+	nc, err := nats.Connect(n.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	quiet := slog.New(slog.DiscardHandler)
-	cfg := actors.DefaultConfig()
-	cfg.Journal, cfg.Logger = j, quiet
-	cfg.Publisher = gateway.NewPublisher(journaltest.Connect(t, s), "tally.v1", quiet)
-	clock := actorstest.NewFakeClock()
-	cfg.Clock = clock
-	node, err := actors.Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(node.Stop)
-	gcfg := gateway.DefaultConfig()
-	gcfg.Logger = quiet
-	gw, err := gateway.Start(journaltest.Connect(t, s), node, gcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := gw.Stop(ctx); err != nil {
-			t.Errorf("gateway Stop = %v", err)
-		}
-	})
-	return &env{nc: journaltest.Connect(t, s), clock: clock, gw: gw}
+	t.Cleanup(nc.Close)
+	return &env{nc: nc, clock: n.Clock}
 }
 
 // request sends payload to subject, as protobuf when proto is set.

@@ -1,0 +1,201 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nuid"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tallyhq/tally/messages"
+)
+
+const contentTypeProtobuf = "application/protobuf"
+
+// Client calls tally as one user. It is safe for concurrent use.
+type Client struct {
+	nc      *nats.Conn
+	opts    options
+	subject string // prefix of the request subjects, ending in "."
+}
+
+// New returns a client acting as userID on nc.
+func New(nc *nats.Conn, userID string, opts ...Option) (*Client, error) {
+	if userID == "" || strings.ContainsAny(userID, ".*> \t\r\n") {
+		return nil, fmt.Errorf("client: user ID %q is empty or has . * > or white space", userID)
+	}
+	o, err := apply(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{nc: nc, opts: o, subject: o.prefix + ".user." + userID + "."}, nil
+}
+
+func apply(opts []Option) (options, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}
+
+// SetGroupCounters sets 1..20 counters of a group at once, all or none, and
+// returns the counters set.
+func (c *Client) SetGroupCounters(ctx context.Context, groupID string, counters map[string]int64, opts ...WriteOption) (map[string]int64, error) {
+	req := &messages.SetRequest{GroupId: groupID, Counters: counters, RequestId: requestID(opts)}
+	var reply messages.SetReply
+	if err := c.call(ctx, "set", req, &reply); err != nil {
+		return nil, err
+	}
+	return reply.GetCounters(), nil
+}
+
+// IncreaseGroupCounter adds value (0..MaxInt64) to a counter, which starts
+// at 0 when absent, and returns the counter's new value.
+func (c *Client) IncreaseGroupCounter(ctx context.Context, groupID, key string, value int64, opts ...WriteOption) (int64, error) {
+	return c.change(ctx, "increase", groupID, key, value, opts)
+}
+
+// DecreaseGroupCounter subtracts value (0..MaxInt64) from a counter, which
+// starts at 0 when absent and may go below zero, and returns its new value.
+func (c *Client) DecreaseGroupCounter(ctx context.Context, groupID, key string, value int64, opts ...WriteOption) (int64, error) {
+	return c.change(ctx, "decrease", groupID, key, value, opts)
+}
+
+func (c *Client) change(ctx context.Context, op, groupID, key string, value int64, opts []WriteOption) (int64, error) {
+	req := &messages.ChangeRequest{GroupId: groupID, Key: key, Value: value, RequestId: requestID(opts)}
+	var reply messages.ChangeReply
+	if err := c.call(ctx, op, req, &reply); err != nil {
+		return 0, err
+	}
+	return reply.GetValue(), nil
+}
+
+// GetGroupCounters returns the listed counters of a group, or all of them
+// when no keys are given. Absent keys are left out.
+func (c *Client) GetGroupCounters(ctx context.Context, groupID string, keys ...string) (map[string]int64, error) {
+	var reply messages.GetReply
+	if err := c.call(ctx, "get", &messages.GetRequest{GroupId: groupID, KeyList: keys}, &reply); err != nil {
+		return nil, err
+	}
+	if reply.Counters == nil {
+		return map[string]int64{}, nil
+	}
+	return reply.Counters, nil
+}
+
+// Update is a GROUP_COUNTER_UPDATED event: one key of one committed change.
+type Update struct {
+	GroupID string `json:"groupID"`
+	Key     string `json:"key"`
+	Value   int64  `json:"value"`
+	// Seq is the group's change sequence: consecutive changes have
+	// consecutive numbers, so a gap means a missed update.
+	Seq uint64 `json:"seq"`
+	// Deleted is true when the change removed the key.
+	Deleted bool `json:"deleted,omitempty"`
+}
+
+// OnGroupCounterUpdated calls handler, one call at a time, for every update
+// of the group's counters until the returned unsubscribe is called. Updates
+// are not stored: one missed while unsubscribed or disconnected is gone,
+// and shows as a gap in Seq.
+func (c *Client) OnGroupCounterUpdated(groupID string, handler func(Update)) (unsubscribe func() error, err error) {
+	if groupID == "" || strings.ContainsAny(groupID, ".*> \t\r\n") {
+		return nil, &Error{Code: ErrInvalidGroupID.Code, Message: fmt.Sprintf("group ID %q is empty or has . * > or white space", groupID)}
+	}
+	sub, err := c.nc.Subscribe(c.opts.prefix+".updates."+groupID, func(m *nats.Msg) {
+		var u Update
+		if json.Unmarshal(m.Data, &u) == nil {
+			handler(u)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: subscribe to updates of %s: %w", groupID, err)
+	}
+	// Make sure the server has the subscription before returning, so no
+	// update that follows this call is missed.
+	if err := c.nc.Flush(); err != nil {
+		sub.Unsubscribe()
+		return nil, fmt.Errorf("client: subscribe to updates of %s: %w", groupID, err)
+	}
+	return sub.Unsubscribe, nil
+}
+
+func requestID(opts []WriteOption) string {
+	var o writeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.requestID == "" {
+		return nuid.Next()
+	}
+	return o.requestID
+}
+
+// call sends req to subject+op and decodes the reply into reply, retrying
+// what may succeed on a second try: ErrInternal, a timeout, no responders.
+func (c *Client) call(ctx context.Context, op string, req, reply proto.Message) error {
+	data, err := proto.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("client: encode %s: %w", op, err)
+	}
+	for attempt := 0; ; attempt++ {
+		err = c.once(ctx, c.subject+op, data, reply)
+		if !retryable(err) || attempt >= c.opts.retries {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(c.opts.backoff * time.Duration(attempt+1)):
+		}
+	}
+}
+
+func retryable(err error) bool {
+	return errors.Is(err, ErrInternal) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders)
+}
+
+func (c *Client) once(ctx context.Context, subject string, data []byte, reply proto.Message) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.timeout)
+		defer cancel()
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	msg.Header.Set("Content-Type", contentTypeProtobuf)
+	res, err := c.nc.RequestMsgWithContext(ctx, msg)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("%w: %w", nats.ErrTimeout, err)
+	}
+	if err != nil {
+		return fmt.Errorf("client: %s: %w", subject, err)
+	}
+	if code := res.Header.Get(micro.ErrorCodeHeader); code != "" {
+		return replyError(code, res)
+	}
+	if err := proto.Unmarshal(res.Data, reply); err != nil {
+		return fmt.Errorf("client: %s: decode reply: %w", subject, err)
+	}
+	return nil
+}
+
+func replyError(code string, res *nats.Msg) error {
+	var body messages.Error
+	if proto.Unmarshal(res.Data, &body) == nil && body.GetCode() != 0 {
+		return &Error{Code: int(body.GetCode()), Message: body.GetMessage()}
+	}
+	n, _ := strconv.Atoi(code)
+	return &Error{Code: n, Message: res.Header.Get(micro.ErrorHeader)}
+}

@@ -1,0 +1,201 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tallyhq/tally/client"
+	"github.com/tallyhq/tally/journal/journaltest"
+	"github.com/tallyhq/tally/messages"
+)
+
+func connect(t *testing.T, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func TestErrorsMatchSentinels(t *testing.T) {
+	nc := connect(t, tallyURL)
+	c, err := client.New(nc, "erin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	admin, err := client.NewAdmin(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.SetGroupCounters(ctx, "g-err", map[string]int64{"max": math.MaxInt64}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		call func() error
+		want *client.Error
+	}{
+		{"bad group", func() error { _, err := c.GetGroupCounters(ctx, "a.b"); return err }, client.ErrInvalidGroupID},
+		{"long key", func() error {
+			_, err := c.IncreaseGroupCounter(ctx, "g-err", strings.Repeat("k", 129), 1)
+			return err
+		}, client.ErrInvalidParameter},
+		{"overflow", func() error { _, err := c.IncreaseGroupCounter(ctx, "g-err", "max", 1); return err }, client.ErrInvalidParameter},
+		{"negative", func() error { _, err := c.DecreaseGroupCounter(ctx, "g-err", "k", -5); return err }, client.ErrInvalidParameter},
+		{"empty set", func() error { _, err := c.SetGroupCounters(ctx, "g-err", nil); return err }, client.ErrInvalidParameter},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call()
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want code %d", err, tt.want.Code)
+			}
+			var e *client.Error
+			if !errors.As(err, &e) || e.Message == "" || e.Code != tt.want.Code {
+				t.Errorf("err = %#v, want code %d and a message", err, tt.want.Code)
+			}
+			if errors.Is(err, client.ErrRateLimited) {
+				t.Errorf("%v matches ErrRateLimited", err)
+			}
+		})
+	}
+	if _, err := client.New(nc, "a.b"); err == nil {
+		t.Errorf("New with user a.b succeeded")
+	}
+}
+
+func TestGetAllAndSome(t *testing.T) {
+	nc := connect(t, tallyURL)
+	c, _ := client.New(nc, "frank")
+	ctx := context.Background()
+	if _, err := c.SetGroupCounters(ctx, "g-get", map[string]int64{"a": 1, "b": -2}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := c.GetGroupCounters(ctx, "g-get")
+	if err != nil || !cmp.Equal(all, map[string]int64{"a": 1, "b": -2}) {
+		t.Errorf("GetGroupCounters(all) = %v, %v", all, err)
+	}
+	some, err := c.GetGroupCounters(ctx, "g-get", "b", "zzz")
+	if err != nil || !cmp.Equal(some, map[string]int64{"b": -2}) {
+		t.Errorf("GetGroupCounters(b, zzz) = %v, %v", some, err)
+	}
+	none, err := c.GetGroupCounters(ctx, "g-never-written")
+	if err != nil || none == nil || len(none) != 0 {
+		t.Errorf("GetGroupCounters(unwritten) = %#v, %v; want an empty map", none, err)
+	}
+}
+
+func TestUpdatesInOrderAndUnsubscribe(t *testing.T) {
+	nc := connect(t, tallyURL)
+	admin, _ := client.NewAdmin(nc)
+	var mu sync.Mutex
+	var got []client.Update
+	unsubscribe, err := admin.OnGroupCounterUpdated("g-upd", func(u client.Update) {
+		mu.Lock()
+		got = append(got, u)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	admin.SetGroupCounters(ctx, "g-upd", map[string]int64{"x": 1, "y": 2})
+	admin.IncreaseGroupCounter(ctx, "g-upd", "x", 4)
+	admin.DeleteGroupCounters(ctx, "g-upd", "y")
+	want := []client.Update{
+		{GroupID: "g-upd", Key: "x", Value: 1, Seq: 1},
+		{GroupID: "g-upd", Key: "y", Value: 2, Seq: 1},
+		{GroupID: "g-upd", Key: "x", Value: 5, Seq: 2},
+		{GroupID: "g-upd", Key: "y", Seq: 3, Deleted: true},
+	}
+	journaltest.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if diff := cmp.Diff(want, got); diff != "" {
+			return errors.New(diff)
+		}
+		return nil
+	})
+	if err := unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	// After unsubscribing, a new change reaches a second subscriber but not
+	// the first handler.
+	seen := make(chan client.Update, 1)
+	stop, err := admin.OnGroupCounterUpdated("g-upd", func(u client.Update) { seen <- u })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	admin.IncreaseGroupCounter(ctx, "g-upd", "x", 1)
+	<-seen
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != len(want) {
+		t.Errorf("handler got %d updates after unsubscribe", len(got)-len(want))
+	}
+}
+
+// TestRetriesInternalErrorsWithSameRequestID answers the first attempt of a
+// write with 10002, as a node whose journal append timed out would, and
+// checks that the client retries with the same request ID.
+func TestRetriesInternalErrorsWithSameRequestID(t *testing.T) {
+	s := journaltest.StartServer(t)
+	nc := connect(t, s.ClientURL())
+	var ids []string
+	svc, err := micro.AddService(nc, micro.Config{Name: "flaky", Version: "0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	err = svc.AddEndpoint("increase", micro.HandlerFunc(func(r micro.Request) {
+		var req messages.ChangeRequest
+		if err := proto.Unmarshal(r.Data(), &req); err != nil {
+			t.Error(err)
+		}
+		ids = append(ids, req.GetRequestId())
+		if len(ids) == 1 {
+			body, _ := proto.Marshal(&messages.Error{Code: 10002, Message: "journal append timed out"})
+			r.Error("10002", "journal append timed out", body)
+			return
+		}
+		body, _ := proto.Marshal(&messages.ChangeReply{GroupId: req.GetGroupId(), Key: req.GetKey(), Value: 42})
+		r.Respond(body)
+	}), micro.WithEndpointSubject("tally.v1.user.gina.increase"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := client.New(nc, "gina")
+	v, err := c.IncreaseGroupCounter(context.Background(), "g", "k", 1)
+	if err != nil || v != 42 {
+		t.Fatalf("IncreaseGroupCounter = %d, %v; want 42 after a retry", v, err)
+	}
+	if len(ids) != 2 || ids[0] == "" || ids[0] != ids[1] {
+		t.Errorf("request IDs of the attempts = %q, want two equal, non-empty", ids)
+	}
+
+	noRetry, _ := client.New(nc, "gina", client.WithRetries(0))
+	ids = nil
+	if _, err := noRetry.IncreaseGroupCounter(context.Background(), "g", "k", 1, client.WithRequestID("mine")); !errors.Is(err, client.ErrInternal) {
+		t.Errorf("without retries: %v, want ErrInternal", err)
+	}
+	if len(ids) != 1 || ids[0] != "mine" {
+		t.Errorf("request IDs = %q, want [mine]", ids)
+	}
+}

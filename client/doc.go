@@ -1,0 +1,12 @@
+// Package client is the Go SDK of tally, shaped like Tencent Cloud Chat's
+// Web SDK: SetGroupCounters, IncreaseGroupCounter, DecreaseGroupCounter,
+// GetGroupCounters and OnGroupCounterUpdated.
+//
+// A Client acts as one user on the user subjects, which are rate limited per
+// user. An Admin acts for a trusted back end on the admin subjects, which
+// are not limited and can also delete counters.
+//
+// Every write carries a request ID, the caller's or a generated one, so a
+// write that failed with ErrInternal (the outcome is unknown) is retried
+// with the same ID and applied at most once.
+package client

@@ -1,0 +1,27 @@
+package client_test
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/tallyhq/tally/gateway/gatewaytest"
+)
+
+// tallyURL is the NATS URL of the tally node the examples talk to.
+var tallyURL string
+
+func TestMain(m *testing.M) {
+	node, err := gatewaytest.Start(nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	tallyURL = node.URL
+	code := m.Run()
+	if err := node.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
+	os.Exit(code)
+}
