@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// binary is the node built once for the process tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tally-node-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "tally-node")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build tally-node:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer is a bytes.Buffer safe for a process to write while a test
+// reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// proc is a running node process.
+type proc struct {
+	cmd    *exec.Cmd
+	url    string
+	stderr *syncBuffer
+	done   chan struct{}
+	err    error // the process's exit, once done is closed
+}
+
+// startProc starts the node with args and waits until it serves.
+func startProc(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binary, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Stderr = p.stderr
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if url, ok := strings.CutPrefix(sc.Text(), "tally: serving on "); ok {
+				urls <- url
+			}
+		}
+	}()
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("node %v stderr:\n%s", args, p.stderr)
+		}
+	})
+	select {
+	case p.url = <-urls:
+	case <-p.done:
+		t.Fatalf("node %v exited before serving: %v\n%s", args, p.err, p.stderr)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("node %v not serving after 60 s\n%s", args, p.stderr)
+	}
+	return p
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *proc) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("node did not exit within 60 s")
+	}
+	var exit *exec.ExitError
+	if errors.As(p.err, &exit) {
+		return exit.ExitCode()
+	}
+	if p.err != nil {
+		t.Fatal(p.err)
+	}
+	return 0
+}
+
+func connect(t *testing.T, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func TestPingOnceServing(t *testing.T) {
+	p := startProc(t, "--data", t.TempDir(), "--listen", "127.0.0.1:0")
+	nc := connect(t, p.url)
+	m, err := nc.Request("$SRV.PING.tally", nil, 5*time.Second)
+	if err != nil {
+		t.Fatalf("$SRV.PING.tally: %v", err)
+	}
+	if !strings.Contains(string(m.Data), `"name":"tally"`) {
+		t.Errorf("$SRV.PING.tally = %s", m.Data)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t); code != 0 {
+		t.Errorf("exit code after SIGINT = %d, want 0", code)
+	}
+}
+
+func TestBadConfiguration(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"unknown sync", []string{"--sync", "sometimes"}, nil, `--sync "sometimes"`},
+		{"sync from the environment", nil, []string{"TALLY_SYNC=never"}, `--sync "never"`},
+		{"negative passivation", []string{"--passivate-after", "-1s"}, nil, "--passivate-after"},
+		{"bad duration in the environment", nil, []string{"TALLY_DEDUPE_WINDOW=soon"}, "$TALLY_DEDUPE_WINDOW"},
+		{"data is a file", []string{"--data", file}, nil, "cannot create the directory"},
+		{"bad listen address", []string{"--listen", "nowhere"}, nil, "--listen"},
+		{"unknown flag", []string{"--colour"}, nil, "flag provided but not defined"},
+		{"stray argument", []string{"extra"}, nil, "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(binary, tt.args...)
+			cmd.Env = append(os.Environ(), tt.env...)
+			cmd.Dir = t.TempDir()
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+				t.Fatalf("node %v exited with %v, want a non-zero code", tt.args, err)
+			}
+			if !strings.Contains(string(out), tt.want) {
+				t.Errorf("output %q does not mention %q", out, tt.want)
+			}
+		})
+	}
+}
+
+func TestFlagsOverrideEnvironment(t *testing.T) {
+	env := map[string]string{"TALLY_SYNC": "always", "TALLY_PASSIVATE_AFTER": "1m", "TALLY_DATA": "/srv/tally"}
+	c, err := parseConfig([]string{"--sync", "interval"}, func(k string) string { return env[k] }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.sync != "interval" || c.passivateAfter != time.Minute || c.data != "/srv/tally" {
+		t.Errorf("config = sync %s, passivate %v, data %s; want interval (flag), 1m and /srv/tally (environment)", c.sync, c.passivateAfter, c.data)
+	}
+	if c.dedupeWindow != 2*time.Minute || c.listen != "127.0.0.1:4222" {
+		t.Errorf("defaults = dedupe %v, listen %s", c.dedupeWindow, c.listen)
+	}
+}
