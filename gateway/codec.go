@@ -3,8 +3,10 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"unicode/utf8"
@@ -53,10 +55,37 @@ func decodeJSON(data []byte, v any) error {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return fmt.Errorf("%w: payload is not a JSON object", actors.ErrInvalidParameter)
 	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("%w: %w", actors.ErrInvalidParameter, err)
+	err := json.Unmarshal(data, v)
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &typeErr):
+		if typeErr.Field == "counters" && typeErr.Type.Kind() == reflect.Int64 {
+			return fmt.Errorf("%w: every counter must be %s, not a JSON %s", actors.ErrInvalidParameter, jsonKind(typeErr.Type), typeErr.Value)
+		}
+		return fmt.Errorf("%w: %s must be %s, not a JSON %s", actors.ErrInvalidParameter, typeErr.Field, jsonKind(typeErr.Type), typeErr.Value)
+	case errors.As(err, &syntaxErr):
+		return fmt.Errorf("%w: malformed JSON at byte %d: %w", actors.ErrInvalidParameter, syntaxErr.Offset, err)
+	default:
+		return fmt.Errorf("%w: malformed JSON: %w", actors.ErrInvalidParameter, err)
 	}
-	return nil
+}
+
+// jsonKind names the JSON a Go type wants, for error messages.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int64:
+		return "an integer from -9223372036854775808 to 9223372036854775807"
+	case reflect.String:
+		return "a string"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Slice:
+		return "an array"
+	}
+	return t.String()
 }
 
 func decodeProto(data []byte, m proto.Message) error {
