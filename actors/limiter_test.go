@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/actors"
+	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/messages"
 )
 
@@ -65,5 +66,30 @@ func TestRateLimit(t *testing.T) {
 	}
 	if err := write(); !errors.Is(err, actors.ErrRateLimited) {
 		t.Errorf("21st write of the new window = %v, want ErrRateLimited", err)
+	}
+}
+
+// TestIdleLimiterPassivates: a limiter whose windows have slid past its last
+// call stops, and a new one starts empty.
+func TestIdleLimiterPassivates(t *testing.T) {
+	e := newEnv(t, func(c *actors.Config) { c.LimitWindow = 100 * time.Millisecond })
+	ctx := context.Background()
+	for range 20 {
+		if _, err := e.node.Change(ctx, "erin", "g", increase("k", 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !e.node.LimiterActive("erin") {
+		t.Fatal("erin's limiter is not active after 20 calls")
+	}
+	e.clock.Advance(100 * time.Millisecond)
+	journaltest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if e.node.LimiterActive("erin") {
+			return errors.New("erin's limiter still active")
+		}
+		return nil
+	})
+	if _, err := e.node.Change(ctx, "erin", "g", increase("k", 1)); err != nil {
+		t.Errorf("first call after passivation = %v", err)
 	}
 }

@@ -1,0 +1,63 @@
+package actors
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tallyhq/tally/messages"
+)
+
+// BenchmarkDecideApply is a group's work per increase: decide on a copy,
+// then Apply the committed event.
+func BenchmarkDecideApply(b *testing.B) {
+	st := newState()
+	for i := range 5 {
+		st.Counters[fmt.Sprintf("key%d", i)] = int64(i)
+	}
+	cmd := &messages.Change{Op: messages.Op_OP_INCREASE, Key: "key1", Amount: 1}
+	b.ReportAllocs()
+	for b.Loop() {
+		next := cloneState(st)
+		c, err := decide(next, cmd)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := Apply(st, &messages.Event{Changes: []*messages.Change{c}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkLimiterAdmit(b *testing.B) {
+	w := newWindow(20)
+	now := time.Now().UnixNano()
+	b.ReportAllocs()
+	for b.Loop() {
+		now += int64(time.Second) // 1 call a second: always admitted
+		if !w.admit(now, 5*time.Second) {
+			b.Fatal("refused")
+		}
+	}
+}
+
+func TestWindowSlides(t *testing.T) {
+	w := newWindow(3)
+	span := 10 * time.Second
+	for i, tc := range []struct {
+		at   int64
+		want bool
+	}{
+		{0, true}, {1, true}, {2, true}, // full
+		{3, false},               // refused: not recorded
+		{int64(span) - 1, false}, // the call at 0 is still inside
+		{int64(span), true},      // the call at 0 slid out
+		{int64(span) + 1, true},  // the call at 1 slid out
+		{int64(span) + 2, true},  // the call at 2 slid out
+		{int64(span) + 3, false}, // three calls within span again
+	} {
+		if got := w.admit(tc.at, span); got != tc.want {
+			t.Errorf("step %d: admit(%d) = %v, want %v", i, tc.at, got, tc.want)
+		}
+	}
+}
