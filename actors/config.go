@@ -52,6 +52,11 @@ type Config struct {
 	Timeout time.Duration
 	// MaxBatch is the most commands one append carries.
 	MaxBatch int
+	// RecoverEvents bounds how many of a group's events activation reads
+	// back, besides the last, to recover the request IDs of the dedupe
+	// window: a busy group's recent past is long, and a retry is almost
+	// always of one of the last writes.
+	RecoverEvents int
 
 	// WriteLimit writes (set, increase, decrease) and, separately,
 	// ReadLimit gets per user within LimitWindow.
@@ -75,6 +80,7 @@ func DefaultConfig() Config {
 		DedupeWindow:   2 * time.Minute,
 		Timeout:        5 * time.Second,
 		MaxBatch:       512,
+		RecoverEvents:  1000,
 		WriteLimit:     20,
 		ReadLimit:      20,
 		LimitWindow:    5 * time.Second,
@@ -97,6 +103,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("actors: timeout %v must be positive", c.Timeout)
 	case c.MaxBatch < 1:
 		return fmt.Errorf("actors: max batch %d must be at least 1", c.MaxBatch)
+	case c.RecoverEvents < 0:
+		return fmt.Errorf("actors: recover events %d must not be negative", c.RecoverEvents)
 	case c.WriteLimit < 1 || c.ReadLimit < 1 || c.LimitWindow <= 0:
 		return fmt.Errorf("actors: rate limits %d/%d per %v must be positive", c.WriteLimit, c.ReadLimit, c.LimitWindow)
 	case c.Port < 0 || c.Port > 65535:

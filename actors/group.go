@@ -309,7 +309,7 @@ func (g *group) finish(ctx actor.Context, p *pending) {
 func (g *group) load(ctx actor.Context, known uint64) {
 	g.ready, g.busy = false, true
 	self, root := ctx.Self(), ctx.ActorSystem().Root
-	j, id, timeout := g.cfg.Journal, g.id, g.cfg.Timeout
+	j, id, timeout, limit := g.cfg.Journal, g.id, g.cfg.Timeout, g.cfg.RecoverEvents
 	horizon := g.cfg.Clock.Now().UnixNano() - int64(g.cfg.DedupeWindow)
 	window := g.cfg.DedupeWindow
 	go func() {
@@ -318,24 +318,25 @@ func (g *group) load(ctx actor.Context, known uint64) {
 		res := &loaded{}
 		res.ev, res.seq, res.err = j.Last(c, id)
 		if res.err == nil && res.ev != nil && window > 0 {
-			res.recent, res.err = recentChanges(c, j, id, res.ev, known, horizon)
+			res.recent, res.err = recentChanges(c, j, id, res.ev, known, horizon, limit)
 		}
 		root.Send(self, res)
 	}()
 }
 
 // recentChanges walks back from ev through the events newer than known
-// and not older than horizon, collecting the changes that carry request IDs.
-func recentChanges(ctx context.Context, j Journal, group string, ev *messages.Event, known uint64, horizon int64) ([]recentChange, error) {
+// and not older than horizon, at most limit of them before ev, collecting
+// the changes that carry request IDs.
+func recentChanges(ctx context.Context, j Journal, group string, ev *messages.Event, known uint64, horizon int64, limit int) ([]recentChange, error) {
 	var out []recentChange
-	for ev.GetUnixNano() >= horizon {
+	for read := 0; ev.GetUnixNano() >= horizon; read++ {
 		for _, c := range ev.GetChanges() {
 			if c.GetRequestId() != "" {
 				out = append(out, recentChange{change: c, at: ev.GetUnixNano()})
 			}
 		}
 		prev := ev.GetPrevSeq()
-		if prev == 0 || prev <= known {
+		if prev == 0 || prev <= known || read >= limit {
 			break
 		}
 		var err error

@@ -324,3 +324,35 @@ func TestReplayRebuildsLiveState(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoveredRequestIDsAreBounded: after a passivation, the request IDs
+// of the last RecoverEvents events before the last one are recovered, and
+// older ones are not.
+func TestRecoveredRequestIDsAreBounded(t *testing.T) {
+	e := newEnv(t, func(c *actors.Config) {
+		c.PassivateAfter = 50 * time.Millisecond
+		c.RecoverEvents = 2
+	})
+	n := e.node
+	inc := func(id string) *messages.Change {
+		return &messages.Change{Op: messages.Op_OP_INCREASE, Key: "k", Amount: 1, RequestId: id}
+	}
+	for i := range 5 {
+		change(t, n, "", "g", inc(fmt.Sprintf("r%d", i)))
+	}
+	journaltest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if n.Active("g") {
+			return errors.New("group g still active")
+		}
+		return nil
+	})
+	// r4 is in the last event, r3 and r2 in the two before it.
+	for _, id := range []string{"r4", "r3", "r2"} {
+		if v := change(t, n, "", "g", inc(id)).GetValue(); v > 5 {
+			t.Errorf("retry of %s applied again: k = %d", id, v)
+		}
+	}
+	if v := change(t, n, "", "g", inc("r1")).GetValue(); v != 6 {
+		t.Errorf("retry of r1, beyond the recovered events, gives %d, want 6 (applied again)", v)
+	}
+}
