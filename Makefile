@@ -6,7 +6,7 @@ BIN           := $(CURDIR)/bin
 PROTOC_VERSION := 3.21.12
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: run test build proto vet clean
+.PHONY: run test build bench proto clean
 
 run:
 	$(GO) run ./cmd/node --data ./data
@@ -17,6 +17,11 @@ test:
 
 build:
 	$(GO) build -o $(BIN)/tally-node ./cmd/node
+
+# bench runs tally, Redis with Lua and NATS counters side by side (about 10
+# minutes; installs redis-server when missing) and writes docs/bench/.
+bench:
+	$(GO) run ./cmd/bench -out docs/bench $(BENCHFLAGS)
 
 # proto regenerates messages/*.pb.go with pinned generators: protoc from
 # Debian's protobuf-compiler (installed when missing) and protoc-gen-go.

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// errRefused marks an operation the system refused by its rate limit: it is
+// counted apart, never as throughput.
+var errRefused = errors.New("refused by the rate limit")
+
+// op performs operation n (numbered from 0 across all workers) on worker w.
+type op func(w int, n uint64) error
+
+// result is one row of the report.
+type result struct {
+	System   string  `json:"system"`
+	Sync     string  `json:"sync"`
+	Workload string  `json:"workload"`
+	Ops      int64   `json:"ops"`
+	Seconds  float64 `json:"seconds"`
+	OpsPerS  float64 `json:"ops_per_s"`
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	P999ms   float64 `json:"p999_ms"`
+	CPUPerM  float64 `json:"cpu_s_per_million_ops"`
+	PeakRSS  int64   `json:"peak_rss_bytes"`
+	Refused  int64   `json:"refused"`
+	Failed   int64   `json:"failed"`
+	FirstErr string  `json:"first_error,omitempty"`
+	Skipped  string  `json:"skipped,omitempty"`
+	Ratio    float64 `json:"tally_ratio,omitempty"` // tally's ops/s over this row's
+}
+
+// recorder collects one measurement.
+type recorder struct {
+	mu        sync.Mutex
+	latencies []time.Duration
+	refused   atomic.Int64
+	failed    atomic.Int64
+	firstErr  atomic.Value
+}
+
+func (r *recorder) fail(err error) {
+	if errors.Is(err, errRefused) {
+		r.refused.Add(1)
+	} else {
+		r.failed.Add(1)
+	}
+	r.firstErr.CompareAndSwap(nil, err.Error())
+}
+
+// runFor runs op on workers for warmup and then dur, and measures the
+// operations that complete within dur. server is the process under test.
+func runFor(workers int, warmup, dur time.Duration, server int, do op) result {
+	var next atomic.Uint64
+	rec := &recorder{}
+	start := time.Now()
+	measureFrom := start.Add(warmup)
+	end := measureFrom.Add(dur)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			lat := make([]time.Duration, 0, 1<<16)
+			for {
+				t := time.Now()
+				if t.After(end) {
+					break
+				}
+				err := do(w, next.Add(1)-1)
+				done := time.Now()
+				if done.Before(measureFrom) || done.After(end) {
+					continue
+				}
+				if err != nil {
+					rec.fail(err)
+					continue
+				}
+				lat = append(lat, done.Sub(t))
+			}
+			rec.mu.Lock()
+			rec.latencies = append(rec.latencies, lat...)
+			rec.mu.Unlock()
+		})
+	}
+	time.Sleep(time.Until(measureFrom)) // the warm-up, not synchronisation
+	cpu0 := cpuSeconds(server)
+	resetPeakRSS(server)
+	time.Sleep(time.Until(end))
+	cpu1 := cpuSeconds(server)
+	_, peak := memory(server)
+	wg.Wait()
+	return rec.result(dur, cpu1-cpu0, peak)
+}
+
+// runN runs operations 0..n-1 on workers and measures them all.
+func runN(workers int, n uint64, server int, do op) result {
+	var next atomic.Uint64
+	rec := &recorder{}
+	cpu0 := cpuSeconds(server)
+	resetPeakRSS(server)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			var lat []time.Duration
+			for {
+				i := next.Add(1) - 1
+				if i >= n {
+					break
+				}
+				t := time.Now()
+				if err := do(w, i); err != nil {
+					rec.fail(err)
+					continue
+				}
+				lat = append(lat, time.Since(t))
+			}
+			rec.mu.Lock()
+			rec.latencies = append(rec.latencies, lat...)
+			rec.mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	_, peak := memory(server)
+	return rec.result(elapsed, cpuSeconds(server)-cpu0, peak)
+}
+
+func (r *recorder) result(d time.Duration, cpu float64, peak int64) result {
+	slices.Sort(r.latencies)
+	ops := int64(len(r.latencies))
+	res := result{
+		Ops:     ops,
+		Seconds: d.Seconds(),
+		OpsPerS: float64(ops) / d.Seconds(),
+		P50ms:   quantile(r.latencies, 0.50),
+		P99ms:   quantile(r.latencies, 0.99),
+		P999ms:  quantile(r.latencies, 0.999),
+		PeakRSS: peak,
+		Refused: r.refused.Load(),
+		Failed:  r.failed.Load(),
+	}
+	if ops > 0 {
+		res.CPUPerM = cpu / float64(ops) * 1e6
+	}
+	if e, ok := r.firstErr.Load().(string); ok {
+		res.FirstErr = e
+	}
+	return res
+}
+
+func quantile(sorted []time.Duration, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := min(int(q*float64(len(sorted))), len(sorted)-1)
+	return float64(sorted[i]) / float64(time.Millisecond)
+}

@@ -1,0 +1,105 @@
+// Command bench measures tally side by side with Redis (one Lua script per
+// call doing the same work) and NATS JetStream's native counters, on the
+// same machine, in one run, and reports ratios.
+//
+//	go run ./cmd/bench -out docs/bench
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+)
+
+type options struct {
+	warmup, duration time.Duration
+	workers          int
+	coldGroups       int
+	memGroups        []int
+	replayEvents     int
+	out              string
+	skipPeers        bool
+}
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "warm-up before each measurement")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measurement of each workload")
+	fs.IntVar(&o.workers, "workers", 64, "connections, each with one request in flight")
+	fs.IntVar(&o.coldGroups, "cold-groups", 100_000, "groups of w4 (cold activation)")
+	fs.IntVar(&o.replayEvents, "replay-events", 1_000_000, "events of the replay measurement")
+	fs.StringVar(&o.out, "out", "docs/bench", "directory for results.json and results.png")
+	fs.BoolVar(&o.skipPeers, "tally-only", false, "measure tally alone, no peers")
+	mem := fs.String("mem-groups", "100000,1000000", "active-group counts of the memory measurement")
+	quick := fs.Bool("quick", false, "short run: 1 s warm-up, 3 s per workload, smaller extras")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var err error
+	if o.memGroups, err = parseInts(*mem); err != nil {
+		return fmt.Errorf("-mem-groups: %w", err)
+	}
+	if *quick {
+		o.warmup, o.duration, o.coldGroups, o.replayEvents, o.memGroups = time.Second, 3*time.Second, 10_000, 100_000, []int{10_000, 50_000}
+	}
+	tmp, err := os.MkdirTemp("", "tally-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	b := &bench{o: o, tmp: tmp, log: os.Stderr}
+	if b.tallyBin, err = build(ctx, tmp, "./cmd/node", "tally-node"); err != nil {
+		return err
+	}
+	if b.natsBin, err = build(ctx, tmp, "github.com/nats-io/nats-server/v2", "nats-server"); err != nil {
+		return err
+	}
+	rep := report{
+		Cores:   runtime.NumCPU(),
+		When:    time.Now().UTC().Format(time.RFC3339),
+		Command: "go run ./cmd/bench " + joinArgs(args),
+		Workers: o.workers,
+	}
+	for _, mode := range []string{"interval", "always"} {
+		rep.Rows = append(rep.Rows, b.tally(mode)...)
+		if !o.skipPeers {
+			rep.Rows = append(rep.Rows, b.redis(redisFsync(mode))...)
+			rep.Rows = append(rep.Rows, b.nats(mode)...)
+		}
+	}
+	rep.Extras = b.extras()
+	rep.ratios()
+	rep.print(stdout)
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(o.out, "results.json"), js, 0o644); err != nil {
+		return err
+	}
+	return writeChart(filepath.Join(o.out, "results.png"), rep)
+}
+
+func redisFsync(mode string) string {
+	if mode == "always" {
+		return "always"
+	}
+	return "everysec"
+}

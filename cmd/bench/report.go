@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+type report struct {
+	Cores   int      `json:"cores"`
+	When    string   `json:"when"`
+	Command string   `json:"command"`
+	Workers int      `json:"workers"`
+	Rows    []result `json:"rows"`
+	Extras  extras   `json:"extras"`
+}
+
+// ratios sets each peer row's Ratio: tally's ops/s at the matching
+// durability over the peer's.
+func (r *report) ratios() {
+	tally := map[string]float64{}
+	for _, row := range r.Rows {
+		if row.System == "tally" && row.Skipped == "" {
+			tally[row.Sync+"/"+row.Workload] = row.OpsPerS
+		}
+	}
+	for i, row := range r.Rows {
+		if row.System == "tally" || row.Skipped != "" || row.OpsPerS == 0 {
+			continue
+		}
+		sync := row.Sync
+		switch sync {
+		case "everysec":
+			sync = "interval"
+		}
+		if t, ok := tally[sync+"/"+row.Workload]; ok {
+			r.Rows[i].Ratio = t / row.OpsPerS
+		}
+	}
+}
+
+func (r *report) print(w io.Writer) {
+	fmt.Fprintf(w, "tally benchmark, %d cores, %d connections with one request in flight each, %s\n\n", r.Cores, r.Workers, r.When)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "system\tsync\tworkload\tops/s\tp50 ms\tp99 ms\tp99.9 ms\tCPU s/M ops\tpeak RSS MB\ttally/peer\trefused\tfailed\t")
+	for _, row := range r.Rows {
+		if row.Skipped != "" {
+			fmt.Fprintf(tw, "%s\t%s\t%s\tskipped: %s\t\t\t\t\t\t\t\t\t\n", row.System, row.Sync, row.Workload, row.Skipped)
+			continue
+		}
+		ratio := ""
+		if row.Ratio > 0 {
+			ratio = strconv.FormatFloat(row.Ratio, 'f', 2, 64) + "x"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.0f\t%s\t%d\t%d\t\n",
+			row.System, row.Sync, row.Workload, row.OpsPerS, row.P50ms, row.P99ms, row.P999ms,
+			row.CPUPerM, float64(row.PeakRSS)/(1<<20), ratio, row.Refused, row.Failed)
+	}
+	tw.Flush()
+	for _, row := range r.Rows {
+		if row.FirstErr != "" {
+			fmt.Fprintf(w, "%s %s %s: first error: %s\n", row.System, row.Sync, row.Workload, row.FirstErr)
+		}
+	}
+	e := r.Extras
+	fmt.Fprintf(w, "\ntally alone (--sync=interval):\n")
+	fmt.Fprintf(w, "  journal replay: %d events over %d groups in %.2f s: %.0f events/s\n", e.ReplayEvents, e.ReplayGroups, e.ReplaySeconds, e.ReplayPerS)
+	fmt.Fprintf(w, "  group activation (first get after a restart, one at a time): p50 %.3f ms, p99 %.3f ms over %d groups\n", e.ActivationP50ms, e.ActivationP99ms, e.ActivationGroups)
+	for _, m := range e.Memory {
+		fmt.Fprintf(w, "  memory: %d active groups of 5 counters: RSS %.0f MB, %.0f bytes per group over an idle node\n", m.Groups, float64(m.RSS)/(1<<20), m.PerGroup)
+	}
+	for _, n := range e.Notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func joinArgs(args []string) string { return strings.Join(args, " ") }

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+type bench struct {
+	o        options
+	tmp      string
+	tallyBin string
+	natsBin  string
+	log      io.Writer
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.log, format+"\n", args...)
+}
+
+func (b *bench) dir(name string) string {
+	d, err := os.MkdirTemp(b.tmp, name+"-")
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+var workloads = []string{"w1", "w2", "w3"}
+
+func skipped(system, sync, workload string, err error) result {
+	return result{System: system, Sync: sync, Workload: workload, Skipped: err.Error()}
+}
+
+func (b *bench) tally(sync string) []result {
+	var rows []result
+	data := filepath.Join(b.dir("tally"), "data")
+	node, err := startTally(b.tallyBin, data, sync)
+	if err != nil {
+		return append(rows, skipped("tally", sync, "all", err))
+	}
+	c, err := newTallyClient(node.url, b.o.workers)
+	if err != nil {
+		node.stop()
+		return append(rows, skipped("tally", sync, "all", err))
+	}
+	for _, w := range workloads {
+		b.logf("tally --sync=%s %s ...", sync, w)
+		r := runFor(b.o.workers, b.o.warmup, b.o.duration, node.pid(), c.workload(w))
+		r.System, r.Sync, r.Workload = "tally", sync, w
+		rows = append(rows, r)
+	}
+	b.logf("tally --sync=%s w4: writing %d groups ...", sync, b.o.coldGroups)
+	err = c.fill("w4-", b.o.coldGroups, 1)
+	c.close()
+	node.stop()
+	if err != nil {
+		return append(rows, skipped("tally", sync, "w4", err))
+	}
+	node, err = startTally(b.tallyBin, data, sync)
+	if err != nil {
+		return append(rows, skipped("tally", sync, "w4", err))
+	}
+	defer node.stop()
+	if c, err = newTallyClient(node.url, b.o.workers); err != nil {
+		return append(rows, skipped("tally", sync, "w4", err))
+	}
+	defer c.close()
+	b.logf("tally --sync=%s w4: first get of %d groups after a restart ...", sync, b.o.coldGroups)
+	r := runN(b.o.workers, uint64(b.o.coldGroups), node.pid(), c.coldGets("w4-", b.o.coldGroups))
+	r.System, r.Sync, r.Workload = "tally", sync, "w4"
+	return append(rows, r)
+}
+
+func (b *bench) redis(fsync string) []result {
+	var rows []result
+	dir := b.dir("redis")
+	srv, err := startRedis(dir, fsync)
+	if err != nil {
+		return append(rows, skipped("redis+lua", fsync, "all", err))
+	}
+	c, err := newRedisClient(srv.url, b.o.workers)
+	if err != nil {
+		srv.stop()
+		return append(rows, skipped("redis+lua", fsync, "all", err))
+	}
+	for _, w := range workloads {
+		b.logf("redis appendfsync %s %s ...", fsync, w)
+		r := runFor(b.o.workers, b.o.warmup, b.o.duration, srv.pid(), c.workload(w))
+		r.System, r.Sync, r.Workload = "redis+lua", fsync, w
+		rows = append(rows, r)
+	}
+	b.logf("redis appendfsync %s w4: writing %d groups ...", fsync, b.o.coldGroups)
+	err = c.fill("w4-", b.o.coldGroups, 1)
+	c.close()
+	srv.stop()
+	if err != nil {
+		return append(rows, skipped("redis+lua", fsync, "w4", err))
+	}
+	if srv, err = startRedis(dir, fsync); err != nil {
+		return append(rows, skipped("redis+lua", fsync, "w4", err))
+	}
+	defer srv.stop()
+	if c, err = newRedisClient(srv.url, b.o.workers); err != nil {
+		return append(rows, skipped("redis+lua", fsync, "w4", err))
+	}
+	defer c.close()
+	r := runN(b.o.workers, uint64(b.o.coldGroups), srv.pid(), c.coldGets("w4-"))
+	r.System, r.Sync, r.Workload = "redis+lua", fsync, "w4"
+	return append(rows, r)
+}
+
+func (b *bench) nats(sync string) []result {
+	var rows []result
+	srv, err := startNATS(b.natsBin, b.dir("nats"), sync)
+	if err != nil {
+		return append(rows, skipped("nats-counters", sync, "all", err))
+	}
+	defer srv.stop()
+	c, err := newNATSCounters(srv.url, b.o.workers)
+	if err != nil {
+		return append(rows, skipped("nats-counters", sync, "all", err))
+	}
+	defer c.close()
+	for _, w := range []string{"w1", "w2"} {
+		b.logf("nats counters sync %s %s ...", sync, w)
+		r := runFor(b.o.workers, b.o.warmup, b.o.duration, srv.pid(), c.workload(w))
+		r.System, r.Sync, r.Workload = "nats-counters", sync, w
+		rows = append(rows, r)
+	}
+	return rows
+}
