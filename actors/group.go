@@ -66,8 +66,7 @@ type recentChange struct {
 // group owns one group's counters. Its fields are touched only in Receive.
 type group struct {
 	cfg *Config
-	log *slog.Logger
-	id  string
+	id string
 
 	state *messages.GroupState // committed state
 	seq   uint64               // stream sequence of the group's last event
@@ -84,19 +83,15 @@ type group struct {
 }
 
 func newGroup(cfg *Config) actor.Actor {
-	return &group{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		seen:    map[string]remembered{},
-		waiting: map[string]*pending{},
-	}
+	// seen and waiting are made on first use: most groups never see a
+	// request ID, and an idle group should cost little memory.
+	return &group{cfg: cfg}
 }
 
 func (g *group) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *cluster.ClusterInit:
 		g.id = m.Identity.GetIdentity()
-		g.log = g.cfg.Logger.With(slog.String("group", g.id))
 		ctx.SetReceiveTimeout(g.cfg.PassivateAfter)
 		g.load(ctx, 0)
 	case *messages.Change:
@@ -129,6 +124,9 @@ func (g *group) onChange(ctx actor.Context, cmd *messages.Change) {
 		if first, ok := g.waiting[id]; ok {
 			first.dups = append(first.dups, p.sender)
 			return
+		}
+		if g.waiting == nil {
+			g.waiting = map[string]*pending{}
 		}
 		g.waiting[id] = p
 	}
@@ -213,7 +211,7 @@ func (g *group) onAppended(ctx actor.Context, m *appended) {
 	case errors.Is(m.err, journal.ErrConflict):
 		// Another writer appended to this group: nothing of the batch is
 		// stored. Reload and run the batch again against the new state.
-		g.log.Info("group changed by another writer; reloading", slog.Uint64("expected", g.seq))
+		g.cfg.Logger.Info("group changed by another writer; reloading", slog.String("group", g.id), slog.Uint64("expected", g.seq))
 		requeue := batch[:0]
 		for _, p := range batch {
 			p.result, p.err = nil, nil
@@ -229,7 +227,7 @@ func (g *group) onAppended(ctx actor.Context, m *appended) {
 	default:
 		// The append may or may not be stored: answer unknown, and reload,
 		// since a stored append moved the group past g.seq.
-		g.log.Warn("journal append failed", slog.Any("error", m.err))
+		g.cfg.Logger.Warn("journal append failed", slog.String("group", g.id), slog.Any("error", m.err))
 		for _, p := range batch {
 			p.result, p.err = nil, fmt.Errorf("%w: group %s: %w", ErrUnavailable, g.id, m.err)
 			g.finish(ctx, p)
@@ -243,7 +241,7 @@ func (g *group) onAppended(ctx actor.Context, m *appended) {
 func (g *group) commit(ctx actor.Context, seq uint64, ev *messages.Event, batch []*pending) {
 	if err := Apply(g.state, ev); err != nil {
 		// Apply repeats what decide did on a copy; failing here is a bug.
-		g.log.Error("applying an acknowledged event", slog.Any("error", err))
+		g.cfg.Logger.Error("applying an acknowledged event", slog.String("group", g.id), slog.Any("error", err))
 	}
 	g.seq = seq
 	expires := ev.UnixNano + int64(g.cfg.DedupeWindow)
@@ -266,6 +264,9 @@ func (g *group) commit(ctx actor.Context, seq uint64, ev *messages.Event, batch 
 func (g *group) remember(c *messages.Change, expires int64) {
 	if c.GetRequestId() == "" || g.cfg.DedupeWindow == 0 {
 		return
+	}
+	if g.seen == nil {
+		g.seen = map[string]remembered{}
 	}
 	g.seen[c.RequestId] = remembered{change: c, expires: expires}
 	g.expiries = append(g.expiries, expiry{id: c.RequestId, at: expires})
@@ -350,7 +351,7 @@ func recentChanges(ctx context.Context, j Journal, group string, ev *messages.Ev
 func (g *group) onLoaded(ctx actor.Context, m *loaded) {
 	g.busy = false
 	if m.err != nil {
-		g.log.Warn("loading group from the journal failed", slog.Any("error", m.err))
+		g.cfg.Logger.Warn("loading group from the journal failed", slog.String("group", g.id), slog.Any("error", m.err))
 		for _, p := range g.queue {
 			p.err = fmt.Errorf("%w: load group %s: %w", ErrUnavailable, g.id, m.err)
 			g.finish(ctx, p)

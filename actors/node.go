@@ -23,6 +23,7 @@ type Node struct {
 	cfg     Config
 	system  *actor.ActorSystem
 	cluster *cluster.Cluster
+	pool    *pool
 }
 
 // Start starts a one-member cluster with the group and limiter kinds.
@@ -35,10 +36,11 @@ func Start(cfg Config) (n *Node, err error) {
 	system := actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }),
 	))
-	node := &Node{cfg: cfg, system: system}
+	node := &Node{cfg: cfg, system: system, pool: newPool(300)}
+	dispatch := actor.WithDispatcher(node.pool)
 	kinds := []*cluster.Kind{
-		cluster.NewKind(kindGroup, actor.PropsFromProducer(func() actor.Actor { return newGroup(&node.cfg) })),
-		cluster.NewKind(kindLimiter, actor.PropsFromProducer(func() actor.Actor { return newLimiter(&node.cfg) })),
+		cluster.NewKind(kindGroup, actor.PropsFromProducer(func() actor.Actor { return newGroup(&node.cfg) }, dispatch)),
+		cluster.NewKind(kindLimiter, actor.PropsFromProducer(func() actor.Actor { return newLimiter(&node.cfg) }, dispatch)),
 	}
 	provider := test.NewTestProvider(test.NewInMemAgent())
 	ccfg := cluster.Configure("tally", provider, disthash.New(), remote.Configure(cfg.Host, cfg.Port),
@@ -50,6 +52,7 @@ func Start(cfg Config) (n *Node, err error) {
 	// StartMember panics when it cannot listen.
 	defer func() {
 		if r := recover(); r != nil {
+			node.pool.stop()
 			err = fmt.Errorf("actors: start cluster member: %v", r)
 		}
 	}()
@@ -61,6 +64,7 @@ func Start(cfg Config) (n *Node, err error) {
 // the replies of those they sent, so no append is in flight.
 func (n *Node) Stop() {
 	n.cluster.Shutdown(false)
+	n.pool.stop()
 }
 
 // Change runs a write command on a group as user, or as a trusted back end

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/tallyhq/tally/messages"
 )
 
@@ -33,7 +31,7 @@ func Rebuild(ctx context.Context, r Replayer) (map[string]*messages.GroupState, 
 		if err := Apply(st, ev); err != nil {
 			return fmt.Errorf("group %s: event %d: %w", group, seq, err)
 		}
-		if !proto.Equal(st, ev.GetState()) {
+		if !sameState(st, ev.GetState()) {
 			return fmt.Errorf("group %s: event %d stores a state its changes do not give: %w", group, seq, ErrCorruptEvent)
 		}
 		last[group] = seq
@@ -43,4 +41,18 @@ func Rebuild(ctx context.Context, r Replayer) (map[string]*messages.GroupState, 
 		return nil, err
 	}
 	return states, nil
+}
+
+// sameState compares two states; proto.Equal does the same by reflection,
+// several times slower, and replay compares every event.
+func sameState(a, b *messages.GroupState) bool {
+	if a.GetVersion() != b.GetVersion() || len(a.GetCounters()) != len(b.GetCounters()) {
+		return false
+	}
+	for k, v := range a.GetCounters() {
+		if w, ok := b.GetCounters()[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
 }

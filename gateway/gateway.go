@@ -33,8 +33,9 @@ type Config struct {
 	Prefix string
 	// Timeout bounds one request end to end.
 	Timeout time.Duration
-	// MaxInFlight is the most requests handled at once; further requests
-	// wait in the subscription's buffer.
+	// MaxInFlight is the most requests handled at once, by as many
+	// long-lived workers; further requests wait in the subscription's
+	// buffer.
 	MaxInFlight int
 	Logger      *slog.Logger
 }
@@ -47,7 +48,7 @@ func DefaultConfig() Config {
 		QueueGroup:  "tally",
 		Prefix:      "tally.v1",
 		Timeout:     5 * time.Second,
-		MaxInFlight: 4096,
+		MaxInFlight: 1024,
 		Logger:      slog.Default(),
 	}
 }
@@ -72,9 +73,15 @@ type Gateway struct {
 	cfg   Config
 	nc    *nats.Conn
 	node  Node
-	svc   micro.Service
-	slots chan struct{} // one per request in flight
-	wg    sync.WaitGroup
+	svc  micro.Service
+	work chan work // requests taken, for the workers
+	wg   sync.WaitGroup
+}
+
+type work struct {
+	op    op
+	admin bool
+	req   micro.Request
 }
 
 type op int
@@ -95,7 +102,7 @@ func Start(nc *nats.Conn, node Node, cfg Config) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, nc: nc, node: node, slots: make(chan struct{}, cfg.MaxInFlight)}
+	g := &Gateway{cfg: cfg, nc: nc, node: node, work: make(chan work, cfg.MaxInFlight)}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        cfg.Name,
 		Version:     cfg.Version,
@@ -121,6 +128,21 @@ func Start(nc *nats.Conn, node Node, cfg Config) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway: admin endpoint %s: %w", name, err)
 		}
 	}
+	// Once flushed, the server has every subscription: the service answers
+	// from the moment Start returns.
+	if err := nc.Flush(); err != nil {
+		svc.Stop()
+		return nil, fmt.Errorf("gateway: flush subscriptions: %w", err)
+	}
+	// Long-lived workers: a goroutine per request would spend much of its
+	// time growing its stack.
+	for range cfg.MaxInFlight {
+		g.wg.Go(func() {
+			for w := range g.work {
+				g.serve(w.op, w.admin, w.req)
+			}
+		})
+	}
 	return g, nil
 }
 
@@ -131,7 +153,7 @@ func (g *Gateway) Stop(ctx context.Context) error {
 		return fmt.Errorf("gateway: stop service: %w", err)
 	}
 	// Draining hands the requests already buffered to the handlers; once
-	// the subscriptions are gone every request taken is counted in wg.
+	// the subscriptions are gone every request taken is in g.work.
 	for g.nc.NumSubscriptions() > 0 && !g.nc.IsClosed() {
 		select {
 		case <-ctx.Done():
@@ -139,6 +161,7 @@ func (g *Gateway) Stop(ctx context.Context) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+	close(g.work)
 	done := make(chan struct{})
 	go func() {
 		g.wg.Wait()
@@ -153,17 +176,7 @@ func (g *Gateway) Stop(ctx context.Context) error {
 }
 
 func (g *Gateway) handler(o op, admin bool) micro.HandlerFunc {
-	return func(req micro.Request) {
-		g.slots <- struct{}{}
-		g.wg.Add(1)
-		go func() {
-			defer func() {
-				<-g.slots
-				g.wg.Done()
-			}()
-			g.serve(o, admin, req)
-		}()
-	}
+	return func(req micro.Request) { g.work <- work{o, admin, req} }
 }
 
 func (g *Gateway) serve(o op, admin bool, req micro.Request) {

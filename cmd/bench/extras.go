@@ -52,7 +52,7 @@ func (b *bench) extras() extras {
 func (b *bench) replay(e *extras) error {
 	const groups = 10_000
 	n := b.o.replayEvents
-	node, err := startTally(b.tallyBin, filepath.Join(b.dir("replay"), "data"), "interval")
+	node, err := startTally(b.tallyBin, filepath.Join(b.dir("replay"), "data"), "interval", false)
 	if err != nil {
 		return err
 	}
@@ -115,7 +115,7 @@ func (b *bench) replay(e *extras) error {
 func (b *bench) activation(e *extras) error {
 	n := max(b.o.coldGroups/5, 1000)
 	data := filepath.Join(b.dir("activation"), "data")
-	node, err := startTally(b.tallyBin, data, "interval")
+	node, err := startTally(b.tallyBin, data, "interval", false)
 	if err != nil {
 		return err
 	}
@@ -131,7 +131,7 @@ func (b *bench) activation(e *extras) error {
 	if err != nil {
 		return err
 	}
-	if node, err = startTally(b.tallyBin, data, "interval"); err != nil {
+	if node, err = startTally(b.tallyBin, data, "interval", false); err != nil {
 		return err
 	}
 	defer node.stop()
@@ -150,7 +150,7 @@ func (b *bench) activation(e *extras) error {
 
 // memory activates groups of 5 counters and reads the node's resident set.
 func (b *bench) memory(e *extras) error {
-	node, err := startTally(b.tallyBin, filepath.Join(b.dir("memory"), "data"), "interval")
+	node, err := startTally(b.tallyBin, filepath.Join(b.dir("memory"), "data"), "interval", false)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 )
 
@@ -25,6 +26,8 @@ type options struct {
 	replayEvents     int
 	out              string
 	skipPeers        bool
+	only             map[string]bool // workloads to run; all when empty
+	profile          bool
 }
 
 func main() {
@@ -45,11 +48,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.out, "out", "docs/bench", "directory for results.json and results.png")
 	fs.BoolVar(&o.skipPeers, "tally-only", false, "measure tally alone, no peers")
 	mem := fs.String("mem-groups", "100000,1000000", "active-group counts of the memory measurement")
+	only := fs.String("workloads", "", "comma-separated workloads to run (w1,w2,w3,w4,extras); all when empty")
+	fs.BoolVar(&o.profile, "profile", false, "write a CPU profile of the tally node for each workload to -out")
 	quick := fs.Bool("quick", false, "short run: 1 s warm-up, 3 s per workload, smaller extras")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	var err error
+	if *only != "" {
+		o.only = map[string]bool{}
+		for _, w := range strings.Split(*only, ",") {
+			o.only[strings.TrimSpace(w)] = true
+		}
+	}
 	if o.memGroups, err = parseInts(*mem); err != nil {
 		return fmt.Errorf("-mem-groups: %w", err)
 	}
@@ -81,7 +92,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			rep.Rows = append(rep.Rows, b.nats(mode)...)
 		}
 	}
-	rep.Extras = b.extras()
+	if o.wants("extras") {
+		rep.Extras = b.extras()
+	}
 	rep.ratios()
 	rep.print(stdout)
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
@@ -96,6 +109,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	return writeChart(filepath.Join(o.out, "results.png"), rep)
 }
+
+func (o options) wants(part string) bool { return len(o.only) == 0 || o.only[part] }
 
 func redisFsync(mode string) string {
 	if mode == "always" {

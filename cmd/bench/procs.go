@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,11 +20,12 @@ import (
 // proc is a server under test, run as a process of its own so that its CPU
 // time and memory can be read from /proc apart from the load generator's.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	url  string // how clients reach it
-	log  bytes.Buffer
-	done chan struct{}
+	name  string
+	cmd   *exec.Cmd
+	url   string // how clients reach it
+	pprof string // the net/http/pprof address, if any
+	log   bytes.Buffer
+	done  chan struct{}
 }
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
@@ -70,9 +73,18 @@ func build(ctx context.Context, dir, pkg, name string) (string, error) {
 
 // startTally starts a node on a fresh or existing data directory and waits
 // until it serves.
-func startTally(binary, data, sync string) (*proc, error) {
-	cmd := exec.Command(binary, "--data", data, "--listen", "127.0.0.1:0", "--sync", sync,
-		"--passivate-after", "1h", "--log-level", "warn")
+func startTally(binary, data, sync string, profile bool) (*proc, error) {
+	args := []string{"--data", data, "--listen", "127.0.0.1:0", "--sync", sync, "--passivate-after", "1h", "--log-level", "warn"}
+	var pprofAddr string
+	if profile {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		pprofAddr = fmt.Sprintf("127.0.0.1:%d", port)
+		args = append(args, "--pprof", pprofAddr)
+	}
+	cmd := exec.Command(binary, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -92,6 +104,7 @@ func startTally(binary, data, sync string) (*proc, error) {
 	}()
 	select {
 	case p.url = <-urls:
+		p.pprof = pprofAddr
 		return p, nil
 	case <-p.done:
 		return nil, fmt.Errorf("tally node exited: %s", p.log.String())
@@ -147,7 +160,27 @@ func startRedis(dir, fsync string) (*proc, error) {
 		return nil, err
 	}
 	p.url = fmt.Sprintf("127.0.0.1:%d", port)
-	return p, waitTCP(p, port)
+	if err := waitTCP(p, port); err != nil {
+		return nil, err
+	}
+	return p, waitRedisLoaded(p)
+}
+
+// waitRedisLoaded waits until Redis has loaded its append-only file.
+func waitRedisLoaded(p *proc) error {
+	c, err := dialRedis(p.url)
+	if err != nil {
+		return err
+	}
+	defer c.c.Close()
+	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); {
+		if _, err := c.do("PING"); err == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.stop()
+	return errors.New("redis still loading after 5 minutes")
 }
 
 func installRedis() error {
@@ -231,4 +264,32 @@ func memory(pid int) (rss, peak int64) {
 		}
 	}
 	return rss, peak
+}
+
+// startProfile collects a CPU profile of a tally node into -out/name.pprof
+// until the returned function is called.
+func (b *bench) startProfile(p *proc, name string) func() {
+	if p.pprof == "" {
+		return func() {}
+	}
+	secs := int((b.o.warmup + b.o.duration).Seconds())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.pprof, secs))
+		if err != nil {
+			b.logf("profile %s: %v", name, err)
+			return
+		}
+		defer resp.Body.Close()
+		os.MkdirAll(b.o.out, 0o755)
+		f, err := os.Create(filepath.Join(b.o.out, name+".pprof"))
+		if err != nil {
+			b.logf("profile %s: %v", name, err)
+			return
+		}
+		defer f.Close()
+		io.Copy(f, resp.Body)
+	}()
+	return func() { <-done }
 }

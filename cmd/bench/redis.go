@@ -209,7 +209,7 @@ func (r *redisClient) workload(name string) op {
 	default:
 		groups := names("w3-", w3Groups)
 		return func(w int, n uint64) error {
-			u, g := user[n%users], groups[(n/10)%w3Groups]
+			u, g := user[(n/10)%users], groups[(n/10)%w3Groups]
 			switch n % 10 {
 			case 8:
 				return r.eval(w, luaSet, []string{"rl:w:" + u, "g:" + g, "journal"}, g, "a", strconv.FormatUint(n, 10), "b", "1", "c", "2")

@@ -61,7 +61,8 @@ func (r *report) print(w io.Writer) {
 	tw.Flush()
 	for _, row := range r.Rows {
 		if row.FirstErr != "" {
-			fmt.Fprintf(w, "%s %s %s: first error: %s\n", row.System, row.Sync, row.Workload, row.FirstErr)
+			fmt.Fprintf(w, "INVALID: %s %s %s: %d refused, %d failed; first error: %s\n",
+				row.System, row.Sync, row.Workload, row.Refused, row.Failed, row.FirstErr)
 		}
 	}
 	e := r.Extras

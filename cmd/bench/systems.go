@@ -36,7 +36,7 @@ func skipped(system, sync, workload string, err error) result {
 func (b *bench) tally(sync string) []result {
 	var rows []result
 	data := filepath.Join(b.dir("tally"), "data")
-	node, err := startTally(b.tallyBin, data, sync)
+	node, err := startTally(b.tallyBin, data, sync, b.o.profile)
 	if err != nil {
 		return append(rows, skipped("tally", sync, "all", err))
 	}
@@ -46,10 +46,20 @@ func (b *bench) tally(sync string) []result {
 		return append(rows, skipped("tally", sync, "all", err))
 	}
 	for _, w := range workloads {
+		if !b.o.wants(w) {
+			continue
+		}
 		b.logf("tally --sync=%s %s ...", sync, w)
+		stopProfile := b.startProfile(node, fmt.Sprintf("tally-%s-%s", sync, w))
 		r := runFor(b.o.workers, b.o.warmup, b.o.duration, node.pid(), c.workload(w))
+		stopProfile()
 		r.System, r.Sync, r.Workload = "tally", sync, w
 		rows = append(rows, r)
+	}
+	if !b.o.wants("w4") {
+		c.close()
+		node.stop()
+		return rows
 	}
 	b.logf("tally --sync=%s w4: writing %d groups ...", sync, b.o.coldGroups)
 	err = c.fill("w4-", b.o.coldGroups, 1)
@@ -58,7 +68,7 @@ func (b *bench) tally(sync string) []result {
 	if err != nil {
 		return append(rows, skipped("tally", sync, "w4", err))
 	}
-	node, err = startTally(b.tallyBin, data, sync)
+	node, err = startTally(b.tallyBin, data, sync, false)
 	if err != nil {
 		return append(rows, skipped("tally", sync, "w4", err))
 	}
@@ -86,10 +96,18 @@ func (b *bench) redis(fsync string) []result {
 		return append(rows, skipped("redis+lua", fsync, "all", err))
 	}
 	for _, w := range workloads {
+		if !b.o.wants(w) {
+			continue
+		}
 		b.logf("redis appendfsync %s %s ...", fsync, w)
 		r := runFor(b.o.workers, b.o.warmup, b.o.duration, srv.pid(), c.workload(w))
 		r.System, r.Sync, r.Workload = "redis+lua", fsync, w
 		rows = append(rows, r)
+	}
+	if !b.o.wants("w4") {
+		c.close()
+		srv.stop()
+		return rows
 	}
 	b.logf("redis appendfsync %s w4: writing %d groups ...", fsync, b.o.coldGroups)
 	err = c.fill("w4-", b.o.coldGroups, 1)
@@ -124,6 +142,9 @@ func (b *bench) nats(sync string) []result {
 	}
 	defer c.close()
 	for _, w := range []string{"w1", "w2"} {
+		if !b.o.wants(w) {
+			continue
+		}
 		b.logf("nats counters sync %s %s ...", sync, w)
 		r := runFor(b.o.workers, b.o.warmup, b.o.duration, srv.pid(), c.workload(w))
 		r.System, r.Sync, r.Workload = "nats-counters", sync, w

@@ -104,7 +104,9 @@ func (t *tallyClient) workload(name string) op {
 		groups := names("w3-", w3Groups)
 		set, get := t.subj["set"], t.subj["get"]
 		return func(w int, n uint64) error {
-			u, g := n%users, groups[(n/10)%w3Groups]
+			// A user makes 10 consecutive calls, so the gets are spread
+			// over every user as well.
+			u, g := (n/10)%users, groups[(n/10)%w3Groups]
 			switch n % 10 {
 			case 8:
 				return t.call(w, set[u], &messages.SetRequest{GroupId: g, Counters: map[string]int64{"a": int64(n), "b": 1, "c": 2}})

@@ -24,6 +24,7 @@ type config struct {
 	dedupeWindow   time.Duration
 	passivateAfter time.Duration
 	logLevel       slog.Level
+	pprof          string
 }
 
 // env is how run reads the environment (os.Getenv in main).
@@ -55,6 +56,7 @@ func parseConfig(args []string, getenv env, usage io.Writer) (config, error) {
 	natsURL := str("nats-url", "TALLY_NATS_URL", "", "use this NATS server or cluster instead of embedding one")
 	sync := str("sync", "TALLY_SYNC", "interval", "JetStream fsync: interval (every --sync-interval) or always (every write)")
 	logLevel := str("log-level", "TALLY_LOG_LEVEL", "info", "debug, info, warn or error")
+	pprof := str("pprof", "TALLY_PPROF", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060")
 	dur(&c.syncInterval, "sync-interval", "TALLY_SYNC_INTERVAL", time.Second, "how often --sync=interval fsyncs")
 	dur(&c.dedupeWindow, "dedupe-window", "TALLY_DEDUPE_WINDOW", 2*time.Minute, "how long a write's requestID is remembered")
 	dur(&c.passivateAfter, "passivate-after", "TALLY_PASSIVATE_AFTER", 5*time.Minute, "stop a group's actor after this long without calls")
@@ -64,7 +66,7 @@ func parseConfig(args []string, getenv env, usage io.Writer) (config, error) {
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
-	c.data, c.listen, c.natsURL, c.sync = *data, *listen, *natsURL, *sync
+	c.data, c.listen, c.natsURL, c.sync, c.pprof = *data, *listen, *natsURL, *sync, *pprof
 	if err := c.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel))
 	}

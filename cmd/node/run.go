@@ -29,6 +29,13 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	if cfg.pprof != "" {
+		stopProfiling, err := serveProfiles(cfg.pprof, log)
+		if err != nil {
+			return err
+		}
+		defer stopProfiling()
+	}
 
 	var ns *server.Server
 	url := cfg.natsURL
