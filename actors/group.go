@@ -66,7 +66,7 @@ type recentChange struct {
 // group owns one group's counters. Its fields are touched only in Receive.
 type group struct {
 	cfg *Config
-	id string
+	id  string
 
 	state *messages.GroupState // committed state
 	seq   uint64               // stream sequence of the group's last event
@@ -236,8 +236,8 @@ func (g *group) onAppended(ctx actor.Context, m *appended) {
 	}
 }
 
-// commit applies an acknowledged event, remembers its request IDs, replies
-// to its callers in arrival order and publishes its updates.
+// commit applies an acknowledged event, remembers its request IDs,
+// publishes its updates and replies to its callers in arrival order.
 func (g *group) commit(ctx actor.Context, seq uint64, ev *messages.Event, batch []*pending) {
 	if err := Apply(g.state, ev); err != nil {
 		// Apply repeats what decide did on a copy; failing here is a bug.
@@ -248,17 +248,16 @@ func (g *group) commit(ctx actor.Context, seq uint64, ev *messages.Event, batch 
 	for _, c := range ev.Changes {
 		g.remember(c, expires)
 	}
+	if g.cfg.Publisher != nil {
+		var ups []*messages.Update
+		for _, c := range ev.Changes {
+			ups = append(ups, updates(g.id, c)...)
+		}
+		g.cfg.Publisher.Publish(g.id, ups)
+	}
 	for _, p := range batch {
 		g.finish(ctx, p)
 	}
-	if g.cfg.Publisher == nil {
-		return
-	}
-	var ups []*messages.Update
-	for _, c := range ev.Changes {
-		ups = append(ups, updates(g.id, c)...)
-	}
-	g.cfg.Publisher.Publish(g.id, ups)
 }
 
 func (g *group) remember(c *messages.Change, expires int64) {

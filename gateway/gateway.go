@@ -70,9 +70,9 @@ func (c Config) Validate() error {
 
 // Gateway serves the contract's subjects on a NATS connection.
 type Gateway struct {
-	cfg   Config
-	nc    *nats.Conn
-	node  Node
+	cfg  Config
+	nc   *nats.Conn
+	node Node
 	svc  micro.Service
 	work chan work // requests taken, for the workers
 	wg   sync.WaitGroup

@@ -69,8 +69,11 @@ func TestErrors(t *testing.T) {
 		full[fmt.Sprintf("k%d", i)] = int64(i)
 	}
 	body, _ := json.Marshal(map[string]any{"groupID": "g", "counters": full})
-	e.request(t, "tally.v1.admin.set", body, false)
 	ups := e.updates(t)
+	e.request(t, "tally.v1.admin.set", body, false)
+	for range full {
+		next(t, ups)
+	}
 
 	long := strings.Repeat("k", 129)
 	tests := []struct {
