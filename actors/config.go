@@ -12,7 +12,9 @@ import (
 
 // Journal is what the group actors need of the journal.
 type Journal interface {
-	Append(ctx context.Context, group string, expected uint64, ev *messages.Event) (uint64, error)
+	// AppendAsync appends ev if the group's last event is at expected and
+	// calls done with the new sequence or the error; done must not block.
+	AppendAsync(group string, expected uint64, ev *messages.Event, done func(seq uint64, err error))
 	Last(ctx context.Context, group string) (*messages.Event, uint64, error)
 	At(ctx context.Context, group string, seq uint64) (*messages.Event, error)
 }

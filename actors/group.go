@@ -80,6 +80,11 @@ type group struct {
 	seen     map[string]remembered // request IDs of committed changes
 	expiries []expiry              // seen's entries, oldest first
 	waiting  map[string]*pending   // request IDs of queued and in-flight commands
+
+	pass     passivator
+	stopping bool  // passivating: stop once idle and drained
+	drained  bool  // the passivation marker came back
+	failed   error // the group could not be loaded: answer with it, then stop
 }
 
 func newGroup(cfg *Config) actor.Actor {
@@ -92,29 +97,54 @@ func (g *group) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *cluster.ClusterInit:
 		g.id = m.Identity.GetIdentity()
-		ctx.SetReceiveTimeout(g.cfg.PassivateAfter)
+		g.pass.init(ctx, g.cfg.PassivateAfter)
 		g.load(ctx, 0)
 	case *messages.Change:
-		g.onChange(ctx, m)
-	case *messages.GetRequest:
-		if !g.ready {
-			g.queue = append(g.queue, &pending{get: m, sender: ctx.Sender()})
+		g.pass.touch()
+		if g.failed != nil {
+			ctx.Respond(replyError(g.failed))
 			return
 		}
-		ctx.Respond(g.read(m))
+		g.onChange(ctx, m)
+	case *messages.GetRequest:
+		g.pass.touch()
+		switch {
+		case g.failed != nil:
+			ctx.Respond(replyError(g.failed))
+		case !g.ready:
+			g.queue = append(g.queue, &pending{get: m, sender: ctx.Sender()})
+		default:
+			ctx.Respond(g.read(m))
+		}
 	case *loaded:
 		g.onLoaded(ctx, m)
 	case *appended:
 		g.onAppended(ctx, m)
-	case *actor.ReceiveTimeout:
-		if g.busy || len(g.queue) > 0 {
-			ctx.SetReceiveTimeout(g.cfg.PassivateAfter)
-			return
+	case *idleCheck:
+		if g.pass.idle() {
+			if g.busy || len(g.queue) > 0 {
+				g.pass.touch()
+				g.pass.idle()
+				return
+			}
+			g.passivate(ctx)
 		}
-		// A message that reaches the mailbox while the actor stops is
-		// dropped and its caller times out with ErrUnavailable: a window of
-		// microseconds, once per passivation.
-		ctx.Stop(ctx.Self())
+	case *passivate:
+		g.drained = g.pass.marker(m)
+		g.stopIfDone()
+	}
+}
+
+func (g *group) passivate(ctx actor.Context) {
+	g.stopping = true
+	g.pass.begin(ctx)
+}
+
+// stopIfDone stops a passivating group once its mailbox is drained and it
+// has nothing in flight.
+func (g *group) stopIfDone() {
+	if g.stopping && g.drained && !g.busy && len(g.queue) == 0 {
+		g.pass.stop()
 	}
 }
 
@@ -188,17 +218,13 @@ func (g *group) flush(ctx actor.Context) {
 	}
 }
 
-// append stores ev in the journal off the actor's goroutine and reports
-// back with an appended message.
+// append stores ev in the journal without waiting; the outcome comes back
+// as an appended message.
 func (g *group) append(ctx actor.Context, ev *messages.Event) {
-	self, root := ctx.Self(), ctx.ActorSystem().Root
-	j, id, expected, timeout := g.cfg.Journal, g.id, g.seq, g.cfg.Timeout
-	go func() {
-		c, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		seq, err := j.Append(c, id, expected, ev)
-		root.Send(self, &appended{seq: seq, err: err})
-	}()
+	pass := &g.pass
+	g.cfg.Journal.AppendAsync(g.id, g.seq, ev, func(seq uint64, err error) {
+		pass.send(&appended{seq: seq, err: err})
+	})
 }
 
 func (g *group) onAppended(ctx actor.Context, m *appended) {
@@ -208,6 +234,7 @@ func (g *group) onAppended(ctx actor.Context, m *appended) {
 	case m.err == nil:
 		g.commit(ctx, m.seq, ev, batch)
 		g.flush(ctx)
+		g.stopIfDone()
 	case errors.Is(m.err, journal.ErrConflict):
 		// Another writer appended to this group: nothing of the batch is
 		// stored. Reload and run the batch again against the new state.
@@ -308,7 +335,7 @@ func (g *group) finish(ctx actor.Context, p *pending) {
 // window, then reports back with a loaded message.
 func (g *group) load(ctx actor.Context, known uint64) {
 	g.ready, g.busy = false, true
-	self, root := ctx.Self(), ctx.ActorSystem().Root
+	pass := &g.pass
 	j, id, timeout, limit := g.cfg.Journal, g.id, g.cfg.Timeout, g.cfg.RecoverEvents
 	horizon := g.cfg.Clock.Now().UnixNano() - int64(g.cfg.DedupeWindow)
 	window := g.cfg.DedupeWindow
@@ -320,7 +347,7 @@ func (g *group) load(ctx actor.Context, known uint64) {
 		if res.err == nil && res.ev != nil && window > 0 {
 			res.recent, res.err = recentChanges(c, j, id, res.ev, known, horizon, limit)
 		}
-		root.Send(self, res)
+		pass.send(res)
 	}()
 }
 
@@ -351,13 +378,14 @@ func (g *group) onLoaded(ctx actor.Context, m *loaded) {
 	g.busy = false
 	if m.err != nil {
 		g.cfg.Logger.Warn("loading group from the journal failed", slog.String("group", g.id), slog.Any("error", m.err))
+		g.failed = fmt.Errorf("%w: load group %s: %w", ErrUnavailable, g.id, m.err)
 		for _, p := range g.queue {
-			p.err = fmt.Errorf("%w: load group %s: %w", ErrUnavailable, g.id, m.err)
+			p.err = g.failed
 			g.finish(ctx, p)
 		}
 		g.queue = nil
 		// Stop, so the next command activates the group afresh.
-		ctx.Stop(ctx.Self())
+		g.passivate(ctx)
 		return
 	}
 	g.state, g.seq = cloneState(m.ev.GetState()), m.seq
@@ -376,4 +404,5 @@ func (g *group) onLoaded(ctx actor.Context, m *loaded) {
 	}
 	g.queue = writes
 	g.flush(ctx)
+	g.stopIfDone()
 }

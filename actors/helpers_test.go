@@ -49,9 +49,9 @@ func (c *countingJournal) Last(ctx context.Context, group string) (*messages.Eve
 	return c.Journal.Last(ctx, group)
 }
 
-func (c *countingJournal) Append(ctx context.Context, group string, expected uint64, ev *messages.Event) (uint64, error) {
+func (c *countingJournal) AppendAsync(group string, expected uint64, ev *messages.Event, done func(uint64, error)) {
 	c.appends.Add(1)
-	return c.Journal.Append(ctx, group, expected, ev)
+	c.Journal.AppendAsync(group, expected, ev, done)
 }
 
 func (c *countingJournal) Loads(group string) int {

@@ -48,6 +48,7 @@ type limiter struct {
 	cfg    *Config
 	writes window
 	reads  window
+	pass   passivator
 }
 
 func newLimiter(cfg *Config) actor.Actor {
@@ -57,23 +58,32 @@ func newLimiter(cfg *Config) actor.Actor {
 func (l *limiter) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		ctx.SetReceiveTimeout(l.cfg.LimitWindow)
+		l.pass.init(ctx, l.cfg.LimitWindow)
 	case *messages.Acquire:
+		l.pass.touch()
 		now := l.cfg.Clock.Now().UnixNano()
 		w := &l.writes
 		if m.GetRead() {
 			w = &l.reads
 		}
 		ctx.Respond(&messages.Acquired{Allowed: w.admit(now, l.cfg.LimitWindow)})
-	case *actor.ReceiveTimeout:
+	case *idleCheck:
+		if !l.pass.idle() {
+			return
+		}
 		// Once both windows have slid past the last admitted call the state
 		// is the same as a new limiter's, so passivating loses nothing.
 		now := l.cfg.Clock.Now().UnixNano()
 		last := max(l.writes.newest(), l.reads.newest())
 		if now-last >= int64(l.cfg.LimitWindow) {
-			ctx.Stop(ctx.Self())
+			l.pass.begin(ctx)
 			return
 		}
-		ctx.SetReceiveTimeout(l.cfg.LimitWindow)
+		l.pass.touch()
+		l.pass.idle()
+	case *passivate:
+		if l.pass.marker(m) {
+			l.pass.stop()
+		}
 	}
 }

@@ -142,11 +142,11 @@ func (n *Node) limit(read bool) int {
 }
 
 func (n *Node) request(ctx context.Context, identity, kind string, msg any) (any, error) {
-	timeout := n.cfg.Timeout
-	if d, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(d))
+	var opts []cluster.GrainCallOption // the cluster's timeout is cfg.Timeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < n.cfg.Timeout {
+		opts = append(opts, cluster.WithTimeout(time.Until(d)))
 	}
-	res, err := n.cluster.Request(identity, kind, msg, cluster.WithTimeout(timeout))
+	res, err := n.cluster.Request(identity, kind, msg, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s %s: %w", ErrUnavailable, kind, identity, err)
 	}
@@ -163,7 +163,8 @@ type requestContext struct {
 
 func newRequestContext(c *cluster.Cluster) cluster.Context { return &requestContext{c: c} }
 
-const maxRedeliveries = 8
+// maxLookups bounds the attempts to find an activation.
+const maxLookups = 20
 
 func (r *requestContext) Request(identity, kind string, msg any, opts ...cluster.GrainCallOption) (any, error) {
 	cfg := cluster.NewGrainCallOptions(r.c)
@@ -175,15 +176,18 @@ func (r *requestContext) Request(identity, kind string, msg any, opts ...cluster
 		pid := r.pid(identity, kind)
 		left := time.Until(deadline)
 		if pid == nil || left <= 0 {
-			if left <= 0 || attempt >= maxRedeliveries {
+			if left <= 0 || attempt >= maxLookups {
 				return nil, fmt.Errorf("no activation of %s/%s: %w", kind, identity, actor.ErrTimeout)
 			}
 			time.Sleep(time.Duration(attempt+1) * time.Millisecond) // let placement settle
 			continue
 		}
 		res, err := cfg.Context.RequestFuture(pid, msg, left).Result()
-		if (errors.Is(err, actor.ErrDeadLetter) || errors.Is(err, remote.ErrDeadLetter)) && attempt < maxRedeliveries {
+		if (errors.Is(err, actor.ErrDeadLetter) || errors.Is(err, remote.ErrDeadLetter)) && time.Until(deadline) > 0 {
+			// The actor is passivating: once it has stopped, a new
+			// activation takes the message.
 			r.c.PidCache.Remove(identity, kind)
+			time.Sleep(time.Duration(min(attempt+1, 10)) * time.Millisecond)
 			continue
 		}
 		return res, err

@@ -31,8 +31,6 @@ type Config struct {
 	QueueGroup string
 	// Prefix is the subject prefix, "tally.v1".
 	Prefix string
-	// Timeout bounds one request end to end.
-	Timeout time.Duration
 	// MaxInFlight is the most requests handled at once, by as many
 	// long-lived workers; further requests wait in the subscription's
 	// buffer.
@@ -47,7 +45,6 @@ func DefaultConfig() Config {
 		Version:     "1.0.0",
 		QueueGroup:  "tally",
 		Prefix:      "tally.v1",
-		Timeout:     5 * time.Second,
 		MaxInFlight: 1024,
 		Logger:      slog.Default(),
 	}
@@ -58,8 +55,6 @@ func (c Config) Validate() error {
 	switch {
 	case c.Name == "" || c.Prefix == "" || c.QueueGroup == "":
 		return errors.New("gateway: name, prefix and queue group are required")
-	case c.Timeout <= 0:
-		return fmt.Errorf("gateway: timeout %v must be positive", c.Timeout)
 	case c.MaxInFlight < 1:
 		return fmt.Errorf("gateway: max in flight %d must be at least 1", c.MaxInFlight)
 	case c.Logger == nil:
@@ -188,9 +183,9 @@ func (g *Gateway) serve(o op, admin bool, req micro.Request) {
 	if !admin {
 		user = userOf(req.Subject())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Timeout)
-	defer cancel()
-	reply, err := g.dispatch(ctx, o, user, f, req.Data())
+	// The actors bound every call by their own timeout; a context with a
+	// deadline here would cost a timer per request.
+	reply, err := g.dispatch(context.Background(), o, user, f, req.Data())
 	if err != nil {
 		g.respondError(req, f, err)
 		return

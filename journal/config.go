@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -19,6 +20,11 @@ type Config struct {
 	Replicas int
 	// Storage is file storage unless a test asks for memory.
 	Storage jetstream.StorageType
+	// AckTimeout bounds how long AppendAsync waits for JetStream.
+	AckTimeout time.Duration
+	// Syncer, when set, makes AppendAsync report an append only once it is
+	// on disk; see Syncer. Only for a server embedded in this process.
+	Syncer *Syncer
 }
 
 // DefaultConfig returns the contract's journal: stream TALLY_JOURNAL on
@@ -29,6 +35,7 @@ func DefaultConfig() Config {
 		SubjectPrefix: "tally.journal",
 		Replicas:      1,
 		Storage:       jetstream.FileStorage,
+		AckTimeout:    5 * time.Second,
 	}
 }
 
@@ -41,6 +48,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("journal: subject prefix %q is empty or has wildcards or white space", c.SubjectPrefix)
 	case c.Replicas < 1 || c.Replicas > 5:
 		return fmt.Errorf("journal: replicas %d not in 1..5", c.Replicas)
+	case c.AckTimeout <= 0:
+		return fmt.Errorf("journal: ack timeout %v must be positive", c.AckTimeout)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ type Journal struct {
 	stream jetstream.Stream
 	cfg    Config
 	prefix string // SubjectPrefix + "."
+	acks   *acks
 }
 
 // Open creates the journal's stream, or updates it to cfg, and returns the
@@ -42,7 +43,8 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, er
 	if err != nil {
 		return nil, fmt.Errorf("journal: open stream %s: %w", cfg.Stream, err)
 	}
-	return &Journal{js: js, stream: stream, cfg: cfg, prefix: cfg.SubjectPrefix + "."}, nil
+	return &Journal{js: js, stream: stream, cfg: cfg, prefix: cfg.SubjectPrefix + ".",
+		acks: &acks{nc: js.Conn(), timeout: cfg.AckTimeout, syncer: cfg.Syncer}}, nil
 }
 
 // Subject is the subject of group's events.

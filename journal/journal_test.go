@@ -3,6 +3,7 @@ package journal_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/journal/journaltest"
+	"github.com/tallyhq/tally/messages"
 )
 
 var streams atomic.Int64
@@ -75,4 +77,44 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSyncedJournal runs the suite with appends synced to disk in batches.
+func TestSyncedJournal(t *testing.T) {
+	dir := t.TempDir()
+	js := journaltest.JetStream(t, journaltest.Connect(t, journaltest.StartServerIn(t, dir)))
+	s, err := journal.NewSyncer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	cfg := journal.DefaultConfig()
+	cfg.Syncer = s
+	journaltest.Run(t, opener(js, cfg))
+
+	t.Run("ConcurrentAppendsShareSyncs", func(t *testing.T) {
+		j := opener(js, cfg)(t)
+		before := s.Syncs()
+		const n = 500
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		for i := range n {
+			wg.Add(1)
+			j.AppendAsync(fmt.Sprintf("g%d", i), 0, &messages.Event{}, func(seq uint64, err error) {
+				defer wg.Done()
+				if err != nil || seq == 0 {
+					failed.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		syncs := s.Syncs() - before
+		if failed.Load() > 0 {
+			t.Errorf("%d of %d appends failed", failed.Load(), n)
+		}
+		if syncs == 0 || syncs >= n {
+			t.Errorf("%d appends made %d syncs, want at least 1 and fewer than %d", n, syncs, n)
+		}
+		t.Logf("%d appends, %d syncs", n, syncs)
+	})
 }

@@ -19,13 +19,15 @@ func startEmbedded(c config, dir string, log *slog.Logger) (*server.Server, erro
 		port = server.RANDOM_PORT
 	}
 	opts := &server.Options{
-		ServerName:   "tally",
-		Host:         host,
-		Port:         port,
-		JetStream:    true,
-		StoreDir:     dir,
-		NoSigs:       true,
-		SyncAlways:   c.sync == "always",
+		ServerName: "tally",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   dir,
+		NoSigs:     true,
+		// --sync=always is done by the journal's Syncer, which shares one
+		// flush among the appends in flight; the server syncs on its
+		// interval as well.
 		SyncInterval: c.syncInterval,
 	}
 	s, err := server.NewServer(opts)

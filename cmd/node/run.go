@@ -38,6 +38,7 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 	}
 
 	var ns *server.Server
+	jcfg := journal.DefaultConfig()
 	url := cfg.natsURL
 	connect := func(name string) (*nats.Conn, error) {
 		opts := []nats.Option{nats.Name("tally-" + name), nats.MaxReconnects(-1)}
@@ -63,6 +64,12 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 			ns.WaitForShutdown()
 		}()
 		url = ns.ClientURL()
+		if cfg.sync == "always" {
+			if jcfg.Syncer, err = journal.NewSyncer(dir); err != nil {
+				return err
+			}
+			defer jcfg.Syncer.Close()
+		}
 		log.Info("embedded NATS server started", slog.String("url", url), slog.String("data", dir), slog.String("sync", cfg.sync))
 	} else {
 		log.Info("using NATS server", slog.String("url", url))
@@ -78,7 +85,7 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	j, err := journal.Open(jctx, js, journal.DefaultConfig())
+	j, err := journal.Open(jctx, js, jcfg)
 	cancel()
 	if err != nil {
 		return err

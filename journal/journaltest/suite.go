@@ -32,6 +32,7 @@ func Run(t *testing.T, open Opener) {
 		{"ReplayInCommitOrder", testReplayOrder},
 		{"ReplayEmpty", testReplayEmpty},
 		{"RacingWritersNeverShareAPredecessor", testRacingWriters},
+		{"AsyncAppendIsFenced", testAsyncAppend},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -232,4 +233,62 @@ func testRacingWriters(t *testing.T, j *journal.Journal) {
 		t.Errorf("journal holds %d events, want %d", count, writers*appends)
 	}
 	t.Logf("%d conflicts among %d writers", conflicts, writers)
+}
+
+func appendAsync(j *journal.Journal, group string, expected uint64, ev *messages.Event) (uint64, error) {
+	type outcome struct {
+		seq uint64
+		err error
+	}
+	ch := make(chan outcome, 1)
+	j.AppendAsync(group, expected, ev, func(seq uint64, err error) { ch <- outcome{seq, err} })
+	o := <-ch
+	return o.seq, o.err
+}
+
+func testAsyncAppend(t *testing.T, j *journal.Journal) {
+	ctx := context.Background()
+	seq1, err := appendAsync(j, "g1", 0, event(0, 1, map[string]int64{"k": 1}))
+	if err != nil || seq1 == 0 {
+		t.Fatalf("AppendAsync(g1, 0) = %d, %v", seq1, err)
+	}
+	if _, err := appendAsync(j, "g1", 0, event(0, 1, map[string]int64{"k": 9})); !errors.Is(err, journal.ErrConflict) {
+		t.Errorf("stale AppendAsync = %v, want ErrConflict", err)
+	}
+	want := event(seq1, 2, map[string]int64{"k": 2})
+	seq2, err := appendAsync(j, "g1", seq1, want)
+	if err != nil {
+		t.Fatalf("AppendAsync(g1, %d) = %v", seq1, err)
+	}
+	got, seq, err := j.Last(ctx, "g1")
+	if err != nil || seq != seq2 {
+		t.Fatalf("Last(g1) = seq %d, %v; want %d", seq, err, seq2)
+	}
+	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+		t.Errorf("Last(g1) after AppendAsync (-want +got):\n%s", diff)
+	}
+	// Many appends in flight at once, one per group, all acknowledged with
+	// their own sequences.
+	const n = 200
+	seqs := make(chan uint64, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		j.AppendAsync(fmt.Sprintf("many%d", i), 0, event(0, 1, nil), func(seq uint64, err error) {
+			defer wg.Done()
+			if err != nil {
+				t.Errorf("AppendAsync = %v", err)
+			}
+			seqs <- seq
+		})
+	}
+	wg.Wait()
+	close(seqs)
+	distinct := map[uint64]bool{}
+	for s := range seqs {
+		distinct[s] = true
+	}
+	if len(distinct) != n {
+		t.Errorf("%d distinct sequences for %d appends", len(distinct), n)
+	}
 }

@@ -1,0 +1,184 @@
+package journal
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tallyhq/tally/messages"
+)
+
+// ErrTimeout means no acknowledgement came in time: the append may or may
+// not be stored.
+var ErrTimeout = errors.New("journal: no acknowledgement in time")
+
+// acks receives the acknowledgements of AppendAsync on one subscription, so
+// an append costs one published message: no goroutine, no channel and no
+// reply subscription of its own.
+type acks struct {
+	nc      *nats.Conn
+	prefix  string // reply subject prefix, ending in "."
+	timeout time.Duration
+	syncer  *Syncer // nil: JetStream's own sync setting decides
+
+	mu      sync.Mutex
+	sub     *nats.Subscription
+	next    uint64
+	pending map[uint64]*pendingAck
+}
+
+type pendingAck struct {
+	done  func(seq uint64, err error)
+	subj  string
+	timer *time.Timer
+}
+
+func (a *acks) start() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.sub != nil {
+		return nil
+	}
+	a.prefix = nats.InboxPrefix + "tally." + nuid.Next() + "."
+	a.pending = map[uint64]*pendingAck{}
+	sub, err := a.nc.Subscribe(a.prefix+"*", a.onAck)
+	if err != nil {
+		return fmt.Errorf("journal: subscribe to acknowledgements: %w", err)
+	}
+	sub.SetPendingLimits(-1, -1) // appends are bounded by the actors, not here
+	a.sub = sub
+	return nil
+}
+
+func (a *acks) take(id uint64) *pendingAck {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.pending[id]
+	delete(a.pending, id)
+	return p
+}
+
+func (a *acks) onAck(m *nats.Msg) {
+	id, err := strconv.ParseUint(m.Subject[len(a.prefix):], 10, 64)
+	if err != nil {
+		return
+	}
+	p := a.take(id)
+	if p == nil {
+		return // timed out already
+	}
+	p.timer.Stop()
+	seq, err := parseAck(m)
+	if err != nil {
+		p.done(0, fmt.Errorf("append %s: %w", p.subj, err))
+		return
+	}
+	if a.syncer == nil {
+		p.done(seq, nil)
+		return
+	}
+	a.syncer.after(func(err error) {
+		if err != nil {
+			p.done(0, fmt.Errorf("append %s: %w", p.subj, err))
+			return
+		}
+		p.done(seq, nil)
+	})
+}
+
+var seqField = []byte(`"seq":`)
+
+// parseAck reads a JetStream publish acknowledgement. The common case,
+// {"stream":"X","seq":N}, is read without encoding/json.
+func parseAck(m *nats.Msg) (uint64, error) {
+	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+		return 0, fmt.Errorf("journal: %w", nats.ErrNoResponders)
+	}
+	if !bytes.Contains(m.Data, []byte(`"error"`)) {
+		if i := bytes.Index(m.Data, seqField); i >= 0 {
+			rest := m.Data[i+len(seqField):]
+			end := 0
+			for end < len(rest) && rest[end] >= '0' && rest[end] <= '9' {
+				end++
+			}
+			if seq, err := strconv.ParseUint(string(rest[:end]), 10, 64); err == nil {
+				return seq, nil
+			}
+		}
+	}
+	var ack struct {
+		Error *jetstream.APIError `json:"error"`
+		Seq   uint64              `json:"seq"`
+	}
+	if err := json.Unmarshal(m.Data, &ack); err != nil {
+		return 0, fmt.Errorf("journal: acknowledgement %q: %w", m.Data, err)
+	}
+	if ack.Error != nil {
+		if isWrongLastSequence(ack.Error) {
+			return 0, ErrConflict
+		}
+		return 0, fmt.Errorf("journal: %w", ack.Error)
+	}
+	return ack.Seq, nil
+}
+
+// AppendAsync is Append without waiting: done gets the outcome, on the
+// journal's acknowledgement goroutine or after the timeout, and must not
+// block. A stale expected sequence gives ErrConflict, no acknowledgement in
+// time ErrTimeout (the append may or may not be stored).
+func (j *Journal) AppendAsync(group string, expected uint64, ev *messages.Event, done func(seq uint64, err error)) {
+	subj := j.Subject(group)
+	data, err := proto.Marshal(ev)
+	if err != nil {
+		done(0, fmt.Errorf("journal: encode event of %s: %w", group, err))
+		return
+	}
+	if err := j.acks.start(); err != nil {
+		done(0, err)
+		return
+	}
+	a := j.acks
+	a.mu.Lock()
+	a.next++
+	id := a.next
+	p := &pendingAck{done: done, subj: subj}
+	a.pending[id] = p
+	p.timer = time.AfterFunc(a.timeout, func() {
+		if a.take(id) != nil {
+			done(0, fmt.Errorf("append %s after %d: %w", subj, expected, ErrTimeout))
+		}
+	})
+	a.mu.Unlock()
+	msg := &nats.Msg{
+		Subject: subj,
+		Reply:   a.prefix + strconv.FormatUint(id, 10),
+		Data:    data,
+		Header:  nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{strconv.FormatUint(expected, 10)}},
+	}
+	if err := a.nc.PublishMsg(msg); err != nil {
+		if a.take(id) != nil {
+			p.timer.Stop()
+			done(0, fmt.Errorf("journal: append %s: %w", subj, err))
+		}
+	}
+}
+
+// Close stops receiving acknowledgements; appends still pending time out.
+func (j *Journal) Close() error {
+	a := j.acks
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.sub == nil {
+		return nil
+	}
+	return a.sub.Unsubscribe()
+}
