@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -103,7 +104,8 @@ func TestUpdatesInOrderAndUnsubscribe(t *testing.T) {
 	admin, _ := client.NewAdmin(nc)
 	var mu sync.Mutex
 	var got []client.Update
-	unsubscribe, err := admin.OnGroupCounterUpdated("g-upd", func(u client.Update) {
+	group := fmt.Sprintf("g-upd-%d", time.Now().UnixNano()) // the node outlives a test run
+	unsubscribe, err := admin.OnGroupCounterUpdated(group, func(u client.Update) {
 		mu.Lock()
 		got = append(got, u)
 		mu.Unlock()
@@ -112,14 +114,14 @@ func TestUpdatesInOrderAndUnsubscribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	admin.SetGroupCounters(ctx, "g-upd", map[string]int64{"x": 1, "y": 2})
-	admin.IncreaseGroupCounter(ctx, "g-upd", "x", 4)
-	admin.DeleteGroupCounters(ctx, "g-upd", "y")
+	admin.SetGroupCounters(ctx, group, map[string]int64{"x": 1, "y": 2})
+	admin.IncreaseGroupCounter(ctx, group, "x", 4)
+	admin.DeleteGroupCounters(ctx, group, "y")
 	want := []client.Update{
-		{GroupID: "g-upd", Key: "x", Value: 1, Seq: 1},
-		{GroupID: "g-upd", Key: "y", Value: 2, Seq: 1},
-		{GroupID: "g-upd", Key: "x", Value: 5, Seq: 2},
-		{GroupID: "g-upd", Key: "y", Seq: 3, Deleted: true},
+		{GroupID: group, Key: "x", Value: 1, Seq: 1},
+		{GroupID: group, Key: "y", Value: 2, Seq: 1},
+		{GroupID: group, Key: "x", Value: 5, Seq: 2},
+		{GroupID: group, Key: "y", Seq: 3, Deleted: true},
 	}
 	journaltest.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		mu.Lock()
@@ -135,12 +137,12 @@ func TestUpdatesInOrderAndUnsubscribe(t *testing.T) {
 	// After unsubscribing, a new change reaches a second subscriber but not
 	// the first handler.
 	seen := make(chan client.Update, 1)
-	stop, err := admin.OnGroupCounterUpdated("g-upd", func(u client.Update) { seen <- u })
+	stop, err := admin.OnGroupCounterUpdated(group, func(u client.Update) { seen <- u })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stop()
-	admin.IncreaseGroupCounter(ctx, "g-upd", "x", 1)
+	admin.IncreaseGroupCounter(ctx, group, "x", 1)
 	<-seen
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)

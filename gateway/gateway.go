@@ -74,9 +74,12 @@ type Gateway struct {
 }
 
 type work struct {
-	op    op
-	admin bool
-	req   micro.Request
+	op      op
+	admin   bool
+	format  format
+	subject string
+	reply   string
+	data    []byte
 }
 
 type op int
@@ -134,7 +137,7 @@ func Start(nc *nats.Conn, node Node, cfg Config) (*Gateway, error) {
 	for range cfg.MaxInFlight {
 		g.wg.Go(func() {
 			for w := range g.work {
-				g.serve(w.op, w.admin, w.req)
+				g.serve(w)
 			}
 		})
 	}
@@ -170,32 +173,47 @@ func (g *Gateway) Stop(ctx context.Context) error {
 	}
 }
 
+// handler queues a request for the workers. It copies what they need out
+// of the micro.Request: micro reads the request's state after the handler
+// returns, so the reply must not go through it from another goroutine.
 func (g *Gateway) handler(o op, admin bool) micro.HandlerFunc {
-	return func(req micro.Request) { g.work <- work{o, admin, req} }
+	return func(req micro.Request) {
+		f := formatJSON
+		if req.Headers().Get("Content-Type") == ContentTypeProtobuf {
+			f = formatProto
+		}
+		g.work <- work{op: o, admin: admin, format: f, subject: req.Subject(), reply: req.Reply(), data: req.Data()}
+	}
 }
 
-func (g *Gateway) serve(o op, admin bool, req micro.Request) {
-	f := formatJSON
-	if req.Headers().Get("Content-Type") == ContentTypeProtobuf {
-		f = formatProto
-	}
+func (g *Gateway) serve(w work) {
 	user := ""
-	if !admin {
-		user = userOf(req.Subject())
+	if !w.admin {
+		user = userOf(w.subject)
 	}
 	// The actors bound every call by their own timeout; a context with a
 	// deadline here would cost a timer per request.
-	reply, err := g.dispatch(context.Background(), o, user, f, req.Data())
+	reply, err := g.dispatch(context.Background(), w.op, user, w.format, w.data)
+	msg := &nats.Msg{Subject: w.reply, Header: nats.Header{}}
+	if w.format == formatProto {
+		msg.Header.Set("Content-Type", ContentTypeProtobuf)
+	}
 	if err != nil {
-		g.respondError(req, f, err)
-		return
+		code := actorsCode(err)
+		if code == messages.Code_CODE_INTERNAL {
+			g.cfg.Logger.Warn("request failed", slog.String("subject", w.subject), slog.Any("error", err))
+		}
+		// The micro service error headers; the description must be one line.
+		msg.Header.Set(micro.ErrorCodeHeader, strconv.Itoa(int(code)))
+		msg.Header.Set(micro.ErrorHeader, strings.ReplaceAll(err.Error(), "\n", " "))
+		reply = &messages.Error{Code: int32(code), Message: err.Error()}
 	}
-	var opts []micro.RespondOpt
-	if f == formatProto {
-		opts = append(opts, micro.WithHeaders(micro.Headers{"Content-Type": []string{ContentTypeProtobuf}}))
+	if w.reply == "" {
+		return // published without a reply subject: nobody to answer
 	}
-	if err := req.Respond(encode(f, reply), opts...); err != nil {
-		g.cfg.Logger.Warn("respond", slog.String("subject", req.Subject()), slog.Any("error", err))
+	msg.Data = encode(w.format, reply)
+	if err := g.nc.PublishMsg(msg); err != nil {
+		g.cfg.Logger.Warn("respond", slog.String("subject", w.subject), slog.Any("error", err))
 	}
 }
 
@@ -207,21 +225,4 @@ func userOf(subject string) string {
 	}
 	start := strings.LastIndexByte(subject[:end], '.')
 	return subject[start+1 : end]
-}
-
-func (g *Gateway) respondError(req micro.Request, f format, err error) {
-	code := actorsCode(err)
-	body := &messages.Error{Code: int32(code), Message: err.Error()}
-	if code == messages.Code_CODE_INTERNAL {
-		g.cfg.Logger.Warn("request failed", slog.String("subject", req.Subject()), slog.Any("error", err))
-	}
-	// The header must be one line.
-	desc := strings.ReplaceAll(err.Error(), "\n", " ")
-	var opts []micro.RespondOpt
-	if f == formatProto {
-		opts = append(opts, micro.WithHeaders(micro.Headers{"Content-Type": []string{ContentTypeProtobuf}}))
-	}
-	if rerr := req.Error(strconv.Itoa(int(code)), desc, encode(f, body), opts...); rerr != nil {
-		g.cfg.Logger.Warn("respond", slog.String("subject", req.Subject()), slog.Any("error", rerr))
-	}
 }
