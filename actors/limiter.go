@@ -1,9 +1,11 @@
 package actors
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/tallyhq/tally/messages"
 )
@@ -45,10 +47,12 @@ func (w *window) newest() int64 {
 // limiter is a user's rate limiter: writes and gets each have their own
 // window.
 type limiter struct {
-	cfg    *Config
-	writes window
-	reads  window
-	pass   passivator
+	cfg     *Config
+	user    string
+	cluster *cluster.Cluster
+	writes  window
+	reads   window
+	pass    passivator
 }
 
 func newLimiter(cfg *Config) actor.Actor {
@@ -57,16 +61,12 @@ func newLimiter(cfg *Config) actor.Actor {
 
 func (l *limiter) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
-	case *actor.Started:
+	case *cluster.ClusterInit:
+		l.user, l.cluster = m.Identity.GetIdentity(), m.Cluster
 		l.pass.init(ctx, l.cfg.LimitWindow)
-	case *messages.Acquire:
+	case *messages.Gate:
 		l.pass.touch()
-		now := l.cfg.Clock.Now().UnixNano()
-		w := &l.writes
-		if m.GetRead() {
-			w = &l.reads
-		}
-		ctx.Respond(&messages.Acquired{Allowed: w.admit(now, l.cfg.LimitWindow)})
+		l.gate(ctx, m)
 	case *idleCheck:
 		if !l.pass.idle() {
 			return
@@ -86,4 +86,49 @@ func (l *limiter) Receive(ctx actor.Context) {
 			l.pass.stop()
 		}
 	}
+}
+
+// gate admits or refuses a call and hands an admitted one to the group's
+// actor, which answers the caller directly.
+func (l *limiter) gate(ctx actor.Context, m *messages.Gate) {
+	read := m.GetGet() != nil
+	w, limit, kind := &l.writes, l.cfg.WriteLimit, "writes"
+	if read {
+		w, limit, kind = &l.reads, l.cfg.ReadLimit, "gets"
+	}
+	if !w.admit(l.cfg.Clock.Now().UnixNano(), l.cfg.LimitWindow) {
+		err := fmt.Errorf("%w: user %s made %d %s within %v", ErrRateLimited, l.user, limit, kind, l.cfg.LimitWindow)
+		ctx.Respond(replyError(err))
+		return
+	}
+	pid := l.groupPID(ctx, m.GetGroupId())
+	if pid == nil {
+		ctx.Respond(&messages.Acquired{Allowed: true})
+		return
+	}
+	var call any = m.GetChange()
+	if read {
+		call = m.GetGet()
+	}
+	// Should the group stop between this check and the delivery, the
+	// caller gets a dead letter and resends the Gate, which counts the call
+	// a second time: a rare over-count, never an under-count.
+	ctx.RequestWithCustomSender(pid, call, ctx.Sender())
+}
+
+// groupPID is the group's activation if this node knows a live one.
+func (l *limiter) groupPID(ctx actor.Context, group string) *actor.PID {
+	if l.cluster == nil {
+		return nil
+	}
+	pid, ok := l.cluster.PidCache.Get(group, kindGroup)
+	if !ok {
+		return nil
+	}
+	if pid.GetAddress() == ctx.ActorSystem().Address() {
+		if _, live := ctx.ActorSystem().ProcessRegistry.GetLocal(pid.GetId()); !live {
+			return nil // passivating
+		}
+	}
+	return pid
 }

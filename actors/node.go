@@ -74,10 +74,7 @@ func (n *Node) Change(ctx context.Context, user, group string, cmd *messages.Cha
 	if err := ValidateChange(group, cmd); err != nil {
 		return nil, err
 	}
-	if err := n.acquire(ctx, user, false); err != nil {
-		return nil, err
-	}
-	res, err := n.request(ctx, group, kindGroup, cmd)
+	res, err := n.call(ctx, user, group, &messages.Gate{GroupId: group, Change: cmd}, cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -96,10 +93,7 @@ func (n *Node) Get(ctx context.Context, user string, req *messages.GetRequest) (
 	if err := ValidateGet(req); err != nil {
 		return nil, err
 	}
-	if err := n.acquire(ctx, user, true); err != nil {
-		return nil, err
-	}
-	res, err := n.request(ctx, req.GetGroupId(), kindGroup, req)
+	res, err := n.call(ctx, user, req.GetGroupId(), &messages.Gate{GroupId: req.GetGroupId(), Get: req}, req)
 	if err != nil {
 		return nil, err
 	}
@@ -112,33 +106,25 @@ func (n *Node) Get(ctx context.Context, user string, req *messages.GetRequest) (
 	return nil, fmt.Errorf("%w: group %s answered %T", ErrUnavailable, req.GetGroupId(), res)
 }
 
-// acquire asks user's limiter for a call; an empty user is not limited.
-func (n *Node) acquire(ctx context.Context, user string, read bool) error {
+// call runs msg on the group's actor. A user's call goes to the user's
+// limiter, which refuses it or hands it to the group's actor, so that the
+// group answers: one actor request, not two. A limiter that does not know
+// the group's activation admits the call and leaves the delivery to call.
+func (n *Node) call(ctx context.Context, user, group string, gate *messages.Gate, msg any) (any, error) {
 	if user == "" {
-		return nil
+		return n.request(ctx, group, kindGroup, msg)
 	}
 	if err := ValidateUserID(user); err != nil {
-		return err
+		return nil, err
 	}
-	res, err := n.request(ctx, user, kindLimiter, &messages.Acquire{Read: read})
+	res, err := n.request(ctx, user, kindLimiter, gate)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if a, ok := res.(*messages.Acquired); !ok || !a.GetAllowed() {
-		kind := "writes"
-		if read {
-			kind = "gets"
-		}
-		return fmt.Errorf("%w: user %s made %d %s within %v", ErrRateLimited, user, n.limit(read), kind, n.cfg.LimitWindow)
+	if _, admitted := res.(*messages.Acquired); admitted {
+		return n.request(ctx, group, kindGroup, msg)
 	}
-	return nil
-}
-
-func (n *Node) limit(read bool) int {
-	if read {
-		return n.cfg.ReadLimit
-	}
-	return n.cfg.WriteLimit
+	return res, nil
 }
 
 func (n *Node) request(ctx context.Context, identity, kind string, msg any) (any, error) {

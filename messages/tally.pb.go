@@ -976,53 +976,9 @@ func (x *Event) GetState() *GroupState {
 	return nil
 }
 
-// Acquire asks a user's limiter for one call: a get when read is true,
-// otherwise a write.
-type Acquire struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Read          bool                   `protobuf:"varint,1,opt,name=read,proto3" json:"read,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Acquire) Reset() {
-	*x = Acquire{}
-	mi := &file_tally_proto_msgTypes[13]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Acquire) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Acquire) ProtoMessage() {}
-
-func (x *Acquire) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_proto_msgTypes[13]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Acquire.ProtoReflect.Descriptor instead.
-func (*Acquire) Descriptor() ([]byte, []int) {
-	return file_tally_proto_rawDescGZIP(), []int{13}
-}
-
-func (x *Acquire) GetRead() bool {
-	if x != nil {
-		return x.Read
-	}
-	return false
-}
-
-// Acquired answers Acquire.
+// Acquired answers a Gate whose call the limiter admitted but did not hand
+// on, because it does not know the group's activation: the caller sends
+// the call to the group itself.
 type Acquired struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Allowed       bool                   `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
@@ -1032,7 +988,7 @@ type Acquired struct {
 
 func (x *Acquired) Reset() {
 	*x = Acquired{}
-	mi := &file_tally_proto_msgTypes[14]
+	mi := &file_tally_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1000,7 @@ func (x *Acquired) String() string {
 func (*Acquired) ProtoMessage() {}
 
 func (x *Acquired) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_proto_msgTypes[14]
+	mi := &file_tally_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1013,7 @@ func (x *Acquired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Acquired.ProtoReflect.Descriptor instead.
 func (*Acquired) Descriptor() ([]byte, []int) {
-	return file_tally_proto_rawDescGZIP(), []int{14}
+	return file_tally_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Acquired) GetAllowed() bool {
@@ -1065,6 +1021,70 @@ func (x *Acquired) GetAllowed() bool {
 		return x.Allowed
 	}
 	return false
+}
+
+// Gate asks a user's limiter to admit a call to a group and, when it can,
+// to hand the call to the group's actor itself, which then answers the
+// caller: one actor request per call instead of two.
+type Gate struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	GroupId string                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	// Exactly one of change (a write) and get.
+	Change        *Change     `protobuf:"bytes,2,opt,name=change,proto3" json:"change,omitempty"`
+	Get           *GetRequest `protobuf:"bytes,3,opt,name=get,proto3" json:"get,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Gate) Reset() {
+	*x = Gate{}
+	mi := &file_tally_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Gate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Gate) ProtoMessage() {}
+
+func (x *Gate) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Gate.ProtoReflect.Descriptor instead.
+func (*Gate) Descriptor() ([]byte, []int) {
+	return file_tally_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Gate) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *Gate) GetChange() *Change {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+func (x *Gate) GetGet() *GetRequest {
+	if x != nil {
+		return x.Get
+	}
+	return nil
 }
 
 var File_tally_proto protoreflect.FileDescriptor
@@ -1147,11 +1167,13 @@ const file_tally_proto_rawDesc = "" +
 	"\bprev_seq\x18\x01 \x01(\x04R\aprevSeq\x12\x1b\n" +
 	"\tunix_nano\x18\x02 \x01(\x03R\bunixNano\x12*\n" +
 	"\achanges\x18\x03 \x03(\v2\x10.tally.v1.ChangeR\achanges\x12*\n" +
-	"\x05state\x18\x04 \x01(\v2\x14.tally.v1.GroupStateR\x05state\"\x1d\n" +
-	"\aAcquire\x12\x12\n" +
-	"\x04read\x18\x01 \x01(\bR\x04read\"$\n" +
+	"\x05state\x18\x04 \x01(\v2\x14.tally.v1.GroupStateR\x05state\"$\n" +
 	"\bAcquired\x12\x18\n" +
-	"\aallowed\x18\x01 \x01(\bR\aallowed*\x98\x01\n" +
+	"\aallowed\x18\x01 \x01(\bR\aallowed\"s\n" +
+	"\x04Gate\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12(\n" +
+	"\x06change\x18\x02 \x01(\v2\x10.tally.v1.ChangeR\x06change\x12&\n" +
+	"\x03get\x18\x03 \x01(\v2\x14.tally.v1.GetRequestR\x03get*\x98\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x11CODE_RATE_LIMITED\x10\xb4\x17\x12\x12\n" +
@@ -1197,8 +1219,8 @@ var file_tally_proto_goTypes = []any{
 	(*Change)(nil),        // 12: tally.v1.Change
 	(*GroupState)(nil),    // 13: tally.v1.GroupState
 	(*Event)(nil),         // 14: tally.v1.Event
-	(*Acquire)(nil),       // 15: tally.v1.Acquire
-	(*Acquired)(nil),      // 16: tally.v1.Acquired
+	(*Acquired)(nil),      // 15: tally.v1.Acquired
+	(*Gate)(nil),          // 16: tally.v1.Gate
 	nil,                   // 17: tally.v1.SetRequest.CountersEntry
 	nil,                   // 18: tally.v1.SetReply.CountersEntry
 	nil,                   // 19: tally.v1.GetReply.CountersEntry
@@ -1214,11 +1236,13 @@ var file_tally_proto_depIdxs = []int32{
 	21, // 5: tally.v1.GroupState.counters:type_name -> tally.v1.GroupState.CountersEntry
 	12, // 6: tally.v1.Event.changes:type_name -> tally.v1.Change
 	13, // 7: tally.v1.Event.state:type_name -> tally.v1.GroupState
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	12, // 8: tally.v1.Gate.change:type_name -> tally.v1.Change
+	6,  // 9: tally.v1.Gate.get:type_name -> tally.v1.GetRequest
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_tally_proto_init() }
