@@ -37,10 +37,13 @@ func Start(cfg Config) (n *Node, err error) {
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }),
 	))
 	node := &Node{cfg: cfg, system: system, pool: newPool(300)}
+	// The lock-free mailbox makes its queue nodes as messages come, where
+	// the default keeps a ring of 10 slots per actor (about 270 bytes).
 	dispatch := actor.WithDispatcher(node.pool)
+	mailbox := actor.WithMailbox(actor.UnboundedLockfree())
 	kinds := []*cluster.Kind{
-		cluster.NewKind(kindGroup, actor.PropsFromProducer(func() actor.Actor { return newGroup(&node.cfg) }, dispatch)),
-		cluster.NewKind(kindLimiter, actor.PropsFromProducer(func() actor.Actor { return newLimiter(&node.cfg) }, dispatch)),
+		cluster.NewKind(kindGroup, actor.PropsFromProducer(func() actor.Actor { return newGroup(&node.cfg) }, dispatch, mailbox)),
+		cluster.NewKind(kindLimiter, actor.PropsFromProducer(func() actor.Actor { return newLimiter(&node.cfg) }, dispatch, mailbox)),
 	}
 	provider := test.NewTestProvider(test.NewInMemAgent())
 	ccfg := cluster.Configure("tally", provider, disthash.New(), remote.Configure(cfg.Host, cfg.Port),
