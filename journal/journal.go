@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
@@ -42,6 +45,9 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, er
 	})
 	if err != nil {
 		return nil, fmt.Errorf("journal: open stream %s: %w", cfg.Stream, err)
+	}
+	if err := awaitDirectGet(ctx, stream, cfg.SubjectPrefix+"._probe"); err != nil {
+		return nil, fmt.Errorf("journal: stream %s: %w", cfg.Stream, err)
 	}
 	return &Journal{js: js, stream: stream, cfg: cfg, prefix: cfg.SubjectPrefix + ".",
 		acks: &acks{nc: js.Conn(), timeout: cfg.AckTimeout, syncer: cfg.Syncer}}, nil
@@ -118,4 +124,24 @@ func (j *Journal) Group(subject string) (string, bool) {
 
 func (j *Journal) String() string {
 	return j.cfg.Stream + " (" + j.prefix + "<group>, R" + strconv.Itoa(j.cfg.Replicas) + ")"
+}
+
+// awaitDirectGet waits until the stream answers direct gets: the servers
+// of a replicated stream start serving them a moment after it is created,
+// and until then a get finds no responders.
+func awaitDirectGet(ctx context.Context, stream jetstream.Stream, subject string) error {
+	for {
+		_, err := stream.GetLastMsgForSubject(ctx, subject)
+		if err == nil || errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return fmt.Errorf("direct get: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("direct get not served yet: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
