@@ -50,7 +50,8 @@ type Config struct {
 	PassivateAfter time.Duration
 	// DedupeWindow is how long a write's requestID is remembered.
 	DedupeWindow time.Duration
-	// Timeout bounds one journal operation and one request to an actor.
+	// Timeout bounds loading a group from the journal and one request to
+	// an actor; the journal's AckTimeout bounds an append.
 	Timeout time.Duration
 	// MaxBatch is the most commands one append carries.
 	MaxBatch int

@@ -98,7 +98,7 @@ func (g *group) Receive(ctx actor.Context) {
 	case *cluster.ClusterInit:
 		g.id = m.Identity.GetIdentity()
 		g.pass.init(ctx, g.cfg.PassivateAfter)
-		g.load(ctx, 0)
+		g.load(0)
 	case *messages.Change:
 		g.pass.touch()
 		if g.failed != nil {
@@ -250,7 +250,7 @@ func (g *group) onAppended(ctx actor.Context, m *appended) {
 			requeue = append(requeue, p)
 		}
 		g.queue = append(requeue, g.queue...)
-		g.load(ctx, g.seq)
+		g.load(g.seq)
 	default:
 		// The append may or may not be stored: answer unknown, and reload,
 		// since a stored append moved the group past g.seq.
@@ -259,7 +259,7 @@ func (g *group) onAppended(ctx actor.Context, m *appended) {
 			p.result, p.err = nil, fmt.Errorf("%w: group %s: %w", ErrUnavailable, g.id, m.err)
 			g.finish(ctx, p)
 		}
-		g.load(ctx, g.seq)
+		g.load(g.seq)
 	}
 }
 
@@ -333,7 +333,7 @@ func (g *group) finish(ctx actor.Context, p *pending) {
 // load reads the group's last event off the actor's goroutine, and with it
 // the request IDs of the events after known that are within the dedupe
 // window, then reports back with a loaded message.
-func (g *group) load(ctx actor.Context, known uint64) {
+func (g *group) load(known uint64) {
 	g.ready, g.busy = false, true
 	pass := &g.pass
 	j, id, timeout, limit := g.cfg.Journal, g.id, g.cfg.Timeout, g.cfg.RecoverEvents

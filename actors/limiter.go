@@ -103,7 +103,7 @@ func (l *limiter) gate(ctx actor.Context, m *messages.Gate) {
 	}
 	pid := l.groupPID(ctx, m.GetGroupId())
 	if pid == nil {
-		ctx.Respond(&messages.Acquired{Allowed: true})
+		ctx.Respond(&messages.Acquired{})
 		return
 	}
 	var call any = m.GetChange()

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"google.golang.org/protobuf/proto"
 
@@ -20,18 +19,8 @@ import (
 	"github.com/tallyhq/tally/messages"
 )
 
-func connect(t *testing.T, url string) *nats.Conn {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
-}
-
 func TestErrorsMatchSentinels(t *testing.T) {
-	nc := connect(t, tallyURL)
+	nc := journaltest.ConnectURL(t, tallyURL)
 	c, err := client.New(nc, "erin")
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +68,7 @@ func TestErrorsMatchSentinels(t *testing.T) {
 }
 
 func TestGetAllAndSome(t *testing.T) {
-	nc := connect(t, tallyURL)
+	nc := journaltest.ConnectURL(t, tallyURL)
 	c, _ := client.New(nc, "frank")
 	ctx := context.Background()
 	if _, err := c.SetGroupCounters(ctx, "g-get", map[string]int64{"a": 1, "b": -2}); err != nil {
@@ -100,7 +89,7 @@ func TestGetAllAndSome(t *testing.T) {
 }
 
 func TestUpdatesInOrderAndUnsubscribe(t *testing.T) {
-	nc := connect(t, tallyURL)
+	nc := journaltest.ConnectURL(t, tallyURL)
 	admin, _ := client.NewAdmin(nc)
 	var mu sync.Mutex
 	var got []client.Update
@@ -159,7 +148,7 @@ func TestUpdatesInOrderAndUnsubscribe(t *testing.T) {
 // checks that the client retries with the same request ID.
 func TestRetriesInternalErrorsWithSameRequestID(t *testing.T) {
 	s := journaltest.StartServer(t)
-	nc := connect(t, s.ClientURL())
+	nc := journaltest.ConnectURL(t, s.ClientURL())
 	var ids []string
 	svc, err := micro.AddService(nc, micro.Config{Name: "flaky", Version: "0.0.1"})
 	if err != nil {

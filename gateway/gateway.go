@@ -194,11 +194,14 @@ func (g *Gateway) serve(w work) {
 	// The actors bound every call by their own timeout; a context with a
 	// deadline here would cost a timer per request.
 	reply, err := g.dispatch(context.Background(), w.op, user, w.format, w.data)
-	msg := &nats.Msg{Subject: w.reply, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: w.reply}
 	if w.format == formatProto {
-		msg.Header.Set("Content-Type", ContentTypeProtobuf)
+		msg.Header = nats.Header{"Content-Type": []string{ContentTypeProtobuf}}
 	}
 	if err != nil {
+		if msg.Header == nil {
+			msg.Header = nats.Header{}
+		}
 		code := actorsCode(err)
 		if code == messages.Code_CODE_INTERNAL {
 			g.cfg.Logger.Warn("request failed", slog.String("subject", w.subject), slog.Any("error", err))

@@ -9,6 +9,7 @@ import (
 	"github.com/tallyhq/tally/actors/actorstest"
 	"github.com/tallyhq/tally/gateway"
 	"github.com/tallyhq/tally/gateway/gatewaytest"
+	"github.com/tallyhq/tally/journal/journaltest"
 )
 
 type env struct {
@@ -19,12 +20,7 @@ type env struct {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	n := gatewaytest.StartTB(t, nil)
-	nc, err := nats.Connect(n.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return &env{nc: nc, clock: n.Clock}
+	return &env{nc: journaltest.ConnectURL(t, n.URL), clock: n.Clock}
 }
 
 // request sends payload to subject, as protobuf when proto is set.

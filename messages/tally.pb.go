@@ -981,7 +981,6 @@ func (x *Event) GetState() *GroupState {
 // the call to the group itself.
 type Acquired struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Allowed       bool                   `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1014,13 +1013,6 @@ func (x *Acquired) ProtoReflect() protoreflect.Message {
 // Deprecated: Use Acquired.ProtoReflect.Descriptor instead.
 func (*Acquired) Descriptor() ([]byte, []int) {
 	return file_tally_proto_rawDescGZIP(), []int{13}
-}
-
-func (x *Acquired) GetAllowed() bool {
-	if x != nil {
-		return x.Allowed
-	}
-	return false
 }
 
 // Gate asks a user's limiter to admit a call to a group and, when it can,
@@ -1167,9 +1159,9 @@ const file_tally_proto_rawDesc = "" +
 	"\bprev_seq\x18\x01 \x01(\x04R\aprevSeq\x12\x1b\n" +
 	"\tunix_nano\x18\x02 \x01(\x03R\bunixNano\x12*\n" +
 	"\achanges\x18\x03 \x03(\v2\x10.tally.v1.ChangeR\achanges\x12*\n" +
-	"\x05state\x18\x04 \x01(\v2\x14.tally.v1.GroupStateR\x05state\"$\n" +
-	"\bAcquired\x12\x18\n" +
-	"\aallowed\x18\x01 \x01(\bR\aallowed\"s\n" +
+	"\x05state\x18\x04 \x01(\v2\x14.tally.v1.GroupStateR\x05state\"\n" +
+	"\n" +
+	"\bAcquired\"s\n" +
 	"\x04Gate\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12(\n" +
 	"\x06change\x18\x02 \x01(\v2\x10.tally.v1.ChangeR\x06change\x12&\n" +

@@ -10,6 +10,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/tallyhq/tally/journal/journaltest"
+
 	"github.com/tallyhq/tally/client"
 )
 
@@ -40,7 +42,7 @@ func TestDeployConfig(t *testing.T) {
 	startProc(t, "--nats-url", url("tally-node", "node-secret"))
 
 	ctx := context.Background()
-	aliceConn := connect(t, url("alice", "alice-secret"))
+	aliceConn := journaltest.ConnectURL(t, url("alice", "alice-secret"))
 	alice, err := client.New(aliceConn, "alice", client.WithRetries(0), client.WithTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +58,7 @@ func TestDeployConfig(t *testing.T) {
 	if err := aliceAdmin.DeleteGroupCounters(ctx, "g"); err == nil {
 		t.Errorf("alice's connection reached the admin subjects")
 	}
-	backend, _ := client.NewAdmin(connect(t, url("backend", "backend-secret")))
+	backend, _ := client.NewAdmin(journaltest.ConnectURL(t, url("backend", "backend-secret")))
 	got, err := backend.GetGroupCounters(ctx, "g")
 	if err != nil || got["k"] != 3 {
 		t.Errorf("back end's get = %v, %v; want k=3 (nothing else applied)", got, err)

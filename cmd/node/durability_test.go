@@ -22,7 +22,7 @@ import (
 // rebuild replays the journal on the NATS server at url.
 func rebuild(t *testing.T, url string) map[string]int64 {
 	t.Helper()
-	js, err := jetstream.New(connect(t, url))
+	js, err := jetstream.New(journaltest.ConnectURL(t, url))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestKillKeepsAcknowledgedWrites(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			data := t.TempDir()
 			p := startProc(t, "--data", data, "--listen", "127.0.0.1:0", "--sync", mode)
-			admin, err := client.NewAdmin(connect(t, p.url), client.WithRetries(0), client.WithTimeout(2*time.Second))
+			admin, err := client.NewAdmin(journaltest.ConnectURL(t, p.url), client.WithRetries(0), client.WithTimeout(2*time.Second))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,7 +84,7 @@ func TestKillKeepsAcknowledgedWrites(t *testing.T) {
 
 			again := startProc(t, "--data", data, "--listen", "127.0.0.1:0", "--sync", mode)
 			replayed := rebuild(t, again.url)
-			admin2, err := client.NewAdmin(connect(t, again.url))
+			admin2, err := client.NewAdmin(journaltest.ConnectURL(t, again.url))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -114,7 +114,7 @@ func TestKillKeepsAcknowledgedWrites(t *testing.T) {
 func TestTermFinishesRequestsTaken(t *testing.T) {
 	data := t.TempDir()
 	p := startProc(t, "--data", data, "--listen", "127.0.0.1:0")
-	nc := connect(t, p.url)
+	nc := journaltest.ConnectURL(t, p.url)
 	replies := make(chan *nats.Msg, 1000)
 	inbox := nats.NewInbox()
 	if _, err := nc.ChanSubscribe(inbox+".*", replies); err != nil {
@@ -156,7 +156,7 @@ func TestTermFinishesRequestsTaken(t *testing.T) {
 		t.Errorf("exit code after SIGTERM = %d, want 0", code)
 	}
 	again := startProc(t, "--data", data, "--listen", "127.0.0.1:0")
-	admin, err := client.NewAdmin(connect(t, again.url))
+	admin, err := client.NewAdmin(journaltest.ConnectURL(t, again.url))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestTwoNodesAreFenced(t *testing.T) {
 	s := journaltest.StartServer(t)
 	p1 := startProc(t, "--nats-url", s.ClientURL())
 	p2 := startProc(t, "--nats-url", s.ClientURL())
-	admin, err := client.NewAdmin(connect(t, s.ClientURL()))
+	admin, err := client.NewAdmin(journaltest.ConnectURL(t, s.ClientURL()))
 	if err != nil {
 		t.Fatal(err)
 	}

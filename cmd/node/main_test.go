@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/tallyhq/tally/journal/journaltest"
 )
 
 // binary is the node built once for the process tests.
@@ -126,19 +126,9 @@ func (p *proc) wait(t *testing.T) int {
 	return 0
 }
 
-func connect(t *testing.T, url string) *nats.Conn {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
-}
-
 func TestPingOnceServing(t *testing.T) {
 	p := startProc(t, "--data", t.TempDir(), "--listen", "127.0.0.1:0")
-	nc := connect(t, p.url)
+	nc := journaltest.ConnectURL(t, p.url)
 	m, err := nc.Request("$SRV.PING.tally", nil, 5*time.Second)
 	if err != nil {
 		t.Fatalf("$SRV.PING.tally: %v", err)

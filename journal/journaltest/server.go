@@ -125,9 +125,15 @@ func freePorts(tb testing.TB, n int) []int {
 // Connect opens a client connection to s, closed when the test ends.
 func Connect(tb testing.TB, s *server.Server) *nats.Conn {
 	tb.Helper()
-	nc, err := nats.Connect(s.ClientURL())
+	return ConnectURL(tb, s.ClientURL())
+}
+
+// ConnectURL opens a client connection to url, closed when the test ends.
+func ConnectURL(tb testing.TB, url string) *nats.Conn {
+	tb.Helper()
+	nc, err := nats.Connect(url)
 	if err != nil {
-		tb.Fatalf("connect to %s: %v", s.ClientURL(), err)
+		tb.Fatalf("connect to %s: %v", url, err)
 	}
 	tb.Cleanup(nc.Close)
 	return nc
