@@ -66,11 +66,6 @@ type Config struct {
 	WriteLimit  int
 	ReadLimit   int
 	LimitWindow time.Duration
-
-	// Host and Port are where the actor system's remote endpoint listens;
-	// port 0 picks a free one.
-	Host string
-	Port int
 }
 
 // DefaultConfig returns the contract's limits and the documented defaults.
@@ -87,7 +82,6 @@ func DefaultConfig() Config {
 		WriteLimit:     20,
 		ReadLimit:      20,
 		LimitWindow:    5 * time.Second,
-		Host:           "127.0.0.1",
 	}
 }
 
@@ -110,8 +104,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("actors: recover events %d must not be negative", c.RecoverEvents)
 	case c.WriteLimit < 1 || c.ReadLimit < 1 || c.LimitWindow <= 0:
 		return fmt.Errorf("actors: rate limits %d/%d per %v must be positive", c.WriteLimit, c.ReadLimit, c.LimitWindow)
-	case c.Port < 0 || c.Port > 65535:
-		return fmt.Errorf("actors: port %d out of range", c.Port)
 	}
 	return nil
 }

@@ -44,30 +44,3 @@ func Code(err error) messages.Code {
 	}
 	return messages.Code_CODE_INTERNAL
 }
-
-// replyError is err as the message a grain answers with.
-func replyError(err error) *messages.Error {
-	return &messages.Error{Code: int32(Code(err)), Message: err.Error()}
-}
-
-// codedError is an error that crossed the cluster as a *messages.Error: it
-// keeps the grain's message and matches the sentinel of its code.
-type codedError struct {
-	msg  string
-	code messages.Code
-}
-
-func (e *codedError) Error() string { return e.msg }
-
-func (e *codedError) Is(target error) bool {
-	for _, c := range codes {
-		if c.err == target {
-			return c.code == e.code
-		}
-	}
-	return false
-}
-
-func fromReply(e *messages.Error) error {
-	return &codedError{msg: e.GetMessage(), code: messages.Code(e.GetCode())}
-}

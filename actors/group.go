@@ -9,14 +9,11 @@ import (
 	"slices"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/cluster"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/messages"
 )
-
-const kindGroup = "group"
 
 // maxAttempts bounds how often one command is retried after conflicts
 // before its caller gets ErrUnavailable.
@@ -26,8 +23,8 @@ const maxAttempts = 16
 type pending struct {
 	cmd      *messages.Change     // a write, or nil
 	get      *messages.GetRequest // a get, or nil
-	sender   *actor.PID
-	dups     []*actor.PID     // later callers with the same request ID
+	reply    Reply
+	dups     []Reply          // later callers with the same request ID
 	result   *messages.Change // the change the command made
 	err      error            // why the command was refused
 	attempts int
@@ -95,26 +92,21 @@ func newGroup(cfg *Config) actor.Actor {
 
 func (g *group) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
-	case *cluster.ClusterInit:
-		g.id = m.Identity.GetIdentity()
-		g.pass.init(ctx, g.cfg.PassivateAfter)
+	case *activate:
+		g.id = m.name
+		g.pass.init(ctx, m, g.cfg.PassivateAfter)
 		g.load(0)
-	case *messages.Change:
-		g.pass.touch()
-		if g.failed != nil {
-			ctx.Respond(replyError(g.failed))
-			return
-		}
-		g.onChange(ctx, m)
-	case *messages.GetRequest:
+	case *call:
 		g.pass.touch()
 		switch {
 		case g.failed != nil:
-			ctx.Respond(replyError(g.failed))
+			m.reply(nil, g.failed)
+		case m.change != nil:
+			g.onChange(ctx, m)
 		case !g.ready:
-			g.queue = append(g.queue, &pending{get: m, sender: ctx.Sender()})
+			g.queue = append(g.queue, &pending{get: m.get, reply: m.reply})
 		default:
-			ctx.Respond(g.read(m))
+			m.reply(g.read(m.get), nil)
 		}
 	case *loaded:
 		g.onLoaded(ctx, m)
@@ -130,14 +122,28 @@ func (g *group) Receive(ctx actor.Context) {
 			g.passivate(ctx)
 		}
 	case *passivate:
-		g.drained = g.pass.marker(m)
+		g.drained = true
 		g.stopIfDone()
+	case *actor.Stopped:
+		g.pass.stopped()
+		g.abandon()
 	}
+}
+
+// abandon answers every command still held with ErrUnavailable: the actor
+// stopped (a panic stops it) before they were done, and the outcome of
+// those in the append in flight is unknown.
+func (g *group) abandon() {
+	for _, p := range append(g.inflight, g.queue...) {
+		p.result, p.err = nil, fmt.Errorf("%w: group %s stopped", ErrUnavailable, g.id)
+		g.finish(nil, p)
+	}
+	g.inflight, g.queue = nil, nil
 }
 
 func (g *group) passivate(ctx actor.Context) {
 	g.stopping = true
-	g.pass.begin(ctx)
+	g.pass.begin()
 }
 
 // stopIfDone stops a passivating group once its mailbox is drained and it
@@ -148,11 +154,12 @@ func (g *group) stopIfDone() {
 	}
 }
 
-func (g *group) onChange(ctx actor.Context, cmd *messages.Change) {
-	p := &pending{cmd: cmd, sender: ctx.Sender()}
+func (g *group) onChange(ctx actor.Context, c *call) {
+	cmd := c.change
+	p := &pending{cmd: cmd, reply: c.reply}
 	if id := cmd.GetRequestId(); id != "" {
 		if first, ok := g.waiting[id]; ok {
-			first.dups = append(first.dups, p.sender)
+			first.dups = append(first.dups, p.reply)
 			return
 		}
 		if g.waiting == nil {
@@ -315,15 +322,15 @@ func (g *group) forget(now int64) {
 // finish replies to a command's caller and to the callers that sent the
 // same request ID while it was pending.
 func (g *group) finish(ctx actor.Context, p *pending) {
-	var reply proto.Message = p.result
+	var res proto.Message = p.result
 	if p.err != nil {
-		reply = replyError(p.err)
+		res = nil
+	} else if p.get != nil {
+		res = g.read(p.get)
 	}
-	if p.sender != nil {
-		ctx.Send(p.sender, reply)
-	}
+	p.reply(res, p.err)
 	for _, d := range p.dups {
-		ctx.Send(d, reply)
+		d(res, p.err)
 	}
 	if id := p.cmd.GetRequestId(); id != "" && g.waiting[id] == p {
 		delete(g.waiting, id)
@@ -397,7 +404,7 @@ func (g *group) onLoaded(ctx actor.Context, m *loaded) {
 	writes := g.queue[:0]
 	for _, p := range g.queue {
 		if p.get != nil {
-			ctx.Send(p.sender, g.read(p.get))
+			p.reply(g.read(p.get), nil)
 			continue
 		}
 		writes = append(writes, p)

@@ -5,12 +5,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/cluster"
-
-	"github.com/tallyhq/tally/messages"
 )
-
-const kindLimiter = "limiter"
 
 // window is a sliding-window log: the times of the last admitted calls, at
 // most limit of them, in a ring.
@@ -47,26 +42,26 @@ func (w *window) newest() int64 {
 // limiter is a user's rate limiter: writes and gets each have their own
 // window.
 type limiter struct {
-	cfg     *Config
-	user    string
-	cluster *cluster.Cluster
-	writes  window
-	reads   window
-	pass    passivator
+	node   *Node
+	cfg    *Config
+	user   string
+	writes window
+	reads  window
+	pass   passivator
 }
 
-func newLimiter(cfg *Config) actor.Actor {
-	return &limiter{cfg: cfg, writes: newWindow(cfg.WriteLimit), reads: newWindow(cfg.ReadLimit)}
+func newLimiter(n *Node) actor.Actor {
+	return &limiter{node: n, cfg: &n.cfg, writes: newWindow(n.cfg.WriteLimit), reads: newWindow(n.cfg.ReadLimit)}
 }
 
 func (l *limiter) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
-	case *cluster.ClusterInit:
-		l.user, l.cluster = m.Identity.GetIdentity(), m.Cluster
-		l.pass.init(ctx, l.cfg.LimitWindow)
-	case *messages.Gate:
+	case *activate:
+		l.user = m.name
+		l.pass.init(ctx, m, l.cfg.LimitWindow)
+	case *call:
 		l.pass.touch()
-		l.gate(ctx, m)
+		l.gate(m)
 	case *idleCheck:
 		if !l.pass.idle() {
 			return
@@ -76,59 +71,29 @@ func (l *limiter) Receive(ctx actor.Context) {
 		now := l.cfg.Clock.Now().UnixNano()
 		last := max(l.writes.newest(), l.reads.newest())
 		if now-last >= int64(l.cfg.LimitWindow) {
-			l.pass.begin(ctx)
+			l.pass.begin()
 			return
 		}
 		l.pass.touch()
 		l.pass.idle()
 	case *passivate:
-		if l.pass.marker(m) {
-			l.pass.stop()
-		}
+		l.pass.stop()
+	case *actor.Stopped:
+		l.pass.stopped()
 	}
 }
 
 // gate admits or refuses a call and hands an admitted one to the group's
-// actor, which answers the caller directly.
-func (l *limiter) gate(ctx actor.Context, m *messages.Gate) {
-	read := m.GetGet() != nil
+// actor, which answers the caller.
+func (l *limiter) gate(c *call) {
+	read := c.get != nil
 	w, limit, kind := &l.writes, l.cfg.WriteLimit, "writes"
 	if read {
 		w, limit, kind = &l.reads, l.cfg.ReadLimit, "gets"
 	}
 	if !w.admit(l.cfg.Clock.Now().UnixNano(), l.cfg.LimitWindow) {
-		err := fmt.Errorf("%w: user %s made %d %s within %v", ErrRateLimited, l.user, limit, kind, l.cfg.LimitWindow)
-		ctx.Respond(replyError(err))
+		c.reply(nil, fmt.Errorf("%w: user %s made %d %s within %v", ErrRateLimited, l.user, limit, kind, l.cfg.LimitWindow))
 		return
 	}
-	pid := l.groupPID(ctx, m.GetGroupId())
-	if pid == nil {
-		ctx.Respond(&messages.Acquired{})
-		return
-	}
-	var call any = m.GetChange()
-	if read {
-		call = m.GetGet()
-	}
-	// Should the group stop between this check and the delivery, the
-	// caller gets a dead letter and resends the Gate, which counts the call
-	// a second time: a rare over-count, never an under-count.
-	ctx.RequestWithCustomSender(pid, call, ctx.Sender())
-}
-
-// groupPID is the group's activation if this node knows a live one.
-func (l *limiter) groupPID(ctx actor.Context, group string) *actor.PID {
-	if l.cluster == nil {
-		return nil
-	}
-	pid, ok := l.cluster.PidCache.Get(group, kindGroup)
-	if !ok {
-		return nil
-	}
-	if pid.GetAddress() == ctx.ActorSystem().Address() {
-		if _, live := ctx.ActorSystem().ProcessRegistry.GetLocal(pid.GetId()); !live {
-			return nil // passivating
-		}
-	}
-	return pid
+	l.node.groups.send(c.group, c)
 }

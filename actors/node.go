@@ -2,32 +2,45 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/cluster"
-	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
-	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
-	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/messages"
 )
 
-// Node is a member of the actor cluster that hosts group and limiter
-// actors. Today it is a one-member cluster; more members need only a
-// membership provider, since groups are addressed by identity.
-type Node struct {
-	cfg     Config
-	system  *actor.ActorSystem
-	cluster *cluster.Cluster
-	pool    *pool
+// Reply receives the answer to a call: a *messages.Change for a write, a
+// *messages.GetReply for a get, or an error. It is called exactly once,
+// from an actor's goroutine (or the caller's, for a call refused before it
+// reached an actor), and must not block.
+type Reply func(res proto.Message, err error)
+
+// call is a command on its way to a group, with where its answer goes.
+type call struct {
+	group  string
+	change *messages.Change     // a write, or nil
+	get    *messages.GetRequest // a get, or nil
+	reply  Reply
 }
 
-// Start starts a one-member cluster with the group and limiter kinds.
-func Start(cfg Config) (n *Node, err error) {
+// Node hosts the group and limiter actors of one process. Actors are
+// activated by name on their first message and passivate when idle.
+//
+// Several nodes may serve the same groups: the journal fences their
+// writes (see the journal package), so no write is lost or applied twice.
+type Node struct {
+	cfg      Config
+	system   *actor.ActorSystem
+	pool     *pool
+	groups   *registry
+	limiters *registry
+}
+
+// Start starts a node's actor system.
+func Start(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -36,174 +49,104 @@ func Start(cfg Config) (n *Node, err error) {
 	system := actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }),
 	))
-	node := &Node{cfg: cfg, system: system, pool: newPool(300)}
+	n := &Node{cfg: cfg, system: system, pool: newPool(300)}
 	// The lock-free mailbox makes its queue nodes as messages come, where
-	// the default keeps a ring of 10 slots per actor (about 270 bytes).
-	dispatch := actor.WithDispatcher(node.pool)
-	mailbox := actor.WithMailbox(actor.UnboundedLockfree())
-	kinds := []*cluster.Kind{
-		cluster.NewKind(kindGroup, actor.PropsFromProducer(func() actor.Actor { return newGroup(&node.cfg) }, dispatch, mailbox)),
-		cluster.NewKind(kindLimiter, actor.PropsFromProducer(func() actor.Actor { return newLimiter(&node.cfg) }, dispatch, mailbox)),
+	// the default keeps a ring of 10 slots per actor (about 270 bytes). An
+	// actor that panics stops, answering what it holds with an error; the
+	// next message activates a fresh one from the journal.
+	opts := []actor.PropsOption{
+		actor.WithDispatcher(n.pool),
+		actor.WithMailbox(actor.UnboundedLockfree()),
+		actor.WithGuardian(actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })),
 	}
-	provider := test.NewTestProvider(test.NewInMemAgent())
-	ccfg := cluster.Configure("tally", provider, disthash.New(), remote.Configure(cfg.Host, cfg.Port),
-		cluster.WithKinds(kinds...),
-		cluster.WithRequestTimeout(cfg.Timeout),
-		cluster.WithClusterContextProducer(newRequestContext),
-	)
-	node.cluster = cluster.New(system, ccfg)
-	// StartMember panics when it cannot listen.
-	defer func() {
-		if r := recover(); r != nil {
-			node.pool.stop()
-			err = fmt.Errorf("actors: start cluster member: %v", r)
-		}
-	}()
-	node.cluster.StartMember()
-	return node, nil
+	n.groups = newRegistry(system.Root, actor.PropsFromProducer(func() actor.Actor { return newGroup(&n.cfg) }, opts...))
+	n.limiters = newRegistry(system.Root, actor.PropsFromProducer(func() actor.Actor { return newLimiter(n) }, opts...))
+	return n, nil
 }
 
 // Stop stops every actor. Callers stop sending commands first and wait for
 // the replies of those they sent, so no append is in flight.
 func (n *Node) Stop() {
-	n.cluster.Shutdown(false)
+	n.limiters.stopAll()
+	n.groups.stopAll()
 	n.pool.stop()
+	n.system.Shutdown()
 }
 
-// Change runs a write command on a group as user, or as a trusted back end
-// when user is empty (no rate limit). It returns the change made: Seq and
-// Value filled, or Seq 0 when the command changed nothing.
-func (n *Node) Change(ctx context.Context, user, group string, cmd *messages.Change) (*messages.Change, error) {
+// SubmitChange runs a write command on a group as user, or as a trusted
+// back end when user is empty (no rate limit), and answers reply with the
+// change made: Seq and Value filled, or Seq 0 when the command changed
+// nothing. It does not wait.
+func (n *Node) SubmitChange(user, group string, cmd *messages.Change, reply Reply) {
 	if err := ValidateChange(group, cmd); err != nil {
-		return nil, err
+		reply(nil, err)
+		return
 	}
-	res, err := n.call(ctx, user, group, &messages.Gate{GroupId: group, Change: cmd}, cmd)
-	if err != nil {
-		return nil, err
-	}
-	switch r := res.(type) {
-	case *messages.Change:
-		return r, nil
-	case *messages.Error:
-		return nil, fromReply(r)
-	}
-	return nil, fmt.Errorf("%w: group %s answered %T", ErrUnavailable, group, res)
+	n.submit(user, &call{group: group, change: cmd, reply: reply})
 }
 
-// Get reads a group's counters as user, or as a trusted back end when user
-// is empty.
-func (n *Node) Get(ctx context.Context, user string, req *messages.GetRequest) (*messages.GetReply, error) {
+// SubmitGet reads a group's counters as user, or as a trusted back end
+// when user is empty, and answers reply with a *messages.GetReply. It does
+// not wait.
+func (n *Node) SubmitGet(user string, req *messages.GetRequest, reply Reply) {
 	if err := ValidateGet(req); err != nil {
-		return nil, err
+		reply(nil, err)
+		return
 	}
-	res, err := n.call(ctx, user, req.GetGroupId(), &messages.Gate{GroupId: req.GetGroupId(), Get: req}, req)
-	if err != nil {
-		return nil, err
-	}
-	switch r := res.(type) {
-	case *messages.GetReply:
-		return r, nil
-	case *messages.Error:
-		return nil, fromReply(r)
-	}
-	return nil, fmt.Errorf("%w: group %s answered %T", ErrUnavailable, req.GetGroupId(), res)
+	n.submit(user, &call{group: req.GetGroupId(), get: req, reply: reply})
 }
 
-// call runs msg on the group's actor. A user's call goes to the user's
-// limiter, which refuses it or hands it to the group's actor, so that the
-// group answers: one actor request, not two. A limiter that does not know
-// the group's activation admits the call and leaves the delivery to call.
-func (n *Node) call(ctx context.Context, user, group string, gate *messages.Gate, msg any) (any, error) {
+// submit hands a user's call to the user's limiter, which refuses it or
+// passes it on to the group, and a trusted call to the group.
+func (n *Node) submit(user string, c *call) {
 	if user == "" {
-		return n.request(ctx, group, kindGroup, msg)
+		n.groups.send(c.group, c)
+		return
 	}
 	if err := ValidateUserID(user); err != nil {
-		return nil, err
+		c.reply(nil, err)
+		return
 	}
-	res, err := n.request(ctx, user, kindLimiter, gate)
+	n.limiters.send(user, c)
+}
+
+// Change is SubmitChange waiting for its answer, at most until ctx ends or
+// the configured Timeout, after which the outcome is unknown
+// (ErrUnavailable).
+func (n *Node) Change(ctx context.Context, user, group string, cmd *messages.Change) (*messages.Change, error) {
+	res, err := n.wait(ctx, group, func(r Reply) { n.SubmitChange(user, group, cmd, r) })
 	if err != nil {
 		return nil, err
 	}
-	if _, admitted := res.(*messages.Acquired); admitted {
-		return n.request(ctx, group, kindGroup, msg)
-	}
-	return res, nil
+	return res.(*messages.Change), nil
 }
 
-func (n *Node) request(ctx context.Context, identity, kind string, msg any) (any, error) {
-	var opts []cluster.GrainCallOption // the cluster's timeout is cfg.Timeout
-	if d, ok := ctx.Deadline(); ok && time.Until(d) < n.cfg.Timeout {
-		opts = append(opts, cluster.WithTimeout(time.Until(d)))
-	}
-	res, err := n.cluster.Request(identity, kind, msg, opts...)
+// Get is SubmitGet waiting for its answer, like Change.
+func (n *Node) Get(ctx context.Context, user string, req *messages.GetRequest) (*messages.GetReply, error) {
+	res, err := n.wait(ctx, req.GetGroupId(), func(r Reply) { n.SubmitGet(user, req, r) })
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s %s: %w", ErrUnavailable, kind, identity, err)
+		return nil, err
 	}
-	return res, nil
+	return res.(*messages.GetReply), nil
 }
 
-// requestContext is the cluster's request path. Unlike protoactor's
-// default it resends a message only when it was not delivered (a dead
-// letter: the actor had passivated), never after a timeout, when the actor
-// may still apply it: a write must not be applied twice.
-type requestContext struct {
-	c *cluster.Cluster
-}
-
-func newRequestContext(c *cluster.Cluster) cluster.Context { return &requestContext{c: c} }
-
-// maxLookups bounds the attempts to find an activation.
-const maxLookups = 20
-
-func (r *requestContext) Request(identity, kind string, msg any, opts ...cluster.GrainCallOption) (any, error) {
-	cfg := cluster.NewGrainCallOptions(r.c)
-	for _, o := range opts {
-		o(cfg)
+func (n *Node) wait(ctx context.Context, group string, submit func(Reply)) (proto.Message, error) {
+	type answer struct {
+		res proto.Message
+		err error
 	}
-	deadline := time.Now().Add(cfg.Timeout)
-	for attempt := 0; ; attempt++ {
-		pid := r.pid(identity, kind)
-		left := time.Until(deadline)
-		if pid == nil || left <= 0 {
-			if left <= 0 || attempt >= maxLookups {
-				return nil, fmt.Errorf("no activation of %s/%s: %w", kind, identity, actor.ErrTimeout)
-			}
-			time.Sleep(time.Duration(attempt+1) * time.Millisecond) // let placement settle
-			continue
-		}
-		res, err := cfg.Context.RequestFuture(pid, msg, left).Result()
-		if (errors.Is(err, actor.ErrDeadLetter) || errors.Is(err, remote.ErrDeadLetter)) && time.Until(deadline) > 0 {
-			// The actor is passivating: once it has stopped, a new
-			// activation takes the message.
-			r.c.PidCache.Remove(identity, kind)
-			time.Sleep(time.Duration(min(attempt+1, 10)) * time.Millisecond)
-			continue
-		}
-		return res, err
+	done := make(chan answer, 1)
+	submit(func(res proto.Message, err error) { done <- answer{res, err} })
+	t := time.NewTimer(n.cfg.Timeout)
+	defer t.Stop()
+	select {
+	case a := <-done:
+		return a.res, a.err
+	case <-t.C:
+		return nil, fmt.Errorf("%w: group %s: no answer within %v", ErrUnavailable, group, n.cfg.Timeout)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: group %s: %w", ErrUnavailable, group, ctx.Err())
 	}
-}
-
-func (r *requestContext) RequestFuture(identity, kind string, msg any, opts ...cluster.GrainCallOption) (*actor.Future, error) {
-	cfg := cluster.NewGrainCallOptions(r.c)
-	for _, o := range opts {
-		o(cfg)
-	}
-	pid := r.pid(identity, kind)
-	if pid == nil {
-		return nil, fmt.Errorf("no activation of %s/%s: %w", kind, identity, actor.ErrTimeout)
-	}
-	return cfg.Context.RequestFuture(pid, msg, cfg.Timeout), nil
-}
-
-func (r *requestContext) pid(identity, kind string) *actor.PID {
-	if pid, ok := r.c.PidCache.Get(identity, kind); ok {
-		return pid
-	}
-	pid := r.c.Get(identity, kind)
-	if pid != nil {
-		r.c.PidCache.Set(identity, kind, pid)
-	}
-	return pid
 }
 
 // minLevel drops records below its level.

@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"context"
-
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/actors"
@@ -10,57 +8,69 @@ import (
 )
 
 // actorsCode is the one table of contract codes, kept in actors because
-// group actors answer across the cluster with codes.
+// the actors make most of the errors.
 var actorsCode = actors.Code
 
-// dispatch decodes a request, runs it on the actors and returns the reply.
-func (g *Gateway) dispatch(ctx context.Context, o op, user string, f format, data []byte) (proto.Message, error) {
-	switch o {
+// dispatch decodes a request and submits it to the actors; the reply goes
+// out through r.respond.
+func (g *Gateway) dispatch(r *request, user string, data []byte) {
+	switch r.op {
 	case opSet:
-		req, err := decodeSet(f, data)
+		req, err := decodeSet(r.format, data)
 		if err != nil {
-			return nil, err
+			r.respond(nil, err)
+			return
 		}
-		c, err := g.node.Change(ctx, user, req.GetGroupId(), &messages.Change{
+		g.node.SubmitChange(user, req.GetGroupId(), &messages.Change{
 			Op: messages.Op_OP_SET, Counters: req.GetCounters(), RequestId: req.GetRequestId(),
+		}, func(res proto.Message, err error) {
+			if err != nil {
+				r.respond(nil, err)
+				return
+			}
+			r.respond(&messages.SetReply{GroupId: req.GetGroupId(), Counters: res.(*messages.Change).GetCounters()}, nil)
 		})
-		if err != nil {
-			return nil, err
-		}
-		return &messages.SetReply{GroupId: req.GetGroupId(), Counters: c.GetCounters()}, nil
 	case opIncrease, opDecrease:
-		req, err := decodeChange(f, data)
+		req, err := decodeChange(r.format, data)
 		if err != nil {
-			return nil, err
+			r.respond(nil, err)
+			return
 		}
 		kind := messages.Op_OP_INCREASE
-		if o == opDecrease {
+		if r.op == opDecrease {
 			kind = messages.Op_OP_DECREASE
 		}
-		c, err := g.node.Change(ctx, user, req.GetGroupId(), &messages.Change{
+		g.node.SubmitChange(user, req.GetGroupId(), &messages.Change{
 			Op: kind, Key: req.GetKey(), Amount: req.GetValue(), RequestId: req.GetRequestId(),
+		}, func(res proto.Message, err error) {
+			if err != nil {
+				r.respond(nil, err)
+				return
+			}
+			c := res.(*messages.Change)
+			r.respond(&messages.ChangeReply{GroupId: req.GetGroupId(), Key: c.GetKey(), Value: c.GetValue()}, nil)
 		})
-		if err != nil {
-			return nil, err
-		}
-		return &messages.ChangeReply{GroupId: req.GetGroupId(), Key: c.GetKey(), Value: c.GetValue()}, nil
 	case opGet:
-		req, err := decodeGet(f, data)
+		req, err := decodeGet(r.format, data)
 		if err != nil {
-			return nil, err
+			r.respond(nil, err)
+			return
 		}
-		return g.node.Get(ctx, user, req)
+		g.node.SubmitGet(user, req, r.respond)
 	default:
-		req, err := decodeDelete(f, data)
+		req, err := decodeDelete(r.format, data)
 		if err != nil {
-			return nil, err
+			r.respond(nil, err)
+			return
 		}
-		_, err = g.node.Change(ctx, user, req.GetGroupId(), &messages.Change{
+		g.node.SubmitChange(user, req.GetGroupId(), &messages.Change{
 			Op: messages.Op_OP_DELETE, Keys: req.GetKeyList(), RequestId: req.GetRequestId(),
+		}, func(_ proto.Message, err error) {
+			if err != nil {
+				r.respond(nil, err)
+				return
+			}
+			r.respond(&messages.DeleteReply{GroupId: req.GetGroupId()}, nil)
 		})
-		if err != nil {
-			return nil, err
-		}
-		return &messages.DeleteReply{GroupId: req.GetGroupId()}, nil
 	}
 }

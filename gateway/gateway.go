@@ -7,19 +7,21 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/tallyhq/tally/actors"
 	"github.com/tallyhq/tally/messages"
 )
 
-// Node is what the gateway needs of the actors.
+// Node is what the gateway needs of the actors: calls that answer later,
+// so that no goroutine waits for an actor.
 type Node interface {
-	Change(ctx context.Context, user, group string, cmd *messages.Change) (*messages.Change, error)
-	Get(ctx context.Context, user string, req *messages.GetRequest) (*messages.GetReply, error)
+	SubmitChange(user, group string, cmd *messages.Change, reply actors.Reply)
+	SubmitGet(user string, req *messages.GetRequest, reply actors.Reply)
 }
 
 // Config configures a Gateway.
@@ -31,9 +33,8 @@ type Config struct {
 	QueueGroup string
 	// Prefix is the subject prefix, "tally.v1".
 	Prefix string
-	// MaxInFlight is the most requests handled at once, by as many
-	// long-lived workers; further requests wait in the subscription's
-	// buffer.
+	// MaxInFlight is the most requests handled at once; further requests
+	// wait in the subscriptions' buffers.
 	MaxInFlight int
 	Logger      *slog.Logger
 }
@@ -69,17 +70,17 @@ type Gateway struct {
 	nc   *nats.Conn
 	node Node
 	svc  micro.Service
-	work chan work // requests taken, for the workers
-	wg   sync.WaitGroup
+	// slots holds a token for every request taken and not yet answered.
+	slots chan struct{}
 }
 
-type work struct {
+// request is a request taken, on its way through the actors.
+type request struct {
+	g       *Gateway
 	op      op
-	admin   bool
 	format  format
 	subject string
 	reply   string
-	data    []byte
 }
 
 type op int
@@ -100,7 +101,7 @@ func Start(nc *nats.Conn, node Node, cfg Config) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, nc: nc, node: node, work: make(chan work, cfg.MaxInFlight)}
+	g := &Gateway{cfg: cfg, nc: nc, node: node, slots: make(chan struct{}, cfg.MaxInFlight)}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        cfg.Name,
 		Version:     cfg.Version,
@@ -132,15 +133,6 @@ func Start(nc *nats.Conn, node Node, cfg Config) (*Gateway, error) {
 		svc.Stop()
 		return nil, fmt.Errorf("gateway: flush subscriptions: %w", err)
 	}
-	// Long-lived workers: a goroutine per request would spend much of its
-	// time growing its stack.
-	for range cfg.MaxInFlight {
-		g.wg.Go(func() {
-			for w := range g.work {
-				g.serve(w)
-			}
-		})
-	}
 	return g, nil
 }
 
@@ -151,7 +143,7 @@ func (g *Gateway) Stop(ctx context.Context) error {
 		return fmt.Errorf("gateway: stop service: %w", err)
 	}
 	// Draining hands the requests already buffered to the handlers; once
-	// the subscriptions are gone every request taken is in g.work.
+	// the subscriptions are gone every request has been taken.
 	for g.nc.NumSubscriptions() > 0 && !g.nc.IsClosed() {
 		select {
 		case <-ctx.Done():
@@ -159,43 +151,48 @@ func (g *Gateway) Stop(ctx context.Context) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	close(g.work)
-	done := make(chan struct{})
-	go func() {
-		g.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("gateway: waiting for requests in flight: %w", ctx.Err())
+	// Holding every slot means every request taken has been answered.
+	for range cap(g.slots) {
+		select {
+		case g.slots <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("gateway: waiting for requests in flight: %w", ctx.Err())
+		}
 	}
+	return nil
 }
 
-// handler queues a request for the workers. It copies what they need out
-// of the micro.Request: micro reads the request's state after the handler
-// returns, so the reply must not go through it from another goroutine.
+// handler hands a request to the actors, which answer it through
+// request.respond. It copies what it needs out of the micro.Request: micro
+// reads the request's state after the handler returns, so the reply must
+// not go through it from another goroutine.
 func (g *Gateway) handler(o op, admin bool) micro.HandlerFunc {
 	return func(req micro.Request) {
 		f := formatJSON
 		if req.Headers().Get("Content-Type") == ContentTypeProtobuf {
 			f = formatProto
 		}
-		g.work <- work{op: o, admin: admin, format: f, subject: req.Subject(), reply: req.Reply(), data: req.Data()}
+		user := ""
+		if !admin {
+			user = userOf(req.Subject())
+		}
+		g.slots <- struct{}{} // released by respond
+		r := &request{g: g, op: o, format: f, subject: req.Subject(), reply: req.Reply()}
+		g.dispatch(r, user, req.Data())
 	}
 }
 
-func (g *Gateway) serve(w work) {
-	user := ""
-	if !w.admin {
-		user = userOf(w.subject)
+// respond publishes the reply to a request, or its error, and frees its
+// slot. It runs on an actor's goroutine, or the handler's for a request
+// refused before it reached an actor.
+func (r *request) respond(reply proto.Message, err error) {
+	g := r.g
+	defer func() { <-g.slots }()
+	if r.reply == "" {
+		return // published without a reply subject: nobody to answer
 	}
-	// The actors bound every call by their own timeout; a context with a
-	// deadline here would cost a timer per request.
-	reply, err := g.dispatch(context.Background(), w.op, user, w.format, w.data)
-	msg := &nats.Msg{Subject: w.reply}
-	if w.format == formatProto {
+	msg := &nats.Msg{Subject: r.reply}
+	if r.format == formatProto {
 		msg.Header = nats.Header{"Content-Type": []string{ContentTypeProtobuf}}
 	}
 	if err != nil {
@@ -204,19 +201,16 @@ func (g *Gateway) serve(w work) {
 		}
 		code := actorsCode(err)
 		if code == messages.Code_CODE_INTERNAL {
-			g.cfg.Logger.Warn("request failed", slog.String("subject", w.subject), slog.Any("error", err))
+			g.cfg.Logger.Warn("request failed", slog.String("subject", r.subject), slog.Any("error", err))
 		}
 		// The micro service error headers; the description must be one line.
 		msg.Header.Set(micro.ErrorCodeHeader, strconv.Itoa(int(code)))
 		msg.Header.Set(micro.ErrorHeader, strings.ReplaceAll(err.Error(), "\n", " "))
 		reply = &messages.Error{Code: int32(code), Message: err.Error()}
 	}
-	if w.reply == "" {
-		return // published without a reply subject: nobody to answer
-	}
-	msg.Data = encode(w.format, reply)
+	msg.Data = encode(r.format, reply)
 	if err := g.nc.PublishMsg(msg); err != nil {
-		g.cfg.Logger.Warn("respond", slog.String("subject", w.subject), slog.Any("error", err))
+		g.cfg.Logger.Warn("respond", slog.String("subject", r.subject), slog.Any("error", err))
 	}
 }
 

@@ -976,109 +976,6 @@ func (x *Event) GetState() *GroupState {
 	return nil
 }
 
-// Acquired answers a Gate whose call the limiter admitted but did not hand
-// on, because it does not know the group's activation: the caller sends
-// the call to the group itself.
-type Acquired struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Acquired) Reset() {
-	*x = Acquired{}
-	mi := &file_tally_proto_msgTypes[13]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Acquired) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Acquired) ProtoMessage() {}
-
-func (x *Acquired) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_proto_msgTypes[13]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Acquired.ProtoReflect.Descriptor instead.
-func (*Acquired) Descriptor() ([]byte, []int) {
-	return file_tally_proto_rawDescGZIP(), []int{13}
-}
-
-// Gate asks a user's limiter to admit a call to a group and, when it can,
-// to hand the call to the group's actor itself, which then answers the
-// caller: one actor request per call instead of two.
-type Gate struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	GroupId string                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
-	// Exactly one of change (a write) and get.
-	Change        *Change     `protobuf:"bytes,2,opt,name=change,proto3" json:"change,omitempty"`
-	Get           *GetRequest `protobuf:"bytes,3,opt,name=get,proto3" json:"get,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Gate) Reset() {
-	*x = Gate{}
-	mi := &file_tally_proto_msgTypes[14]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Gate) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Gate) ProtoMessage() {}
-
-func (x *Gate) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_proto_msgTypes[14]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Gate.ProtoReflect.Descriptor instead.
-func (*Gate) Descriptor() ([]byte, []int) {
-	return file_tally_proto_rawDescGZIP(), []int{14}
-}
-
-func (x *Gate) GetGroupId() string {
-	if x != nil {
-		return x.GroupId
-	}
-	return ""
-}
-
-func (x *Gate) GetChange() *Change {
-	if x != nil {
-		return x.Change
-	}
-	return nil
-}
-
-func (x *Gate) GetGet() *GetRequest {
-	if x != nil {
-		return x.Get
-	}
-	return nil
-}
-
 var File_tally_proto protoreflect.FileDescriptor
 
 const file_tally_proto_rawDesc = "" +
@@ -1159,13 +1056,7 @@ const file_tally_proto_rawDesc = "" +
 	"\bprev_seq\x18\x01 \x01(\x04R\aprevSeq\x12\x1b\n" +
 	"\tunix_nano\x18\x02 \x01(\x03R\bunixNano\x12*\n" +
 	"\achanges\x18\x03 \x03(\v2\x10.tally.v1.ChangeR\achanges\x12*\n" +
-	"\x05state\x18\x04 \x01(\v2\x14.tally.v1.GroupStateR\x05state\"\n" +
-	"\n" +
-	"\bAcquired\"s\n" +
-	"\x04Gate\x12\x19\n" +
-	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12(\n" +
-	"\x06change\x18\x02 \x01(\v2\x10.tally.v1.ChangeR\x06change\x12&\n" +
-	"\x03get\x18\x03 \x01(\v2\x14.tally.v1.GetRequestR\x03get*\x98\x01\n" +
+	"\x05state\x18\x04 \x01(\v2\x14.tally.v1.GroupStateR\x05state*\x98\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x11CODE_RATE_LIMITED\x10\xb4\x17\x12\x12\n" +
@@ -1194,7 +1085,7 @@ func file_tally_proto_rawDescGZIP() []byte {
 }
 
 var file_tally_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tally_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_tally_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_tally_proto_goTypes = []any{
 	(Code)(0),             // 0: tally.v1.Code
 	(Op)(0),               // 1: tally.v1.Op
@@ -1211,30 +1102,26 @@ var file_tally_proto_goTypes = []any{
 	(*Change)(nil),        // 12: tally.v1.Change
 	(*GroupState)(nil),    // 13: tally.v1.GroupState
 	(*Event)(nil),         // 14: tally.v1.Event
-	(*Acquired)(nil),      // 15: tally.v1.Acquired
-	(*Gate)(nil),          // 16: tally.v1.Gate
-	nil,                   // 17: tally.v1.SetRequest.CountersEntry
-	nil,                   // 18: tally.v1.SetReply.CountersEntry
-	nil,                   // 19: tally.v1.GetReply.CountersEntry
-	nil,                   // 20: tally.v1.Change.CountersEntry
-	nil,                   // 21: tally.v1.GroupState.CountersEntry
+	nil,                   // 15: tally.v1.SetRequest.CountersEntry
+	nil,                   // 16: tally.v1.SetReply.CountersEntry
+	nil,                   // 17: tally.v1.GetReply.CountersEntry
+	nil,                   // 18: tally.v1.Change.CountersEntry
+	nil,                   // 19: tally.v1.GroupState.CountersEntry
 }
 var file_tally_proto_depIdxs = []int32{
-	17, // 0: tally.v1.SetRequest.counters:type_name -> tally.v1.SetRequest.CountersEntry
-	18, // 1: tally.v1.SetReply.counters:type_name -> tally.v1.SetReply.CountersEntry
-	19, // 2: tally.v1.GetReply.counters:type_name -> tally.v1.GetReply.CountersEntry
+	15, // 0: tally.v1.SetRequest.counters:type_name -> tally.v1.SetRequest.CountersEntry
+	16, // 1: tally.v1.SetReply.counters:type_name -> tally.v1.SetReply.CountersEntry
+	17, // 2: tally.v1.GetReply.counters:type_name -> tally.v1.GetReply.CountersEntry
 	1,  // 3: tally.v1.Change.op:type_name -> tally.v1.Op
-	20, // 4: tally.v1.Change.counters:type_name -> tally.v1.Change.CountersEntry
-	21, // 5: tally.v1.GroupState.counters:type_name -> tally.v1.GroupState.CountersEntry
+	18, // 4: tally.v1.Change.counters:type_name -> tally.v1.Change.CountersEntry
+	19, // 5: tally.v1.GroupState.counters:type_name -> tally.v1.GroupState.CountersEntry
 	12, // 6: tally.v1.Event.changes:type_name -> tally.v1.Change
 	13, // 7: tally.v1.Event.state:type_name -> tally.v1.GroupState
-	12, // 8: tally.v1.Gate.change:type_name -> tally.v1.Change
-	6,  // 9: tally.v1.Gate.get:type_name -> tally.v1.GetRequest
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_tally_proto_init() }
@@ -1248,7 +1135,7 @@ func file_tally_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tally_proto_rawDesc), len(file_tally_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   20,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
