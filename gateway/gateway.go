@@ -182,6 +182,10 @@ func (g *Gateway) handler(o op, admin bool) micro.HandlerFunc {
 	}
 }
 
+// protoHeader is the header of every protobuf reply but an error's. One
+// map serves them all: publishing only reads it.
+var protoHeader = nats.Header{"Content-Type": []string{ContentTypeProtobuf}}
+
 // respond publishes the reply to a request, or its error, and frees its
 // slot. It runs on an actor's goroutine, or the handler's for a request
 // refused before it reached an actor.
@@ -193,11 +197,12 @@ func (r *request) respond(reply proto.Message, err error) {
 	}
 	msg := &nats.Msg{Subject: r.reply}
 	if r.format == formatProto {
-		msg.Header = nats.Header{"Content-Type": []string{ContentTypeProtobuf}}
+		msg.Header = protoHeader // read only
 	}
 	if err != nil {
-		if msg.Header == nil {
-			msg.Header = nats.Header{}
+		msg.Header = nats.Header{}
+		if r.format == formatProto {
+			msg.Header.Set("Content-Type", ContentTypeProtobuf)
 		}
 		code := actorsCode(err)
 		if code == messages.Code_CODE_INTERNAL {

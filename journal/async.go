@@ -21,9 +21,14 @@ import (
 // not be stored.
 var ErrTimeout = errors.New("journal: no acknowledgement in time")
 
+// ErrClosed means the journal no longer takes appends: it was closed, or
+// its connection was.
+var ErrClosed = errors.New("journal: closed")
+
 // acks receives the acknowledgements of AppendAsync on one subscription, so
-// an append costs one published message: no goroutine, no channel and no
-// reply subscription of its own.
+// an append costs one published message: no goroutine, no channel, no
+// timer and no reply subscription of its own. One sweeper goroutine times
+// out the appends whose acknowledgement is late.
 type acks struct {
 	nc      *nats.Conn
 	prefix  string // reply subject prefix, ending in "."
@@ -32,14 +37,25 @@ type acks struct {
 
 	mu      sync.Mutex
 	sub     *nats.Subscription
-	next    uint64
+	closed  bool   // no acknowledgement will come any more
+	next    uint64 // the last append's id
+	swept   uint64 // every append up to this id is answered
 	pending map[uint64]*pendingAck
 }
 
 type pendingAck struct {
-	done  func(seq uint64, err error)
-	subj  string
-	timer *time.Timer
+	done     func(seq uint64, err error)
+	subj     string
+	expected uint64
+	deadline int64 // unix nanos
+}
+
+func (p *pendingAck) timeout(closed bool) {
+	if closed {
+		p.done(0, fmt.Errorf("append %s after %d: journal closed: %w", p.subj, p.expected, ErrTimeout))
+		return
+	}
+	p.done(0, fmt.Errorf("append %s after %d: %w", p.subj, p.expected, ErrTimeout))
 }
 
 func (a *acks) start() error {
@@ -56,6 +72,7 @@ func (a *acks) start() error {
 	}
 	sub.SetPendingLimits(-1, -1) // appends are bounded by the actors, not here
 	a.sub = sub
+	go a.sweep(min(max(a.timeout/10, time.Millisecond), 100*time.Millisecond))
 	return nil
 }
 
@@ -76,7 +93,6 @@ func (a *acks) onAck(m *nats.Msg) {
 	if p == nil {
 		return // timed out already
 	}
-	p.timer.Stop()
 	seq, err := parseAck(m)
 	if err != nil {
 		p.done(0, fmt.Errorf("append %s: %w", p.subj, err))
@@ -148,15 +164,14 @@ func (j *Journal) AppendAsync(group string, expected uint64, ev *messages.Event,
 	}
 	a := j.acks
 	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		done(0, fmt.Errorf("journal: append %s: %w", subj, ErrClosed))
+		return
+	}
 	a.next++
 	id := a.next
-	p := &pendingAck{done: done, subj: subj}
-	a.pending[id] = p
-	p.timer = time.AfterFunc(a.timeout, func() {
-		if a.take(id) != nil {
-			done(0, fmt.Errorf("append %s after %d: %w", subj, expected, ErrTimeout))
-		}
-	})
+	a.pending[id] = &pendingAck{done: done, subj: subj, expected: expected, deadline: time.Now().Add(a.timeout).UnixNano()}
 	a.mu.Unlock()
 	msg := &nats.Msg{
 		Subject: subj,
@@ -166,13 +181,46 @@ func (j *Journal) AppendAsync(group string, expected uint64, ev *messages.Event,
 	}
 	if err := a.nc.PublishMsg(msg); err != nil {
 		if a.take(id) != nil {
-			p.timer.Stop()
 			done(0, fmt.Errorf("journal: append %s: %w", subj, err))
 		}
 	}
 }
 
-// Close stops receiving acknowledgements; appends still pending time out.
+// sweep times out, every tick, the appends past their deadline; ids and
+// deadlines grow together, so it walks from the oldest unanswered append.
+// Once the acknowledgements' subscription is gone (Close, or the connection
+// closed) it answers every pending append and stops.
+func (a *acks) sweep(tick time.Duration) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for range t.C {
+		closed := !a.sub.IsValid()
+		now := time.Now().UnixNano()
+		var late []*pendingAck
+		a.mu.Lock()
+		for ; a.swept < a.next; a.swept++ {
+			p, ok := a.pending[a.swept+1]
+			if ok && !closed && p.deadline > now {
+				break
+			}
+			if ok {
+				delete(a.pending, a.swept+1)
+				late = append(late, p)
+			}
+		}
+		a.closed = closed
+		a.mu.Unlock()
+		for _, p := range late {
+			p.timeout(closed)
+		}
+		if closed {
+			return
+		}
+	}
+}
+
+// Close stops receiving acknowledgements: appends still pending fail with
+// ErrTimeout, later ones with ErrClosed.
 func (j *Journal) Close() error {
 	a := j.acks
 	a.mu.Lock()

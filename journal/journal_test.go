@@ -2,11 +2,14 @@ package journal_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tallyhq/tally/journal"
@@ -117,4 +120,57 @@ func TestSyncedJournal(t *testing.T) {
 		}
 		t.Logf("%d appends, %d syncs", n, syncs)
 	})
+}
+
+// TestAppendTimesOut: an append whose acknowledgement never comes fails
+// with ErrTimeout; one pending when the journal closes fails at once, and
+// appends after Close fail with ErrClosed.
+func TestAppendTimesOut(t *testing.T) {
+	nc := journaltest.Connect(t, journaltest.StartServer(t))
+	js := journaltest.JetStream(t, nc)
+	cfg := journal.DefaultConfig()
+	cfg.AckTimeout = 50 * time.Millisecond
+	j, err := journal.Open(context.Background(), js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without its stream, appends reach only this subscriber, which never
+	// answers: no acknowledgement, and no "no responders" either.
+	if err := js.DeleteStream(context.Background(), cfg.Stream); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Subscribe(cfg.SubjectPrefix+".>", func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	append := func() <-chan error {
+		done := make(chan error, 1)
+		j.AppendAsync("g", 0, &messages.Event{}, func(_ uint64, err error) { done <- err })
+		return done
+	}
+	start := time.Now()
+	if err := <-append(); !errors.Is(err, journal.ErrTimeout) {
+		t.Fatalf("unacknowledged append = %v, want ErrTimeout", err)
+	}
+	if waited := time.Since(start); waited < cfg.AckTimeout {
+		t.Errorf("timed out after %v, before the ack timeout %v", waited, cfg.AckTimeout)
+	}
+
+	cfg.AckTimeout = time.Hour
+	j, err = journal.Open(context.Background(), js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(context.Background(), cfg.Stream); err != nil {
+		t.Fatal(err)
+	}
+	pending := append()
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-pending; !errors.Is(err, journal.ErrTimeout) {
+		t.Errorf("append pending at Close = %v, want ErrTimeout", err)
+	}
+	if err := <-append(); !errors.Is(err, journal.ErrClosed) {
+		t.Errorf("append after Close = %v, want ErrClosed", err)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -266,30 +267,35 @@ func memory(pid int) (rss, peak int64) {
 	return rss, peak
 }
 
-// startProfile collects a CPU profile of a tally node into -out/name.pprof
-// until the returned function is called.
+// startProfile collects a CPU profile and an allocation profile of a
+// tally node into -out/name.pprof and -out/name.allocs.pprof until the
+// returned function is called.
 func (b *bench) startProfile(p *proc, name string) func() {
 	if p.pprof == "" {
 		return func() {}
 	}
 	secs := int((b.o.warmup + b.o.duration).Seconds())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.pprof, secs))
-		if err != nil {
-			b.logf("profile %s: %v", name, err)
-			return
-		}
-		defer resp.Body.Close()
-		os.MkdirAll(b.o.out, 0o755)
-		f, err := os.Create(filepath.Join(b.o.out, name+".pprof"))
-		if err != nil {
-			b.logf("profile %s: %v", name, err)
-			return
-		}
-		defer f.Close()
-		io.Copy(f, resp.Body)
-	}()
-	return func() { <-done }
+	var wg sync.WaitGroup
+	for _, prof := range []struct{ path, file string }{
+		{"profile", name + ".pprof"},
+		{"allocs", name + ".allocs.pprof"},
+	} {
+		wg.Go(func() {
+			resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", p.pprof, prof.path, secs))
+			if err != nil {
+				b.logf("profile %s: %v", name, err)
+				return
+			}
+			defer resp.Body.Close()
+			os.MkdirAll(b.o.out, 0o755)
+			f, err := os.Create(filepath.Join(b.o.out, prof.file))
+			if err != nil {
+				b.logf("profile %s: %v", name, err)
+				return
+			}
+			defer f.Close()
+			io.Copy(f, resp.Body)
+		})
+	}
+	return wg.Wait
 }
