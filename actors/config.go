@@ -46,8 +46,14 @@ type Config struct {
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 
-	// PassivateAfter stops a group actor that got no message for this long.
+	// PassivateAfter is how long an idle group stays in memory; after it,
+	// the group's next call reads it from the journal.
 	PassivateAfter time.Duration
+	// ActorIdle stops a group's actor that got no call for this long; until
+	// PassivateAfter its state stays in memory in a compact snapshot, from
+	// which the next call activates a new actor without reading the
+	// journal.
+	ActorIdle time.Duration
 	// DedupeWindow is how long a write's requestID is remembered.
 	DedupeWindow time.Duration
 	// Timeout bounds loading a group from the journal and one request to
@@ -75,6 +81,7 @@ func DefaultConfig() Config {
 		Clock:          systemClock{},
 		Logger:         slog.Default(),
 		PassivateAfter: 5 * time.Minute,
+		ActorIdle:      time.Second,
 		DedupeWindow:   2 * time.Minute,
 		Timeout:        5 * time.Second,
 		MaxBatch:       512,
@@ -94,6 +101,8 @@ func (c Config) Validate() error {
 		return errors.New("actors: no clock or logger")
 	case c.PassivateAfter <= 0:
 		return fmt.Errorf("actors: passivate-after %v must be positive", c.PassivateAfter)
+	case c.ActorIdle <= 0:
+		return fmt.Errorf("actors: actor idle time %v must be positive", c.ActorIdle)
 	case c.DedupeWindow < 0:
 		return fmt.Errorf("actors: dedupe window %v must not be negative", c.DedupeWindow)
 	case c.Timeout <= 0:

@@ -5,3 +5,13 @@ func (n *Node) Active(group string) bool { return n.groups.active(group) }
 
 // LimiterActive reports whether the user's limiter is activated on this node.
 func (n *Node) LimiterActive(user string) bool { return n.limiters.active(user) }
+
+// Remembered reports whether the node holds the group in memory, as an
+// actor or as a snapshot.
+func (n *Node) Remembered(group string) bool {
+	s := n.groups.shard(group)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.entries[group]
+	return ok
+}

@@ -94,10 +94,13 @@ func (g *group) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *activate:
 		g.id = m.name
-		g.pass.init(ctx, m, g.cfg.PassivateAfter)
+		g.pass.init(ctx, m)
+		if m.snap != nil {
+			g.restore(m.snap)
+			return
+		}
 		g.load(0)
 	case *call:
-		g.pass.touch()
 		switch {
 		case g.failed != nil:
 			m.reply(nil, g.failed)
@@ -113,12 +116,7 @@ func (g *group) Receive(ctx actor.Context) {
 	case *appended:
 		g.onAppended(ctx, m)
 	case *idleCheck:
-		if g.pass.idle() {
-			if g.busy || len(g.queue) > 0 {
-				g.pass.touch()
-				g.pass.idle()
-				return
-			}
+		if !g.busy && len(g.queue) == 0 {
 			g.passivate(ctx)
 		}
 	case *passivate:
@@ -147,9 +145,13 @@ func (g *group) passivate(ctx actor.Context) {
 }
 
 // stopIfDone stops a passivating group once its mailbox is drained and it
-// has nothing in flight.
+// has nothing in flight, leaving a snapshot of its state for the next
+// activation.
 func (g *group) stopIfDone() {
 	if g.stopping && g.drained && !g.busy && len(g.queue) == 0 {
+		if g.ready && g.failed == nil {
+			g.pass.reg.hibernate(g.id, g.snapshot())
+		}
 		g.pass.stop()
 	}
 }

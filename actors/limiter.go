@@ -58,24 +58,16 @@ func (l *limiter) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *activate:
 		l.user = m.name
-		l.pass.init(ctx, m, l.cfg.LimitWindow)
+		l.pass.init(ctx, m)
 	case *call:
-		l.pass.touch()
 		l.gate(m)
 	case *idleCheck:
-		if !l.pass.idle() {
-			return
-		}
 		// Once both windows have slid past the last admitted call the state
-		// is the same as a new limiter's, so passivating loses nothing.
+		// is the same as a new limiter's, so stopping loses nothing.
 		now := l.cfg.Clock.Now().UnixNano()
-		last := max(l.writes.newest(), l.reads.newest())
-		if now-last >= int64(l.cfg.LimitWindow) {
+		if now-max(l.writes.newest(), l.reads.newest()) >= int64(l.cfg.LimitWindow) {
 			l.pass.begin()
-			return
 		}
-		l.pass.touch()
-		l.pass.idle()
 	case *passivate:
 		l.pass.stop()
 	case *actor.Stopped:

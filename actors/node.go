@@ -59,8 +59,10 @@ func Start(cfg Config) (*Node, error) {
 		actor.WithMailbox(actor.UnboundedLockfree()),
 		actor.WithGuardian(actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })),
 	}
-	n.groups = newRegistry(system.Root, actor.PropsFromProducer(func() actor.Actor { return newGroup(&n.cfg) }, opts...))
-	n.limiters = newRegistry(system.Root, actor.PropsFromProducer(func() actor.Actor { return newLimiter(n) }, opts...))
+	idle := min(cfg.ActorIdle, cfg.PassivateAfter)
+	n.groups = newRegistry(system.Root, actor.PropsFromProducer(func() actor.Actor { return newGroup(&n.cfg) }, opts...), idle, cfg.PassivateAfter-idle)
+	// A limiter stops once its windows are empty: it leaves no snapshot.
+	n.limiters = newRegistry(system.Root, actor.PropsFromProducer(func() actor.Actor { return newLimiter(n) }, opts...), cfg.LimitWindow, 0)
 	return n, nil
 }
 

@@ -3,27 +3,47 @@ package actors
 import (
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// registry keeps the live actors of one kind by name (a group ID or a user
-// ID) and activates an actor on the first message to its name.
+// registry keeps the actors of one kind by name (a group ID or a user ID),
+// activates an actor on the first message to its name, and asks idle
+// actors to stop.
 //
 // Messages are posted while holding the name's shard lock, so once an actor
 // has removed itself no message reaches it through the registry: a
-// passivating actor needs only to drain its mailbox, and a message sent
+// stopping actor needs only to drain its mailbox, and a message sent
 // afterwards activates a fresh actor.
+//
+// An actor may leave a snapshot of its state when it stops; the next
+// activation starts from it instead of the journal. Snapshots unused for
+// keep are dropped. One goroutine per registry keeps a coarse clock and
+// sweeps the names, so that no actor needs a timer of its own.
 type registry struct {
 	root   *actor.RootContext
 	props  *actor.Props
 	seed   maphash.Seed
+	idle   int64 // nanos without a message after which an actor is asked to stop
+	keep   int64 // nanos a snapshot is kept; 0 keeps none
+	now    atomic.Int64
+	stop   chan struct{}
+	done   chan struct{}
 	shards [256]shard
 }
 
 type shard struct {
-	mu   sync.RWMutex
-	pids map[string]*actor.PID
+	mu      sync.RWMutex
+	entries map[string]*entry
+}
+
+// entry is a name's live actor, or the snapshot its last actor left.
+type entry struct {
+	pid  *actor.PID // nil once the actor stopped
+	snap *snapshot  // only while pid is nil
+	last atomic.Int64
 }
 
 // activate is the first message of every actor the registry spawns: the
@@ -31,13 +51,24 @@ type shard struct {
 type activate struct {
 	name string
 	reg  *registry
+	snap *snapshot // the state the last actor left, or nil
 }
 
-func newRegistry(root *actor.RootContext, props *actor.Props) *registry {
-	r := &registry{root: root, props: props, seed: maphash.MakeSeed()}
-	for i := range r.shards {
-		r.shards[i].pids = map[string]*actor.PID{}
+// idleCheck asks an actor that got no message for the registry's idle
+// time to stop if it has nothing in flight.
+type idleCheck struct{}
+
+func newRegistry(root *actor.RootContext, props *actor.Props, idle, keep time.Duration) *registry {
+	r := &registry{
+		root: root, props: props, seed: maphash.MakeSeed(),
+		idle: int64(idle), keep: int64(keep),
+		stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	for i := range r.shards {
+		r.shards[i].entries = map[string]*entry{}
+	}
+	r.now.Store(time.Now().UnixNano())
+	go r.sweep(min(max(idle/4, time.Millisecond), time.Second))
 	return r
 }
 
@@ -48,22 +79,29 @@ func (r *registry) shard(name string) *shard {
 // send posts msg to name's actor, activating one when none is live.
 func (r *registry) send(name string, msg any) {
 	s := r.shard(name)
+	now := r.now.Load()
 	s.mu.RLock()
-	if pid, ok := s.pids[name]; ok {
-		r.root.Send(pid, msg)
+	if e, ok := s.entries[name]; ok && e.pid != nil {
+		e.last.Store(now)
+		r.root.Send(e.pid, msg)
 		s.mu.RUnlock()
 		return
 	}
 	s.mu.RUnlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	pid, ok := s.pids[name]
+	e, ok := s.entries[name]
 	if !ok {
-		pid = r.root.Spawn(r.props)
-		r.root.Send(pid, &activate{name: name, reg: r})
-		s.pids[name] = pid
+		e = &entry{}
+		s.entries[name] = e
 	}
-	r.root.Send(pid, msg)
+	if e.pid == nil {
+		e.pid = r.root.Spawn(r.props)
+		r.root.Send(e.pid, &activate{name: name, reg: r, snap: e.snap})
+		e.snap = nil
+	}
+	e.last.Store(now)
+	r.root.Send(e.pid, msg)
 }
 
 // remove unregisters pid as name's actor; it returns when no message can
@@ -71,30 +109,97 @@ func (r *registry) send(name string, msg any) {
 func (r *registry) remove(name string, pid *actor.PID) {
 	s := r.shard(name)
 	s.mu.Lock()
-	if cur, ok := s.pids[name]; ok && cur.Id == pid.Id {
-		delete(s.pids, name)
+	if e, ok := s.entries[name]; ok && e.pid != nil && e.pid.Id == pid.Id {
+		delete(s.entries, name)
 	}
 	s.mu.Unlock()
 }
+
+// hibernate keeps snap for name's next activation, unless a newer actor or
+// snapshot of name exists by now.
+func (r *registry) hibernate(name string, snap *snapshot) {
+	if r.keep == 0 {
+		return
+	}
+	s := r.shard(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.entries[name]
+	switch {
+	case !ok:
+		e = &entry{snap: snap}
+		e.last.Store(r.now.Load())
+		s.entries[name] = e
+	case e.pid == nil && e.snap.seq < snap.seq:
+		e.snap = snap
+	}
+}
+
+// clock is the registry's coarse time, in unix nanos.
+func (r *registry) clock() int64 { return r.now.Load() }
 
 // active reports whether name has a live actor.
 func (r *registry) active(name string) bool {
 	s := r.shard(name)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	_, ok := s.pids[name]
-	return ok
+	e, ok := s.entries[name]
+	return ok && e.pid != nil
 }
 
-// stopAll stops every registered actor at once, dropping what their
-// mailboxes hold.
-func (r *registry) stopAll() {
+// sweep advances the clock every tick and, every idle period, asks the
+// actors idle that long to stop and drops the snapshots unused for keep.
+func (r *registry) sweep(tick time.Duration) {
+	defer close(r.done)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	lastScan := time.Now().UnixNano()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case now := <-t.C:
+			n := now.UnixNano()
+			r.now.Store(n)
+			if n-lastScan < r.idle/2 {
+				continue
+			}
+			lastScan = n
+			r.scan(n)
+		}
+	}
+}
+
+func (r *registry) scan(now int64) {
 	for i := range r.shards {
 		s := &r.shards[i]
 		s.mu.Lock()
-		for name, pid := range s.pids {
-			r.root.Stop(pid)
-			delete(s.pids, name)
+		for name, e := range s.entries {
+			quiet := now - e.last.Load()
+			switch {
+			case e.pid != nil && quiet >= r.idle:
+				r.root.Send(e.pid, &idleCheck{})
+			case e.pid == nil && quiet >= r.keep:
+				delete(s.entries, name)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// stopAll stops the sweeper and every actor at once, dropping what their
+// mailboxes hold.
+func (r *registry) stopAll() {
+	close(r.stop)
+	<-r.done
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.Lock()
+		for name, e := range s.entries {
+			if e.pid != nil {
+				r.root.Stop(e.pid)
+			}
+			delete(s.entries, name)
 		}
 		s.mu.Unlock()
 	}

@@ -150,7 +150,7 @@ func (b *bench) activation(e *extras) error {
 
 // memory activates groups of 5 counters and reads the node's resident set.
 func (b *bench) memory(e *extras) error {
-	node, err := startTally(b.tallyBin, filepath.Join(b.dir("memory"), "data"), "interval", false)
+	node, err := startTally(b.tallyBin, filepath.Join(b.dir("memory"), "data"), "interval", b.o.profile)
 	if err != nil {
 		return err
 	}
@@ -173,6 +173,7 @@ func (b *bench) memory(e *extras) error {
 		done = n
 		rss, _ := memory(node.pid())
 		e.Memory = append(e.Memory, memoryRow{Groups: n, RSS: rss, PerGroup: float64(rss-base) / float64(n)})
+		b.heapProfile(node, fmt.Sprintf("tally-memory-%d", n))
 	}
 	return nil
 }

@@ -299,3 +299,25 @@ func (b *bench) startProfile(p *proc, name string) func() {
 	}
 	return wg.Wait
 }
+
+// heapProfile writes the live heap of a tally node, after a garbage
+// collection, to -out/name.heap.pprof.
+func (b *bench) heapProfile(p *proc, name string) {
+	if p.pprof == "" {
+		return
+	}
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/heap?gc=1", p.pprof))
+	if err != nil {
+		b.logf("heap profile %s: %v", name, err)
+		return
+	}
+	defer resp.Body.Close()
+	os.MkdirAll(b.o.out, 0o755)
+	f, err := os.Create(filepath.Join(b.o.out, name+".heap.pprof"))
+	if err != nil {
+		b.logf("heap profile %s: %v", name, err)
+		return
+	}
+	defer f.Close()
+	io.Copy(f, resp.Body)
+}

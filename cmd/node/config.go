@@ -59,7 +59,7 @@ func parseConfig(args []string, getenv env, usage io.Writer) (config, error) {
 	pprof := str("pprof", "TALLY_PPROF", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060")
 	dur(&c.syncInterval, "sync-interval", "TALLY_SYNC_INTERVAL", time.Second, "how often --sync=interval fsyncs")
 	dur(&c.dedupeWindow, "dedupe-window", "TALLY_DEDUPE_WINDOW", 2*time.Minute, "how long a write's requestID is remembered")
-	dur(&c.passivateAfter, "passivate-after", "TALLY_PASSIVATE_AFTER", 5*time.Minute, "stop a group's actor after this long without calls")
+	dur(&c.passivateAfter, "passivate-after", "TALLY_PASSIVATE_AFTER", 5*time.Minute, "keep an idle group in memory this long")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
