@@ -22,6 +22,9 @@ type Journal interface {
 // Publisher sends the updates of a committed change to subscribers. It must
 // not block: it is called from inside a group actor.
 type Publisher interface {
+	// Wants reports whether anyone may listen to the group's updates; when
+	// it says no, the group builds and publishes none.
+	Wants(group string) bool
 	Publish(group string, updates []*messages.Update)
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -66,6 +67,7 @@ type group struct {
 	id  string
 
 	state *messages.GroupState // committed state
+	spare *messages.GroupState // the state before the last commit, reused as a draft
 	seq   uint64               // stream sequence of the group's last event
 	ready bool                 // state is loaded and current
 	busy  bool                 // a load or an append is in flight
@@ -195,7 +197,7 @@ func (g *group) flush(ctx actor.Context) {
 	for g.ready && !g.busy && len(g.queue) > 0 {
 		now := g.cfg.Clock.Now().UnixNano()
 		g.forget(now)
-		next := cloneState(g.state)
+		next := g.draft()
 		ev := &messages.Event{PrevSeq: g.seq, UnixNano: now}
 		var batch []*pending
 		n := 0
@@ -225,6 +227,20 @@ func (g *group) flush(ctx actor.Context) {
 		g.busy, g.inflight, g.event = true, batch, ev
 		g.append(ctx, ev)
 	}
+}
+
+// draft returns a copy of the committed state for the next append to
+// change, reusing the map of the state before the last commit.
+func (g *group) draft() *messages.GroupState {
+	d := g.spare
+	if d == nil {
+		return cloneState(g.state)
+	}
+	g.spare = nil
+	clear(d.Counters)
+	maps.Copy(d.Counters, g.state.Counters)
+	d.Version = g.state.Version
+	return d
 }
 
 // append stores ev in the journal without waiting; the outcome comes back
@@ -275,16 +291,15 @@ func (g *group) onAppended(ctx actor.Context, m *appended) {
 // commit applies an acknowledged event, remembers its request IDs,
 // publishes its updates and replies to its callers in arrival order.
 func (g *group) commit(ctx actor.Context, seq uint64, ev *messages.Event, batch []*pending) {
-	if err := Apply(g.state, ev); err != nil {
-		// Apply repeats what decide did on a copy; failing here is a bug.
-		g.cfg.Logger.Error("applying an acknowledged event", slog.String("group", g.id), slog.Any("error", err))
-	}
-	g.seq = seq
+	// The event's state is the committed state with the event applied:
+	// decide built it with Apply's own steps. The old state is the next
+	// draft.
+	g.spare, g.state, g.seq = g.state, ev.State, seq
 	expires := ev.UnixNano + int64(g.cfg.DedupeWindow)
 	for _, c := range ev.Changes {
 		g.remember(c, expires)
 	}
-	if g.cfg.Publisher != nil {
+	if g.cfg.Publisher != nil && g.cfg.Publisher.Wants(g.id) {
 		var ups []*messages.Update
 		for _, c := range ev.Changes {
 			ups = append(ups, updates(g.id, c)...)

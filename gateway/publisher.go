@@ -14,11 +14,21 @@ type Publisher struct {
 	nc     *nats.Conn
 	prefix string
 	log    *slog.Logger
+	// Interest, when set, tells whether a subject has subscribers; updates
+	// nobody would receive are not published. A node that embeds its NATS
+	// server sets it to the server account's SubscriptionInterest; on an
+	// external server every update is published.
+	Interest func(subject string) bool
 }
 
 // NewPublisher returns a publisher on nc; prefix is "tally.v1".
 func NewPublisher(nc *nats.Conn, prefix string, log *slog.Logger) *Publisher {
 	return &Publisher{nc: nc, prefix: prefix + ".updates.", log: log}
+}
+
+// Wants reports whether the group's updates may have subscribers.
+func (p *Publisher) Wants(group string) bool {
+	return p.Interest == nil || p.Interest(p.prefix+group)
 }
 
 // Publish sends one message per update, in order. It does not block: NATS

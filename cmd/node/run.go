@@ -98,7 +98,11 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 	defer pc.Close()
 	acfg := actors.DefaultConfig()
 	acfg.Journal = j
-	acfg.Publisher = gateway.NewPublisher(pc, gateway.DefaultConfig().Prefix, log)
+	pub := gateway.NewPublisher(pc, gateway.DefaultConfig().Prefix, log)
+	if ns != nil {
+		pub.Interest = ns.GlobalAccount().SubscriptionInterest
+	}
+	acfg.Publisher = pub
 	acfg.Logger = log
 	acfg.DedupeWindow = cfg.dedupeWindow
 	acfg.PassivateAfter = cfg.passivateAfter

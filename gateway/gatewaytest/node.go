@@ -86,7 +86,9 @@ func Start(modify func(*actors.Config)) (n *Node, err error) {
 	}
 	cfg := actors.DefaultConfig()
 	cfg.Journal, cfg.Clock, cfg.Logger = j, n.Clock, quiet
-	cfg.Publisher = gateway.NewPublisher(pc, "tally.v1", quiet)
+	pub := gateway.NewPublisher(pc, "tally.v1", quiet)
+	pub.Interest = n.ns.GlobalAccount().SubscriptionInterest
+	cfg.Publisher = pub
 	if modify != nil {
 		modify(&cfg)
 	}
