@@ -63,7 +63,7 @@ func TestIdleGroupsStayInMemory(t *testing.T) {
 // TestIdleGroupsLeaveMemory: past PassivateAfter a group's snapshot is
 // dropped and its next call reads the journal.
 func TestIdleGroupsLeaveMemory(t *testing.T) {
-	e := newEnv(t, func(c *actors.Config) { c.ActorIdle, c.PassivateAfter = time.Millisecond, 20 * time.Millisecond })
+	e := newEnv(t, func(c *actors.Config) { c.ActorIdle, c.PassivateAfter = time.Millisecond, 20*time.Millisecond })
 	n := e.node
 	change(t, n, "", "g", increase("k", 4))
 	waitFor(t, "g is still in memory", func() bool { return !n.Remembered("g") })
