@@ -12,6 +12,7 @@ run:
 	$(GO) run ./cmd/node --data ./data
 
 test:
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
 
