@@ -79,6 +79,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if b.natsBin, err = build(ctx, tmp, "github.com/nats-io/nats-server/v2", "nats-server"); err != nil {
 		return err
 	}
+	if b.echoBin, err = build(ctx, tmp, "./cmd/bench/natsecho", "natsecho"); err != nil {
+		return err
+	}
 	rep := report{
 		Cores:   runtime.NumCPU(),
 		When:    time.Now().UTC().Format(time.RFC3339),
@@ -90,6 +93,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if !o.skipPeers {
 			rep.Rows = append(rep.Rows, b.redis(redisFsync(mode))...)
 			rep.Rows = append(rep.Rows, b.nats(mode)...)
+			if mode == "interval" {
+				rep.Rows = append(rep.Rows, b.echo()...)
+			}
 		}
 	}
 	if o.wants("extras") {

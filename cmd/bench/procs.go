@@ -72,6 +72,11 @@ func build(ctx context.Context, dir, pkg, name string) (string, error) {
 	return out, nil
 }
 
+// startEcho starts the natsecho ceiling and waits until it serves.
+func startEcho(binary string) (*proc, error) {
+	return startServing("natsecho", exec.Command(binary), "natsecho: serving on ")
+}
+
 // startTally starts a node on a fresh or existing data directory and waits
 // until it serves.
 func startTally(binary, data, sync string, profile bool) (*proc, error) {
@@ -85,12 +90,21 @@ func startTally(binary, data, sync string, profile bool) (*proc, error) {
 		pprofAddr = fmt.Sprintf("127.0.0.1:%d", port)
 		args = append(args, "--pprof", pprofAddr)
 	}
-	cmd := exec.Command(binary, args...)
+	p, err := startServing("tally", exec.Command(binary, args...), "tally: serving on ")
+	if err != nil {
+		return nil, err
+	}
+	p.pprof = pprofAddr
+	return p, nil
+}
+
+// startServing starts cmd and waits until it prints prefix and its URL.
+func startServing(name string, cmd *exec.Cmd, prefix string) (*proc, error) {
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
-	p, err := start("tally", cmd)
+	p, err := start(name, cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -98,20 +112,19 @@ func startTally(binary, data, sync string, profile bool) (*proc, error) {
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if url, ok := strings.CutPrefix(sc.Text(), "tally: serving on "); ok {
+			if url, ok := strings.CutPrefix(sc.Text(), prefix); ok {
 				urls <- url
 			}
 		}
 	}()
 	select {
 	case p.url = <-urls:
-		p.pprof = pprofAddr
 		return p, nil
 	case <-p.done:
-		return nil, fmt.Errorf("tally node exited: %s", p.log.String())
+		return nil, fmt.Errorf("%s exited: %s", name, p.log.String())
 	case <-time.After(60 * time.Second):
 		p.stop()
-		return nil, errors.New("tally node not serving after 60 s")
+		return nil, fmt.Errorf("%s not serving after 60 s", name)
 	}
 }
 

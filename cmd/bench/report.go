@@ -32,7 +32,7 @@ func (r *report) ratios() {
 		}
 		sync := row.Sync
 		switch sync {
-		case "everysec":
+		case "everysec", "none": // the echo ceiling has no journal
 			sync = "interval"
 		}
 		if t, ok := tally[sync+"/"+row.Workload]; ok {

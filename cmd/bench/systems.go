@@ -12,6 +12,7 @@ type bench struct {
 	tmp      string
 	tallyBin string
 	natsBin  string
+	echoBin  string
 	log      io.Writer
 }
 
@@ -151,4 +152,26 @@ func (b *bench) nats(sync string) []result {
 		rows = append(rows, r)
 	}
 	return rows
+}
+
+// echo drives natsecho, the ceiling of request/reply, with tally's w1
+// requests: the same client, subjects and payloads, answered at once.
+func (b *bench) echo() []result {
+	if !b.o.wants("w1") {
+		return nil
+	}
+	srv, err := startEcho(b.echoBin)
+	if err != nil {
+		return []result{skipped("nats-echo", "none", "w1", err)}
+	}
+	defer srv.stop()
+	c, err := newTallyClient(srv.url, b.o.workers)
+	if err != nil {
+		return []result{skipped("nats-echo", "none", "w1", err)}
+	}
+	defer c.close()
+	b.logf("nats echo w1 ...")
+	r := runFor(b.o.workers, b.o.warmup, b.o.duration, srv.pid(), c.workload("w1"))
+	r.System, r.Sync, r.Workload = "nats-echo", "none", "w1"
+	return []result{r}
 }
