@@ -151,10 +151,11 @@ func (g *group) passivate(ctx actor.Context) {
 // activation.
 func (g *group) stopIfDone() {
 	if g.stopping && g.drained && !g.busy && len(g.queue) == 0 {
+		var snap *snapshot
 		if g.ready && g.failed == nil {
-			g.pass.reg.hibernate(g.id, g.snapshot())
+			snap = g.snapshot()
 		}
-		g.pass.stop()
+		g.pass.stop(snap)
 	}
 }
 

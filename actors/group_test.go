@@ -195,8 +195,8 @@ func TestIdempotentWrites(t *testing.T) {
 	t.Run("after passivation", func(t *testing.T) {
 		loads := e.journal.Loads("g")
 		journaltest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-			if n.Active("g") {
-				return errors.New("group g still active")
+			if n.Remembered("g") {
+				return errors.New("group g still in memory")
 			}
 			return nil
 		})
@@ -341,8 +341,8 @@ func TestRecoveredRequestIDsAreBounded(t *testing.T) {
 		change(t, n, "", "g", inc(fmt.Sprintf("r%d", i)))
 	}
 	journaltest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		if n.Active("g") {
-			return errors.New("group g still active")
+		if n.Remembered("g") {
+			return errors.New("group g still in memory")
 		}
 		return nil
 	})

@@ -69,7 +69,7 @@ func (l *limiter) Receive(ctx actor.Context) {
 			l.pass.begin()
 		}
 	case *passivate:
-		l.pass.stop()
+		l.pass.stop(nil)
 	case *actor.Stopped:
 		l.pass.stopped()
 	}

@@ -11,10 +11,11 @@ type passivate struct{}
 // passivator stops idle actors without dropping messages.
 //
 // protoactor drops the messages left in a mailbox when its actor stops.
-// So an actor the registry found idle stops in two steps: it removes
-// itself from the registry, after which no new message reaches it, then
-// queues a marker behind everything already in its mailbox. When the
-// marker comes back the mailbox is drained and the actor may stop.
+// So an actor the registry found idle stops in two steps: it releases its
+// name, after which no new message reaches it (the registry keeps them for
+// the next actor), then queues a marker behind everything already in its
+// mailbox. When the marker comes back the mailbox is drained and the actor
+// may stop, handing the registry what the next actor starts from.
 type passivator struct {
 	self    actor.Process
 	pid     *actor.PID
@@ -35,7 +36,7 @@ func (p *passivator) begin() {
 		return
 	}
 	p.started = true
-	p.reg.remove(p.name, p.pid)
+	p.reg.release(p.name, p.pid)
 	p.self.SendUserMessage(p.pid, &passivate{})
 }
 
@@ -43,12 +44,15 @@ func (p *passivator) begin() {
 func (p *passivator) send(msg any) { p.self.SendUserMessage(p.pid, msg) }
 
 // stopped cleans up after the actor stopped, however it stopped (a panic
-// stops it too): it is no longer found by name.
+// stops it too): the name is free for a new actor.
 func (p *passivator) stopped() {
 	if p.reg != nil {
-		p.reg.remove(p.name, p.pid)
+		p.reg.finish(p.name, p.pid, nil)
 	}
 }
 
-// stop stops the actor.
-func (p *passivator) stop() { p.self.Stop(p.pid) }
+// stop stops the actor, leaving snap (or nil) for the next one.
+func (p *passivator) stop(snap *snapshot) {
+	p.reg.finish(p.name, p.pid, snap)
+	p.self.Stop(p.pid)
+}

@@ -49,3 +49,36 @@ func TestPassivationLosesNoMessage(t *testing.T) {
 	}
 	t.Logf("%d reactivations of %d groups", reloads, groups)
 }
+
+// TestSnapshotsLoseNoWrite: with actors stopping after a millisecond and
+// leaving snapshots, concurrent increases from several callers still all
+// count exactly once, and the groups are read from the journal once.
+func TestSnapshotsLoseNoWrite(t *testing.T) {
+	e := newEnv(t, func(c *actors.Config) {
+		c.ActorIdle, c.PassivateAfter = time.Millisecond, time.Hour
+	})
+	const workers, rounds, groups = 4, 20, 10
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range rounds {
+				for g := range groups {
+					if _, err := e.node.Change(context.Background(), "", fmt.Sprintf("g%d", g), increase("n", 1)); err != nil {
+						t.Errorf("increase = %v", err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for g := range groups {
+		name := fmt.Sprintf("g%d", g)
+		if v := get(t, e.node, name)["n"]; v != workers*rounds {
+			t.Errorf("%s: n = %d, want %d", name, v, workers*rounds)
+		}
+		if loads := e.journal.Loads(name); loads != 1 {
+			t.Errorf("%s loaded %d times, want 1: reactivations start from snapshots", name, loads)
+		}
+	}
+}

@@ -13,15 +13,14 @@ import (
 // activates an actor on the first message to its name, and asks idle
 // actors to stop.
 //
-// Messages are posted while holding the name's shard lock, so once an actor
-// has removed itself no message reaches it through the registry: a
-// stopping actor needs only to drain its mailbox, and a message sent
-// afterwards activates a fresh actor.
-//
-// An actor may leave a snapshot of its state when it stops; the next
-// activation starts from it instead of the journal. Snapshots unused for
-// keep are dropped. One goroutine per registry keeps a coarse clock and
-// sweeps the names, so that no actor needs a timer of its own.
+// A name has at most one actor at a time. Messages are posted while
+// holding the name's shard lock, so once a stopping actor has released its
+// name no message reaches it through the registry: it needs only to drain
+// its mailbox. Messages sent meanwhile wait in the registry and go to the
+// next actor, which starts from the snapshot the stopping one leaves (or
+// from the journal, when it leaves none). Snapshots unused for keep are
+// dropped. One goroutine per registry keeps a coarse clock and sweeps the
+// names, so that no actor needs a timer of its own.
 type registry struct {
 	root   *actor.RootContext
 	props  *actor.Props
@@ -31,6 +30,7 @@ type registry struct {
 	now    atomic.Int64
 	stop   chan struct{}
 	done   chan struct{}
+	once   sync.Once
 	shards [256]shard
 }
 
@@ -39,11 +39,18 @@ type shard struct {
 	entries map[string]*entry
 }
 
-// entry is a name's live actor, or the snapshot its last actor left.
+// entry is a name's live actor, its stopping actor, or the snapshot its
+// last actor left.
 type entry struct {
-	pid  *actor.PID // nil once the actor stopped
-	snap *snapshot  // only while pid is nil
+	pid  *actor.PID // the live actor, or nil
+	stop *stopping  // the actor that released the name and is stopping, or nil
+	snap *snapshot  // what the last actor left, while neither is set
 	last atomic.Int64
+}
+
+type stopping struct {
+	id      string // the stopping actor's PID
+	waiting []any  // messages for the next actor
 }
 
 // activate is the first message of every actor the registry spawns: the
@@ -76,7 +83,8 @@ func (r *registry) shard(name string) *shard {
 	return &r.shards[maphash.String(r.seed, name)%uint64(len(r.shards))]
 }
 
-// send posts msg to name's actor, activating one when none is live.
+// send posts msg to name's actor, activating one when none is live, or
+// keeps it for the next one while the last one stops.
 func (r *registry) send(name string, msg any) {
 	s := r.shard(name)
 	now := r.now.Load()
@@ -95,44 +103,69 @@ func (r *registry) send(name string, msg any) {
 		e = &entry{}
 		s.entries[name] = e
 	}
-	if e.pid == nil {
-		e.pid = r.root.Spawn(r.props)
-		r.root.Send(e.pid, &activate{name: name, reg: r, snap: e.snap})
-		e.snap = nil
-	}
 	e.last.Store(now)
+	switch {
+	case e.pid != nil:
+	case e.stop != nil:
+		e.stop.waiting = append(e.stop.waiting, msg)
+		return
+	default:
+		e.pid, e.snap = r.spawn(name, e.snap), nil
+	}
 	r.root.Send(e.pid, msg)
 }
 
-// remove unregisters pid as name's actor; it returns when no message can
-// reach pid through the registry any more.
-func (r *registry) remove(name string, pid *actor.PID) {
-	s := r.shard(name)
-	s.mu.Lock()
-	if e, ok := s.entries[name]; ok && e.pid != nil && e.pid.Id == pid.Id {
-		delete(s.entries, name)
-	}
-	s.mu.Unlock()
+// spawn starts name's actor; the caller holds the name's shard lock.
+func (r *registry) spawn(name string, snap *snapshot) *actor.PID {
+	pid := r.root.Spawn(r.props)
+	r.root.Send(pid, &activate{name: name, reg: r, snap: snap})
+	return pid
 }
 
-// hibernate keeps snap for name's next activation, unless a newer actor or
-// snapshot of name exists by now.
-func (r *registry) hibernate(name string, snap *snapshot) {
-	if r.keep == 0 {
-		return
+// release is called by an actor that stops taking messages; once it
+// returns no message reaches pid through the registry.
+func (r *registry) release(name string, pid *actor.PID) {
+	s := r.shard(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.entries[name]; ok && e.pid != nil && e.pid.Id == pid.Id {
+		e.pid, e.stop = nil, &stopping{id: pid.Id}
 	}
+}
+
+// finish is called by an actor that stops, with the snapshot it leaves or
+// nil: the messages that waited go to a new actor started from the
+// snapshot; without any, the snapshot is kept for keep. An actor that
+// stops without releasing its name first (a panic) leaves nothing.
+func (r *registry) finish(name string, pid *actor.PID, snap *snapshot) {
 	s := r.shard(name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.entries[name]
 	switch {
 	case !ok:
-		e = &entry{snap: snap}
-		e.last.Store(r.now.Load())
-		s.entries[name] = e
-	case e.pid == nil && e.snap.seq < snap.seq:
-		e.snap = snap
+		return
+	case e.pid != nil && e.pid.Id == pid.Id:
+		delete(s.entries, name)
+		return
+	case e.stop == nil || e.stop.id != pid.Id:
+		return // not pid's name any more
 	}
+	waiting := e.stop.waiting
+	e.stop = nil
+	if len(waiting) > 0 {
+		e.pid = r.spawn(name, snap)
+		for _, m := range waiting {
+			r.root.Send(e.pid, m)
+		}
+		return
+	}
+	if snap == nil || r.keep == 0 {
+		delete(s.entries, name)
+		return
+	}
+	e.snap = snap
+	e.last.Store(r.now.Load())
 }
 
 // clock is the registry's coarse time, in unix nanos.
@@ -179,7 +212,7 @@ func (r *registry) scan(now int64) {
 			switch {
 			case e.pid != nil && quiet >= r.idle:
 				r.root.Send(e.pid, &idleCheck{})
-			case e.pid == nil && quiet >= r.keep:
+			case e.pid == nil && e.stop == nil && quiet >= r.keep:
 				delete(s.entries, name)
 			}
 		}
@@ -190,7 +223,7 @@ func (r *registry) scan(now int64) {
 // stopAll stops the sweeper and every actor at once, dropping what their
 // mailboxes hold.
 func (r *registry) stopAll() {
-	close(r.stop)
+	r.once.Do(func() { close(r.stop) })
 	<-r.done
 	for i := range r.shards {
 		s := &r.shards[i]
