@@ -84,7 +84,7 @@ func DefaultConfig() Config {
 		Clock:          systemClock{},
 		Logger:         slog.Default(),
 		PassivateAfter: 5 * time.Minute,
-		ActorIdle:      time.Second,
+		ActorIdle:      500 * time.Millisecond,
 		DedupeWindow:   2 * time.Minute,
 		Timeout:        5 * time.Second,
 		MaxBatch:       512,

@@ -23,6 +23,7 @@ type config struct {
 	syncInterval   time.Duration
 	dedupeWindow   time.Duration
 	passivateAfter time.Duration
+	actorIdle      time.Duration
 	logLevel       slog.Level
 	pprof          string
 }
@@ -60,6 +61,7 @@ func parseConfig(args []string, getenv env, usage io.Writer) (config, error) {
 	dur(&c.syncInterval, "sync-interval", "TALLY_SYNC_INTERVAL", time.Second, "how often --sync=interval fsyncs")
 	dur(&c.dedupeWindow, "dedupe-window", "TALLY_DEDUPE_WINDOW", 2*time.Minute, "how long a write's requestID is remembered")
 	dur(&c.passivateAfter, "passivate-after", "TALLY_PASSIVATE_AFTER", 5*time.Minute, "keep an idle group in memory this long")
+	dur(&c.actorIdle, "actor-idle", "TALLY_ACTOR_IDLE", 500*time.Millisecond, "stop a group's actor after this long without calls, keeping its state in a compact snapshot")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -87,6 +89,9 @@ func (c config) validate() error {
 	}
 	if c.passivateAfter <= 0 {
 		errs = append(errs, fmt.Errorf("--passivate-after %v: must be positive", c.passivateAfter))
+	}
+	if c.actorIdle <= 0 {
+		errs = append(errs, fmt.Errorf("--actor-idle %v: must be positive", c.actorIdle))
 	}
 	if c.natsURL == "" {
 		if _, _, err := c.hostPort(); err != nil {

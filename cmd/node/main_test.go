@@ -158,6 +158,7 @@ func TestBadConfiguration(t *testing.T) {
 		{"unknown sync", []string{"--sync", "sometimes"}, nil, `--sync "sometimes"`},
 		{"sync from the environment", nil, []string{"TALLY_SYNC=never"}, `--sync "never"`},
 		{"negative passivation", []string{"--passivate-after", "-1s"}, nil, "--passivate-after"},
+		{"zero actor idle", []string{"--actor-idle", "0s"}, nil, "--actor-idle"},
 		{"bad duration in the environment", nil, []string{"TALLY_DEDUPE_WINDOW=soon"}, "$TALLY_DEDUPE_WINDOW"},
 		{"data is a file", []string{"--data", file}, nil, "cannot create the directory"},
 		{"bad listen address", []string{"--listen", "nowhere"}, nil, "--listen"},

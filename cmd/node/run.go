@@ -106,6 +106,7 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 	acfg.Logger = log
 	acfg.DedupeWindow = cfg.dedupeWindow
 	acfg.PassivateAfter = cfg.passivateAfter
+	acfg.ActorIdle = cfg.actorIdle
 	node, err := actors.Start(acfg)
 	if err != nil {
 		return err
