@@ -8,24 +8,22 @@ import (
 	"github.com/tallyhq/tally/messages"
 )
 
-// BenchmarkDecideApply is a group's work per increase: decide on a copy,
-// then Apply the committed event.
-func BenchmarkDecideApply(b *testing.B) {
-	st := newState()
+// BenchmarkDraftDecide is a group's work per increase: copy the committed
+// state into the spare draft, decide the command on it, and make the draft
+// the committed state once the event is acknowledged.
+func BenchmarkDraftDecide(b *testing.B) {
+	g := &group{state: newState()}
 	for i := range 5 {
-		st.Counters[fmt.Sprintf("key%d", i)] = int64(i)
+		g.state.Counters[fmt.Sprintf("key%d", i)] = int64(i)
 	}
 	cmd := &messages.Change{Op: messages.Op_OP_INCREASE, Key: "key1", Amount: 1}
 	b.ReportAllocs()
 	for b.Loop() {
-		next := cloneState(st)
-		c, err := decide(next, cmd)
-		if err != nil {
+		next := g.draft()
+		if _, err := decide(next, cmd); err != nil {
 			b.Fatal(err)
 		}
-		if err := Apply(st, &messages.Event{Changes: []*messages.Change{c}}); err != nil {
-			b.Fatal(err)
-		}
+		g.spare, g.state = g.state, next
 	}
 }
 

@@ -37,6 +37,7 @@ type registry struct {
 type shard struct {
 	mu      sync.RWMutex
 	entries map[string]*entry
+	live    map[string]*entry // the entries with a live actor
 }
 
 // entry is a name's live actor, its stopping actor, or the snapshot its
@@ -73,6 +74,7 @@ func newRegistry(root *actor.RootContext, props *actor.Props, idle, keep time.Du
 	}
 	for i := range r.shards {
 		r.shards[i].entries = map[string]*entry{}
+		r.shards[i].live = map[string]*entry{}
 	}
 	r.now.Store(time.Now().UnixNano())
 	go r.sweep(min(max(idle/4, time.Millisecond), time.Second))
@@ -111,6 +113,7 @@ func (r *registry) send(name string, msg any) {
 		return
 	default:
 		e.pid, e.snap = r.spawn(name, e.snap), nil
+		s.live[name] = e
 	}
 	r.root.Send(e.pid, msg)
 }
@@ -130,6 +133,7 @@ func (r *registry) release(name string, pid *actor.PID) {
 	defer s.mu.Unlock()
 	if e, ok := s.entries[name]; ok && e.pid != nil && e.pid.Id == pid.Id {
 		e.pid, e.stop = nil, &stopping{id: pid.Id}
+		delete(s.live, name)
 	}
 }
 
@@ -147,6 +151,7 @@ func (r *registry) finish(name string, pid *actor.PID, snap *snapshot) {
 		return
 	case e.pid != nil && e.pid.Id == pid.Id:
 		delete(s.entries, name)
+		delete(s.live, name)
 		return
 	case e.stop == nil || e.stop.id != pid.Id:
 		return // not pid's name any more
@@ -155,6 +160,7 @@ func (r *registry) finish(name string, pid *actor.PID, snap *snapshot) {
 	e.stop = nil
 	if len(waiting) > 0 {
 		e.pid = r.spawn(name, snap)
+		s.live[name] = e
 		for _, m := range waiting {
 			r.root.Send(e.pid, m)
 		}
@@ -168,9 +174,6 @@ func (r *registry) finish(name string, pid *actor.PID, snap *snapshot) {
 	e.last.Store(r.now.Load())
 }
 
-// clock is the registry's coarse time, in unix nanos.
-func (r *registry) clock() int64 { return r.now.Load() }
-
 // active reports whether name has a live actor.
 func (r *registry) active(name string) bool {
 	s := r.shard(name)
@@ -180,13 +183,14 @@ func (r *registry) active(name string) bool {
 	return ok && e.pid != nil
 }
 
-// sweep advances the clock every tick and, every idle period, asks the
-// actors idle that long to stop and drops the snapshots unused for keep.
+// sweep advances the clock every tick; every half idle period it asks
+// the actors idle that long to stop, and every eighth of keep it drops the
+// snapshots unused for keep.
 func (r *registry) sweep(tick time.Duration) {
 	defer close(r.done)
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	lastScan := time.Now().UnixNano()
+	lastIdle, lastKeep := time.Now().UnixNano(), time.Now().UnixNano()
 	for {
 		select {
 		case <-r.stop:
@@ -194,25 +198,39 @@ func (r *registry) sweep(tick time.Duration) {
 		case now := <-t.C:
 			n := now.UnixNano()
 			r.now.Store(n)
-			if n-lastScan < r.idle/2 {
-				continue
+			if n-lastIdle >= r.idle/2 {
+				lastIdle = n
+				r.askIdle(n)
 			}
-			lastScan = n
-			r.scan(n)
+			if r.keep > 0 && n-lastKeep >= max(r.idle/2, r.keep/8) {
+				lastKeep = n
+				r.dropSnapshots(n)
+			}
 		}
 	}
 }
 
-func (r *registry) scan(now int64) {
+// askIdle asks every live actor idle for the idle time to stop.
+func (r *registry) askIdle(now int64) {
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.RLock()
+		for _, e := range s.live {
+			if now-e.last.Load() >= r.idle {
+				r.root.Send(e.pid, &idleCheck{})
+			}
+		}
+		s.mu.RUnlock()
+	}
+}
+
+// dropSnapshots drops the snapshots unused for keep.
+func (r *registry) dropSnapshots(now int64) {
 	for i := range r.shards {
 		s := &r.shards[i]
 		s.mu.Lock()
 		for name, e := range s.entries {
-			quiet := now - e.last.Load()
-			switch {
-			case e.pid != nil && quiet >= r.idle:
-				r.root.Send(e.pid, &idleCheck{})
-			case e.pid == nil && e.stop == nil && quiet >= r.keep:
+			if e.snap != nil && now-e.last.Load() >= r.keep {
 				delete(s.entries, name)
 			}
 		}
@@ -228,12 +246,11 @@ func (r *registry) stopAll() {
 	for i := range r.shards {
 		s := &r.shards[i]
 		s.mu.Lock()
-		for name, e := range s.entries {
-			if e.pid != nil {
-				r.root.Stop(e.pid)
-			}
-			delete(s.entries, name)
+		for _, e := range s.live {
+			r.root.Stop(e.pid)
 		}
+		clear(s.live)
+		clear(s.entries)
 		s.mu.Unlock()
 	}
 }
