@@ -59,8 +59,9 @@ type Config struct {
 	ActorIdle time.Duration
 	// DedupeWindow is how long a write's requestID is remembered.
 	DedupeWindow time.Duration
-	// Timeout bounds loading a group from the journal and one request to
-	// an actor; the journal's AckTimeout bounds an append.
+	// Timeout bounds loading a group from the journal and how long Change
+	// and Get wait for an answer; the journal's AckTimeout bounds an
+	// append.
 	Timeout time.Duration
 	// MaxBatch is the most commands one append carries.
 	MaxBatch int
