@@ -51,6 +51,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	only := fs.String("workloads", "", "comma-separated workloads to run (w1,w2,w3,w4,extras); all when empty")
 	fs.BoolVar(&o.profile, "profile", false, "write a CPU profile of the tally node for each workload to -out")
 	quick := fs.Bool("quick", false, "short run: 1 s warm-up, 3 s per workload, smaller extras")
+	baseline := fs.String("baseline", "", "compare tally built from this checkout with this one on w1-w3 (alternating rounds), instead of the peers")
+	rounds := fs.Int("rounds", 3, "rounds of -baseline")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -81,6 +83,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if b.echoBin, err = build(ctx, tmp, "./cmd/bench/natsecho", "natsecho"); err != nil {
 		return err
+	}
+	if *baseline != "" {
+		if *rounds < 1 {
+			return fmt.Errorf("-rounds %d: must be at least 1", *rounds)
+		}
+		return b.compare(ctx, *baseline, *rounds, stdout)
 	}
 	rep := report{
 		Cores:   runtime.NumCPU(),

@@ -61,10 +61,17 @@ func start(name string, cmd *exec.Cmd) (*proc, error) {
 	return p, nil
 }
 
-// build compiles a Go main package into dir.
+// build compiles a Go main package of this module into dir.
 func build(ctx context.Context, dir, pkg, name string) (string, error) {
+	return buildIn(ctx, "", dir, pkg, name)
+}
+
+// buildIn compiles a Go main package of the module in src (this one when
+// empty) into dir.
+func buildIn(ctx context.Context, src, dir, pkg, name string) (string, error) {
 	out := filepath.Join(dir, name)
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	cmd.Dir = src
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("build %s: %w", pkg, err)

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"text/tabwriter"
+)
+
+// compare measures the tally node built from another checkout (the
+// baseline) against this one, alternating the two on each workload for
+// -rounds rounds, and prints the median of each with the ratio. On a
+// machine whose speed drifts from run to run, alternating is what makes a
+// before/after comparison hold.
+func (b *bench) compare(ctx context.Context, baseline string, rounds int, w io.Writer) error {
+	base, err := buildIn(ctx, baseline, b.tmp, "./cmd/node", "tally-node-baseline")
+	if err != nil {
+		return fmt.Errorf("-baseline: %w", err)
+	}
+	type sample struct{ ops, cpu []float64 }
+	fmt.Fprintf(w, "tally against the baseline %s, median of %d alternating rounds, %d connections with one request in flight each\n\n", baseline, rounds, b.o.workers)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "sync\tworkload\tbaseline ops/s\tops/s\tratio\tbaseline CPU s/M ops\tCPU s/M ops\tratio\t")
+	for _, mode := range []string{"interval", "always"} {
+		for _, wl := range workloads {
+			if !b.o.wants(wl) {
+				continue
+			}
+			runs := map[string]*sample{"baseline": {}, "this": {}}
+			for round := range rounds {
+				for _, who := range []string{"baseline", "this"} {
+					bin := b.tallyBin
+					if who == "baseline" {
+						bin = base
+					}
+					b.logf("compare --sync=%s %s round %d: %s ...", mode, wl, round+1, who)
+					r, err := b.tallyOnce(bin, mode, wl)
+					if err != nil {
+						return fmt.Errorf("%s %s %s: %w", who, mode, wl, err)
+					}
+					runs[who].ops = append(runs[who].ops, r.OpsPerS)
+					runs[who].cpu = append(runs[who].cpu, r.CPUPerM)
+				}
+			}
+			bo, to := median(runs["baseline"].ops), median(runs["this"].ops)
+			bc, tc := median(runs["baseline"].cpu), median(runs["this"].cpu)
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.2fx\t%.1f\t%.1f\t%.2fx\t\n", mode, wl, bo, to, to/bo, bc, tc, tc/bc)
+		}
+	}
+	return tw.Flush()
+}
+
+// tallyOnce measures one workload on a fresh node.
+func (b *bench) tallyOnce(binary, sync, workload string) (result, error) {
+	node, err := startTally(binary, filepath.Join(b.dir("compare"), "data"), sync, false)
+	if err != nil {
+		return result{}, err
+	}
+	defer node.stop()
+	c, err := newTallyClient(node.url, b.o.workers)
+	if err != nil {
+		return result{}, err
+	}
+	defer c.close()
+	r := runFor(b.o.workers, b.o.warmup, b.o.duration, node.pid(), c.workload(workload))
+	if r.Failed > 0 || r.Refused > 0 {
+		return r, fmt.Errorf("%d calls failed and %d were refused", r.Failed, r.Refused)
+	}
+	return r, nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
