@@ -47,7 +47,13 @@ type entry struct {
 	stop *stopping  // the actor that released the name and is stopping, or nil
 	snap *snapshot  // what the last actor left, while neither is set
 	last atomic.Int64
+	// backoff doubles the name's idle time for each time a message came
+	// back within the idle time after its actor stopped, up to maxBackoff:
+	// a name called steadily keeps its actor instead of restarting it.
+	backoff uint8
 }
+
+const maxBackoff = 3
 
 type stopping struct {
 	id      string // the stopping actor's PID
@@ -105,17 +111,34 @@ func (r *registry) send(name string, msg any) {
 		e = &entry{}
 		s.entries[name] = e
 	}
-	e.last.Store(now)
+	stopped := e.last.Swap(now) // when the last actor stopped, for a snapshot
 	switch {
 	case e.pid != nil:
 	case e.stop != nil:
+		if len(e.stop.waiting) == 0 {
+			e.backOff(true) // back while its actor stops
+		}
 		e.stop.waiting = append(e.stop.waiting, msg)
 		return
 	default:
+		if e.snap != nil {
+			e.backOff(now-stopped < r.idle<<e.backoff)
+		}
 		e.pid, e.snap = r.spawn(name, e.snap), nil
 		s.live[name] = e
 	}
 	r.root.Send(e.pid, msg)
+}
+
+// backOff lengthens the name's idle time when a message came back soon
+// after its actor stopped, and resets it otherwise.
+func (e *entry) backOff(soon bool) {
+	switch {
+	case !soon:
+		e.backoff = 0
+	case e.backoff < maxBackoff:
+		e.backoff++
+	}
 }
 
 // spawn starts name's actor; the caller holds the name's shard lock.
@@ -216,7 +239,7 @@ func (r *registry) askIdle(now int64) {
 		s := &r.shards[i]
 		s.mu.RLock()
 		for _, e := range s.live {
-			if now-e.last.Load() >= r.idle {
+			if now-e.last.Load() >= r.idle<<e.backoff {
 				r.root.Send(e.pid, &idleCheck{})
 			}
 		}
