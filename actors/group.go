@@ -80,10 +80,9 @@ type group struct {
 	expiries []expiry              // seen's entries, oldest first
 	waiting  map[string]*pending   // request IDs of queued and in-flight commands
 
-	pass     passivator
-	stopping bool  // passivating: stop once idle and drained
-	drained  bool  // the passivation marker came back
-	failed   error // the group could not be loaded: answer with it, then stop
+	pass    passivator
+	drained bool  // passivating, and the marker came back: stop once idle
+	failed  error // the group could not be loaded: answer with it, then stop
 }
 
 func newGroup(cfg *Config) actor.Actor {
@@ -107,19 +106,19 @@ func (g *group) Receive(ctx actor.Context) {
 		case g.failed != nil:
 			m.reply(nil, g.failed)
 		case m.change != nil:
-			g.onChange(ctx, m)
+			g.onChange(m)
 		case !g.ready:
 			g.queue = append(g.queue, &pending{get: m.get, reply: m.reply})
 		default:
 			m.reply(g.read(m.get), nil)
 		}
 	case *loaded:
-		g.onLoaded(ctx, m)
+		g.onLoaded(m)
 	case *appended:
-		g.onAppended(ctx, m)
+		g.onAppended(m)
 	case *idleCheck:
 		if !g.busy && len(g.queue) == 0 {
-			g.passivate(ctx)
+			g.pass.begin()
 		}
 	case *passivate:
 		g.drained = true
@@ -136,21 +135,16 @@ func (g *group) Receive(ctx actor.Context) {
 func (g *group) abandon() {
 	for _, p := range append(g.inflight, g.queue...) {
 		p.result, p.err = nil, fmt.Errorf("%w: group %s stopped", ErrUnavailable, g.id)
-		g.finish(nil, p)
+		g.finish(p)
 	}
 	g.inflight, g.queue = nil, nil
-}
-
-func (g *group) passivate(ctx actor.Context) {
-	g.stopping = true
-	g.pass.begin()
 }
 
 // stopIfDone stops a passivating group once its mailbox is drained and it
 // has nothing in flight, leaving a snapshot of its state for the next
 // activation.
 func (g *group) stopIfDone() {
-	if g.stopping && g.drained && !g.busy && len(g.queue) == 0 {
+	if g.drained && !g.busy && len(g.queue) == 0 {
 		var snap *snapshot
 		if g.ready && g.failed == nil {
 			snap = g.snapshot()
@@ -159,7 +153,7 @@ func (g *group) stopIfDone() {
 	}
 }
 
-func (g *group) onChange(ctx actor.Context, c *call) {
+func (g *group) onChange(c *call) {
 	cmd := c.change
 	p := &pending{cmd: cmd, reply: c.reply}
 	if id := cmd.GetRequestId(); id != "" {
@@ -173,7 +167,7 @@ func (g *group) onChange(ctx actor.Context, c *call) {
 		g.waiting[id] = p
 	}
 	g.queue = append(g.queue, p)
-	g.flush(ctx)
+	g.flush()
 }
 
 func (g *group) read(req *messages.GetRequest) *messages.GetReply {
@@ -194,7 +188,7 @@ func (g *group) read(req *messages.GetRequest) *messages.GetReply {
 
 // flush starts the next append with every queued command, up to MaxBatch,
 // unless a load or an append is in flight.
-func (g *group) flush(ctx actor.Context) {
+func (g *group) flush() {
 	for g.ready && !g.busy && len(g.queue) > 0 {
 		now := g.cfg.Clock.Now().UnixNano()
 		g.forget(now)
@@ -206,7 +200,7 @@ func (g *group) flush(ctx actor.Context) {
 			p := g.queue[n]
 			if r, ok := g.seen[p.cmd.GetRequestId()]; ok && r.expires > now {
 				p.result = r.change
-				g.finish(ctx, p)
+				g.finish(p)
 				continue
 			}
 			p.result, p.err = decide(next, p.cmd)
@@ -220,13 +214,13 @@ func (g *group) flush(ctx actor.Context) {
 		g.queue = slices.Delete(g.queue, 0, n)
 		if len(ev.Changes) == 0 {
 			for _, p := range batch {
-				g.finish(ctx, p)
+				g.finish(p)
 			}
 			continue
 		}
 		ev.State = next
 		g.busy, g.inflight, g.event = true, batch, ev
-		g.append(ctx, ev)
+		g.append(ev)
 	}
 }
 
@@ -246,20 +240,20 @@ func (g *group) draft() *messages.GroupState {
 
 // append stores ev in the journal without waiting; the outcome comes back
 // as an appended message.
-func (g *group) append(ctx actor.Context, ev *messages.Event) {
+func (g *group) append(ev *messages.Event) {
 	pass := &g.pass
 	g.cfg.Journal.AppendAsync(g.id, g.seq, ev, func(seq uint64, err error) {
 		pass.send(&appended{seq: seq, err: err})
 	})
 }
 
-func (g *group) onAppended(ctx actor.Context, m *appended) {
+func (g *group) onAppended(m *appended) {
 	batch, ev := g.inflight, g.event
 	g.busy, g.inflight, g.event = false, nil, nil
 	switch {
 	case m.err == nil:
-		g.commit(ctx, m.seq, ev, batch)
-		g.flush(ctx)
+		g.commit(m.seq, ev, batch)
+		g.flush()
 		g.stopIfDone()
 	case errors.Is(m.err, journal.ErrConflict):
 		// Another writer appended to this group: nothing of the batch is
@@ -270,7 +264,7 @@ func (g *group) onAppended(ctx actor.Context, m *appended) {
 			p.result, p.err = nil, nil
 			if p.attempts++; p.attempts >= maxAttempts {
 				p.err = fmt.Errorf("%w: group %s: %d conflicting writers in a row", ErrUnavailable, g.id, p.attempts)
-				g.finish(ctx, p)
+				g.finish(p)
 				continue
 			}
 			requeue = append(requeue, p)
@@ -283,7 +277,7 @@ func (g *group) onAppended(ctx actor.Context, m *appended) {
 		g.cfg.Logger.Warn("journal append failed", slog.String("group", g.id), slog.Any("error", m.err))
 		for _, p := range batch {
 			p.result, p.err = nil, fmt.Errorf("%w: group %s: %w", ErrUnavailable, g.id, m.err)
-			g.finish(ctx, p)
+			g.finish(p)
 		}
 		g.load(g.seq)
 	}
@@ -291,7 +285,7 @@ func (g *group) onAppended(ctx actor.Context, m *appended) {
 
 // commit applies an acknowledged event, remembers its request IDs,
 // publishes its updates and replies to its callers in arrival order.
-func (g *group) commit(ctx actor.Context, seq uint64, ev *messages.Event, batch []*pending) {
+func (g *group) commit(seq uint64, ev *messages.Event, batch []*pending) {
 	// The event's state is the committed state with the event applied:
 	// decide built it with Apply's own steps. The old state is the next
 	// draft.
@@ -308,7 +302,7 @@ func (g *group) commit(ctx actor.Context, seq uint64, ev *messages.Event, batch 
 		g.cfg.Publisher.Publish(g.id, ups)
 	}
 	for _, p := range batch {
-		g.finish(ctx, p)
+		g.finish(p)
 	}
 }
 
@@ -339,12 +333,11 @@ func (g *group) forget(now int64) {
 
 // finish replies to a command's caller and to the callers that sent the
 // same request ID while it was pending.
-func (g *group) finish(ctx actor.Context, p *pending) {
+func (g *group) finish(p *pending) {
+	// Gets reach here only refused: an answered get never waits.
 	var res proto.Message = p.result
 	if p.err != nil {
-		res = nil
-	} else if p.get != nil {
-		res = g.read(p.get)
+		res = nil // not a typed nil
 	}
 	p.reply(res, p.err)
 	for _, d := range p.dups {
@@ -399,18 +392,18 @@ func recentChanges(ctx context.Context, j Journal, group string, ev *messages.Ev
 	return out, nil
 }
 
-func (g *group) onLoaded(ctx actor.Context, m *loaded) {
+func (g *group) onLoaded(m *loaded) {
 	g.busy = false
 	if m.err != nil {
 		g.cfg.Logger.Warn("loading group from the journal failed", slog.String("group", g.id), slog.Any("error", m.err))
 		g.failed = fmt.Errorf("%w: load group %s: %w", ErrUnavailable, g.id, m.err)
 		for _, p := range g.queue {
 			p.err = g.failed
-			g.finish(ctx, p)
+			g.finish(p)
 		}
 		g.queue = nil
 		// Stop, so the next command activates the group afresh.
-		g.passivate(ctx)
+		g.pass.begin()
 		return
 	}
 	g.state, g.seq = cloneState(m.ev.GetState()), m.seq
@@ -428,6 +421,6 @@ func (g *group) onLoaded(ctx actor.Context, m *loaded) {
 		writes = append(writes, p)
 	}
 	g.queue = writes
-	g.flush(ctx)
+	g.flush()
 	g.stopIfDone()
 }

@@ -197,15 +197,6 @@ func (r *registry) finish(name string, pid *actor.PID, snap *snapshot) {
 	e.last.Store(r.now.Load())
 }
 
-// active reports whether name has a live actor.
-func (r *registry) active(name string) bool {
-	s := r.shard(name)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	e, ok := s.entries[name]
-	return ok && e.pid != nil
-}
-
 // sweep advances the clock every tick; every half idle period it asks
 // the actors idle that long to stop, and every eighth of keep it drops the
 // snapshots unused for keep.

@@ -23,13 +23,9 @@ func (g *Gateway) dispatch(r *request, user string, data []byte) {
 		}
 		g.node.SubmitChange(user, req.GetGroupId(), &messages.Change{
 			Op: messages.Op_OP_SET, Counters: req.GetCounters(), RequestId: req.GetRequestId(),
-		}, func(res proto.Message, err error) {
-			if err != nil {
-				r.respond(nil, err)
-				return
-			}
-			r.respond(&messages.SetReply{GroupId: req.GetGroupId(), Counters: res.(*messages.Change).GetCounters()}, nil)
-		})
+		}, r.changed(func(c *messages.Change) proto.Message {
+			return &messages.SetReply{GroupId: req.GetGroupId(), Counters: c.GetCounters()}
+		}))
 	case opIncrease, opDecrease:
 		req, err := decodeChange(r.format, data)
 		if err != nil {
@@ -42,14 +38,9 @@ func (g *Gateway) dispatch(r *request, user string, data []byte) {
 		}
 		g.node.SubmitChange(user, req.GetGroupId(), &messages.Change{
 			Op: kind, Key: req.GetKey(), Amount: req.GetValue(), RequestId: req.GetRequestId(),
-		}, func(res proto.Message, err error) {
-			if err != nil {
-				r.respond(nil, err)
-				return
-			}
-			c := res.(*messages.Change)
-			r.respond(&messages.ChangeReply{GroupId: req.GetGroupId(), Key: c.GetKey(), Value: c.GetValue()}, nil)
-		})
+		}, r.changed(func(c *messages.Change) proto.Message {
+			return &messages.ChangeReply{GroupId: req.GetGroupId(), Key: c.GetKey(), Value: c.GetValue()}
+		}))
 	case opGet:
 		req, err := decodeGet(r.format, data)
 		if err != nil {
@@ -65,12 +56,20 @@ func (g *Gateway) dispatch(r *request, user string, data []byte) {
 		}
 		g.node.SubmitChange(user, req.GetGroupId(), &messages.Change{
 			Op: messages.Op_OP_DELETE, Keys: req.GetKeyList(), RequestId: req.GetRequestId(),
-		}, func(_ proto.Message, err error) {
-			if err != nil {
-				r.respond(nil, err)
-				return
-			}
-			r.respond(&messages.DeleteReply{GroupId: req.GetGroupId()}, nil)
-		})
+		}, r.changed(func(*messages.Change) proto.Message {
+			return &messages.DeleteReply{GroupId: req.GetGroupId()}
+		}))
+	}
+}
+
+// changed answers a write with the reply reply builds from the change the
+// write made, or with its error.
+func (r *request) changed(reply func(*messages.Change) proto.Message) actors.Reply {
+	return func(res proto.Message, err error) {
+		if err != nil {
+			r.respond(nil, err)
+			return
+		}
+		r.respond(reply(res.(*messages.Change)), nil)
 	}
 }

@@ -35,8 +35,9 @@ type acks struct {
 	timeout time.Duration
 	syncer  *Syncer // nil: JetStream's own sync setting decides
 
+	sub *nats.Subscription // set once, before any append
+
 	mu      sync.Mutex
-	sub     *nats.Subscription
 	closed  bool   // no acknowledgement will come any more
 	next    uint64 // the last append's id
 	swept   uint64 // every append up to this id is answered
@@ -58,22 +59,20 @@ func (p *pendingAck) timeout(closed bool) {
 	p.done(0, fmt.Errorf("append %s after %d: %w", p.subj, p.expected, ErrTimeout))
 }
 
-func (a *acks) start() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.sub != nil {
-		return nil
-	}
+// startAcks subscribes to the acknowledgements of AppendAsync and starts
+// their sweeper.
+func startAcks(nc *nats.Conn, timeout time.Duration, syncer *Syncer) (*acks, error) {
+	a := &acks{nc: nc, timeout: timeout, syncer: syncer}
 	a.prefix = nats.InboxPrefix + "tally." + nuid.Next() + "."
 	a.pending = map[uint64]*pendingAck{}
 	sub, err := a.nc.Subscribe(a.prefix+"*", a.onAck)
 	if err != nil {
-		return fmt.Errorf("journal: subscribe to acknowledgements: %w", err)
+		return nil, fmt.Errorf("journal: subscribe to acknowledgements: %w", err)
 	}
 	sub.SetPendingLimits(-1, -1) // appends are bounded by the actors, not here
 	a.sub = sub
 	go a.sweep(min(max(a.timeout/10, time.Millisecond), 100*time.Millisecond))
-	return nil
+	return a, nil
 }
 
 func (a *acks) take(id uint64) *pendingAck {
@@ -158,10 +157,6 @@ func (j *Journal) AppendAsync(group string, expected uint64, ev *messages.Event,
 		done(0, fmt.Errorf("journal: encode event of %s: %w", group, err))
 		return
 	}
-	if err := j.acks.start(); err != nil {
-		done(0, err)
-		return
-	}
 	a := j.acks
 	a.mu.Lock()
 	if a.closed {
@@ -221,12 +216,4 @@ func (a *acks) sweep(tick time.Duration) {
 
 // Close stops receiving acknowledgements: appends still pending fail with
 // ErrTimeout, later ones with ErrClosed.
-func (j *Journal) Close() error {
-	a := j.acks
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.sub == nil {
-		return nil
-	}
-	return a.sub.Unsubscribe()
-}
+func (j *Journal) Close() error { return j.acks.sub.Unsubscribe() }

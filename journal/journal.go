@@ -49,8 +49,11 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, er
 	if err := awaitDirectGet(ctx, stream, cfg.SubjectPrefix+"._probe"); err != nil {
 		return nil, fmt.Errorf("journal: stream %s: %w", cfg.Stream, err)
 	}
-	return &Journal{js: js, stream: stream, cfg: cfg, prefix: cfg.SubjectPrefix + ".",
-		acks: &acks{nc: js.Conn(), timeout: cfg.AckTimeout, syncer: cfg.Syncer}}, nil
+	acks, err := startAcks(js.Conn(), cfg.AckTimeout, cfg.Syncer)
+	if err != nil {
+		return nil, err
+	}
+	return &Journal{js: js, stream: stream, cfg: cfg, prefix: cfg.SubjectPrefix + ".", acks: acks}, nil
 }
 
 // Subject is the subject of group's events.

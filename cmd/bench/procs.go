@@ -296,48 +296,38 @@ func (b *bench) startProfile(p *proc, name string) func() {
 	}
 	secs := int((b.o.warmup + b.o.duration).Seconds())
 	var wg sync.WaitGroup
-	for _, prof := range []struct{ path, file string }{
-		{"profile", name + ".pprof"},
-		{"allocs", name + ".allocs.pprof"},
-	} {
-		wg.Go(func() {
-			resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", p.pprof, prof.path, secs))
-			if err != nil {
-				b.logf("profile %s: %v", name, err)
-				return
-			}
-			defer resp.Body.Close()
-			os.MkdirAll(b.o.out, 0o755)
-			f, err := os.Create(filepath.Join(b.o.out, prof.file))
-			if err != nil {
-				b.logf("profile %s: %v", name, err)
-				return
-			}
-			defer f.Close()
-			io.Copy(f, resp.Body)
-		})
-	}
+	wg.Go(func() { b.fetchProfile(p, fmt.Sprintf("profile?seconds=%d", secs), name+".pprof") })
+	wg.Go(func() { b.fetchProfile(p, fmt.Sprintf("allocs?seconds=%d", secs), name+".allocs.pprof") })
 	return wg.Wait
 }
 
 // heapProfile writes the live heap of a tally node, after a garbage
 // collection, to -out/name.heap.pprof.
 func (b *bench) heapProfile(p *proc, name string) {
-	if p.pprof == "" {
-		return
+	if p.pprof != "" {
+		b.fetchProfile(p, "heap?gc=1", name+".heap.pprof")
 	}
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/heap?gc=1", p.pprof))
+}
+
+// fetchProfile writes the node's /debug/pprof/<query> to -out/file.
+func (b *bench) fetchProfile(p *proc, query, file string) {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/%s", p.pprof, query))
 	if err != nil {
-		b.logf("heap profile %s: %v", name, err)
+		b.logf("profile %s: %v", file, err)
 		return
 	}
 	defer resp.Body.Close()
-	os.MkdirAll(b.o.out, 0o755)
-	f, err := os.Create(filepath.Join(b.o.out, name+".heap.pprof"))
+	if err := os.MkdirAll(b.o.out, 0o755); err != nil {
+		b.logf("profile %s: %v", file, err)
+		return
+	}
+	f, err := os.Create(filepath.Join(b.o.out, file))
 	if err != nil {
-		b.logf("heap profile %s: %v", name, err)
+		b.logf("profile %s: %v", file, err)
 		return
 	}
 	defer f.Close()
-	io.Copy(f, resp.Body)
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		b.logf("profile %s: %v", file, err)
+	}
 }
