@@ -14,14 +14,15 @@ import (
 )
 
 var palette = map[string]color.RGBA{
-	"tally":         {0x2b, 0x6c, 0xb0, 0xff},
-	"redis+lua":     {0xc0, 0x39, 0x2b, 0xff},
-	"nats-counters": {0x27, 0xae, 0x60, 0xff},
-	"nats-echo":     {0x95, 0xa5, 0xa6, 0xff},
+	"tally":             {0x2b, 0x6c, 0xb0, 0xff},
+	"redis+lua":         {0xc0, 0x39, 0x2b, 0xff},
+	"nats-counters":     {0x27, 0xae, 0x60, 0xff},
+	"nats-echo":         {0x95, 0xa5, 0xa6, 0xff},
+	"nats-echo-journal": {0x5d, 0x6d, 0x7e, 0xff},
 }
 
 // systems in the order of their bars.
-var systems = []string{"tally", "redis+lua", "nats-counters", "nats-echo"}
+var systems = []string{"tally", "redis+lua", "nats-counters", "nats-echo", "nats-echo-journal"}
 
 // writeChart draws ops/s per workload and system as grouped bars, one panel
 // per durability setting.
@@ -35,7 +36,7 @@ func writeChart(path string, r report) error {
 	text(img, 10, 16, fmt.Sprintf("ops/s, %d cores, %d connections x 1 in flight (higher is better)", r.Cores, r.Workers), color.Black)
 	for p, mode := range []string{"interval", "always"} {
 		x0 := p*panelW + margin
-		title := "tally --sync=interval vs redis everysec vs nats sync 1s, nats echo"
+		title := "tally --sync=interval vs redis everysec vs nats sync 1s, echo ceilings"
 		if mode == "always" {
 			title = "tally --sync=always vs redis always vs nats sync always"
 		}
@@ -64,14 +65,14 @@ func writeChart(path string, r report) error {
 					continue
 				}
 				h := int(v / top * float64(height))
-				bx := gx + j*28
-				draw.Draw(img, image.Rect(bx, base-h, bx+24, base), &image.Uniform{palette[sys]}, image.Point{}, draw.Src)
+				bx := gx + j*23
+				draw.Draw(img, image.Rect(bx, base-h, bx+20, base), &image.Uniform{palette[sys]}, image.Point{}, draw.Src)
 				text(img, bx-2, base-h-4, short(v), color.Black)
 			}
 		}
 	}
 	for j, sys := range systems {
-		x := 10 + j*160
+		x := 10 + j*200
 		draw.Draw(img, image.Rect(x, panelH+35, x+12, panelH+47), &image.Uniform{palette[sys]}, image.Point{}, draw.Src)
 		text(img, x+16, panelH+46, sys, color.Black)
 	}

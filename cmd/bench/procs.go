@@ -79,9 +79,9 @@ func buildIn(ctx context.Context, src, dir, pkg, name string) (string, error) {
 	return out, nil
 }
 
-// startEcho starts the natsecho ceiling and waits until it serves.
-func startEcho(binary string) (*proc, error) {
-	return startServing("natsecho", exec.Command(binary), "natsecho: serving on ")
+// startEcho starts a natsecho ceiling and waits until it serves.
+func startEcho(binary string, args ...string) (*proc, error) {
+	return startServing("natsecho", exec.Command(binary, args...), "natsecho: serving on ")
 }
 
 // startTally starts a node on a fresh or existing data directory and waits

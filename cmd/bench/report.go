@@ -32,7 +32,7 @@ func (r *report) ratios() {
 		}
 		sync := row.Sync
 		switch sync {
-		case "everysec", "none": // the echo ceiling has no journal
+		case "everysec", "none": // nats-echo has no journal
 			sync = "interval"
 		}
 		if t, ok := tally[sync+"/"+row.Workload]; ok {
@@ -66,9 +66,16 @@ func (r *report) print(w io.Writer) {
 		}
 	}
 	e := r.Extras
+	if e.ReplayEvents == 0 && e.ActivationGroups == 0 && len(e.Memory) == 0 && len(e.Notes) == 0 {
+		return // -workloads left the extras out
+	}
 	fmt.Fprintf(w, "\ntally alone (--sync=interval):\n")
-	fmt.Fprintf(w, "  journal replay: %d events over %d groups in %.2f s: %.0f events/s\n", e.ReplayEvents, e.ReplayGroups, e.ReplaySeconds, e.ReplayPerS)
-	fmt.Fprintf(w, "  group activation (first get after a restart, one at a time): p50 %.3f ms, p99 %.3f ms over %d groups\n", e.ActivationP50ms, e.ActivationP99ms, e.ActivationGroups)
+	if e.ReplayEvents > 0 {
+		fmt.Fprintf(w, "  journal replay: %d events over %d groups in %.2f s: %.0f events/s\n", e.ReplayEvents, e.ReplayGroups, e.ReplaySeconds, e.ReplayPerS)
+	}
+	if e.ActivationGroups > 0 {
+		fmt.Fprintf(w, "  group activation (first get after a restart, one at a time): p50 %.3f ms, p99 %.3f ms over %d groups\n", e.ActivationP50ms, e.ActivationP99ms, e.ActivationGroups)
+	}
 	for _, m := range e.Memory {
 		fmt.Fprintf(w, "  memory: %d active groups of 5 counters: RSS %.0f MB, %.0f bytes per group over an idle node\n", m.Groups, float64(m.RSS)/(1<<20), m.PerGroup)
 	}

@@ -154,24 +154,40 @@ func (b *bench) nats(sync string) []result {
 	return rows
 }
 
-// echo drives natsecho, the ceiling of request/reply, with tally's w1
-// requests: the same client, subjects and payloads, answered at once.
+// echo drives natsecho, the ceilings of request/reply, with tally's w1
+// requests: the same client, subjects and payloads. nats-echo answers at
+// once; nats-echo-journal answers once the request is appended to a
+// JetStream stream, fsynced every second as tally's --sync=interval.
 func (b *bench) echo() []result {
 	if !b.o.wants("w1") {
 		return nil
 	}
-	srv, err := startEcho(b.echoBin)
+	var rows []result
+	for _, e := range []struct {
+		system, sync string
+		args         []string
+	}{
+		{"nats-echo", "none", nil},
+		{"nats-echo-journal", "interval", []string{"-journal"}},
+	} {
+		rows = append(rows, b.echoOne(e.system, e.sync, e.args))
+	}
+	return rows
+}
+
+func (b *bench) echoOne(system, sync string, args []string) result {
+	srv, err := startEcho(b.echoBin, args...)
 	if err != nil {
-		return []result{skipped("nats-echo", "none", "w1", err)}
+		return skipped(system, sync, "w1", err)
 	}
 	defer srv.stop()
 	c, err := newTallyClient(srv.url, b.o.workers)
 	if err != nil {
-		return []result{skipped("nats-echo", "none", "w1", err)}
+		return skipped(system, sync, "w1", err)
 	}
 	defer c.close()
-	b.logf("nats echo w1 ...")
+	b.logf("%s w1 ...", system)
 	r := runFor(b.o.workers, b.o.warmup, b.o.duration, srv.pid(), c.workload("w1"))
-	r.System, r.Sync, r.Workload = "nats-echo", "none", "w1"
-	return []result{r}
+	r.System, r.Sync, r.Workload = system, sync, "w1"
+	return r
 }
