@@ -57,7 +57,7 @@ func writeChart(path string, r report) error {
 		height := panelH - 80
 		line(img, x0, base, x0+panelW-2*margin+20, base)
 		for i, w := range []string{"w1", "w2", "w3", "w4"} {
-			gx := x0 + 10 + i*120
+			gx := x0 + 4 + i*118
 			text(img, gx+30, base+15, w, color.Black)
 			for j, sys := range systems {
 				v, ok := rows[w][sys]
@@ -65,9 +65,9 @@ func writeChart(path string, r report) error {
 					continue
 				}
 				h := int(v / top * float64(height))
-				bx := gx + j*23
-				draw.Draw(img, image.Rect(bx, base-h, bx+20, base), &image.Uniform{palette[sys]}, image.Point{}, draw.Src)
-				text(img, bx-2, base-h-4, short(v), color.Black)
+				bx := gx + j*22
+				draw.Draw(img, image.Rect(bx, base-h, bx+19, base), &image.Uniform{palette[sys]}, image.Point{}, draw.Src)
+				text(img, bx-1, base-h-4, short(v), color.Black)
 			}
 		}
 	}
@@ -94,9 +94,11 @@ func syncMode(s string) string {
 	return "interval"
 }
 
+// short labels a bar in thousands, rounded, so that each label fits
+// above its bar; the table has the exact figures.
 func short(v float64) string {
 	if v >= 1000 {
-		return fmt.Sprintf("%.1fk", v/1000)
+		return fmt.Sprintf("%.0fk", v/1000)
 	}
 	return fmt.Sprintf("%.0f", v)
 }
