@@ -17,6 +17,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,13 +39,18 @@ import (
 func main() {
 	journal := flag.Bool("journal", false, "append each request to a JetStream stream before answering")
 	flag.Parse()
-	if err := run(*journal); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, *journal, func(url string) { fmt.Println("natsecho: serving on", url) })
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "natsecho:", err)
 		os.Exit(1)
 	}
 }
 
-func run(journal bool) error {
+// run serves until ctx ends, calling ready with the server's client URL
+// once it answers.
+func run(ctx context.Context, journal bool, ready func(url string)) error {
 	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true}
 	if journal {
 		dir, err := os.MkdirTemp("", "natsecho-")
@@ -88,10 +94,8 @@ func run(journal bool) error {
 	if err := nc.Flush(); err != nil {
 		return err
 	}
-	fmt.Println("natsecho: serving on", ns.ClientURL())
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
-	<-stop
+	ready(ns.ClientURL())
+	<-ctx.Done()
 	return nil
 }
 
