@@ -69,7 +69,7 @@ func (b *bench) tally(sync string) []result {
 	if err != nil {
 		return append(rows, skipped("tally", sync, "w4", err))
 	}
-	node, err = startTally(b.tallyBin, data, sync, false)
+	node, err = startTally(b.tallyBin, data, sync, b.o.profile)
 	if err != nil {
 		return append(rows, skipped("tally", sync, "w4", err))
 	}
@@ -79,7 +79,9 @@ func (b *bench) tally(sync string) []result {
 	}
 	defer c.close()
 	b.logf("tally --sync=%s w4: first get of %d groups after a restart ...", sync, b.o.coldGroups)
+	stopProfile := b.startProfile(node, fmt.Sprintf("tally-%s-w4", sync))
 	r := runN(b.o.workers, uint64(b.o.coldGroups), node.pid(), c.coldGets("w4-", b.o.coldGroups))
+	stopProfile()
 	r.System, r.Sync, r.Workload = "tally", sync, "w4"
 	return append(rows, r)
 }
