@@ -1,7 +1,9 @@
 package actors
 
 import (
+	"log/slog"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,7 +14,7 @@ import (
 // actor: askIdle, which runs every half idle period, visits only live
 // actors; dropSnapshots, every eighth of the keep time, visits them all.
 func BenchmarkSweep(b *testing.B) {
-	r := newRegistry(actor.NewActorSystem().Root, nil, time.Hour, time.Hour)
+	r := newRegistry(quietSystem().Root, nil, time.Hour, time.Hour)
 	defer r.stopAll()
 	now := time.Now().UnixNano()
 	for i := range 1_000_000 {
@@ -31,4 +33,56 @@ func BenchmarkSweep(b *testing.B) {
 			r.dropSnapshots(now)
 		}
 	})
+}
+
+// hopActor counts the messages it gets, standing in for a limiter or a
+// group to measure what one actor hop costs.
+type hopActor struct{ done *sync.WaitGroup }
+
+func (h *hopActor) Receive(ctx actor.Context) {
+	if _, ok := ctx.Message().(*call); ok {
+		h.done.Done()
+	}
+}
+
+// BenchmarkHop posts messages through a registry to actors that do
+// nothing, round robin over names: the cost of one actor hop of a call,
+// activation aside (every actor is live before the timer starts).
+func BenchmarkHop(b *testing.B) {
+	for _, names := range []int{1, 20_000} {
+		b.Run(strconv.Itoa(names), func(b *testing.B) {
+			var done sync.WaitGroup
+			p := newPool(300)
+			defer p.stop()
+			props := actor.PropsFromProducer(func() actor.Actor { return &hopActor{done: &done} },
+				actor.WithDispatcher(p), actor.WithMailbox(actor.UnboundedLockfree()))
+			r := newRegistry(quietSystem().Root, props, time.Hour, 0)
+			defer r.stopAll()
+			ids := make([]string, names)
+			for i := range ids {
+				ids[i] = "u" + strconv.Itoa(i)
+			}
+			c := &call{}
+			done.Add(names)
+			for _, id := range ids {
+				r.send(id, c)
+			}
+			done.Wait()
+			b.ReportAllocs()
+			b.ResetTimer()
+			done.Add(b.N)
+			for i := range b.N {
+				r.send(ids[i%names], c)
+			}
+			done.Wait()
+		})
+	}
+}
+
+// quietSystem is an actor system that logs nothing, so that benchmark
+// lines stay readable.
+func quietSystem() *actor.ActorSystem {
+	return actor.NewActorSystemWithConfig(actor.Configure(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }),
+	))
 }
