@@ -42,7 +42,7 @@ func (w *window) newest() int64 {
 // limiter is a user's rate limiter: writes and gets each have their own
 // window.
 type limiter struct {
-	node   *Node
+	groups *registry // where admitted calls go
 	cfg    *Config
 	user   string
 	writes window
@@ -51,7 +51,7 @@ type limiter struct {
 }
 
 func newLimiter(n *Node) actor.Actor {
-	return &limiter{node: n, cfg: &n.cfg, writes: newWindow(n.cfg.WriteLimit), reads: newWindow(n.cfg.ReadLimit)}
+	return &limiter{groups: n.groups, cfg: &n.cfg, writes: newWindow(n.cfg.WriteLimit), reads: newWindow(n.cfg.ReadLimit)}
 }
 
 func (l *limiter) Receive(ctx actor.Context) {
@@ -87,5 +87,5 @@ func (l *limiter) gate(c *call) {
 		c.reply(nil, fmt.Errorf("%w: user %s made %d %s within %v", ErrRateLimited, l.user, limit, kind, l.cfg.LimitWindow))
 		return
 	}
-	l.node.groups.send(c.group, c)
+	l.groups.send(c.group, c)
 }

@@ -23,7 +23,7 @@ func (p *probe) Receive(ctx actor.Context) {
 // again once it stays away longer.
 func TestRegistryBacksOff(t *testing.T) {
 	got := make(chan any, 16)
-	system := actor.NewActorSystem()
+	system := quietSystem()
 	idle := time.Minute
 	r := newRegistry(system.Root, actor.PropsFromProducer(func() actor.Actor { return &probe{got} }), idle, time.Hour)
 	defer r.stopAll()

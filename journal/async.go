@@ -52,11 +52,11 @@ type pendingAck struct {
 }
 
 func (p *pendingAck) timeout(closed bool) {
+	why := ""
 	if closed {
-		p.done(0, fmt.Errorf("append %s after %d: journal closed: %w", p.subj, p.expected, ErrTimeout))
-		return
+		why = "journal closed: "
 	}
-	p.done(0, fmt.Errorf("append %s after %d: %w", p.subj, p.expected, ErrTimeout))
+	p.done(0, fmt.Errorf("append %s after %d: %s%w", p.subj, p.expected, why, ErrTimeout))
 }
 
 // startAcks subscribes to the acknowledgements of AppendAsync and starts

@@ -288,8 +288,9 @@ func memory(pid int) (rss, peak int64) {
 }
 
 // startProfile collects a CPU profile and an allocation profile of a
-// tally node into -out/name.pprof and -out/name.allocs.pprof until the
-// returned function is called.
+// tally node into -out/name.pprof and -out/name.allocs.pprof over the
+// warm-up and the measurement (w4, which runs for as long as its gets
+// take, may end sooner); the returned function waits for both.
 func (b *bench) startProfile(p *proc, name string) func() {
 	if p.pprof == "" {
 		return func() {}

@@ -10,9 +10,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"github.com/tallyhq/tally/journal/journaltest"
-
 	"github.com/tallyhq/tally/client"
+	"github.com/tallyhq/tally/journal/journaltest"
 )
 
 // TestDeployConfig runs a node on a NATS server configured by

@@ -30,9 +30,11 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tallyhq/tally/gateway"
 	"github.com/tallyhq/tally/messages"
 )
 
@@ -82,7 +84,7 @@ func run(ctx context.Context, journal bool, ready func(url string)) error {
 			return err
 		}
 		defer jc.Close()
-		if respond, err = appender(jc); err != nil {
+		if respond, err = appender(ctx, jc); err != nil {
 			return err
 		}
 	}
@@ -103,13 +105,13 @@ func run(ctx context.Context, journal bool, ready func(url string)) error {
 // request to it and answers the request when the append is acknowledged,
 // with the acknowledgement's body: one subscription takes every
 // acknowledgement, and the reply subject of an append names its request.
-func appender(jc *nats.Conn) (func(*nats.Msg), error) {
-	js, err := jc.JetStream()
+func appender(ctx context.Context, jc *nats.Conn) (func(*nats.Msg), error) {
+	js, err := jetstream.New(jc)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := js.AddStream(&nats.StreamConfig{
-		Name: "ECHO_JOURNAL", Subjects: []string{"echo.journal.>"}, Storage: nats.FileStorage,
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: "ECHO_JOURNAL", Subjects: []string{"echo.journal.>"}, Storage: jetstream.FileStorage,
 	}); err != nil {
 		return nil, fmt.Errorf("create stream: %w", err)
 	}
@@ -167,20 +169,18 @@ func appender(jc *nats.Conn) (func(*nats.Msg), error) {
 // same reply headers as tally's.
 func answer(m *nats.Msg, data []byte) {
 	res := &nats.Msg{Data: data}
-	if m.Header.Get("Content-Type") == protobuf {
+	if m.Header.Get("Content-Type") == gateway.ContentTypeProtobuf {
 		res.Header = protoHeader // read only
 	}
 	m.RespondMsg(res)
 }
 
-const protobuf = "application/protobuf"
-
-var protoHeader = nats.Header{"Content-Type": []string{protobuf}}
+var protoHeader = nats.Header{"Content-Type": []string{gateway.ContentTypeProtobuf}}
 
 // fail answers m with the service error headers tally uses, which the
 // benchmark counts as a failed call.
 func fail(m *nats.Msg, why string) {
 	m.RespondMsg(&nats.Msg{Header: nats.Header{
-		micro.ErrorCodeHeader: []string{"10002"}, micro.ErrorHeader: []string{why},
+		micro.ErrorCodeHeader: []string{strconv.Itoa(int(messages.Code_CODE_INTERNAL))}, micro.ErrorHeader: []string{why},
 	}})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tallyhq/tally/gateway"
 	"github.com/tallyhq/tally/messages"
 )
 
@@ -57,8 +58,8 @@ func increase(t *testing.T, nc *nats.Conn, group string) *nats.Msg {
 	if code := res.Header.Get(micro.ErrorCodeHeader); code != "" {
 		t.Fatalf("answered with error %s: %s", code, res.Header.Get(micro.ErrorHeader))
 	}
-	if got := res.Header.Get("Content-Type"); got != protobuf {
-		t.Errorf("reply Content-Type = %q, want %q", got, protobuf)
+	if got := res.Header.Get("Content-Type"); got != gateway.ContentTypeProtobuf {
+		t.Errorf("reply Content-Type = %q, want %q", got, gateway.ContentTypeProtobuf)
 	}
 	return res
 }
