@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/messages"
 )
@@ -152,7 +151,7 @@ func parseAck(m *nats.Msg) (uint64, error) {
 // time ErrTimeout (the append may or may not be stored).
 func (j *Journal) AppendAsync(group string, expected uint64, ev *messages.Event, done func(seq uint64, err error)) {
 	subj := j.Subject(group)
-	data, err := proto.Marshal(ev)
+	data, err := encodeEvent(ev)
 	if err != nil {
 		done(0, fmt.Errorf("journal: encode event of %s: %w", group, err))
 		return

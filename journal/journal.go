@@ -9,7 +9,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/messages"
 )
@@ -63,7 +62,7 @@ func (j *Journal) Subject(group string) string { return j.prefix + group }
 // event's sequence. A stale expected sequence gives ErrConflict and stores
 // nothing.
 func (j *Journal) Append(ctx context.Context, group string, expected uint64, ev *messages.Event) (uint64, error) {
-	data, err := proto.Marshal(ev)
+	data, err := encodeEvent(ev)
 	if err != nil {
 		return 0, fmt.Errorf("journal: encode event of %s: %w", group, err)
 	}
@@ -108,8 +107,8 @@ func (j *Journal) At(ctx context.Context, group string, seq uint64) (*messages.E
 }
 
 func decode(data []byte, subject string, seq uint64) (*messages.Event, error) {
-	ev := new(messages.Event)
-	if err := proto.Unmarshal(data, ev); err != nil {
+	ev, err := decodeEvent(data)
+	if err != nil {
 		return nil, fmt.Errorf("event %d on %s: %w: %w", seq, subject, ErrCorrupt, err)
 	}
 	return ev, nil
