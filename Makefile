@@ -20,7 +20,7 @@ build:
 	$(GO) build -o $(BIN)/tally-node ./cmd/node
 
 # bench runs tally, Redis with Lua, NATS counters and the two nats-echo
-# ceilings side by side (about 6 minutes on 2 cores; installs redis-server when
+# ceilings side by side (about 10 minutes on 2 cores; installs redis-server when
 # missing) and writes docs/bench/.
 bench:
 	$(GO) run ./cmd/bench -out docs/bench $(BENCHFLAGS)

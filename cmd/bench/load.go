@@ -32,7 +32,11 @@ type result struct {
 	Failed   int64   `json:"failed"`
 	FirstErr string  `json:"first_error,omitempty"`
 	Skipped  string  `json:"skipped,omitempty"`
-	Ratio    float64 `json:"tally_ratio,omitempty"` // tally's ops/s over this row's
+	Ratio    float64 `json:"tally_ratio,omitempty"` // tally's ops/s over this row's; with rounds, the median of RoundsRatio
+	// With several rounds: each round's ops/s and tally/peer ratio, in
+	// the order the rounds ran.
+	RoundsOpsPerS []float64 `json:"rounds_ops_per_s,omitempty"`
+	RoundsRatio   []float64 `json:"rounds_tally_ratio,omitempty"`
 }
 
 // recorder collects one measurement.

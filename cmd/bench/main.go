@@ -40,8 +40,8 @@ func main() {
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	var o options
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "warm-up before each measurement")
-	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measurement of each workload")
+	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up before each measurement")
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measurement of each workload in each round")
 	fs.IntVar(&o.workers, "workers", 64, "connections, each with one request in flight")
 	fs.IntVar(&o.coldGroups, "cold-groups", 100_000, "groups of w4 (cold activation)")
 	fs.IntVar(&o.replayEvents, "replay-events", 1_000_000, "events of the replay measurement")
@@ -49,10 +49,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.BoolVar(&o.skipPeers, "tally-only", false, "measure tally alone, no peers")
 	mem := fs.String("mem-groups", "100000,1000000", "active-group counts of the memory measurement")
 	only := fs.String("workloads", "", "comma-separated workloads to run (w1,w2,w3,w4,extras); all when empty")
-	fs.BoolVar(&o.profile, "profile", false, "write CPU and allocation profiles of the tally node for each workload, and heap profiles for the memory measurement, to -out")
+	fs.BoolVar(&o.profile, "profile", false, "write CPU and allocation profiles of the tally node for each workload (first round), and heap profiles for the memory measurement, to -out")
 	quick := fs.Bool("quick", false, "short run: 1 s warm-up, 3 s per workload, smaller extras")
 	baseline := fs.String("baseline", "", "compare tally built from this checkout with this one on w1-w3 (alternating rounds), instead of the peers")
-	rounds := fs.Int("rounds", 3, "rounds of -baseline")
+	rounds := fs.Int("rounds", 3, "rounds of w1-w3: each round measures every system once, in alternating order, and the report gives each row's median round and the median of the per-round ratios; with -baseline, alternating rounds of the two builds")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,6 +68,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *quick {
 		o.warmup, o.duration, o.coldGroups, o.replayEvents, o.memGroups = time.Second, 3*time.Second, 10_000, 100_000, []int{10_000, 50_000}
+		if !setFlags(fs)["rounds"] {
+			*rounds = 1
+		}
+	}
+	if *rounds < 1 {
+		return fmt.Errorf("-rounds %d: must be at least 1", *rounds)
 	}
 	tmp, err := os.MkdirTemp("", "tally-bench-")
 	if err != nil {
@@ -85,9 +91,6 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if *baseline != "" {
-		if *rounds < 1 {
-			return fmt.Errorf("-rounds %d: must be at least 1", *rounds)
-		}
 		return b.compare(ctx, *baseline, *rounds, stdout)
 	}
 	rep := report{
@@ -95,21 +98,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		When:    time.Now().UTC().Format(time.RFC3339),
 		Command: "go run ./cmd/bench " + joinArgs(args),
 		Workers: o.workers,
+		Rounds:  *rounds,
 	}
-	for _, mode := range []string{"interval", "always"} {
-		rep.Rows = append(rep.Rows, b.tally(mode)...)
-		if !o.skipPeers {
-			rep.Rows = append(rep.Rows, b.redis(redisFsync(mode))...)
-			rep.Rows = append(rep.Rows, b.nats(mode)...)
-			if mode == "interval" {
-				rep.Rows = append(rep.Rows, b.echo()...)
-			}
-		}
+	var perRound [][]result
+	for b.round = range *rounds {
+		perRound = append(perRound, b.measureRound())
 	}
+	rep.Rows = medianRows(perRound)
 	if o.wants("extras") {
 		rep.Extras = b.extras()
 	}
-	rep.ratios()
 	rep.print(stdout)
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
@@ -122,6 +120,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	return writeChart(filepath.Join(o.out, "results.png"), rep)
+}
+
+// setFlags returns the names of the flags given on the command line.
+func setFlags(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
 }
 
 func (o options) wants(part string) bool { return len(o.only) == 0 || o.only[part] }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,50 +14,31 @@ type report struct {
 	When    string   `json:"when"`
 	Command string   `json:"command"`
 	Workers int      `json:"workers"`
+	Rounds  int      `json:"rounds"`
 	Rows    []result `json:"rows"`
 	Extras  extras   `json:"extras"`
 }
 
-// ratios sets each peer row's Ratio: tally's ops/s at the matching
-// durability over the peer's.
-func (r *report) ratios() {
-	tally := map[string]float64{}
-	for _, row := range r.Rows {
-		if row.System == "tally" && row.Skipped == "" {
-			tally[row.Sync+"/"+row.Workload] = row.OpsPerS
-		}
-	}
-	for i, row := range r.Rows {
-		if row.System == "tally" || row.Skipped != "" || row.OpsPerS == 0 {
-			continue
-		}
-		sync := row.Sync
-		switch sync {
-		case "everysec", "none": // nats-echo has no journal
-			sync = "interval"
-		}
-		if t, ok := tally[sync+"/"+row.Workload]; ok {
-			r.Rows[i].Ratio = t / row.OpsPerS
-		}
-	}
-}
-
 func (r *report) print(w io.Writer) {
-	fmt.Fprintf(w, "tally benchmark, %d cores, %d connections with one request in flight each, %s\n\n", r.Cores, r.Workers, r.When)
+	fmt.Fprintf(w, "tally benchmark, %d cores, %d connections with one request in flight each, %s\n", r.Cores, r.Workers, r.When)
+	fmt.Fprintf(w, "each row: the median of %d rounds (w4: one); tally/peer: the median of the rounds' ratios, then their range\n\n", r.Rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "system\tsync\tworkload\tops/s\tp50 ms\tp99 ms\tp99.9 ms\tCPU s/M ops\tpeak RSS MB\ttally/peer\trefused\tfailed\t")
+	fmt.Fprintln(tw, "system\tsync\tworkload\tops/s\tp50 ms\tp99 ms\tp99.9 ms\tCPU s/M ops\tpeak RSS MB\ttally/peer\trange\trefused\tfailed\t")
 	for _, row := range r.Rows {
 		if row.Skipped != "" {
-			fmt.Fprintf(tw, "%s\t%s\t%s\tskipped: %s\t\t\t\t\t\t\t\t\t\n", row.System, row.Sync, row.Workload, row.Skipped)
+			fmt.Fprintf(tw, "%s\t%s\t%s\tskipped: %s\t\t\t\t\t\t\t\t\t\t\n", row.System, row.Sync, row.Workload, row.Skipped)
 			continue
 		}
-		ratio := ""
+		ratio, spread := "", ""
 		if row.Ratio > 0 {
 			ratio = strconv.FormatFloat(row.Ratio, 'f', 2, 64) + "x"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.0f\t%s\t%d\t%d\t\n",
+		if len(row.RoundsRatio) > 1 {
+			spread = fmt.Sprintf("%.2f-%.2f", slices.Min(row.RoundsRatio), slices.Max(row.RoundsRatio))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.0f\t%s\t%s\t%d\t%d\t\n",
 			row.System, row.Sync, row.Workload, row.OpsPerS, row.P50ms, row.P99ms, row.P999ms,
-			row.CPUPerM, float64(row.PeakRSS)/(1<<20), ratio, row.Refused, row.Failed)
+			row.CPUPerM, float64(row.PeakRSS)/(1<<20), ratio, spread, row.Refused, row.Failed)
 	}
 	tw.Flush()
 	for _, row := range r.Rows {

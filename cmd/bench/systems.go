@@ -9,6 +9,7 @@ import (
 
 type bench struct {
 	o        options
+	round    int // the round being measured, from 0
 	tmp      string
 	tallyBin string
 	natsBin  string
@@ -34,10 +35,10 @@ func skipped(system, sync, workload string, err error) result {
 	return result{System: system, Sync: sync, Workload: workload, Skipped: err.Error()}
 }
 
-func (b *bench) tally(sync string) []result {
+func (b *bench) tally(sync string, cold bool) []result {
 	var rows []result
 	data := filepath.Join(b.dir("tally"), "data")
-	node, err := startTally(b.tallyBin, data, sync, b.o.profile)
+	node, err := startTally(b.tallyBin, data, sync, b.profiling())
 	if err != nil {
 		return append(rows, skipped("tally", sync, "all", err))
 	}
@@ -57,7 +58,7 @@ func (b *bench) tally(sync string) []result {
 		r.System, r.Sync, r.Workload = "tally", sync, w
 		rows = append(rows, r)
 	}
-	if !b.o.wants("w4") {
+	if !cold || !b.o.wants("w4") {
 		c.close()
 		node.stop()
 		return rows
@@ -69,7 +70,7 @@ func (b *bench) tally(sync string) []result {
 	if err != nil {
 		return append(rows, skipped("tally", sync, "w4", err))
 	}
-	node, err = startTally(b.tallyBin, data, sync, b.o.profile)
+	node, err = startTally(b.tallyBin, data, sync, b.profiling())
 	if err != nil {
 		return append(rows, skipped("tally", sync, "w4", err))
 	}
@@ -86,7 +87,7 @@ func (b *bench) tally(sync string) []result {
 	return append(rows, r)
 }
 
-func (b *bench) redis(fsync string) []result {
+func (b *bench) redis(fsync string, cold bool) []result {
 	var rows []result
 	dir := b.dir("redis")
 	srv, err := startRedis(dir, fsync)
@@ -107,7 +108,7 @@ func (b *bench) redis(fsync string) []result {
 		r.System, r.Sync, r.Workload = "redis+lua", fsync, w
 		rows = append(rows, r)
 	}
-	if !b.o.wants("w4") {
+	if !cold || !b.o.wants("w4") {
 		c.close()
 		srv.stop()
 		return rows

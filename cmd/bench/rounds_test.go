@@ -1,0 +1,49 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestMedianRows(t *testing.T) {
+	row := func(system, sync, workload string, ops float64) result {
+		return result{System: system, Sync: sync, Workload: workload, OpsPerS: ops, P99ms: ops / 1000}
+	}
+	round := func(tally, redis, nats float64) []result {
+		rows := []result{row("tally", "interval", "w1", tally), row("redis+lua", "everysec", "w1", redis), row("nats-counters", "interval", "w1", nats)}
+		setRatios(rows)
+		return rows
+	}
+	r1 := round(20_000, 40_000, 25_000)
+	r1 = append(r1, row("tally", "interval", "w4", 15_000)) // w4: first round only
+	r2 := round(30_000, 40_000, 20_000)
+	r2[2].Failed, r2[2].FirstErr = 2, "timeout"
+	r3 := round(25_000, 50_000, 30_000)
+	r3[1] = result{System: "redis+lua", Sync: "everysec", Workload: "w1", Skipped: "did not start"}
+
+	got := medianRows([][]result{r1, r2, r3})
+
+	want := []result{
+		{System: "tally", Sync: "interval", Workload: "w1", OpsPerS: 25_000, P99ms: 25, RoundsOpsPerS: []float64{20_000, 30_000, 25_000}},
+		// two measured rounds: the upper one, and the median of two ratios
+		// is the upper one too.
+		{System: "redis+lua", Sync: "everysec", Workload: "w1", OpsPerS: 40_000, P99ms: 40, Ratio: 0.75,
+			RoundsOpsPerS: []float64{40_000, 40_000}, RoundsRatio: []float64{0.5, 0.75}},
+		// the median round's figures, with every round's failures.
+		{System: "nats-counters", Sync: "interval", Workload: "w1", OpsPerS: 25_000, P99ms: 25, Ratio: 25_000.0 / 30_000, Failed: 2, FirstErr: "timeout",
+			RoundsOpsPerS: []float64{25_000, 20_000, 30_000}, RoundsRatio: []float64{0.8, 1.5, 25_000.0 / 30_000}},
+		{System: "tally", Sync: "interval", Workload: "w4", OpsPerS: 15_000, P99ms: 15, RoundsOpsPerS: []float64{15_000}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("medianRows (-want +got):\n%s", diff)
+	}
+}
+
+func TestMedianRowsAllSkipped(t *testing.T) {
+	skip := result{System: "redis+lua", Sync: "always", Workload: "all", Skipped: "redis-server not found"}
+	got := medianRows([][]result{{skip}, {skip}})
+	if diff := cmp.Diff([]result{skip}, got); diff != "" {
+		t.Fatalf("medianRows (-want +got):\n%s", diff)
+	}
+}
