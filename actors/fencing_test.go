@@ -22,10 +22,17 @@ func TestFencing(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
 	var acked, actorAcked, gaveUp atomic.Int64
+	var rivalDone atomic.Bool
+	// The actor's callers write until the rival is done and the actor has
+	// run into the rival's appends at least once (a reload after a
+	// conflict), so that the two interleave however they are scheduled.
+	contested := func() bool { return !rivalDone.Load() || e.journal.Loads("contested") < 2 }
+	const maxWrites = 100_000
+	var writes atomic.Int64
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			for range 50 {
+			for contested() && writes.Add(1) <= maxWrites {
 				_, err := e.node.Change(ctx, "", "contested", increase("n", 1))
 				switch {
 				case errors.Is(err, actors.ErrUnavailable):
@@ -42,6 +49,7 @@ func TestFencing(t *testing.T) {
 		})
 	}
 	wg.Go(func() {
+		defer rivalDone.Store(true)
 		for done := 0; done < 100; {
 			err := rivalIncrease(ctx, e.journal.Journal, "contested")
 			switch {
@@ -75,7 +83,7 @@ func TestFencing(t *testing.T) {
 		t.Errorf("the actor never got a write through")
 	}
 	if loads := e.journal.Loads("contested"); loads < 2 {
-		t.Errorf("group loaded %d times: the actor never conflicted, the test proves nothing", loads)
+		t.Errorf("group loaded %d times in %d writes: the actor never conflicted, the test proves nothing", loads, maxWrites)
 	}
 	// The stale actor answers its next write from the journal's state.
 	c := change(t, e.node, "", "contested", increase("n", 0))
