@@ -28,8 +28,8 @@ func TestPackedCounters(t *testing.T) {
 	}
 	for _, m := range maps {
 		p := pack(m)
-		if p.n != len(m) || cap(p.b) != len(p.b) {
-			t.Fatalf("pack(%v): %d counters in %d bytes of capacity %d", m, p.n, len(p.b), cap(p.b))
+		if p.len() != len(m) || cap(p) != len(p) {
+			t.Fatalf("pack(%v): %d counters in %d bytes of capacity %d", m, p.len(), len(p), cap(p))
 		}
 		if got := p.unpack(); !cmp.Equal(m, got, cmpopts.EquateEmpty()) {
 			t.Fatalf("unpack(pack(%v)) = %v", m, got)

@@ -19,6 +19,10 @@ type snapshot struct {
 	counters packed
 	version  uint64
 	seq      uint64
+	recent   *recentIDs // nil when the group remembers no request ID, as most do
+}
+
+type recentIDs struct {
 	seen     map[string]remembered
 	expiries []expiry
 }
@@ -28,47 +32,58 @@ type snapshot struct {
 // and bytes, then the value, as protobuf varints. Five counters with short
 // keys take a 32-byte allocation, where a slice of key-value pairs took
 // 120 bytes and one more allocation per key.
-type packed struct {
-	b []byte
-	n int // counters in b
-}
+type packed []byte
 
 func pack(m map[string]int64) packed {
 	size := 0
 	for k, v := range m {
 		size += protowire.SizeBytes(len(k)) + protowire.SizeVarint(protowire.EncodeZigZag(v))
 	}
-	b := make([]byte, 0, size)
+	b := make(packed, 0, size)
 	for k, v := range m {
 		b = protowire.AppendString(b, k)
 		b = protowire.AppendVarint(b, protowire.EncodeZigZag(v))
 	}
-	return packed{b: b, n: len(m)}
+	return b
 }
 
 func (p packed) unpack() map[string]int64 {
-	m := make(map[string]int64, p.n)
-	for b := p.b; len(b) > 0; {
-		k, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			panic("actors: corrupt packed counters")
-		}
-		b = b[n:]
-		v, n := protowire.ConsumeVarint(b)
-		if n < 0 {
-			panic("actors: corrupt packed counters")
-		}
-		b = b[n:]
-		m[string(k)] = protowire.DecodeZigZag(v)
+	m := make(map[string]int64, p.len())
+	for b := p; len(b) > 0; {
+		k, v, rest := b.next()
+		m[string(k)] = v
+		b = rest
 	}
 	return m
+}
+
+// len counts the counters in p.
+func (p packed) len() int {
+	n := 0
+	for b := p; len(b) > 0; n++ {
+		_, _, b = b.next()
+	}
+	return n
+}
+
+// next reads p's first counter; p is one pack made, so it cannot fail.
+func (p packed) next() (key []byte, value int64, rest packed) {
+	key, n := protowire.ConsumeBytes(p)
+	if n < 0 {
+		panic("actors: corrupt packed counters")
+	}
+	v, m := protowire.ConsumeVarint(p[n:])
+	if m < 0 {
+		panic("actors: corrupt packed counters")
+	}
+	return key, protowire.DecodeZigZag(v), p[n+m:]
 }
 
 func (g *group) snapshot() *snapshot {
 	g.forget(g.cfg.Clock.Now().UnixNano())
 	s := &snapshot{counters: pack(g.state.GetCounters()), version: g.state.GetVersion(), seq: g.seq}
 	if len(g.seen) > 0 {
-		s.seen, s.expiries = g.seen, slices.Clip(g.expiries)
+		s.recent = &recentIDs{seen: g.seen, expiries: slices.Clip(g.expiries)}
 	}
 	return s
 }
@@ -76,6 +91,9 @@ func (g *group) snapshot() *snapshot {
 // restore makes the group current from a snapshot.
 func (g *group) restore(s *snapshot) {
 	g.state = &messages.GroupState{Counters: s.counters.unpack(), Version: s.version}
-	g.seq, g.seen, g.expiries = s.seq, s.seen, s.expiries
+	g.seq = s.seq
+	if s.recent != nil {
+		g.seen, g.expiries = s.recent.seen, s.recent.expiries
+	}
 	g.ready = true
 }
