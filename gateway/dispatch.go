@@ -23,9 +23,7 @@ func (g *Gateway) dispatch(r *request, user string, data []byte) {
 		}
 		g.node.SubmitChange(user, req.GetGroupId(), &messages.Change{
 			Op: messages.Op_OP_SET, Counters: req.GetCounters(), RequestId: req.GetRequestId(),
-		}, r.changed(func(c *messages.Change) proto.Message {
-			return &messages.SetReply{GroupId: req.GetGroupId(), Counters: c.GetCounters()}
-		}))
+		}, r.changed(req.GetGroupId(), setReply))
 	case opIncrease, opDecrease:
 		req, err := decodeChange(r.format, data)
 		if err != nil {
@@ -38,9 +36,7 @@ func (g *Gateway) dispatch(r *request, user string, data []byte) {
 		}
 		g.node.SubmitChange(user, req.GetGroupId(), &messages.Change{
 			Op: kind, Key: req.GetKey(), Amount: req.GetValue(), RequestId: req.GetRequestId(),
-		}, r.changed(func(c *messages.Change) proto.Message {
-			return &messages.ChangeReply{GroupId: req.GetGroupId(), Key: c.GetKey(), Value: c.GetValue()}
-		}))
+		}, r.changed(req.GetGroupId(), changeReply))
 	case opGet:
 		req, err := decodeGet(r.format, data)
 		if err != nil {
@@ -56,20 +52,31 @@ func (g *Gateway) dispatch(r *request, user string, data []byte) {
 		}
 		g.node.SubmitChange(user, req.GetGroupId(), &messages.Change{
 			Op: messages.Op_OP_DELETE, Keys: req.GetKeyList(), RequestId: req.GetRequestId(),
-		}, r.changed(func(*messages.Change) proto.Message {
-			return &messages.DeleteReply{GroupId: req.GetGroupId()}
-		}))
+		}, r.changed(req.GetGroupId(), deleteReply))
 	}
 }
 
-// changed answers a write with the reply reply builds from the change the
-// write made, or with its error.
-func (r *request) changed(reply func(*messages.Change) proto.Message) actors.Reply {
+// changed answers a write to group with the reply reply builds from the
+// change the write made, or with its error. The builders capture nothing,
+// so a write allocates one closure, this one.
+func (r *request) changed(group string, reply func(group string, c *messages.Change) proto.Message) actors.Reply {
 	return func(res proto.Message, err error) {
 		if err != nil {
 			r.respond(nil, err)
 			return
 		}
-		r.respond(reply(res.(*messages.Change)), nil)
+		r.respond(reply(group, res.(*messages.Change)), nil)
 	}
+}
+
+func setReply(group string, c *messages.Change) proto.Message {
+	return &messages.SetReply{GroupId: group, Counters: c.GetCounters()}
+}
+
+func changeReply(group string, c *messages.Change) proto.Message {
+	return &messages.ChangeReply{GroupId: group, Key: c.GetKey(), Value: c.GetValue()}
+}
+
+func deleteReply(group string, _ *messages.Change) proto.Message {
+	return &messages.DeleteReply{GroupId: group}
 }
