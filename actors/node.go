@@ -50,13 +50,12 @@ func Start(cfg Config) (*Node, error) {
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }),
 	))
 	n := &Node{cfg: cfg, system: system, pool: newPool(300)}
-	// The lock-free mailbox makes its queue nodes as messages come, where
-	// the default keeps a ring of 10 slots per actor (about 270 bytes). An
-	// actor that panics stops, answering what it holds with an error; the
-	// next message activates a fresh one from the journal.
+	// The mailbox (mailbox.go) allocates nothing per message. An actor that
+	// panics stops, answering what it holds with an error; the next message
+	// activates a fresh one from the journal.
 	opts := []actor.PropsOption{
 		actor.WithDispatcher(n.pool),
-		actor.WithMailbox(actor.UnboundedLockfree()),
+		actor.WithMailbox(newMailbox),
 		actor.WithGuardian(actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })),
 	}
 	idle := min(cfg.ActorIdle, cfg.PassivateAfter)

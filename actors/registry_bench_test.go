@@ -47,35 +47,42 @@ func (h *hopActor) Receive(ctx actor.Context) {
 
 // BenchmarkHop posts messages through a registry to actors that do
 // nothing, round robin over names: the cost of one actor hop of a call,
-// activation aside (every actor is live before the timer starts).
+// activation aside (every actor is live before the timer starts), with
+// tally's mailbox and with protoactor's lock-free one.
 func BenchmarkHop(b *testing.B) {
-	for _, names := range []int{1, 20_000} {
-		b.Run(strconv.Itoa(names), func(b *testing.B) {
-			var done sync.WaitGroup
-			p := newPool(300)
-			defer p.stop()
-			props := actor.PropsFromProducer(func() actor.Actor { return &hopActor{done: &done} },
-				actor.WithDispatcher(p), actor.WithMailbox(actor.UnboundedLockfree()))
-			r := newRegistry(quietSystem().Root, props, time.Hour, 0)
-			defer r.stopAll()
-			ids := make([]string, names)
-			for i := range ids {
-				ids[i] = "u" + strconv.Itoa(i)
-			}
-			c := &call{}
-			done.Add(names)
-			for _, id := range ids {
-				r.send(id, c)
-			}
-			done.Wait()
-			b.ReportAllocs()
-			b.ResetTimer()
-			done.Add(b.N)
-			for i := range b.N {
-				r.send(ids[i%names], c)
-			}
-			done.Wait()
-		})
+	mailboxes := []struct {
+		name string
+		make actor.MailboxProducer
+	}{{"mailbox", newMailbox}, {"lockfree", actor.UnboundedLockfree()}}
+	for _, mb := range mailboxes {
+		for _, names := range []int{1, 20_000} {
+			b.Run(mb.name+"/"+strconv.Itoa(names), func(b *testing.B) {
+				var done sync.WaitGroup
+				p := newPool(300)
+				defer p.stop()
+				props := actor.PropsFromProducer(func() actor.Actor { return &hopActor{done: &done} },
+					actor.WithDispatcher(p), actor.WithMailbox(mb.make))
+				r := newRegistry(quietSystem().Root, props, time.Hour, 0)
+				defer r.stopAll()
+				ids := make([]string, names)
+				for i := range ids {
+					ids[i] = "u" + strconv.Itoa(i)
+				}
+				c := &call{}
+				done.Add(names)
+				for _, id := range ids {
+					r.send(id, c)
+				}
+				done.Wait()
+				b.ReportAllocs()
+				b.ResetTimer()
+				done.Add(b.N)
+				for i := range b.N {
+					r.send(ids[i%names], c)
+				}
+				done.Wait()
+			})
+		}
 	}
 }
 
