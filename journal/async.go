@@ -40,7 +40,7 @@ type acks struct {
 	closed  bool   // no acknowledgement will come any more
 	next    uint64 // the last append's id
 	swept   uint64 // every append up to this id is answered
-	pending map[uint64]*pendingAck
+	pending map[uint64]pendingAck
 }
 
 type pendingAck struct {
@@ -50,7 +50,7 @@ type pendingAck struct {
 	deadline int64 // unix nanos
 }
 
-func (p *pendingAck) timeout(closed bool) {
+func (p pendingAck) timeout(closed bool) {
 	why := ""
 	if closed {
 		why = "journal closed: "
@@ -63,7 +63,7 @@ func (p *pendingAck) timeout(closed bool) {
 func startAcks(nc *nats.Conn, timeout time.Duration, syncer *Syncer) (*acks, error) {
 	a := &acks{nc: nc, timeout: timeout, syncer: syncer}
 	a.prefix = nats.InboxPrefix + "tally." + nuid.Next() + "."
-	a.pending = map[uint64]*pendingAck{}
+	a.pending = map[uint64]pendingAck{}
 	sub, err := a.nc.Subscribe(a.prefix+"*", a.onAck)
 	if err != nil {
 		return nil, fmt.Errorf("journal: subscribe to acknowledgements: %w", err)
@@ -74,12 +74,15 @@ func startAcks(nc *nats.Conn, timeout time.Duration, syncer *Syncer) (*acks, err
 	return a, nil
 }
 
-func (a *acks) take(id uint64) *pendingAck {
+// take removes the append id from the pending ones; ok is false when it
+// was answered already (timed out).
+func (a *acks) take(id uint64) (p pendingAck, ok bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	p := a.pending[id]
-	delete(a.pending, id)
-	return p
+	if p, ok = a.pending[id]; ok {
+		delete(a.pending, id)
+	}
+	return p, ok
 }
 
 func (a *acks) onAck(m *nats.Msg) {
@@ -87,8 +90,8 @@ func (a *acks) onAck(m *nats.Msg) {
 	if err != nil {
 		return
 	}
-	p := a.take(id)
-	if p == nil {
+	p, ok := a.take(id)
+	if !ok {
 		return // timed out already
 	}
 	seq, err := parseAck(m)
@@ -165,16 +168,19 @@ func (j *Journal) AppendAsync(group string, expected uint64, ev *messages.Event,
 	}
 	a.next++
 	id := a.next
-	a.pending[id] = &pendingAck{done: done, subj: subj, expected: expected, deadline: time.Now().Add(a.timeout).UnixNano()}
+	a.pending[id] = pendingAck{done: done, subj: subj, expected: expected, deadline: time.Now().Add(a.timeout).UnixNano()}
 	a.mu.Unlock()
+	// The reply subject is built in a buffer on the stack: one allocation,
+	// the string.
+	var reply [64]byte
 	msg := &nats.Msg{
 		Subject: subj,
-		Reply:   a.prefix + strconv.FormatUint(id, 10),
+		Reply:   string(strconv.AppendUint(append(reply[:0], a.prefix...), id, 10)),
 		Data:    data,
 		Header:  nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{strconv.FormatUint(expected, 10)}},
 	}
 	if err := a.nc.PublishMsg(msg); err != nil {
-		if a.take(id) != nil {
+		if _, ok := a.take(id); ok {
 			done(0, fmt.Errorf("journal: append %s: %w", subj, err))
 		}
 	}
@@ -190,7 +196,7 @@ func (a *acks) sweep(tick time.Duration) {
 	for range t.C {
 		closed := !a.sub.IsValid()
 		now := time.Now().UnixNano()
-		var late []*pendingAck
+		var late []pendingAck
 		a.mu.Lock()
 		for ; a.swept < a.next; a.swept++ {
 			p, ok := a.pending[a.swept+1]
