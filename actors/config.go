@@ -22,10 +22,13 @@ type Journal interface {
 // Publisher sends the updates of a committed change to subscribers. It must
 // not block: it is called from inside a group actor.
 type Publisher interface {
-	// Wants reports whether anyone may listen to the group's updates; when
+	// Subject returns the subject of a group's updates; a group actor asks
+	// once and passes it to Wants and Publish.
+	Subject(group string) string
+	// Wants reports whether anyone may listen to updates on subject; when
 	// it says no, the group builds and publishes none.
-	Wants(group string) bool
-	Publish(group string, updates []*messages.Update)
+	Wants(subject string) bool
+	Publish(subject string, updates []*messages.Update)
 }
 
 // Clock tells the time; tests pass a fake one to move rate-limit windows

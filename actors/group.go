@@ -75,6 +75,12 @@ type group struct {
 	queue    []*pending // arrived, not yet in an append
 	inflight []*pending // in the append in flight
 	event    *messages.Event
+	// The last append's batch and event, and the callback of every append,
+	// kept for the next append so that it allocates less.
+	spareBatch []*pending
+	spareEvent *messages.Event
+	appendDone func(seq uint64, err error)
+	updates    string // the subject of the group's updates, once known
 
 	seen     map[string]remembered // request IDs of committed changes
 	expiries []expiry              // seen's entries, oldest first
@@ -193,8 +199,9 @@ func (g *group) flush() {
 		now := g.cfg.Clock.Now().UnixNano()
 		g.forget(now)
 		next := g.draft()
-		ev := &messages.Event{PrevSeq: g.seq, UnixNano: now}
-		var batch []*pending
+		ev := g.newEvent(now)
+		batch := g.spareBatch
+		g.spareBatch = nil
 		n := 0
 		for ; n < len(g.queue) && len(batch) < g.cfg.MaxBatch; n++ {
 			p := g.queue[n]
@@ -238,13 +245,38 @@ func (g *group) draft() *messages.GroupState {
 	return d
 }
 
+// newEvent returns an empty event after the group's last, reusing the last
+// append's.
+func (g *group) newEvent(now int64) *messages.Event {
+	ev := g.spareEvent
+	if ev == nil {
+		return &messages.Event{PrevSeq: g.seq, UnixNano: now}
+	}
+	g.spareEvent = nil
+	ev.PrevSeq, ev.UnixNano, ev.State = g.seq, now, nil
+	return ev
+}
+
+// recycle keeps an append's batch and event for the next append, once
+// nothing refers to them: their commands are answered, and the journal
+// encoded the event before AppendAsync returned. The changes themselves
+// live on (in replies, and in seen).
+func (g *group) recycle(batch []*pending, ev *messages.Event) {
+	clear(batch)
+	g.spareBatch = batch[:0]
+	clear(ev.Changes)
+	ev.Changes, ev.State = ev.Changes[:0], nil
+	g.spareEvent = ev
+}
+
 // append stores ev in the journal without waiting; the outcome comes back
 // as an appended message.
 func (g *group) append(ev *messages.Event) {
-	pass := &g.pass
-	g.cfg.Journal.AppendAsync(g.id, g.seq, ev, func(seq uint64, err error) {
-		pass.send(&appended{seq: seq, err: err})
-	})
+	if g.appendDone == nil {
+		pass := &g.pass
+		g.appendDone = func(seq uint64, err error) { pass.send(&appended{seq: seq, err: err}) }
+	}
+	g.cfg.Journal.AppendAsync(g.id, g.seq, ev, g.appendDone)
 }
 
 func (g *group) onAppended(m *appended) {
@@ -253,6 +285,7 @@ func (g *group) onAppended(m *appended) {
 	switch {
 	case m.err == nil:
 		g.commit(m.seq, ev, batch)
+		g.recycle(batch, ev)
 		g.flush()
 		g.stopIfDone()
 	case errors.Is(m.err, journal.ErrConflict):
@@ -279,6 +312,7 @@ func (g *group) onAppended(m *appended) {
 			p.result, p.err = nil, fmt.Errorf("%w: group %s: %w", ErrUnavailable, g.id, m.err)
 			g.finish(p)
 		}
+		g.recycle(batch, ev)
 		g.load(g.seq)
 	}
 }
@@ -294,12 +328,17 @@ func (g *group) commit(seq uint64, ev *messages.Event, batch []*pending) {
 	for _, c := range ev.Changes {
 		g.remember(c, expires)
 	}
-	if g.cfg.Publisher != nil && g.cfg.Publisher.Wants(g.id) {
-		var ups []*messages.Update
-		for _, c := range ev.Changes {
-			ups = append(ups, updates(g.id, c)...)
+	if pub := g.cfg.Publisher; pub != nil {
+		if g.updates == "" {
+			g.updates = pub.Subject(g.id)
 		}
-		g.cfg.Publisher.Publish(g.id, ups)
+		if pub.Wants(g.updates) {
+			var ups []*messages.Update
+			for _, c := range ev.Changes {
+				ups = append(ups, updates(g.id, c)...)
+			}
+			pub.Publish(g.updates, ups)
+		}
 	}
 	for _, p := range batch {
 		g.finish(p)

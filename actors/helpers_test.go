@@ -22,6 +22,8 @@ type recorder struct {
 	ups []*messages.Update
 }
 
+func (r *recorder) Subject(group string) string { return "updates." + group }
+
 func (r *recorder) Wants(string) bool { return true }
 
 func (r *recorder) Publish(_ string, ups []*messages.Update) {

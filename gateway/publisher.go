@@ -26,20 +26,22 @@ func NewPublisher(nc *nats.Conn, prefix string, log *slog.Logger) *Publisher {
 	return &Publisher{nc: nc, prefix: prefix + ".updates.", log: log}
 }
 
-// Wants reports whether the group's updates may have subscribers.
-func (p *Publisher) Wants(group string) bool {
-	return p.Interest == nil || p.Interest(p.prefix+group)
+// Subject returns the subject of the group's updates.
+func (p *Publisher) Subject(group string) string { return p.prefix + group }
+
+// Wants reports whether updates on subject may have subscribers.
+func (p *Publisher) Wants(subject string) bool {
+	return p.Interest == nil || p.Interest(subject)
 }
 
-// Publish sends one message per update, in order. It does not block: NATS
-// buffers the messages and flushes them on its own goroutine.
-func (p *Publisher) Publish(group string, ups []*messages.Update) {
-	subj := p.prefix + group
+// Publish sends one message per update on subject, in order. It does not
+// block: NATS buffers the messages and flushes them on its own goroutine.
+func (p *Publisher) Publish(subject string, ups []*messages.Update) {
 	buf := make([]byte, 0, 96)
 	for _, u := range ups {
 		buf = AppendJSON(buf[:0], u)
-		if err := p.nc.Publish(subj, buf); err != nil {
-			p.log.Warn("publish update", slog.String("subject", subj), slog.Any("error", err))
+		if err := p.nc.Publish(subject, buf); err != nil {
+			p.log.Warn("publish update", slog.String("subject", subject), slog.Any("error", err))
 			return
 		}
 	}
