@@ -22,7 +22,7 @@ func (b *bench) compare(ctx context.Context, baseline string, rounds int, w io.W
 	type sample struct{ ops, cpu []float64 }
 	fmt.Fprintf(w, "tally against the baseline %s, median of %d alternating rounds, %d connections with one request in flight each\n\n", baseline, rounds, b.o.workers)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "sync\tworkload\tbaseline ops/s\tops/s\tratio\tbaseline CPU s/M ops\tCPU s/M ops\tratio\t")
+	fmt.Fprintln(tw, "sync\tworkload\tbaseline ops/s\tops/s\tratio\trounds' ratios\tbaseline CPU s/M ops\tCPU s/M ops\tratio\trounds' ratios\t")
 	for _, mode := range []string{"interval", "always"} {
 		for _, wl := range workloads {
 			if !b.o.wants(wl) {
@@ -46,7 +46,9 @@ func (b *bench) compare(ctx context.Context, baseline string, rounds int, w io.W
 			}
 			bo, to := median(runs["baseline"].ops), median(runs["this"].ops)
 			bc, tc := median(runs["baseline"].cpu), median(runs["this"].cpu)
-			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.2fx\t%.1f\t%.1f\t%.2fx\t\n", mode, wl, bo, to, to/bo, bc, tc, tc/bc)
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.2fx\t%s\t%.1f\t%.1f\t%.2fx\t%s\t\n", mode, wl,
+				bo, to, to/bo, ratioRange(runs["this"].ops, runs["baseline"].ops),
+				bc, tc, tc/bc, ratioRange(runs["this"].cpu, runs["baseline"].cpu))
 		}
 	}
 	return tw.Flush()
@@ -75,4 +77,14 @@ func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// ratioRange is the range of the per-round ratios this/baseline, each
+// round's two runs having run one after the other.
+func ratioRange(this, baseline []float64) string {
+	ratios := make([]float64, len(this))
+	for i := range this {
+		ratios[i] = this[i] / baseline[i]
+	}
+	return fmt.Sprintf("%.2f-%.2f", slices.Min(ratios), slices.Max(ratios))
 }
