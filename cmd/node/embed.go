@@ -29,6 +29,13 @@ func startEmbedded(c config, dir string, log *slog.Logger) (*server.Server, erro
 		// flush among the appends in flight; the server syncs on its
 		// interval as well.
 		SyncInterval: c.syncInterval,
+		// The account's subject cache keeps 1,024 subjects, and tally
+		// publishes on one subject per group (journal), per user (requests)
+		// and per request (replies): nearly every lookup misses, and each
+		// miss takes the subject index's write lock to insert what will be
+		// dropped. Without it a lookup takes the read lock only; each
+		// connection keeps its own cache of recent subjects either way.
+		NoSublistCache: true,
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
