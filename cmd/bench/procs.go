@@ -146,7 +146,9 @@ func startNATS(binary, dir, sync string) (*proc, error) {
 		interval = "always"
 	}
 	conf := filepath.Join(dir, "nats.conf")
-	body := fmt.Sprintf("listen: 127.0.0.1:%d\njetstream { store_dir: %q, sync_interval: %s }\n", port, filepath.Join(dir, "js"), interval)
+	// Without the account's subject cache, as tally-node runs its server:
+	// the counters' subjects are one per group, and replies one per request.
+	body := fmt.Sprintf("listen: 127.0.0.1:%d\nno_sublist_cache: true\njetstream { store_dir: %q, sync_interval: %s }\n", port, filepath.Join(dir, "js"), interval)
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		return nil, err
 	}

@@ -53,7 +53,8 @@ func main() {
 // run serves until ctx ends, calling ready with the server's client URL
 // once it answers.
 func run(ctx context.Context, journal bool, ready func(url string)) error {
-	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true}
+	// Without the account's subject cache, as tally-node.
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true, NoSublistCache: true}
 	if journal {
 		dir, err := os.MkdirTemp("", "natsecho-")
 		if err != nil {
