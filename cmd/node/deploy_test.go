@@ -25,6 +25,9 @@ func TestDeployConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("deploy/nats-server.conf: %v", err)
 	}
+	if !opts.NoSublistCache {
+		t.Error("deploy/nats-server.conf keeps the subject cache that tally-node turns off")
+	}
 	opts.Host, opts.Port, opts.StoreDir, opts.NoLog, opts.NoSigs = "127.0.0.1", -1, t.TempDir(), true, true
 	s, err := server.NewServer(opts)
 	if err != nil {
