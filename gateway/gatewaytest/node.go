@@ -51,6 +51,7 @@ func Start(modify func(*actors.Config)) (n *Node, err error) {
 	}()
 	n.ns, err = server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true,
+		NoSublistCache: true, // as tally-node runs its embedded server
 	})
 	if err != nil {
 		return nil, err
