@@ -43,15 +43,15 @@ func TestRing(t *testing.T) {
 	}
 }
 
-// recorder is a MessageInvoker that records what it is given, and panics
+// invokerLog is a MessageInvoker that records what it is given, and panics
 // on the user message "panic".
-type recorder struct {
+type invokerLog struct {
 	mu        sync.Mutex
 	user, sys []any
 	failures  []any
 }
 
-func (r *recorder) InvokeUserMessage(m any) {
+func (r *invokerLog) InvokeUserMessage(m any) {
 	if m == "panic" {
 		panic("boom")
 	}
@@ -60,13 +60,13 @@ func (r *recorder) InvokeUserMessage(m any) {
 	r.user = append(r.user, m)
 }
 
-func (r *recorder) InvokeSystemMessage(m any) {
+func (r *invokerLog) InvokeSystemMessage(m any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.sys = append(r.sys, m)
 }
 
-func (r *recorder) EscalateFailure(reason, m any) {
+func (r *invokerLog) EscalateFailure(reason, m any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.failures = append(r.failures, fmt.Sprint(reason, " in ", m))
@@ -95,7 +95,7 @@ func (d *deferred) runAll() {
 }
 
 func TestMailboxSystemMessagesFirst(t *testing.T) {
-	var rec recorder
+	var rec invokerLog
 	var d deferred
 	m := newMailbox()
 	m.RegisterHandlers(&rec, &d)
@@ -128,7 +128,7 @@ func TestMailboxSystemMessagesFirst(t *testing.T) {
 }
 
 func TestMailboxSuspendHoldsUserMessages(t *testing.T) {
-	var rec recorder
+	var rec invokerLog
 	m := newMailbox()
 	m.RegisterHandlers(&rec, inline{})
 	m.PostUserMessage("u1")
@@ -152,7 +152,7 @@ func TestMailboxSuspendHoldsUserMessages(t *testing.T) {
 }
 
 func TestMailboxEscalatesPanicsAndGoesOn(t *testing.T) {
-	var rec recorder
+	var rec invokerLog
 	var d deferred
 	m := newMailbox()
 	m.RegisterHandlers(&rec, &d)
