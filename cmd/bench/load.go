@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -27,12 +28,15 @@ type result struct {
 	P99ms    float64 `json:"p99_ms"`
 	P999ms   float64 `json:"p999_ms"`
 	CPUPerM  float64 `json:"cpu_s_per_million_ops"`
-	PeakRSS  int64   `json:"peak_rss_bytes"`
-	Refused  int64   `json:"refused"`
-	Failed   int64   `json:"failed"`
-	FirstErr string  `json:"first_error,omitempty"`
-	Skipped  string  `json:"skipped,omitempty"`
-	Ratio    float64 `json:"tally_ratio,omitempty"` // tally's ops/s over this row's; with rounds, the median of RoundsRatio
+	// The load generator's CPU per call (this process, every client
+	// connection): it shares the cores with the system under test.
+	ClientCPUPerM float64 `json:"client_cpu_s_per_million_ops"`
+	PeakRSS       int64   `json:"peak_rss_bytes"`
+	Refused       int64   `json:"refused"`
+	Failed        int64   `json:"failed"`
+	FirstErr      string  `json:"first_error,omitempty"`
+	Skipped       string  `json:"skipped,omitempty"`
+	Ratio         float64 `json:"tally_ratio,omitempty"` // tally's ops/s over this row's; with rounds, the median of RoundsRatio
 	// With several rounds: each round's ops/s and tally/peer ratio, in
 	// the order the rounds ran.
 	RoundsOpsPerS []float64 `json:"rounds_ops_per_s,omitempty"`
@@ -91,20 +95,20 @@ func runFor(workers int, warmup, dur time.Duration, server int, do op) result {
 		})
 	}
 	time.Sleep(time.Until(measureFrom)) // the warm-up, not synchronisation
-	cpu0 := cpuSeconds(server)
+	cpu0, self0 := cpuSeconds(server), cpuSeconds(os.Getpid())
 	resetPeakRSS(server)
 	time.Sleep(time.Until(end))
-	cpu1 := cpuSeconds(server)
+	cpu1, self1 := cpuSeconds(server), cpuSeconds(os.Getpid())
 	_, peak := memory(server)
 	wg.Wait()
-	return rec.result(dur, cpu1-cpu0, peak)
+	return rec.result(dur, cpu1-cpu0, self1-self0, peak)
 }
 
 // runN runs operations 0..n-1 on workers and measures them all.
 func runN(workers int, n uint64, server int, do op) result {
 	var next atomic.Uint64
 	rec := &recorder{}
-	cpu0 := cpuSeconds(server)
+	cpu0, self0 := cpuSeconds(server), cpuSeconds(os.Getpid())
 	resetPeakRSS(server)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -131,10 +135,12 @@ func runN(workers int, n uint64, server int, do op) result {
 	wg.Wait()
 	elapsed := time.Since(start)
 	_, peak := memory(server)
-	return rec.result(elapsed, cpuSeconds(server)-cpu0, peak)
+	return rec.result(elapsed, cpuSeconds(server)-cpu0, cpuSeconds(os.Getpid())-self0, peak)
 }
 
-func (r *recorder) result(d time.Duration, cpu float64, peak int64) result {
+// result reports the latencies recorded over d, with the CPU seconds the
+// system under test and the load generator spent meanwhile.
+func (r *recorder) result(d time.Duration, cpu, clientCPU float64, peak int64) result {
 	slices.Sort(r.latencies)
 	ops := int64(len(r.latencies))
 	res := result{
@@ -150,6 +156,7 @@ func (r *recorder) result(d time.Duration, cpu float64, peak int64) result {
 	}
 	if ops > 0 {
 		res.CPUPerM = cpu / float64(ops) * 1e6
+		res.ClientCPUPerM = clientCPU / float64(ops) * 1e6
 	}
 	if e, ok := r.firstErr.Load().(string); ok {
 		res.FirstErr = e

@@ -23,10 +23,10 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "tally benchmark, %d cores, %d connections with one request in flight each, %s\n", r.Cores, r.Workers, r.When)
 	fmt.Fprintf(w, "each row: the median of %d rounds (w4: one); tally/peer: the median of the rounds' ratios, then their range\n\n", r.Rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "system\tsync\tworkload\tops/s\tp50 ms\tp99 ms\tp99.9 ms\tCPU s/M ops\tpeak RSS MB\ttally/peer\trange\trefused\tfailed\t")
+	fmt.Fprintln(tw, "system\tsync\tworkload\tops/s\tp50 ms\tp99 ms\tp99.9 ms\tCPU s/M ops\tclient CPU s/M\tpeak RSS MB\ttally/peer\trange\trefused\tfailed\t")
 	for _, row := range r.Rows {
 		if row.Skipped != "" {
-			fmt.Fprintf(tw, "%s\t%s\t%s\tskipped: %s\t\t\t\t\t\t\t\t\t\t\n", row.System, row.Sync, row.Workload, row.Skipped)
+			fmt.Fprintf(tw, "%s\t%s\t%s\tskipped: %s\t\t\t\t\t\t\t\t\t\t\t\n", row.System, row.Sync, row.Workload, row.Skipped)
 			continue
 		}
 		ratio, spread := "", ""
@@ -36,9 +36,9 @@ func (r *report) print(w io.Writer) {
 		if len(row.RoundsRatio) > 1 {
 			spread = fmt.Sprintf("%.2f-%.2f", slices.Min(row.RoundsRatio), slices.Max(row.RoundsRatio))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.0f\t%s\t%s\t%d\t%d\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.1f\t%.0f\t%s\t%s\t%d\t%d\t\n",
 			row.System, row.Sync, row.Workload, row.OpsPerS, row.P50ms, row.P99ms, row.P999ms,
-			row.CPUPerM, float64(row.PeakRSS)/(1<<20), ratio, spread, row.Refused, row.Failed)
+			row.CPUPerM, row.ClientCPUPerM, float64(row.PeakRSS)/(1<<20), ratio, spread, row.Refused, row.Failed)
 	}
 	tw.Flush()
 	for _, row := range r.Rows {

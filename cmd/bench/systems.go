@@ -55,6 +55,7 @@ func (b *bench) tally(sync string, cold bool) []result {
 		stopProfile := b.startProfile(node, fmt.Sprintf("tally-%s-%s", sync, w))
 		r := runFor(b.o.workers, b.o.warmup, b.o.duration, node.pid(), c.workload(w))
 		stopProfile()
+		b.heapProfile(node, fmt.Sprintf("tally-%s-%s", sync, w)) // what is live at the end
 		r.System, r.Sync, r.Workload = "tally", sync, w
 		rows = append(rows, r)
 	}
