@@ -8,8 +8,10 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 
 .PHONY: run test build bench proto clean
 
-run:
-	$(GO) run ./cmd/node --data ./data
+# run builds the node and replaces the shell with it, so that Ctrl-C reaches
+# the node alone: it stops gracefully and make reports no error.
+run: build
+	exec $(BIN)/tally-node --data ./data
 
 test:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
