@@ -52,10 +52,11 @@ func (b *bench) tally(sync string, cold bool) []result {
 			continue
 		}
 		b.logf("tally --sync=%s %s ...", sync, w)
-		stopProfile := b.startProfile(node, fmt.Sprintf("tally-%s-%s", sync, w))
+		profile := fmt.Sprintf("tally-%s-%s", sync, w)
+		stopProfile := b.startProfile(node, profile)
 		r := runFor(b.o.workers, b.o.warmup, b.o.duration, node.pid(), c.workload(w))
 		stopProfile()
-		b.heapProfile(node, fmt.Sprintf("tally-%s-%s", sync, w)) // what is live at the end
+		b.heapProfile(node, profile) // what is live at the end
 		r.System, r.Sync, r.Workload = "tally", sync, w
 		rows = append(rows, r)
 	}
