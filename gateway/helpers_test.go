@@ -15,12 +15,13 @@ import (
 type env struct {
 	nc    *nats.Conn // the test's client connection
 	clock *actorstest.FakeClock
+	node  *gatewaytest.Node
 }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	n := gatewaytest.StartTB(t, nil)
-	return &env{nc: journaltest.ConnectURL(t, n.URL), clock: n.Clock}
+	return &env{nc: journaltest.ConnectURL(t, n.URL), clock: n.Clock, node: n}
 }
 
 // request sends payload to subject, as protobuf when proto is set.

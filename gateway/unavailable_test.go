@@ -10,7 +10,8 @@ import (
 	"github.com/tallyhq/tally/journal"
 )
 
-// TestJournalUnavailable removes the journal's stream under a running node:
+// TestJournalUnavailable removes the journal's stream under a running node
+// (through the node's own account, the only one that reaches it):
 // writes and the activation of new groups fail with 10002, and nothing is
 // published.
 func TestJournalUnavailable(t *testing.T) {
@@ -19,7 +20,11 @@ func TestJournalUnavailable(t *testing.T) {
 	e.request(t, "tally.v1.admin.set", []byte(`{"groupID":"warm","counters":{"k":1}}`), false)
 	next(t, ups)
 
-	js, err := jetstream.New(e.nc)
+	internal, err := e.node.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(internal)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,16 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/actors"
 	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/messages"
+	"github.com/tallyhq/tally/node"
 )
 
 type extras struct {
@@ -48,20 +49,22 @@ func (b *bench) extras() extras {
 }
 
 // replay writes events straight into a node's journal, then times a full
-// replay with actors.Rebuild, as a recovery tool would run it.
+// replay with actors.Rebuild, as a recovery tool would run it. Only the
+// node's own account reaches the journal, so the node runs in this process.
 func (b *bench) replay(e *extras) error {
 	const groups = 10_000
 	n := b.o.replayEvents
-	node, err := startTally(b.tallyBin, filepath.Join(b.dir("replay"), "data"), "interval", false)
+	cfg := node.DefaultConfig()
+	cfg.DataDir, cfg.Listen, cfg.Logger = filepath.Join(b.dir("replay"), "data"), "127.0.0.1:0", slog.New(slog.DiscardHandler)
+	tn, err := node.Start(context.Background(), cfg)
 	if err != nil {
 		return err
 	}
-	defer node.stop()
-	nc, err := nats.Connect(node.url)
+	defer tn.Stop(context.Background())
+	nc, err := tn.Connect("bench")
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(30*time.Second))
 	if err != nil {
 		return err

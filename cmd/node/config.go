@@ -6,43 +6,37 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
-	"strconv"
 	"time"
+
+	"github.com/tallyhq/tally/node"
 )
 
 // config is the node's settings: flags, with environment variables as
 // their defaults.
 type config struct {
-	data           string
-	listen         string
-	natsURL        string
-	sync           string
-	syncInterval   time.Duration
-	dedupeWindow   time.Duration
-	passivateAfter time.Duration
-	actorIdle      time.Duration
-	logLevel       slog.Level
-	pprof          string
+	node     node.Config
+	logLevel slog.Level
+	pprof    string
 }
 
 // env is how run reads the environment (os.Getenv in main).
 type env func(string) string
 
 func parseConfig(args []string, getenv env, usage io.Writer) (config, error) {
-	var c config
+	c := config{node: node.DefaultConfig()}
+	n := &c.node
 	fs := flag.NewFlagSet("tally-node", flag.ContinueOnError)
 	fs.SetOutput(usage)
 	var errs []error
-	str := func(name, envName, def, help string) *string {
+	str := func(p *string, name, envName, help string) {
+		def := *p
 		if v := getenv(envName); v != "" {
 			def = v
 		}
-		return fs.String(name, def, help+" ($"+envName+")")
+		fs.StringVar(p, name, def, help+" ($"+envName+")")
 	}
-	dur := func(p *time.Duration, name, envName string, def time.Duration, help string) {
+	dur := func(p *time.Duration, name, envName, help string) {
+		def := *p
 		if v := getenv(envName); v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil {
@@ -52,82 +46,42 @@ func parseConfig(args []string, getenv env, usage io.Writer) (config, error) {
 		}
 		fs.DurationVar(p, name, def, help+" ($"+envName+")")
 	}
-	data := str("data", "TALLY_DATA", "./data", "JetStream store directory of the embedded NATS server")
-	listen := str("listen", "TALLY_LISTEN", "127.0.0.1:4222", "client address of the embedded NATS server (port 0: any free port)")
-	natsURL := str("nats-url", "TALLY_NATS_URL", "", "use this NATS server or cluster instead of embedding one")
-	sync := str("sync", "TALLY_SYNC", "interval", "JetStream fsync: interval (every --sync-interval) or always (every write)")
-	logLevel := str("log-level", "TALLY_LOG_LEVEL", "info", "debug, info, warn or error")
-	pprof := str("pprof", "TALLY_PPROF", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060")
-	dur(&c.syncInterval, "sync-interval", "TALLY_SYNC_INTERVAL", time.Second, "how often --sync=interval fsyncs")
-	dur(&c.dedupeWindow, "dedupe-window", "TALLY_DEDUPE_WINDOW", 2*time.Minute, "how long a write's requestID is remembered")
-	dur(&c.passivateAfter, "passivate-after", "TALLY_PASSIVATE_AFTER", 5*time.Minute, "keep an idle group in memory this long")
-	dur(&c.actorIdle, "actor-idle", "TALLY_ACTOR_IDLE", 500*time.Millisecond, "stop a group's actor after this long without calls, keeping its state in a compact snapshot")
+	// secret is str for passwords and tokens: the environment's value is not
+	// shown as the flag's default in --help.
+	secret := func(p *string, name, envName, help string) {
+		fs.StringVar(p, name, "", help+" ($"+envName+")")
+		*p = getenv(envName)
+	}
+	logLevel := "info"
+	str(&n.DataDir, "data", "TALLY_DATA", "JetStream store directory of the embedded NATS server")
+	str(&n.Listen, "listen", "TALLY_LISTEN", "client address of the embedded NATS server (port 0: any free port)")
+	str(&n.NATSConfig, "nats-config", "TALLY_NATS_CONFIG", "nats-server configuration file for the embedded server (accounts, users, TLS, limits); tally adds its own account")
+	str(&n.NATSURL, "nats-url", "TALLY_NATS_URL", "use this NATS server or cluster instead of embedding one")
+	cr := &n.Credentials
+	str(&cr.CredsFile, "nats-creds", "TALLY_NATS_CREDS", "with --nats-url: credentials file (JWT and nkey seed)")
+	str(&cr.NkeySeedFile, "nats-nkey", "TALLY_NATS_NKEY", "with --nats-url: file holding the node's nkey seed")
+	str(&cr.User, "nats-user", "TALLY_NATS_USER", "with --nats-url: user name")
+	secret(&cr.Password, "nats-password", "TALLY_NATS_PASSWORD", "with --nats-url: password (prefer the environment variable: flags show in ps)")
+	secret(&cr.Token, "nats-token", "TALLY_NATS_TOKEN", "with --nats-url: token (prefer the environment variable)")
+	str(&cr.TLSCA, "nats-tls-ca", "TALLY_NATS_TLS_CA", "with --nats-url: CA certificate file that verifies the server")
+	str(&cr.TLSCert, "nats-tls-cert", "TALLY_NATS_TLS_CERT", "with --nats-url: client certificate file")
+	str(&cr.TLSKey, "nats-tls-key", "TALLY_NATS_TLS_KEY", "with --nats-url: client key file")
+	str(&n.Sync, "sync", "TALLY_SYNC", "JetStream fsync: interval (every --sync-interval) or always (every write)")
+	str(&logLevel, "log-level", "TALLY_LOG_LEVEL", "debug, info, warn or error")
+	str(&c.pprof, "pprof", "TALLY_PPROF", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060")
+	dur(&n.SyncInterval, "sync-interval", "TALLY_SYNC_INTERVAL", "how often --sync=interval fsyncs")
+	dur(&n.DedupeWindow, "dedupe-window", "TALLY_DEDUPE_WINDOW", "how long a write's requestID is remembered")
+	dur(&n.PassivateAfter, "passivate-after", "TALLY_PASSIVATE_AFTER", "keep an idle group in memory this long")
+	dur(&n.ActorIdle, "actor-idle", "TALLY_ACTOR_IDLE", "stop a group's actor after this long without calls, keeping its state in a compact snapshot")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
-	c.data, c.listen, c.natsURL, c.sync, c.pprof = *data, *listen, *natsURL, *sync, *pprof
-	if err := c.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
-		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel))
+	if err := c.logLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel))
 	}
-	errs = append(errs, c.validate())
+	errs = append(errs, n.Validate())
 	return c, errors.Join(errs...)
-}
-
-func (c config) validate() error {
-	var errs []error
-	if c.sync != "interval" && c.sync != "always" {
-		errs = append(errs, fmt.Errorf("--sync %q: want interval or always", c.sync))
-	}
-	if c.syncInterval <= 0 {
-		errs = append(errs, fmt.Errorf("--sync-interval %v: must be positive", c.syncInterval))
-	}
-	if c.dedupeWindow < 0 {
-		errs = append(errs, fmt.Errorf("--dedupe-window %v: must not be negative", c.dedupeWindow))
-	}
-	if c.passivateAfter <= 0 {
-		errs = append(errs, fmt.Errorf("--passivate-after %v: must be positive", c.passivateAfter))
-	}
-	if c.actorIdle <= 0 {
-		errs = append(errs, fmt.Errorf("--actor-idle %v: must be positive", c.actorIdle))
-	}
-	if c.natsURL == "" {
-		if _, _, err := c.hostPort(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// hostPort splits --listen; port 0 means any free port.
-func (c config) hostPort() (string, int, error) {
-	host, port, err := net.SplitHostPort(c.listen)
-	if err != nil {
-		return "", 0, fmt.Errorf("--listen %q: %w", c.listen, err)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil || p < 0 || p > 65535 {
-		return "", 0, fmt.Errorf("--listen %q: port must be 0..65535", c.listen)
-	}
-	return host, p, nil
-}
-
-// checkDataDir creates the data directory if needed and makes sure the node
-// can write to it, so a bad --data fails with a clear message.
-func checkDataDir(dir string) (string, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "", fmt.Errorf("--data %q: %w", dir, err)
-	}
-	if err := os.MkdirAll(abs, 0o750); err != nil {
-		return "", fmt.Errorf("--data %q: cannot create the directory: %w", dir, err)
-	}
-	f, err := os.CreateTemp(abs, ".tally-write-check-*")
-	if err != nil {
-		return "", fmt.Errorf("--data %q: cannot write there: %w", dir, err)
-	}
-	name := f.Name()
-	return abs, errors.Join(f.Close(), os.Remove(name))
 }

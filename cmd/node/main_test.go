@@ -160,7 +160,7 @@ func TestBadConfiguration(t *testing.T) {
 		{"negative passivation", []string{"--passivate-after", "-1s"}, nil, "--passivate-after"},
 		{"zero actor idle", []string{"--actor-idle", "0s"}, nil, "--actor-idle"},
 		{"bad duration in the environment", nil, []string{"TALLY_DEDUPE_WINDOW=soon"}, "$TALLY_DEDUPE_WINDOW"},
-		{"data is a file", []string{"--data", file}, nil, "cannot create the directory"},
+		{"data is a file", []string{"--data", file}, nil, "cannot create it"},
 		{"bad listen address", []string{"--listen", "nowhere"}, nil, "--listen"},
 		{"unknown flag", []string{"--colour"}, nil, "flag provided but not defined"},
 		{"stray argument", []string{"extra"}, nil, "unexpected arguments"},
@@ -188,10 +188,11 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.sync != "interval" || c.passivateAfter != time.Minute || c.data != "/srv/tally" {
-		t.Errorf("config = sync %s, passivate %v, data %s; want interval (flag), 1m and /srv/tally (environment)", c.sync, c.passivateAfter, c.data)
+	n := c.node
+	if n.Sync != "interval" || n.PassivateAfter != time.Minute || n.DataDir != "/srv/tally" {
+		t.Errorf("config = sync %s, passivate %v, data %s; want interval (flag), 1m and /srv/tally (environment)", n.Sync, n.PassivateAfter, n.DataDir)
 	}
-	if c.dedupeWindow != 2*time.Minute || c.listen != "127.0.0.1:4222" {
-		t.Errorf("defaults = dedupe %v, listen %s", c.dedupeWindow, c.listen)
+	if n.DedupeWindow != 2*time.Minute || n.Listen != "127.0.0.1:4222" {
+		t.Errorf("defaults = dedupe %v, listen %s", n.DedupeWindow, n.Listen)
 	}
 }

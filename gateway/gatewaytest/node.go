@@ -1,115 +1,56 @@
 // Package gatewaytest runs a whole tally node in-process for tests and
-// examples: a NATS server with JetStream in a temporary directory, the
-// journal, the actors and the gateway, each on its own connection.
+// examples, as tally-node runs it (package node), with its data in a
+// temporary directory and a fake clock.
 package gatewaytest
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/tallyhq/tally/actors"
 	"github.com/tallyhq/tally/actors/actorstest"
-	"github.com/tallyhq/tally/gateway"
-	"github.com/tallyhq/tally/journal"
+	"github.com/tallyhq/tally/node"
 )
 
 // Node is a running in-process tally node.
 type Node struct {
+	*node.Node
 	// URL is the NATS server's client URL.
 	URL string
 	// Clock drives the rate limiter and the dedupe window.
 	Clock *actorstest.FakeClock
 
-	dir     string
-	ns      *server.Server
-	conns   []*nats.Conn
-	actors  *actors.Node
-	gateway *gateway.Gateway
+	dir string
 }
 
-// Start starts a node; modify, when not nil, adjusts the actors' settings.
-// The caller must Close it.
-func Start(modify func(*actors.Config)) (n *Node, err error) {
+// Start starts a node on a free loopback port; modify, when not nil,
+// adjusts its configuration. The caller must Close it.
+func Start(modify func(*node.Config)) (*Node, error) {
 	dir, err := os.MkdirTemp("", "tally-test-")
 	if err != nil {
 		return nil, err
 	}
-	n = &Node{dir: dir, Clock: actorstest.NewFakeClock()}
-	defer func() {
-		if err != nil {
-			n.Close()
-		}
-	}()
-	n.ns, err = server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true,
-		NoSublistCache: true, // as tally-node runs its embedded server
-	})
-	if err != nil {
-		return nil, err
-	}
-	go n.ns.Start()
-	if !n.ns.ReadyForConnections(10 * time.Second) {
-		return nil, errors.New("gatewaytest: NATS server not ready")
-	}
-	n.URL = n.ns.ClientURL()
-	connect := func() (*nats.Conn, error) {
-		nc, err := nats.Connect(n.URL)
-		if err == nil {
-			n.conns = append(n.conns, nc)
-		}
-		return nc, err
-	}
-	nc, err := connect()
-	if err != nil {
-		return nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
-	j, err := journal.Open(context.Background(), js, journal.DefaultConfig())
-	if err != nil {
-		return nil, err
-	}
-	quiet := slog.New(slog.DiscardHandler)
-	pc, err := connect()
-	if err != nil {
-		return nil, err
-	}
-	cfg := actors.DefaultConfig()
-	cfg.Journal, cfg.Clock, cfg.Logger = j, n.Clock, quiet
-	pub := gateway.NewPublisher(pc, "tally.v1", quiet)
-	pub.Interest = n.ns.GlobalAccount().SubscriptionInterest
-	cfg.Publisher = pub
+	n := &Node{dir: dir, Clock: actorstest.NewFakeClock()}
+	cfg := node.DefaultConfig()
+	cfg.DataDir, cfg.Listen, cfg.Clock = dir, "127.0.0.1:0", n.Clock
+	cfg.Logger = slog.New(slog.DiscardHandler)
 	if modify != nil {
 		modify(&cfg)
 	}
-	if n.actors, err = actors.Start(cfg); err != nil {
-		return nil, err
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if n.Node, err = node.Start(ctx, cfg); err != nil {
+		return nil, errors.Join(err, os.RemoveAll(dir))
 	}
-	gc, err := connect()
-	if err != nil {
-		return nil, err
-	}
-	gcfg := gateway.DefaultConfig()
-	gcfg.Logger = quiet
-	if n.gateway, err = gateway.Start(gc, n.actors, gcfg); err != nil {
-		return nil, fmt.Errorf("gatewaytest: %w", err)
-	}
+	n.URL = n.ClientURL()
 	return n, nil
 }
 
 // StartTB starts a node that is closed when the test ends.
-func StartTB(tb testing.TB, modify func(*actors.Config)) *Node {
+func StartTB(tb testing.TB, modify func(*node.Config)) *Node {
 	tb.Helper()
 	n, err := Start(modify)
 	if err != nil {
@@ -123,23 +64,10 @@ func StartTB(tb testing.TB, modify func(*actors.Config)) *Node {
 	return n
 }
 
-// Close stops taking requests, waits for those taken, and stops everything.
+// Close stops taking requests, waits for those taken, stops everything and
+// removes the node's data.
 func (n *Node) Close() error {
-	var err error
-	if n.gateway != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = n.gateway.Stop(ctx)
-		cancel()
-	}
-	if n.actors != nil {
-		n.actors.Stop()
-	}
-	for _, nc := range n.conns {
-		nc.Close()
-	}
-	if n.ns != nil {
-		n.ns.Shutdown()
-		n.ns.WaitForShutdown()
-	}
-	return errors.Join(err, os.RemoveAll(n.dir))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return errors.Join(n.Stop(ctx), os.RemoveAll(n.dir))
 }
