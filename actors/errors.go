@@ -3,16 +3,17 @@ package actors
 import (
 	"errors"
 
+	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/messages"
 )
 
 var (
 	// ErrInvalidParameter: malformed payload, bad key or user ID, empty or
 	// over-long counters, negative or overflowing value, a 21st key.
-	ErrInvalidParameter = errors.New("invalid parameter")
+	ErrInvalidParameter = contract.ErrInvalidParameter
 	// ErrInvalidGroupID: the group ID is missing or outside its alphabet or
 	// length.
-	ErrInvalidGroupID = errors.New("invalid group ID")
+	ErrInvalidGroupID = contract.ErrInvalidGroupID
 	// ErrRateLimited: the user made 20 calls of the kind within the window.
 	ErrRateLimited = errors.New("rate limit exceeded")
 	// ErrNotAllowed is reserved for membership checks.

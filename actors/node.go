@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/messages"
 )
 
@@ -104,7 +105,7 @@ func (n *Node) submit(user string, c *call) {
 		n.groups.send(c.group, c)
 		return
 	}
-	if err := ValidateUserID(user); err != nil {
+	if err := contract.CheckUserID(user); err != nil {
 		c.reply(nil, err)
 		return
 	}

@@ -27,6 +27,13 @@ func NewAdmin(nc *nats.Conn, opts ...Option) (*Admin, error) {
 // DeleteGroupCounters removes the listed counters of a group, or all of them
 // when no keys are given. Deleting an absent key is not an error.
 func (a *Admin) DeleteGroupCounters(ctx context.Context, groupID string, keys ...string) error {
-	req := &messages.DeleteRequest{GroupId: groupID, KeyList: keys, RequestId: requestID(nil)}
+	if err := check(groupID, keys...); err != nil {
+		return err
+	}
+	id, err := requestID(nil)
+	if err != nil {
+		return err
+	}
+	req := &messages.DeleteRequest{GroupId: groupID, KeyList: keys, RequestId: id}
 	return a.call(ctx, "delete", req, new(messages.DeleteReply))
 }

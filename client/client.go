@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,6 +13,7 @@ import (
 	"github.com/nats-io/nuid"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/messages"
 )
 
@@ -24,18 +24,22 @@ type Client struct {
 	nc      *nats.Conn
 	opts    options
 	subject string // prefix of the request subjects, ending in "."
+	inbox   *inbox // nil: the connection's own inbox
 }
 
-// New returns a client acting as userID on nc.
+// New returns a client acting as userID on nc. Its replies come on
+// _INBOX_<userID>.>, so NATS permissions can let each user read only its
+// own (subscribe: _INBOX_alice.>). A user ID the service would refuse is
+// refused here.
 func New(nc *nats.Conn, userID string, opts ...Option) (*Client, error) {
-	if userID == "" || strings.ContainsAny(userID, ".*> \t\r\n") {
-		return nil, fmt.Errorf("client: user ID %q is empty or has . * > or white space", userID)
+	if err := contract.CheckUserID(userID); err != nil {
+		return nil, fmt.Errorf("client: %w", err)
 	}
 	o, err := apply(opts)
 	if err != nil {
 		return nil, err
 	}
-	return &Client{nc: nc, opts: o, subject: o.prefix + ".user." + userID + "."}, nil
+	return &Client{nc: nc, opts: o, subject: o.prefix + ".user." + userID + ".", inbox: newInbox(nc, "_INBOX_"+userID)}, nil
 }
 
 func apply(opts []Option) (options, error) {
@@ -51,7 +55,18 @@ func apply(opts []Option) (options, error) {
 // SetGroupCounters sets 1..20 counters of a group at once, all or none, and
 // returns the counters set.
 func (c *Client) SetGroupCounters(ctx context.Context, groupID string, counters map[string]int64, opts ...WriteOption) (map[string]int64, error) {
-	req := &messages.SetRequest{GroupId: groupID, Counters: counters, RequestId: requestID(opts)}
+	keys := make([]string, 0, len(counters))
+	for k := range counters {
+		keys = append(keys, k)
+	}
+	if err := check(groupID, keys...); err != nil {
+		return nil, err
+	}
+	id, err := requestID(opts)
+	if err != nil {
+		return nil, err
+	}
+	req := &messages.SetRequest{GroupId: groupID, Counters: counters, RequestId: id}
 	var reply messages.SetReply
 	if err := c.call(ctx, "set", req, &reply); err != nil {
 		return nil, err
@@ -72,7 +87,14 @@ func (c *Client) DecreaseGroupCounter(ctx context.Context, groupID, key string, 
 }
 
 func (c *Client) change(ctx context.Context, op, groupID, key string, value int64, opts []WriteOption) (int64, error) {
-	req := &messages.ChangeRequest{GroupId: groupID, Key: key, Value: value, RequestId: requestID(opts)}
+	if err := check(groupID, key); err != nil {
+		return 0, err
+	}
+	id, err := requestID(opts)
+	if err != nil {
+		return 0, err
+	}
+	req := &messages.ChangeRequest{GroupId: groupID, Key: key, Value: value, RequestId: id}
 	var reply messages.ChangeReply
 	if err := c.call(ctx, op, req, &reply); err != nil {
 		return 0, err
@@ -83,6 +105,9 @@ func (c *Client) change(ctx context.Context, op, groupID, key string, value int6
 // GetGroupCounters returns the listed counters of a group, or all of them
 // when no keys are given. Absent keys are left out.
 func (c *Client) GetGroupCounters(ctx context.Context, groupID string, keys ...string) (map[string]int64, error) {
+	if err := check(groupID, keys...); err != nil {
+		return nil, err
+	}
 	var reply messages.GetReply
 	if err := c.call(ctx, "get", &messages.GetRequest{GroupId: groupID, KeyList: keys}, &reply); err != nil {
 		return nil, err
@@ -110,12 +135,15 @@ type Update struct {
 // are not stored: one missed while unsubscribed or disconnected is gone,
 // and shows as a gap in Seq.
 func (c *Client) OnGroupCounterUpdated(groupID string, handler func(Update)) (unsubscribe func() error, err error) {
-	if groupID == "" || strings.ContainsAny(groupID, ".*> \t\r\n") {
-		return nil, &Error{Code: ErrInvalidGroupID.Code, Message: fmt.Sprintf("group ID %q is empty or has . * > or white space", groupID)}
+	if err := check(groupID); err != nil {
+		return nil, err
 	}
 	sub, err := c.nc.Subscribe(c.opts.prefix+".updates."+groupID, func(m *nats.Msg) {
+		// An update always has a seq; anything else on the subject is not
+		// the service's update (a reply that a client of the same account
+		// directed there, say).
 		var u Update
-		if json.Unmarshal(m.Data, &u) == nil {
+		if json.Unmarshal(m.Data, &u) == nil && u.Seq > 0 && u.GroupID == groupID {
 			handler(u)
 		}
 	})
@@ -131,15 +159,39 @@ func (c *Client) OnGroupCounterUpdated(groupID string, handler func(Update)) (un
 	return sub.Unsubscribe, nil
 }
 
-func requestID(opts []WriteOption) string {
+// check validates a group ID and keys with the service's own rules, so a
+// call the service would refuse is refused without a round trip.
+func check(groupID string, keys ...string) error {
+	err := contract.CheckGroupID(groupID)
+	for _, k := range keys {
+		if err != nil {
+			break
+		}
+		err = contract.CheckKey(k)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, contract.ErrInvalidGroupID):
+		return &Error{Code: ErrInvalidGroupID.Code, Message: err.Error()}
+	default:
+		return &Error{Code: ErrInvalidParameter.Code, Message: err.Error()}
+	}
+}
+
+// requestID returns the write's request ID, or a new one.
+func requestID(opts []WriteOption) (string, error) {
 	var o writeOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if o.requestID == "" {
-		return nuid.Next()
+		return nuid.Next(), nil
 	}
-	return o.requestID
+	if err := contract.CheckRequestID(o.requestID); err != nil {
+		return "", &Error{Code: ErrInvalidParameter.Code, Message: err.Error()}
+	}
+	return o.requestID, nil
 }
 
 // call sends req to subject+op and decodes the reply into reply, retrying
@@ -175,7 +227,13 @@ func (c *Client) once(ctx context.Context, subject string, data []byte, reply pr
 	msg := nats.NewMsg(subject)
 	msg.Data = data
 	msg.Header.Set("Content-Type", contentTypeProtobuf)
-	res, err := c.nc.RequestMsgWithContext(ctx, msg)
+	var err error
+	var res *nats.Msg
+	if c.inbox != nil {
+		res, err = c.inbox.request(ctx, msg)
+	} else {
+		res, err = c.nc.RequestMsgWithContext(ctx, msg)
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = fmt.Errorf("%w: %w", nats.ErrTimeout, err)
 	}

@@ -190,3 +190,80 @@ func TestRetriesInternalErrorsWithSameRequestID(t *testing.T) {
 		t.Errorf("request IDs = %q, want [mine]", ids)
 	}
 }
+
+// TestRefusesWhatTheServiceRefuses checks that the client refuses, without
+// sending anything, the IDs and keys the service would refuse, with the
+// service's codes.
+func TestRefusesWhatTheServiceRefuses(t *testing.T) {
+	s := journaltest.StartServer(t)
+	nc := journaltest.Connect(t, s)
+	spy := journaltest.Connect(t, s)
+	sent, err := spy.SubscribeSync(">")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := spy.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, user := range []string{"", "a.b", "a b", strings.Repeat("u", 33), "é"} {
+		if _, err := client.New(nc, user); err == nil {
+			t.Errorf("New(%q) succeeded", user)
+		}
+	}
+	c, err := client.New(nc, "ivy", client.WithRetries(0), client.WithTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := client.NewAdmin(nc, client.WithRetries(0), client.WithTimeout(time.Minute))
+	ctx := context.Background()
+	huge := strings.Repeat("g", 600_000)
+	tests := []struct {
+		name string
+		call func() error
+		want *client.Error
+	}{
+		{"huge group", func() error { _, err := c.GetGroupCounters(ctx, huge); return err }, client.ErrInvalidGroupID},
+		{"group with a wildcard", func() error { _, err := c.IncreaseGroupCounter(ctx, "g*", "k", 1); return err }, client.ErrInvalidGroupID},
+		{"group of 49 bytes", func() error {
+			_, err := c.SetGroupCounters(ctx, strings.Repeat("g", 49), map[string]int64{"k": 1})
+			return err
+		}, client.ErrInvalidGroupID},
+		{"invalid UTF-8 key", func() error { _, err := c.DecreaseGroupCounter(ctx, "g", "k\xff", 1); return err }, client.ErrInvalidParameter},
+		{"control character in a key to get", func() error { _, err := c.GetGroupCounters(ctx, "g", "k\x00"); return err }, client.ErrInvalidParameter},
+		{"long key to set", func() error {
+			_, err := c.SetGroupCounters(ctx, "g", map[string]int64{strings.Repeat("k", 129): 1})
+			return err
+		}, client.ErrInvalidParameter},
+		{"long request ID", func() error {
+			_, err := c.IncreaseGroupCounter(ctx, "g", "k", 1, client.WithRequestID(strings.Repeat("r", 65)))
+			return err
+		}, client.ErrInvalidParameter},
+		{"admin delete of a bad group", func() error { return admin.DeleteGroupCounters(ctx, "") }, client.ErrInvalidGroupID},
+		{"updates of a bad group", func() error {
+			_, err := c.OnGroupCounterUpdated("g.>", func(client.Update) {})
+			return err
+		}, client.ErrInvalidGroupID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call()
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want code %d", err, tt.want.Code)
+			}
+			if len(err.Error()) > 300 {
+				t.Errorf("error of %d bytes", len(err.Error()))
+			}
+		})
+	}
+	// A message the client sent would have reached the spy before the
+	// spy's own flush came back.
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := spy.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := sent.NextMsg(0); err == nil {
+		t.Errorf("the client sent %s %.80q", m.Subject, m.Data)
+	}
+}

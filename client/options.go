@@ -64,7 +64,8 @@ type WriteOption func(*writeOptions)
 
 // WithRequestID makes a write idempotent under id (1..64 bytes) for the
 // server's dedupe window: sent again, it changes nothing and gets the first
-// reply. Without it the client generates an ID per call.
+// reply. Without it the client generates an ID per call. A longer id makes
+// the write fail with ErrInvalidParameter before it is sent.
 func WithRequestID(id string) WriteOption {
 	return func(o *writeOptions) { o.requestID = id }
 }

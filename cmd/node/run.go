@@ -31,6 +31,11 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 	}
 	cfg.node.Logger = log
 	n, err := node.Start(ctx, cfg.node)
+	if err != nil && ctx.Err() != nil {
+		// SIGINT or SIGTERM during start-up: a stop asked for, not a failure.
+		log.Info("stopped during start-up", slog.Any("reason", err))
+		return nil
+	}
 	if err != nil {
 		return err
 	}

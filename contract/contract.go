@@ -1,0 +1,105 @@
+// Package contract holds the rules of tally's wire contract that both ends
+// check: the limits of IDs, keys and request IDs. The server validates every
+// request with these functions and the Go client validates its arguments
+// with the same ones, so the two can never disagree.
+package contract
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Limits of the contract.
+const (
+	MaxUserIDLen    = 32
+	MaxGroupIDLen   = 48
+	MaxKeyLen       = 128
+	MaxKeys         = 20
+	MaxRequestIDLen = 64
+)
+
+var (
+	// ErrInvalidParameter (10004) is wrapped by every refusal of a user ID,
+	// key or request ID.
+	ErrInvalidParameter = errors.New("invalid parameter")
+	// ErrInvalidGroupID (10015) is wrapped by every refusal of a group ID.
+	ErrInvalidGroupID = errors.New("invalid group ID")
+)
+
+// validID reports whether id is 1..max bytes of printable ASCII without
+// . * > or white space, so that it is one NATS subject token.
+func validID(id string, maxLen int) bool {
+	if len(id) == 0 || len(id) > maxLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if c <= ' ' || c > '~' || c == '.' || c == '*' || c == '>' {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckUserID checks a user ID: 1..32 bytes of printable ASCII without
+// . * > or spaces.
+func CheckUserID(user string) error {
+	if !validID(user, MaxUserIDLen) {
+		return fmt.Errorf("%w: user ID %s must be 1..%d bytes of printable ASCII without . * > or spaces",
+			ErrInvalidParameter, Quote(user), MaxUserIDLen)
+	}
+	return nil
+}
+
+// CheckGroupID checks a group ID: 1..48 bytes, the user ID's alphabet.
+func CheckGroupID(group string) error {
+	if !validID(group, MaxGroupIDLen) {
+		return fmt.Errorf("%w: group ID %s must be 1..%d bytes of printable ASCII without . * > or spaces",
+			ErrInvalidGroupID, Quote(group), MaxGroupIDLen)
+	}
+	return nil
+}
+
+// CheckKey checks a counter key: 1..128 bytes of UTF-8 without control
+// characters.
+func CheckKey(key string) error {
+	if len(key) == 0 || len(key) > MaxKeyLen {
+		return fmt.Errorf("%w: key of %d bytes, want 1..%d", ErrInvalidParameter, len(key), MaxKeyLen)
+	}
+	if !utf8.ValidString(key) {
+		return fmt.Errorf("%w: key %s is not UTF-8", ErrInvalidParameter, Quote(key))
+	}
+	for _, r := range key {
+		if r < 0x20 || (r >= 0x7f && r < 0xa0) {
+			return fmt.Errorf("%w: key %s has a control character", ErrInvalidParameter, Quote(key))
+		}
+	}
+	return nil
+}
+
+// CheckRequestID checks a write's request ID: at most 64 bytes; empty means
+// none.
+func CheckRequestID(id string) error {
+	if len(id) > MaxRequestIDLen {
+		return fmt.Errorf("%w: requestID of %d bytes, want at most %d", ErrInvalidParameter, len(id), MaxRequestIDLen)
+	}
+	return nil
+}
+
+// quoteMax is the most of a bad value an error message quotes.
+const quoteMax = 64
+
+// Quote quotes s for an error message, at most its first 64 bytes, so that
+// a reply quoting a huge bad value still fits in a NATS message.
+func Quote(s string) string {
+	if len(s) <= quoteMax {
+		return strconv.Quote(s)
+	}
+	cut := quoteMax
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + "... (" + strconv.Itoa(len(s)) + " bytes)"
+}
