@@ -68,10 +68,9 @@ type Config struct {
 	Timeout time.Duration
 	// MaxBatch is the most commands one append carries.
 	MaxBatch int
-	// RecoverEvents bounds how many of a group's events activation reads
-	// back, besides the last, to recover the request IDs of the dedupe
-	// window: a busy group's recent past is long, and a retry is almost
-	// always of one of the last writes.
+	// RecoverEvents bounds how many events of another writer a group reads
+	// back after a conflict, to learn their request IDs (the node's own are
+	// in its table, see Node.Recover).
 	RecoverEvents int
 
 	// WriteLimit writes (set, increase, decrease) and, separately,

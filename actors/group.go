@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tallyhq/tally/contract"
+	"github.com/tallyhq/tally/dedupe"
 	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/messages"
 )
@@ -25,21 +26,12 @@ type pending struct {
 	cmd      *messages.Change     // a write, or nil
 	get      *messages.GetRequest // a get, or nil
 	reply    Reply
+	id       dedupe.Key       // the write's request ID, hashed with the group's, when it has one
+	fp       uint64           // the write's fingerprint, when it has a request ID
 	dups     []Reply          // later callers with the same request ID
 	result   *messages.Change // the change the command made
 	err      error            // why the command was refused
 	attempts int
-}
-
-// remembered is a committed change kept for its request ID.
-type remembered struct {
-	change  *messages.Change
-	expires int64 // unix nanos
-}
-
-type expiry struct {
-	id string
-	at int64
 }
 
 // Messages a group actor sends itself when its journal I/O completes.
@@ -58,13 +50,14 @@ type (
 
 type recentChange struct {
 	change *messages.Change
-	at     int64
+	at     int64 // unix nanos of its event
 }
 
 // group owns one group's counters. Its fields are touched only in Receive.
 type group struct {
-	cfg *Config
-	id  string
+	cfg  *Config
+	seen *dedupe.Table // the node's request IDs of committed writes
+	id   string
 
 	state *messages.GroupState // committed state
 	spare *messages.GroupState // the state before the last commit, reused as a draft
@@ -82,19 +75,17 @@ type group struct {
 	appendDone func(seq uint64, err error)
 	updates    string // the subject of the group's updates, once known
 
-	seen     map[string]remembered // request IDs of committed changes
-	expiries []expiry              // seen's entries, oldest first
-	waiting  map[string]*pending   // request IDs of queued and in-flight commands
+	waiting map[string]*pending // request IDs of queued and in-flight commands
 
 	pass    passivator
 	drained bool  // passivating, and the marker came back: stop once idle
 	failed  error // the group could not be loaded: answer with it, then stop
 }
 
-func newGroup(cfg *Config) actor.Actor {
-	// seen and waiting are made on first use: most groups never see a
-	// request ID, and an idle group should cost little memory.
-	return &group{cfg: cfg}
+func newGroup(cfg *Config, seen *dedupe.Table) actor.Actor {
+	// waiting is made on first use: an idle group should cost little
+	// memory.
+	return &group{cfg: cfg, seen: seen}
 }
 
 func (g *group) Receive(ctx actor.Context) {
@@ -163,7 +154,12 @@ func (g *group) onChange(c *call) {
 	cmd := c.change
 	p := &pending{cmd: cmd, reply: c.reply}
 	if id := cmd.GetRequestId(); id != "" {
+		p.id, p.fp = g.seen.Key(g.id, id), fingerprint(cmd)
 		if first, ok := g.waiting[id]; ok {
+			if first.fp != p.fp {
+				p.reply(nil, reused(id))
+				return
+			}
 			first.dups = append(first.dups, p.reply)
 			return
 		}
@@ -177,7 +173,7 @@ func (g *group) onChange(c *call) {
 }
 
 func (g *group) read(req *messages.GetRequest) *messages.GetReply {
-	out := &messages.GetReply{GroupId: g.id, Counters: make(map[string]int64, len(req.GetKeyList()))}
+	out := &messages.GetReply{GroupId: g.id, Counters: make(map[string]int64, len(req.GetKeyList())), Seq: g.state.GetVersion()}
 	if len(req.GetKeyList()) == 0 {
 		for k, v := range g.state.Counters {
 			out.Counters[k] = v
@@ -197,7 +193,6 @@ func (g *group) read(req *messages.GetRequest) *messages.GetReply {
 func (g *group) flush() {
 	for g.ready && !g.busy && len(g.queue) > 0 {
 		now := g.cfg.Clock.Now().UnixNano()
-		g.forget(now)
 		next := g.draft()
 		ev := g.newEvent(now)
 		batch := g.spareBatch
@@ -205,8 +200,7 @@ func (g *group) flush() {
 		n := 0
 		for ; n < len(g.queue) && len(batch) < g.cfg.MaxBatch; n++ {
 			p := g.queue[n]
-			if r, ok := g.seen[p.cmd.GetRequestId()]; ok && r.expires > now {
-				p.result = r.change
+			if g.answered(p, now) {
 				g.finish(p)
 				continue
 			}
@@ -229,6 +223,33 @@ func (g *group) flush() {
 		g.busy, g.inflight, g.event = true, batch, ev
 		g.append(ev)
 	}
+}
+
+// answered reports whether p's request ID was committed within the dedupe
+// window, and if so sets the first write's outcome as p's, or refuses p
+// when it is another request under that ID.
+func (g *group) answered(p *pending, now int64) bool {
+	if p.cmd.GetRequestId() == "" || g.cfg.DedupeWindow == 0 {
+		return false
+	}
+	o, ok := g.seen.Get(p.id, now)
+	switch {
+	case !ok:
+		return false
+	case o.Fingerprint != p.fp:
+		p.err = reused(p.cmd.GetRequestId())
+	default:
+		c := p.cmd
+		p.result = &messages.Change{
+			Seq: o.Seq, Op: c.GetOp(), RequestId: c.GetRequestId(),
+			Counters: c.GetCounters(), Key: c.GetKey(), Amount: c.GetAmount(), Value: o.Value,
+		}
+	}
+	return true
+}
+
+func reused(id string) error {
+	return fmt.Errorf("%w: requestID %s was used for another request within the dedupe window; send a new ID for a new request", ErrInvalidParameter, contract.Quote(id))
 }
 
 // draft returns a copy of the committed state for the next append to
@@ -324,9 +345,13 @@ func (g *group) commit(seq uint64, ev *messages.Event, batch []*pending) {
 	// decide built it with Apply's own steps. The old state is the next
 	// draft.
 	g.spare, g.state, g.seq = g.state, ev.State, seq
-	expires := ev.UnixNano + int64(g.cfg.DedupeWindow)
-	for _, c := range ev.Changes {
-		g.remember(c, expires)
+	if g.cfg.DedupeWindow > 0 {
+		now, expires := g.cfg.Clock.Now().UnixNano(), ev.UnixNano+int64(g.cfg.DedupeWindow)
+		for _, p := range batch {
+			if p.err == nil && p.result.GetSeq() > 0 && p.cmd.GetRequestId() != "" {
+				g.seen.Put(p.id, dedupe.Outcome{Fingerprint: p.fp, Seq: p.result.GetSeq(), Value: p.result.GetValue()}, expires, now)
+			}
+		}
 	}
 	if pub := g.cfg.Publisher; pub != nil {
 		if g.updates == "" {
@@ -342,31 +367,6 @@ func (g *group) commit(seq uint64, ev *messages.Event, batch []*pending) {
 	}
 	for _, p := range batch {
 		g.finish(p)
-	}
-}
-
-func (g *group) remember(c *messages.Change, expires int64) {
-	if c.GetRequestId() == "" || g.cfg.DedupeWindow == 0 {
-		return
-	}
-	if g.seen == nil {
-		g.seen = map[string]remembered{}
-	}
-	g.seen[c.RequestId] = remembered{change: c, expires: expires}
-	g.expiries = append(g.expiries, expiry{id: c.RequestId, at: expires})
-}
-
-// forget drops the request IDs whose window has passed.
-func (g *group) forget(now int64) {
-	n := 0
-	for ; n < len(g.expiries) && g.expiries[n].at <= now; n++ {
-		e := g.expiries[n]
-		if r, ok := g.seen[e.id]; ok && r.expires == e.at {
-			delete(g.seen, e.id)
-		}
-	}
-	if n > 0 {
-		g.expiries = slices.Delete(g.expiries, 0, n)
 	}
 }
 
@@ -387,9 +387,11 @@ func (g *group) finish(p *pending) {
 	}
 }
 
-// load reads the group's last event off the actor's goroutine, and with it
-// the request IDs of the events after known that are within the dedupe
-// window, then reports back with a loaded message.
+// load reads the group's last event off the actor's goroutine, then
+// reports back with a loaded message. After a conflict (known > 0) it also
+// reads the request IDs of the other writer's events, those after known
+// within the dedupe window: the node's table has every request ID this
+// node committed, not another writer's.
 func (g *group) load(known uint64) {
 	g.ready, g.busy = false, true
 	pass := &g.pass
@@ -401,7 +403,7 @@ func (g *group) load(known uint64) {
 		defer cancel()
 		res := &loaded{}
 		res.ev, res.seq, res.err = j.Last(c, id)
-		if res.err == nil && res.ev != nil && window > 0 {
+		if res.err == nil && res.ev != nil && window > 0 && known > 0 {
 			res.recent, res.err = recentChanges(c, j, id, res.ev, known, horizon, limit)
 		}
 		pass.send(res)
@@ -446,10 +448,10 @@ func (g *group) onLoaded(m *loaded) {
 		return
 	}
 	g.state, g.seq = cloneState(m.ev.GetState()), m.seq
+	now := g.cfg.Clock.Now().UnixNano()
 	for _, r := range m.recent {
-		g.remember(r.change, r.at+int64(g.cfg.DedupeWindow))
+		rememberChange(g.seen, g.id, r.change, r.at+int64(g.cfg.DedupeWindow), now)
 	}
-	slices.SortStableFunc(g.expiries, func(a, b expiry) int { return cmp.Compare(a.at, b.at) })
 	g.ready = true
 	writes := g.queue[:0]
 	for _, p := range g.queue {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/tallyhq/tally/actors"
@@ -325,34 +326,82 @@ func TestReplayRebuildsLiveState(t *testing.T) {
 	}
 }
 
-// TestRecoveredRequestIDsAreBounded: after a passivation, the request IDs
-// of the last RecoverEvents events before the last one are recovered, and
-// older ones are not.
-func TestRecoveredRequestIDsAreBounded(t *testing.T) {
-	e := newEnv(t, func(c *actors.Config) {
-		c.PassivateAfter = 50 * time.Millisecond
-		c.RecoverEvents = 2
-	})
-	n := e.node
-	inc := func(id string) *messages.Change {
-		return &messages.Change{Op: messages.Op_OP_INCREASE, Key: "k", Amount: 1, RequestId: id}
+// TestRetriesAfterARestart writes 300 changes with request IDs, then 3,000
+// more on the same group, and retries the 300 on a new node on the same
+// journal (a restart): each gets its first reply and changes nothing. A
+// retry that is another request under a used ID is refused with 10004.
+func TestRetriesAfterARestart(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	ops := []func(i int) *messages.Change{
+		func(i int) *messages.Change { return increase("k", int64(i+1)) },
+		func(i int) *messages.Change { return decrease("k", int64(i)) },
+		func(i int) *messages.Change { return set(map[string]int64{"s": int64(i), "t": -int64(i)}) },
 	}
-	for i := range 5 {
-		change(t, n, "", "g", inc(fmt.Sprintf("r%d", i)))
+	first := make([]*messages.Change, 300)
+	cmds := make([]*messages.Change, 300)
+	for i := range cmds {
+		cmds[i] = ops[i%3](i)
+		cmds[i].RequestId = fmt.Sprintf("r%d", i)
+		first[i] = change(t, e.node, "", "g", cmds[i])
 	}
-	journaltest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		if n.Remembered("g") {
-			return errors.New("group g still in memory")
+	for range 3000 {
+		change(t, e.node, "", "g", increase("later", 1))
+	}
+	before := get(t, e.node, "g")
+	e.node.Stop()
+
+	again := startNode(t, e.journal, e.clock, e.pub, nil)
+	if n, err := again.Recover(ctx, e.journal); err != nil || n != 300 {
+		t.Fatalf("Recover = %d, %v; want the 300 request IDs", n, err)
+	}
+	for i, c := range cmds {
+		retry := proto.Clone(c).(*messages.Change)
+		got := change(t, again, "", "g", retry)
+		if diff := cmp.Diff(first[i], got, protocmp.Transform()); diff != "" {
+			t.Errorf("retry of %s differs (-first +retry):\n%s", c.GetRequestId(), diff)
 		}
-		return nil
-	})
-	// r4 is in the last event, r3 and r2 in the two before it.
-	for _, id := range []string{"r4", "r3", "r2"} {
-		if v := change(t, n, "", "g", inc(id)).GetValue(); v > 5 {
-			t.Errorf("retry of %s applied again: k = %d", id, v)
+	}
+	if got := get(t, again, "g"); !cmp.Equal(got, before) {
+		t.Errorf("after the retries g = %v, want %v", got, before)
+	}
+	for _, other := range []*messages.Change{increase("k", 999), increase("other", 1), set(map[string]int64{"s": 1}), {Op: messages.Op_OP_DELETE}} {
+		other.RequestId = "r0"
+		if _, err := again.Change(ctx, "", "g", other); !errors.Is(err, actors.ErrInvalidParameter) || !strings.Contains(err.Error(), "another request") {
+			t.Errorf("another request under r0 (%v): %v, want ErrInvalidParameter", other, err)
 		}
 	}
-	if v := change(t, n, "", "g", inc("r1")).GetValue(); v != 6 {
-		t.Errorf("retry of r1, beyond the recovered events, gives %d, want 6 (applied again)", v)
+	if got := get(t, again, "g"); !cmp.Equal(got, before) {
+		t.Errorf("after the reused IDs g = %v, want %v", got, before)
+	}
+}
+
+// TestReusedIDWhilePending sends another request under the request ID of
+// one still pending: it is refused, and the first is applied once.
+func TestReusedIDWhilePending(t *testing.T) {
+	e := newEnv(t, nil)
+	done := make(chan error, 2)
+	a, b := increase("k", 1), increase("k", 2)
+	a.RequestId, b.RequestId = "same", "same"
+	// Both are sent before either is answered; the group sees them in
+	// order, the second while the first is pending or after it.
+	e.node.SubmitChange("", "g", a, func(_ proto.Message, err error) { done <- err })
+	e.node.SubmitChange("", "g", b, func(_ proto.Message, err error) { done <- err })
+	ok, refused := 0, 0
+	for range 2 {
+		switch err := <-done; {
+		case err == nil:
+			ok++
+		case errors.Is(err, actors.ErrInvalidParameter):
+			refused++
+		default:
+			t.Error(err)
+		}
+	}
+	if ok != 1 || refused != 1 {
+		t.Errorf("%d applied and %d refused, want 1 and 1", ok, refused)
+	}
+	if v := get(t, e.node, "g")["k"]; v != 1 {
+		t.Errorf("k = %d, want 1", v)
 	}
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/contract"
+	"github.com/tallyhq/tally/dedupe"
 	"github.com/tallyhq/tally/messages"
 )
 
@@ -38,6 +40,8 @@ type Node struct {
 	pool     *pool
 	groups   *registry
 	limiters *registry
+	seen     *dedupe.Table // request IDs of committed writes, for the dedupe window
+	stopOnce sync.Once
 }
 
 // Start starts a node's actor system.
@@ -50,7 +54,7 @@ func Start(cfg Config) (*Node, error) {
 	system := actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }),
 	))
-	n := &Node{cfg: cfg, system: system, pool: newPool(300)}
+	n := &Node{cfg: cfg, system: system, pool: newPool(300), seen: dedupe.New()}
 	// The mailbox (mailbox.go) allocates nothing per message. An actor that
 	// panics stops, answering what it holds with an error; the next message
 	// activates a fresh one from the journal.
@@ -60,19 +64,22 @@ func Start(cfg Config) (*Node, error) {
 		actor.WithGuardian(actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })),
 	}
 	idle := min(cfg.ActorIdle, cfg.PassivateAfter)
-	n.groups = newRegistry(system.Root, actor.PropsFromProducer(func() actor.Actor { return newGroup(&n.cfg) }, opts...), idle, cfg.PassivateAfter-idle)
+	n.groups = newRegistry(system.Root, actor.PropsFromProducer(func() actor.Actor { return newGroup(&n.cfg, n.seen) }, opts...), idle, cfg.PassivateAfter-idle)
 	// A limiter stops once its windows are empty: it leaves no snapshot.
 	n.limiters = newRegistry(system.Root, actor.PropsFromProducer(func() actor.Actor { return newLimiter(n) }, opts...), cfg.LimitWindow, 0)
 	return n, nil
 }
 
-// Stop stops every actor. Callers stop sending commands first and wait for
-// the replies of those they sent, so no append is in flight.
+// Stop stops every actor; calls after the first do nothing. Callers stop
+// sending commands first and wait for the replies of those they sent, so
+// no append is in flight.
 func (n *Node) Stop() {
-	n.limiters.stopAll()
-	n.groups.stopAll()
-	n.pool.stop()
-	n.system.Shutdown()
+	n.stopOnce.Do(func() {
+		n.limiters.stopAll()
+		n.groups.stopAll()
+		n.pool.stop()
+		n.system.Shutdown()
+	})
 }
 
 // SubmitChange runs a write command on a group as user, or as a trusted

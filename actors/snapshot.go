@@ -1,16 +1,15 @@
 package actors
 
 import (
-	"slices"
-
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/tallyhq/tally/messages"
 )
 
 // snapshot is what a group actor leaves in memory when it stops for being
-// idle: its counters packed, and the request IDs it still remembers. The
-// next activation starts from it without reading the journal.
+// idle: its counters packed. The next activation starts from it without
+// reading the journal; the request IDs it committed stay in the node's
+// table.
 //
 // A snapshot may be stale when another node wrote the group meanwhile:
 // the next append then conflicts and the actor reloads, as any actor
@@ -19,12 +18,6 @@ type snapshot struct {
 	counters packed
 	version  uint64
 	seq      uint64
-	recent   *recentIDs // nil when the group remembers no request ID, as most do
-}
-
-type recentIDs struct {
-	seen     map[string]remembered
-	expiries []expiry
 }
 
 // packed is a group's counters in one allocation without pointers, which
@@ -80,20 +73,12 @@ func (p packed) next() (key []byte, value int64, rest packed) {
 }
 
 func (g *group) snapshot() *snapshot {
-	g.forget(g.cfg.Clock.Now().UnixNano())
-	s := &snapshot{counters: pack(g.state.GetCounters()), version: g.state.GetVersion(), seq: g.seq}
-	if len(g.seen) > 0 {
-		s.recent = &recentIDs{seen: g.seen, expiries: slices.Clip(g.expiries)}
-	}
-	return s
+	return &snapshot{counters: pack(g.state.GetCounters()), version: g.state.GetVersion(), seq: g.seq}
 }
 
 // restore makes the group current from a snapshot.
 func (g *group) restore(s *snapshot) {
 	g.state = &messages.GroupState{Counters: s.counters.unpack(), Version: s.version}
 	g.seq = s.seq
-	if s.recent != nil {
-		g.seen, g.expiries = s.recent.seen, s.recent.expiries
-	}
 	g.ready = true
 }

@@ -118,6 +118,9 @@ func decide(st *messages.GroupState, cmd *messages.Change) (*messages.Change, er
 		if len(c.Keys) == 0 {
 			return nil, nil
 		}
+		if cmd.GetRequestId() != "" {
+			c.RequestHash = fingerprint(cmd)
+		}
 	}
 	if err := applyChange(st, c); err != nil {
 		return nil, err

@@ -105,17 +105,33 @@ func (c *Client) change(ctx context.Context, op, groupID, key string, value int6
 // GetGroupCounters returns the listed counters of a group, or all of them
 // when no keys are given. Absent keys are left out.
 func (c *Client) GetGroupCounters(ctx context.Context, groupID string, keys ...string) (map[string]int64, error) {
+	s, err := c.GetGroupSnapshot(ctx, groupID, keys...)
+	return s.Counters, err
+}
+
+// Snapshot is a group's counters as of one change.
+type Snapshot struct {
+	Counters map[string]int64
+	// Seq is the group's change sequence the counters reflect, 0 for a
+	// group never changed: updates with a greater Seq came after them.
+	Seq uint64
+}
+
+// GetGroupSnapshot is GetGroupCounters with the change sequence the
+// counters reflect, to line them up with the updates that follow.
+func (c *Client) GetGroupSnapshot(ctx context.Context, groupID string, keys ...string) (Snapshot, error) {
 	if err := check(groupID, keys...); err != nil {
-		return nil, err
+		return Snapshot{}, err
 	}
 	var reply messages.GetReply
 	if err := c.call(ctx, "get", &messages.GetRequest{GroupId: groupID, KeyList: keys}, &reply); err != nil {
-		return nil, err
+		return Snapshot{}, err
 	}
-	if reply.Counters == nil {
-		return map[string]int64{}, nil
+	s := Snapshot{Counters: reply.GetCounters(), Seq: reply.GetSeq()}
+	if s.Counters == nil {
+		s.Counters = map[string]int64{}
 	}
-	return reply.Counters, nil
+	return s, nil
 }
 
 // Update is a GROUP_COUNTER_UPDATED event: one key of one committed change.

@@ -86,6 +86,13 @@ func TestGetAllAndSome(t *testing.T) {
 	if err != nil || none == nil || len(none) != 0 {
 		t.Errorf("GetGroupCounters(unwritten) = %#v, %v; want an empty map", none, err)
 	}
+	if _, err := c.IncreaseGroupCounter(ctx, "g-get", "a", 1); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := c.GetGroupSnapshot(ctx, "g-get", "a")
+	if err != nil || snap.Seq != 2 || !cmp.Equal(snap.Counters, map[string]int64{"a": 2}) {
+		t.Errorf("GetGroupSnapshot(a) = %+v, %v; want a=2 at seq 2", snap, err)
+	}
 }
 
 func TestUpdatesInOrderAndUnsubscribe(t *testing.T) {

@@ -176,6 +176,8 @@ func AppendJSON(b []byte, m proto.Message) []byte {
 		b = appendField(b, '{', "groupID")
 		b = appendString(b, m.GetGroupId())
 		b = appendCounters(b, m.GetCounters())
+		b = appendField(b, ',', "seq")
+		b = strconv.AppendUint(b, m.GetSeq(), 10)
 	case *messages.ChangeReply:
 		b = appendField(b, '{', "groupID")
 		b = appendString(b, m.GetGroupId())

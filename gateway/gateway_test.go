@@ -29,11 +29,11 @@ func TestSeedExamplesJSON(t *testing.T) {
 		{"tally.v1.user.alice.increase", `{"groupID":"group1","key":"key1","value":2}`, `{"groupID":"group1","key":"key1","value":10}`},
 		{"tally.v1.user.alice.set", `{"groupID":"group1","counters":{"key1":8}}`, `{"groupID":"group1","counters":{"key1":8}}`},
 		{"tally.v1.user.alice.decrease", `{"groupID":"group1","key":"key1","value":2}`, `{"groupID":"group1","key":"key1","value":6}`},
-		{"tally.v1.user.alice.get", `{"groupID":"group1","keyList":["key1","key2"]}`, `{"groupID":"group1","counters":{"key1":6,"key2":0}}`},
-		{"tally.v1.user.alice.get", `{"groupID":"group1","keyList":["key1","nope"]}`, `{"groupID":"group1","counters":{"key1":6}}`},
-		{"tally.v1.user.alice.get", `{"groupID":"group1"}`, `{"groupID":"group1","counters":{"key1":6,"key2":0}}`},
-		{"tally.v1.user.alice.get", `{"groupID":"group1","keyList":[]}`, `{"groupID":"group1","counters":{"key1":6,"key2":0}}`},
-		{"tally.v1.user.alice.get", `{"groupID":"empty"}`, `{"groupID":"empty","counters":{}}`},
+		{"tally.v1.user.alice.get", `{"groupID":"group1","keyList":["key1","key2"]}`, `{"groupID":"group1","counters":{"key1":6,"key2":0},"seq":5}`},
+		{"tally.v1.user.alice.get", `{"groupID":"group1","keyList":["key1","nope"]}`, `{"groupID":"group1","counters":{"key1":6},"seq":5}`},
+		{"tally.v1.user.alice.get", `{"groupID":"group1"}`, `{"groupID":"group1","counters":{"key1":6,"key2":0},"seq":5}`},
+		{"tally.v1.user.alice.get", `{"groupID":"group1","keyList":[]}`, `{"groupID":"group1","counters":{"key1":6,"key2":0},"seq":5}`},
+		{"tally.v1.user.alice.get", `{"groupID":"empty"}`, `{"groupID":"empty","counters":{},"seq":0}`},
 	}
 	for _, s := range steps {
 		reply := e.request(t, s.subject, []byte(s.payload), false)
@@ -192,7 +192,7 @@ func TestProtobuf(t *testing.T) {
 			t.Errorf("%s (-want +got):\n%s", name, diff)
 		}
 	}
-	for _, prefix := range []string{"tally.v1.user.carol.", "tally.v1.admin."} {
+	for round, prefix := range []string{"tally.v1.user.carol.", "tally.v1.admin."} {
 		var set messages.SetReply
 		call(prefix+"set", &messages.SetRequest{GroupId: "p", Counters: map[string]int64{"a": 8, "b": 0}}, &set)
 		check("set", &messages.SetReply{GroupId: "p", Counters: map[string]int64{"a": 8, "b": 0}}, &set)
@@ -203,7 +203,7 @@ func TestProtobuf(t *testing.T) {
 		check("decrease", &messages.ChangeReply{GroupId: "p", Key: "a", Value: 6}, &dec)
 		var got messages.GetReply
 		call(prefix+"get", &messages.GetRequest{GroupId: "p"}, &got)
-		check("get", &messages.GetReply{GroupId: "p", Counters: map[string]int64{"a": 6, "b": 0}}, &got)
+		check("get", &messages.GetReply{GroupId: "p", Counters: map[string]int64{"a": 6, "b": 0}, Seq: uint64(3 * (round + 1))}, &got)
 		errBody := call(prefix+"increase", &messages.ChangeRequest{GroupId: "p", Key: "a", Value: -1}, &inc)
 		if errBody.GetCode() != 10004 || errBody.GetMessage() == "" {
 			t.Errorf("negative increase error = %v, want code 10004 with a message", errBody)
@@ -217,7 +217,7 @@ func TestProtobuf(t *testing.T) {
 	check("delete", &messages.DeleteReply{GroupId: "p"}, &del)
 	var after messages.GetReply
 	call("tally.v1.admin.get", &messages.GetRequest{GroupId: "p"}, &after)
-	check("get after delete", &messages.GetReply{GroupId: "p", Counters: map[string]int64{"a": 6}}, &after)
+	check("get after delete", &messages.GetReply{GroupId: "p", Counters: map[string]int64{"a": 6}, Seq: 7}, &after)
 	if e := call("tally.v1.admin.set", &messages.SetRequest{GroupId: "p"}, &messages.SetReply{}); e.GetCode() != 10004 {
 		t.Errorf("empty set = %v, want 10004", e)
 	}
@@ -261,7 +261,7 @@ func TestRateLimitOverNATS(t *testing.T) {
 		}
 	}
 	checkError(t, e.request(t, "tally.v1.user.dave.set", []byte(`{"groupID":"g","counters":{"k":0}}`), false), 2996)
-	if m := e.request(t, "tally.v1.user.dave.get", []byte(`{"groupID":"g"}`), false); string(m.Data) != `{"groupID":"g","counters":{"k":20}}` {
+	if m := e.request(t, "tally.v1.user.dave.get", []byte(`{"groupID":"g"}`), false); string(m.Data) != `{"groupID":"g","counters":{"k":20},"seq":20}` {
 		t.Errorf("get while writes are limited = %s", m.Data)
 	}
 	e.clock.Advance(5 * time.Second)
@@ -290,7 +290,7 @@ func TestConcurrentIncrementsOverNATS(t *testing.T) {
 	}
 	wg.Wait()
 	m := e.request(t, "tally.v1.admin.get", []byte(`{"groupID":"live"}`), false)
-	if string(m.Data) != `{"groupID":"live","counters":{"likes":2000}}` {
+	if string(m.Data) != `{"groupID":"live","counters":{"likes":2000},"seq":2000}` {
 		t.Errorf("after %d increments: %s", clients*each, m.Data)
 	}
 	type update struct {

@@ -64,6 +64,16 @@ func (r *reader) varint() uint64 {
 	return v
 }
 
+func (r *reader) fixed64() uint64 {
+	v, n := protowire.ConsumeFixed64(r.b)
+	if n < 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
 func (r *reader) bytes() []byte {
 	v, n := protowire.ConsumeBytes(r.b)
 	if n < 0 {
@@ -140,6 +150,8 @@ func readChange(b []byte, c *messages.Change) bool {
 			c.Value = int64(r.varint())
 		case num == changeKeys && typ == protowire.BytesType:
 			c.Keys = append(c.Keys, r.text())
+		case num == changeRequestHash && typ == protowire.Fixed64Type:
+			c.RequestHash = r.fixed64()
 		default:
 			r.fail()
 		}

@@ -20,14 +20,15 @@ const (
 	eventChanges  protowire.Number = 3
 	eventState    protowire.Number = 4
 
-	changeSeq       protowire.Number = 1
-	changeOp        protowire.Number = 2
-	changeRequestID protowire.Number = 3
-	changeCounters  protowire.Number = 4
-	changeKey       protowire.Number = 5
-	changeAmount    protowire.Number = 6
-	changeValue     protowire.Number = 7
-	changeKeys      protowire.Number = 8
+	changeSeq         protowire.Number = 1
+	changeOp          protowire.Number = 2
+	changeRequestID   protowire.Number = 3
+	changeCounters    protowire.Number = 4
+	changeKey         protowire.Number = 5
+	changeAmount      protowire.Number = 6
+	changeValue       protowire.Number = 7
+	changeKeys        protowire.Number = 8
+	changeRequestHash protowire.Number = 9
 
 	stateCounters protowire.Number = 1
 	stateVersion  protowire.Number = 2
@@ -106,6 +107,10 @@ func appendChange(b []byte, c *messages.Change) []byte {
 		b = protowire.AppendTag(b, changeKeys, protowire.BytesType)
 		b = protowire.AppendString(b, k)
 	}
+	if h := c.GetRequestHash(); h != 0 {
+		b = protowire.AppendTag(b, changeRequestHash, protowire.Fixed64Type)
+		b = protowire.AppendFixed64(b, h)
+	}
 	return b
 }
 
@@ -119,6 +124,9 @@ func changeSize(c *messages.Change) int {
 		varintSize(changeValue, uint64(c.GetValue()))
 	for _, k := range c.GetKeys() {
 		n += protowire.SizeTag(changeKeys) + protowire.SizeBytes(len(k))
+	}
+	if c.GetRequestHash() != 0 {
+		n += protowire.SizeTag(changeRequestHash) + protowire.SizeFixed64()
 	}
 	return n
 }

@@ -112,7 +112,7 @@ func populate(t testing.TB, m protoreflect.Message) {
 func scalar(t testing.TB, fd protoreflect.FieldDescriptor, n int) protoreflect.Value {
 	t.Helper()
 	switch fd.Kind() {
-	case protoreflect.Uint64Kind:
+	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
 		return protoreflect.ValueOfUint64(uint64(n) * math.MaxUint64 / 7)
 	case protoreflect.Int64Kind:
 		return protoreflect.ValueOfInt64(-int64(n) * math.MaxInt64 / 5)
@@ -154,7 +154,7 @@ func randomEvent(rng *rand.Rand) *messages.Event {
 	for range rng.IntN(4) {
 		c := &messages.Change{
 			Seq: uint64(num()), Op: messages.Op(rng.IntN(5)), RequestId: str(),
-			Key: str(), Amount: num(), Value: num(),
+			Key: str(), Amount: num(), Value: num(), RequestHash: uint64(num()),
 		}
 		if rng.IntN(2) == 0 {
 			c.Counters = counters()

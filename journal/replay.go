@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -16,6 +17,19 @@ const replayBatch = 5000
 // Replay calls fn for every event stored when it starts, in commit order,
 // and stops at the first error fn returns.
 func (j *Journal) Replay(ctx context.Context, fn func(group string, seq uint64, ev *messages.Event) error) error {
+	return j.replay(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{j.prefix + ">"}}, fn)
+}
+
+// ReplaySince is Replay of the events the server stored at or after since.
+func (j *Journal) ReplaySince(ctx context.Context, since time.Time, fn func(group string, seq uint64, ev *messages.Event) error) error {
+	return j.replay(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{j.prefix + ">"},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &since,
+	}, fn)
+}
+
+func (j *Journal) replay(ctx context.Context, cfg jetstream.OrderedConsumerConfig, fn func(group string, seq uint64, ev *messages.Event) error) error {
 	info, err := j.stream.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("journal: replay: stream info: %w", err)
@@ -24,9 +38,10 @@ func (j *Journal) Replay(ctx context.Context, fn func(group string, seq uint64, 
 	if info.State.Msgs == 0 {
 		return nil
 	}
-	cons, err := j.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{j.prefix + ">"},
-	})
+	if cfg.OptStartTime != nil && !info.State.LastTime.IsZero() && info.State.LastTime.Before(*cfg.OptStartTime) {
+		return nil // nothing stored since
+	}
+	cons, err := j.stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("journal: replay: consumer: %w", err)
 	}

@@ -449,9 +449,13 @@ func (x *GetRequest) GetKeyList() []string {
 
 // GetReply holds the counters found; absent keys are left out.
 type GetReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	GroupId       string                 `protobuf:"bytes,1,opt,name=group_id,json=groupID,proto3" json:"group_id,omitempty"`
-	Counters      map[string]int64       `protobuf:"bytes,2,rep,name=counters,proto3" json:"counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	GroupId  string                 `protobuf:"bytes,1,opt,name=group_id,json=groupID,proto3" json:"group_id,omitempty"`
+	Counters map[string]int64       `protobuf:"bytes,2,rep,name=counters,proto3" json:"counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// seq is the group's change sequence the counters reflect: the seq of
+	// its last change, 0 for a group never changed. Updates after it have
+	// greater seqs.
+	Seq           uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -498,6 +502,13 @@ func (x *GetReply) GetCounters() map[string]int64 {
 		return x.Counters
 	}
 	return nil
+}
+
+func (x *GetReply) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
 }
 
 // DeleteRequest removes the listed keys, or every key when key_list is
@@ -756,7 +767,11 @@ type Change struct {
 	Amount int64  `protobuf:"varint,6,opt,name=amount,proto3" json:"amount,omitempty"`
 	Value  int64  `protobuf:"varint,7,opt,name=value,proto3" json:"value,omitempty"`
 	// keys: the keys a delete removed.
-	Keys          []string `protobuf:"bytes,8,rep,name=keys,proto3" json:"keys,omitempty"`
+	Keys []string `protobuf:"bytes,8,rep,name=keys,proto3" json:"keys,omitempty"`
+	// request_hash, on a delete, is the fingerprint of the request (its key
+	// list, which keys does not keep), so that a retry of it under the same
+	// request ID can be told from another request reusing the ID.
+	RequestHash   uint64 `protobuf:"fixed64,9,opt,name=request_hash,json=requestHash,proto3" json:"request_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -845,6 +860,13 @@ func (x *Change) GetKeys() []string {
 		return x.Keys
 	}
 	return nil
+}
+
+func (x *Change) GetRequestHash() uint64 {
+	if x != nil {
+		return x.RequestHash
+	}
+	return 0
 }
 
 // GroupState is everything a group owns.
@@ -1009,10 +1031,11 @@ const file_tally_proto_rawDesc = "" +
 	"\n" +
 	"GetRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupID\x12\x19\n" +
-	"\bkey_list\x18\x02 \x03(\tR\akeyList\"\xa0\x01\n" +
+	"\bkey_list\x18\x02 \x03(\tR\akeyList\"\xb2\x01\n" +
 	"\bGetReply\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupID\x12<\n" +
-	"\bcounters\x18\x02 \x03(\v2 .tally.v1.GetReply.CountersEntryR\bcounters\x1a;\n" +
+	"\bcounters\x18\x02 \x03(\v2 .tally.v1.GetReply.CountersEntryR\bcounters\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"d\n" +
@@ -1031,7 +1054,7 @@ const file_tally_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\x03R\x05value\x12\x10\n" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12\x18\n" +
-	"\adeleted\x18\x05 \x01(\bR\adeleted\"\xa4\x02\n" +
+	"\adeleted\x18\x05 \x01(\bR\adeleted\"\xc7\x02\n" +
 	"\x06Change\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1c\n" +
 	"\x02op\x18\x02 \x01(\x0e2\f.tally.v1.OpR\x02op\x12\x1d\n" +
@@ -1041,7 +1064,8 @@ const file_tally_proto_rawDesc = "" +
 	"\x03key\x18\x05 \x01(\tR\x03key\x12\x16\n" +
 	"\x06amount\x18\x06 \x01(\x03R\x06amount\x12\x14\n" +
 	"\x05value\x18\a \x01(\x03R\x05value\x12\x12\n" +
-	"\x04keys\x18\b \x03(\tR\x04keys\x1a;\n" +
+	"\x04keys\x18\b \x03(\tR\x04keys\x12!\n" +
+	"\frequest_hash\x18\t \x01(\x06R\vrequestHash\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xa3\x01\n" +

@@ -230,3 +230,66 @@ func TestTwoNodesAreFenced(t *testing.T) {
 	}
 	t.Logf("%d increments through two nodes, %d reloads after conflicts", acked.Load(), reloads)
 }
+
+// TestRetriesAfterRestart writes 300 changes with request IDs and 3,000
+// more on the same group, stops the node (SIGKILL, SIGTERM), restarts it
+// and retries the 300: each gets the first reply byte for byte and the
+// group is unchanged. Another request under a used ID gets 10004.
+func TestRetriesAfterRestart(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			data := t.TempDir()
+			p := startProc(t, "--data", data, "--listen", "127.0.0.1:0")
+			nc := journaltest.ConnectURL(t, p.url)
+			req := func(nc *nats.Conn, subject, payload string) string {
+				t.Helper()
+				m, err := nc.Request(subject, []byte(payload), 5*time.Second)
+				if err != nil {
+					t.Fatalf("%s %s: %v", subject, payload, err)
+				}
+				return string(m.Data)
+			}
+			writes := make([][2]string, 300)
+			for i := range writes {
+				switch i % 3 {
+				case 0:
+					writes[i] = [2]string{"tally.v1.admin.increase", fmt.Sprintf(`{"groupID":"g","key":"k","value":%d,"requestID":"r%d"}`, 1_000_000+i, i)}
+				case 1:
+					writes[i] = [2]string{"tally.v1.admin.decrease", fmt.Sprintf(`{"groupID":"g","key":"k","value":%d,"requestID":"r%d"}`, i, i)}
+				default:
+					writes[i] = [2]string{"tally.v1.admin.set", fmt.Sprintf(`{"groupID":"g","counters":{"s":%d},"requestID":"r%d"}`, i, i)}
+				}
+			}
+			first := make([]string, len(writes))
+			for i, w := range writes {
+				first[i] = req(nc, w[0], w[1])
+			}
+			for range 3000 {
+				req(nc, "tally.v1.admin.increase", `{"groupID":"g","key":"later","value":1}`)
+			}
+			before := req(nc, "tally.v1.admin.get", `{"groupID":"g"}`)
+			if err := p.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			p.wait(t)
+
+			again := startProc(t, "--data", data, "--listen", "127.0.0.1:0")
+			nc = journaltest.ConnectURL(t, again.url)
+			for i, w := range writes {
+				if got := req(nc, w[0], w[1]); got != first[i] {
+					t.Errorf("retry %s %s = %s, first reply %s", w[0], w[1], got, first[i])
+				}
+			}
+			if got := req(nc, "tally.v1.admin.get", `{"groupID":"g"}`); got != before {
+				t.Errorf("after the retries g = %s, before the restart %s", got, before)
+			}
+			reused := req(nc, "tally.v1.admin.increase", `{"groupID":"g","key":"k","value":5,"requestID":"r0"}`)
+			if !strings.Contains(reused, `"code":10004`) {
+				t.Errorf("another request under r0 = %s, want 10004", reused)
+			}
+			if got := req(nc, "tally.v1.admin.get", `{"groupID":"g"}`); got != before {
+				t.Errorf("after the reused ID g = %s, before %s", got, before)
+			}
+		})
+	}
+}

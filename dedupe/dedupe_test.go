@@ -1,0 +1,113 @@
+package dedupe_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+
+	"github.com/tallyhq/tally/dedupe"
+)
+
+// TestAgainstAMap runs random puts, gets and expiries against a map that
+// does the same, the entries' expiries growing with time as a node's do.
+func TestAgainstAMap(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	tab := dedupe.New()
+	type want struct {
+		o       dedupe.Outcome
+		expires int64
+	}
+	model := map[string]want{}
+	now := int64(1_000)
+	const window = 500
+	for step := range 200_000 {
+		now += int64(r.IntN(3))
+		id := fmt.Sprintf("r%d", r.IntN(5_000))
+		k := tab.Key("g", id)
+		switch r.IntN(3) {
+		case 0:
+			o := dedupe.Outcome{Fingerprint: r.Uint64(), Seq: uint64(step), Value: r.Int64()}
+			tab.Put(k, o, now+window, now)
+			model[id] = want{o, now + window}
+		default:
+			got, ok := tab.Get(k, now)
+			w, wok := model[id]
+			wok = wok && w.expires > now
+			if ok != wok || ok && got != w.o {
+				t.Fatalf("step %d: Get(%s) = %v, %v; want %v, %v", step, id, got, ok, w.o, wok)
+			}
+		}
+	}
+	// Every entry expires.
+	tab.Expire(now + window + 1)
+	if n := tab.Len(); n != 0 {
+		t.Errorf("%d entries after all expired", n)
+	}
+}
+
+// TestGroupsAreApart checks that one request ID in two groups is two keys.
+func TestGroupsAreApart(t *testing.T) {
+	tab := dedupe.New()
+	tab.Put(tab.Key("g1", "r"), dedupe.Outcome{Value: 1}, 100, 0)
+	if _, ok := tab.Get(tab.Key("g2", "r"), 0); ok {
+		t.Error("g2's r found after a put of g1's r")
+	}
+	if _, ok := tab.Get(tab.Key("g", "1r"), 0); ok {
+		t.Error(`("g", "1r") found after a put of ("g1", "r")`)
+	}
+	if o, ok := tab.Get(tab.Key("g1", "r"), 99); !ok || o.Value != 1 {
+		t.Errorf("g1's r = %v, %v", o, ok)
+	}
+	if _, ok := tab.Get(tab.Key("g1", "r"), 100); ok {
+		t.Error("g1's r found at its expiry")
+	}
+}
+
+// TestSize checks the table's own accounting at a million request IDs:
+// at most 64 bytes each. BenchmarkMemory measures the heap.
+func TestSize(t *testing.T) {
+	tab := fill(1_000_000)
+	if per := float64(tab.Bytes()) / 1e6; per > 64 {
+		t.Errorf("%.1f bytes per request ID, want at most 64", per)
+	}
+}
+
+func fill(n int) *dedupe.Table {
+	tab := dedupe.New()
+	for i := range n {
+		tab.Put(tab.Key(fmt.Sprintf("g%d", i%10_000), fmt.Sprintf("%020d", i)), dedupe.Outcome{Seq: uint64(i)}, 1<<62, 0)
+	}
+	return tab
+}
+
+// BenchmarkMemory reports the heap a table of a million request IDs
+// takes, per ID.
+func BenchmarkMemory(b *testing.B) {
+	for range b.N {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		tab := fill(1_000_000)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/1e6, "bytes/ID")
+		b.ReportMetric(float64(tab.Bytes())/1e6, "table-bytes/ID")
+		runtime.KeepAlive(tab)
+	}
+}
+
+func BenchmarkPutGet(b *testing.B) {
+	tab := dedupe.New()
+	keys := make([]dedupe.Key, 1<<16)
+	for i := range keys {
+		keys[i] = tab.Key("group", fmt.Sprintf("request-%d", i))
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		k := keys[i&(len(keys)-1)]
+		now := int64(i)
+		tab.Put(k, dedupe.Outcome{Seq: uint64(i)}, now+50_000, now)
+		tab.Get(k, now)
+	}
+}
