@@ -55,9 +55,10 @@ type recentChange struct {
 
 // group owns one group's counters. Its fields are touched only in Receive.
 type group struct {
-	cfg  *Config
-	seen *dedupe.Table // the node's request IDs of committed writes
-	id   string
+	cfg   *Config
+	seen  *dedupe.Table // the node's request IDs of committed writes
+	loads *loads        // where journal reads run
+	id    string
 
 	state *messages.GroupState // committed state
 	spare *messages.GroupState // the state before the last commit, reused as a draft
@@ -82,10 +83,10 @@ type group struct {
 	failed  error // the group could not be loaded: answer with it, then stop
 }
 
-func newGroup(cfg *Config, seen *dedupe.Table) actor.Actor {
+func newGroup(n *Node) actor.Actor {
 	// waiting is made on first use: an idle group should cost little
 	// memory.
-	return &group{cfg: cfg, seen: seen}
+	return &group{cfg: &n.cfg, seen: n.seen, loads: n.loads}
 }
 
 func (g *group) Receive(ctx actor.Context) {
@@ -387,27 +388,56 @@ func (g *group) finish(p *pending) {
 	}
 }
 
-// load reads the group's last event off the actor's goroutine, then
-// reports back with a loaded message. After a conflict (known > 0) it also
-// reads the request IDs of the other writer's events, those after known
-// within the dedupe window: the node's table has every request ID this
-// node committed, not another writer's.
+// load reads the group's last event off the actor's goroutine, checks
+// that it follows the event before it, then reports back with a loaded
+// message. After a conflict (known > 0) it also reads the request IDs of
+// the other writer's events, those after known within the dedupe window:
+// the node's table has every request ID this node committed, not another
+// writer's.
 func (g *group) load(known uint64) {
 	g.ready, g.busy = false, true
 	pass := &g.pass
 	j, id, timeout, limit := g.cfg.Journal, g.id, g.cfg.Timeout, g.cfg.RecoverEvents
 	horizon := g.cfg.Clock.Now().UnixNano() - int64(g.cfg.DedupeWindow)
 	window := g.cfg.DedupeWindow
-	go func() {
-		c, cancel := context.WithTimeout(context.Background(), timeout)
+	g.loads.run(func(ctx context.Context) {
+		c, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		res := &loaded{}
 		res.ev, res.seq, res.err = j.Last(c, id)
+		if res.err == nil && res.ev != nil {
+			res.err = checkLast(c, j, id, res.ev, res.seq)
+		}
 		if res.err == nil && res.ev != nil && window > 0 && known > 0 {
 			res.recent, res.err = recentChanges(c, j, id, res.ev, known, horizon, limit)
 		}
 		pass.send(res)
-	}()
+	})
+}
+
+// checkLast checks that a group's last event, at stream sequence seq,
+// follows the event before it: its changes applied to the state before
+// give the state it carries. A group is never served from an event that
+// does not.
+func checkLast(ctx context.Context, j Journal, group string, ev *messages.Event, seq uint64) error {
+	before := newState()
+	if prev := ev.GetPrevSeq(); prev != 0 {
+		if prev >= seq {
+			return fmt.Errorf("event %d names %d as the event before it: %w", seq, prev, ErrCorruptEvent)
+		}
+		p, err := j.At(ctx, group, prev)
+		if err != nil {
+			return fmt.Errorf("event %d follows event %d: %w", seq, prev, err)
+		}
+		before = cloneState(p.GetState())
+	}
+	if err := Apply(before, ev); err != nil {
+		return fmt.Errorf("event %d: %w", seq, err)
+	}
+	if !sameState(before, ev.GetState()) {
+		return fmt.Errorf("event %d carries a state its changes do not give: %w", seq, ErrCorruptEvent)
+	}
+	return nil
 }
 
 // recentChanges walks back from ev through the events newer than known
@@ -438,6 +468,9 @@ func (g *group) onLoaded(m *loaded) {
 	if m.err != nil {
 		g.cfg.Logger.Warn("loading group from the journal failed", slog.String("group", g.id), slog.Any("error", m.err))
 		g.failed = fmt.Errorf("%w: load group %s: %w", ErrUnavailable, g.id, m.err)
+		if errors.Is(m.err, journal.ErrCorrupt) || errors.Is(m.err, ErrCorruptEvent) {
+			g.failed = fmt.Errorf("%w: group %s cannot be loaded: its last event in the journal is damaged (%w); an operator must repair the journal", ErrUnavailable, g.id, m.err)
+		}
 		for _, p := range g.queue {
 			p.err = g.failed
 			g.finish(p)

@@ -41,7 +41,37 @@ type Node struct {
 	groups   *registry
 	limiters *registry
 	seen     *dedupe.Table // request IDs of committed writes, for the dedupe window
+	loads    *loads
 	stopOnce sync.Once
+}
+
+// loads runs the groups' journal reads off their actors' goroutines. Stop
+// cancels those in flight and waits for them.
+type loads struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	stopped bool
+}
+
+func (l *loads) run(read func(ctx context.Context)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped {
+		read(l.ctx) // cancelled: it returns at once
+		return
+	}
+	l.wg.Go(func() { read(l.ctx) })
+}
+
+func (l *loads) stop() {
+	l.mu.Lock()
+	l.stopped = true
+	l.mu.Unlock()
+	l.cancel()
+	l.wg.Wait()
 }
 
 // Start starts a node's actor system.
@@ -54,7 +84,8 @@ func Start(cfg Config) (*Node, error) {
 	system := actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }),
 	))
-	n := &Node{cfg: cfg, system: system, pool: newPool(300), seen: dedupe.New()}
+	n := &Node{cfg: cfg, system: system, pool: newPool(300), seen: dedupe.New(), loads: &loads{}}
+	n.loads.ctx, n.loads.cancel = context.WithCancel(context.Background())
 	// The mailbox (mailbox.go) allocates nothing per message. An actor that
 	// panics stops, answering what it holds with an error; the next message
 	// activates a fresh one from the journal.
@@ -64,7 +95,7 @@ func Start(cfg Config) (*Node, error) {
 		actor.WithGuardian(actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })),
 	}
 	idle := min(cfg.ActorIdle, cfg.PassivateAfter)
-	n.groups = newRegistry(system.Root, actor.PropsFromProducer(func() actor.Actor { return newGroup(&n.cfg, n.seen) }, opts...), idle, cfg.PassivateAfter-idle)
+	n.groups = newRegistry(system.Root, actor.PropsFromProducer(func() actor.Actor { return newGroup(n) }, opts...), idle, cfg.PassivateAfter-idle)
 	// A limiter stops once its windows are empty: it leaves no snapshot.
 	n.limiters = newRegistry(system.Root, actor.PropsFromProducer(func() actor.Actor { return newLimiter(n) }, opts...), cfg.LimitWindow, 0)
 	return n, nil
@@ -75,6 +106,7 @@ func Start(cfg Config) (*Node, error) {
 // no append is in flight.
 func (n *Node) Stop() {
 	n.stopOnce.Do(func() {
+		n.loads.stop()
 		n.limiters.stopAll()
 		n.groups.stopAll()
 		n.pool.stop()
