@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/messages"
 )
 
@@ -68,6 +69,9 @@ type Config struct {
 	Timeout time.Duration
 	// MaxBatch is the most commands one append carries.
 	MaxBatch int
+	// MaxEventBytes bounds an event's encoded size, which must stay below
+	// the NATS server's max_payload with the append's headers.
+	MaxEventBytes int
 	// RecoverEvents bounds how many events of another writer a group reads
 	// back after a conflict, to learn their request IDs (the node's own are
 	// in its table, see Node.Recover).
@@ -80,6 +84,15 @@ type Config struct {
 	LimitWindow time.Duration
 }
 
+// maxSet is the largest set's counters, in size.
+var maxSet = func() map[string]int64 {
+	m := map[string]int64{}
+	for i := range contract.MaxKeys {
+		m[fmt.Sprintf("%0*d", contract.MaxKeyLen, i)] = 0
+	}
+	return m
+}()
+
 // DefaultConfig returns the contract's limits and the documented defaults.
 // Journal must still be set.
 func DefaultConfig() Config {
@@ -91,6 +104,7 @@ func DefaultConfig() Config {
 		DedupeWindow:   2 * time.Minute,
 		Timeout:        5 * time.Second,
 		MaxBatch:       512,
+		MaxEventBytes:  56 << 10,
 		RecoverEvents:  1000,
 		WriteLimit:     20,
 		ReadLimit:      20,
@@ -115,6 +129,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("actors: timeout %v must be positive", c.Timeout)
 	case c.MaxBatch < 1:
 		return fmt.Errorf("actors: max batch %d must be at least 1", c.MaxBatch)
+	case c.MaxEventBytes < maxStateBytes+changeBytes(&messages.Change{Counters: maxSet}):
+		return fmt.Errorf("actors: max event bytes %d cannot hold the largest set", c.MaxEventBytes)
 	case c.RecoverEvents < 0:
 		return fmt.Errorf("actors: recover events %d must not be negative", c.RecoverEvents)
 	case c.WriteLimit < 1 || c.ReadLimit < 1 || c.LimitWindow <= 0:

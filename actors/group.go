@@ -199,11 +199,16 @@ func (g *group) flush() {
 		batch := g.spareBatch
 		g.spareBatch = nil
 		n := 0
+		size := maxStateBytes
 		for ; n < len(g.queue) && len(batch) < g.cfg.MaxBatch; n++ {
 			p := g.queue[n]
 			if g.answered(p, now) {
 				g.finish(p)
 				continue
+			}
+			// The event must fit in one NATS message.
+			if size += changeBytes(p.cmd); size > g.cfg.MaxEventBytes && len(batch) > 0 {
+				break
 			}
 			p.result, p.err = decide(next, p.cmd)
 			if p.err == nil && p.result == nil {
@@ -224,6 +229,22 @@ func (g *group) flush() {
 		g.busy, g.inflight, g.event = true, batch, ev
 		g.append(ev)
 	}
+}
+
+// maxStateBytes bounds the encoded state an event carries: 20 counters of
+// 128-byte keys and 10-byte values, with their tags.
+const maxStateBytes = contract.MaxKeys*(contract.MaxKeyLen+16) + 16
+
+// changeBytes bounds the encoded size of the change a command makes.
+func changeBytes(c *messages.Change) int {
+	n := 48 + len(c.GetRequestId()) + len(c.GetKey())
+	for k := range c.GetCounters() {
+		n += len(k) + 16
+	}
+	for _, k := range c.GetKeys() {
+		n += len(k) + 4
+	}
+	return n
 }
 
 // answered reports whether p's request ID was committed within the dedupe

@@ -55,6 +55,11 @@ func decodeJSON(data []byte, v any) error {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return fmt.Errorf("%w: payload is not a JSON object", actors.ErrInvalidParameter)
 	}
+	// encoding/json would turn invalid UTF-8 into U+FFFD, so that different
+	// invalid keys became one counter; protobuf refuses it, and so does this.
+	if err := checkText(data); err != nil {
+		return err
+	}
 	err := json.Unmarshal(data, v)
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
@@ -71,6 +76,55 @@ func decodeJSON(data []byte, v any) error {
 	default:
 		return fmt.Errorf("%w: malformed JSON: %w", actors.ErrInvalidParameter, err)
 	}
+}
+
+// checkText refuses a JSON text that is not valid UTF-8 or escapes half of
+// a surrogate pair (\ud800 alone), which no UTF-8 string holds.
+func checkText(data []byte) error {
+	if !utf8.Valid(data) {
+		return fmt.Errorf("%w: payload is not valid UTF-8", actors.ErrInvalidParameter)
+	}
+	for i := 0; i < len(data); i++ {
+		if data[i] != '\\' || i+1 >= len(data) {
+			continue
+		}
+		i++ // the escaped character
+		if data[i] != 'u' {
+			continue
+		}
+		r, ok := hex4(data[i+1:])
+		if !ok || r < 0xd800 || r > 0xdfff {
+			continue
+		}
+		// A high surrogate must be followed by an escaped low one.
+		if low, ok := hex4(data[min(i+7, len(data)):]); r >= 0xdc00 || !ok || i+6 >= len(data) ||
+			data[i+5] != '\\' || data[i+6] != 'u' || low < 0xdc00 || low > 0xdfff {
+			return fmt.Errorf("%w: payload escapes half of a UTF-16 surrogate pair at byte %d", actors.ErrInvalidParameter, i-1)
+		}
+		i += 10 // both escapes
+	}
+	return nil
+}
+
+// hex4 reads four hex digits.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 // jsonKind names the JSON a Go type wants, for error messages.

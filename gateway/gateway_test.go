@@ -108,11 +108,24 @@ func TestErrors(t *testing.T) {
 		{"group ID with a space", "set", `{"groupID":"a b","counters":{"k":1}}`, 10015},
 		{"group ID with a wildcard", "decrease", `{"groupID":"a>","key":"k1","value":1}`, 10015},
 		{"group ID with a non-ASCII byte", "get", `{"groupID":"gé"}`, 10015},
+		{"60 KB group ID", "get", `{"groupID":"` + strings.Repeat("g", 60_000) + `"}`, 10015},
+		// encoding/json would read these as U+FFFD, so different invalid
+		// keys would become one counter; group u8 is empty, so they would
+		// be stored.
+		{"raw 0xff in a key", "set", "{\"groupID\":\"u8\",\"counters\":{\"k\xff\":1}}", 10004},
+		{"raw 0xfe in a key", "increase", "{\"groupID\":\"u8\",\"key\":\"k\xfe\",\"value\":1}", 10004},
+		{"lone high surrogate", "set", `{"groupID":"u8","counters":{"k\ud800":1}}`, 10004},
+		{"lone low surrogate", "increase", `{"groupID":"u8","key":"\udc00k","value":1}`, 10004},
+		{"high surrogate then a letter", "increase", `{"groupID":"u8","key":"\ud83dx","value":1}`, 10004},
+		{"invalid UTF-8 in a request ID", "increase", "{\"groupID\":\"u8\",\"key\":\"k\",\"value\":1,\"requestID\":\"\xff\"}", 10004},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reply := e.request(t, "tally.v1.user.bob."+tt.subject, []byte(tt.payload), false)
 			checkError(t, reply, tt.code)
+			if len(reply.Data) > 1024 {
+				t.Errorf("error reply of %d bytes", len(reply.Data))
+			}
 			// The admin subjects validate the same way.
 			admin := e.request(t, "tally.v1.admin."+tt.subject, []byte(tt.payload), false)
 			checkError(t, admin, tt.code)
@@ -134,6 +147,14 @@ func TestErrors(t *testing.T) {
 	if diff := cmp.Diff(full, state.Counters); diff != "" {
 		t.Errorf("refused requests changed g (-want +got):\n%s", diff)
 	}
+	if got := e.request(t, "tally.v1.admin.get", []byte(`{"groupID":"u8"}`), false); string(got.Data) != `{"groupID":"u8","counters":{},"seq":0}` {
+		t.Errorf("refused requests changed u8: %s", got.Data)
+	}
+	// A valid surrogate pair is a character like any other.
+	if got := e.request(t, "tally.v1.admin.increase", []byte(`{"groupID":"u8","key":"\ud83d\ude00 \\ud800","value":1}`), false); string(got.Data) != `{"groupID":"u8","key":"😀 \\ud800","value":1}` {
+		t.Errorf("increase of a key with a surrogate pair and an escaped backslash = %s", got.Data)
+	}
+	next(t, ups) // u8's
 	// The first update after the refused requests is this write's.
 	e.request(t, "tally.v1.admin.increase", []byte(`{"groupID":"g","key":"k1","value":1}`), false)
 	if m := next(t, ups); string(m.Data) != `{"groupID":"g","key":"k1","value":2,"seq":2}` {
