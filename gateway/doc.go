@@ -1,9 +1,15 @@
-// Package gateway serves tally's NATS request/reply contract as a nats.go
-// micro service named "tally" and publishes counter updates.
+// Package gateway serves tally's NATS request/reply contract and publishes
+// counter updates.
 //
-// Each request is decoded (JSON, or protobuf when the Content-Type header
-// says application/protobuf), handed to the actors on a goroutine of its
-// own so that requests are not serialised through one handler, and answered
-// from there. Errors become the contract's codes through actors.Code, in the
-// service error headers and an {"code","message"} body.
+// Each endpoint is a queue subscription in group "tally". Its handler
+// decodes a request (JSON, or protobuf when the Content-Type header says
+// application/protobuf) and submits it to the actors without waiting; the
+// actor that finishes it calls back, and the reply is published from the
+// actor's goroutine, so one slow group holds up no other request. At most
+// Config.MaxInFlight requests are in flight. Errors become the contract's
+// codes through actors.Code, in the micro service error headers and an
+// {"code","message"} body.
+//
+// The gateway answers the micro protocol's $SRV.PING, $SRV.INFO and
+// $SRV.STATS itself, with statistics counted when each reply is sent.
 package gateway

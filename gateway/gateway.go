@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nuid"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/actors"
@@ -37,6 +38,9 @@ type Config struct {
 	// wait in the subscriptions' buffers.
 	MaxInFlight int
 	Logger      *slog.Logger
+	// Ready, when set, says whether the node can serve; $SRV.PING is
+	// answered only while it says yes.
+	Ready func() bool
 }
 
 // DefaultConfig returns the contract's service.
@@ -64,12 +68,16 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Gateway serves the contract's subjects on a NATS connection.
+// Gateway serves the contract's subjects on a NATS connection, as a micro
+// service.
 type Gateway struct {
-	cfg  Config
-	nc   *nats.Conn
-	node Node
-	svc  micro.Service
+	cfg       Config
+	nc        *nats.Conn
+	node      Node
+	id        string
+	started   time.Time
+	endpoints []*endpoint
+	control   []*nats.Subscription // the $SRV subjects
 	// slots holds a token for every request taken and not yet answered.
 	slots chan struct{}
 }
@@ -77,10 +85,12 @@ type Gateway struct {
 // request is a request taken, on its way through the actors.
 type request struct {
 	g       *Gateway
+	ep      *endpoint
 	op      op
 	format  format
 	subject string
 	reply   string
+	taken   time.Time
 }
 
 type op int
@@ -95,55 +105,73 @@ const (
 
 var opNames = [...]string{"set", "increase", "decrease", "get", "delete"}
 
-// Start registers the service and its endpoints on nc and starts serving.
-// nc should be the gateway's own connection: Stop drains it.
+// Start subscribes to the service's endpoints and the micro protocol's
+// $SRV subjects on nc and starts serving. nc should be the gateway's own
+// connection: Stop drains it.
 func Start(nc *nats.Conn, node Node, cfg Config) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, nc: nc, node: node, slots: make(chan struct{}, cfg.MaxInFlight)}
-	svc, err := micro.AddService(nc, micro.Config{
-		Name:        cfg.Name,
-		Version:     cfg.Version,
-		Description: "group counters: set, increase, decrease, get; updates on " + cfg.Prefix + ".updates.<group>",
-		QueueGroup:  cfg.QueueGroup,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("gateway: add service: %w", err)
-	}
-	g.svc = svc
-	user := svc.AddGroup(cfg.Prefix + ".user.*")
-	admin := svc.AddGroup(cfg.Prefix + ".admin")
+	g := &Gateway{cfg: cfg, nc: nc, node: node, id: nuid.Next(), started: time.Now().UTC(), slots: make(chan struct{}, cfg.MaxInFlight)}
 	for o := opSet; o <= opDelete; o++ {
-		name := opNames[o]
 		if o != opDelete {
-			if err := user.AddEndpoint("user-"+name, g.handler(o, false), micro.WithEndpointSubject(name)); err != nil {
-				svc.Stop()
-				return nil, fmt.Errorf("gateway: endpoint %s: %w", name, err)
+			if err := g.serve("user-"+opNames[o], cfg.Prefix+".user.*."+opNames[o], o, false); err != nil {
+				return nil, err
 			}
 		}
-		if err := admin.AddEndpoint("admin-"+name, g.handler(o, true), micro.WithEndpointSubject(name)); err != nil {
-			svc.Stop()
-			return nil, fmt.Errorf("gateway: admin endpoint %s: %w", name, err)
+		if err := g.serve("admin-"+opNames[o], cfg.Prefix+".admin."+opNames[o], o, true); err != nil {
+			return nil, err
 		}
+	}
+	if err := g.discover(); err != nil {
+		g.unsubscribe()
+		return nil, err
 	}
 	// Once flushed, the server has every subscription: the service answers
 	// from the moment Start returns.
 	if err := nc.Flush(); err != nil {
-		svc.Stop()
+		g.unsubscribe()
 		return nil, fmt.Errorf("gateway: flush subscriptions: %w", err)
 	}
 	return g, nil
 }
 
+func (g *Gateway) serve(name, subject string, o op, admin bool) error {
+	e := &endpoint{name: name, subject: subject}
+	sub, err := g.nc.QueueSubscribe(subject, g.cfg.QueueGroup, g.handler(e, o, admin))
+	if err != nil {
+		g.unsubscribe()
+		return fmt.Errorf("gateway: endpoint %s: %w", subject, err)
+	}
+	e.sub = sub
+	g.endpoints = append(g.endpoints, e)
+	return nil
+}
+
+func (g *Gateway) unsubscribe() {
+	for _, e := range g.endpoints {
+		e.sub.Unsubscribe()
+	}
+	for _, s := range g.control {
+		s.Unsubscribe()
+	}
+}
+
 // Stop stops taking requests and waits until every request taken has been
 // answered, or ctx ends.
 func (g *Gateway) Stop(ctx context.Context) error {
-	if err := g.svc.Stop(); err != nil {
-		return fmt.Errorf("gateway: stop service: %w", err)
+	for _, s := range g.control {
+		if err := s.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			return fmt.Errorf("gateway: stop %s: %w", s.Subject, err)
+		}
 	}
 	// Draining hands the requests already buffered to the handlers; once
 	// the subscriptions are gone every request has been taken.
+	for _, e := range g.endpoints {
+		if err := e.sub.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			return fmt.Errorf("gateway: drain %s: %w", e.subject, err)
+		}
+	}
 	for g.nc.NumSubscriptions() > 0 && !g.nc.IsClosed() {
 		select {
 		case <-ctx.Done():
@@ -163,22 +191,20 @@ func (g *Gateway) Stop(ctx context.Context) error {
 }
 
 // handler hands a request to the actors, which answer it through
-// request.respond. It copies what it needs out of the micro.Request: micro
-// reads the request's state after the handler returns, so the reply must
-// not go through it from another goroutine.
-func (g *Gateway) handler(o op, admin bool) micro.HandlerFunc {
-	return func(req micro.Request) {
+// request.respond.
+func (g *Gateway) handler(e *endpoint, o op, admin bool) nats.MsgHandler {
+	return func(m *nats.Msg) {
 		f := formatJSON
-		if req.Headers().Get("Content-Type") == ContentTypeProtobuf {
+		if m.Header.Get("Content-Type") == ContentTypeProtobuf {
 			f = formatProto
 		}
 		user := ""
 		if !admin {
-			user = userOf(req.Subject())
+			user = userOf(m.Subject)
 		}
 		g.slots <- struct{}{} // released by respond
-		r := &request{g: g, op: o, format: f, subject: req.Subject(), reply: req.Reply()}
-		g.dispatch(r, user, req.Data())
+		r := &request{g: g, ep: e, op: o, format: f, subject: m.Subject, reply: m.Reply, taken: time.Now()}
+		g.dispatch(r, user, m.Data)
 	}
 }
 
@@ -192,6 +218,7 @@ var protoHeader = nats.Header{"Content-Type": []string{ContentTypeProtobuf}}
 func (r *request) respond(reply proto.Message, err error) {
 	g := r.g
 	defer func() { <-g.slots }()
+	r.ep.done(time.Since(r.taken), err)
 	if r.reply == "" {
 		return // published without a reply subject: nobody to answer
 	}

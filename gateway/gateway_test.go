@@ -362,4 +362,25 @@ func TestServiceDiscovery(t *testing.T) {
 	if m := e.request(t, "$SRV.PING.tally", nil, false); !strings.Contains(string(m.Data), `"name":"tally"`) {
 		t.Errorf("$SRV.PING.tally = %s", m.Data)
 	}
+
+	// Statistics count the replies sent from the actors, errors included.
+	e.request(t, "tally.v1.admin.increase", []byte(`{"groupID":"s","key":"k","value":1}`), false)
+	e.request(t, "tally.v1.admin.increase", []byte(`{"groupID":"s","key":"k","value":-1}`), false)
+	e.request(t, "tally.v1.admin.increase", []byte(`{"groupID":"s","key":"k","value":2}`), false)
+	var stats micro.Stats
+	if err := json.Unmarshal(e.request(t, "$SRV.STATS.tally."+info.ID, nil, false).Data, &stats); err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range stats.Endpoints {
+		want := [2]int{0, 0}
+		if ep.Subject == "tally.v1.admin.increase" {
+			want = [2]int{3, 1}
+		}
+		if got := [2]int{ep.NumRequests, ep.NumErrors}; got != want {
+			t.Errorf("%s: %d requests, %d errors; want %d, %d", ep.Subject, got[0], got[1], want[0], want[1])
+		}
+		if ep.NumRequests > 0 && (ep.ProcessingTime <= 0 || !strings.Contains(ep.LastError, "negative")) {
+			t.Errorf("%s: processing time %v, last error %q", ep.Subject, ep.ProcessingTime, ep.LastError)
+		}
+	}
 }
