@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,11 +31,14 @@ var ErrClosed = errors.New("journal: closed")
 // out the appends whose acknowledgement is late.
 type acks struct {
 	nc      *nats.Conn
+	id      string // this journal's, unique
 	prefix  string // reply subject prefix, ending in "."
 	timeout time.Duration
 	syncer  *Syncer // nil: JetStream's own sync setting decides
 
 	sub *nats.Subscription // set once, before any append
+
+	lastStored atomic.Int64 // unix nanos of the last append acknowledged
 
 	mu      sync.Mutex
 	closed  bool   // no acknowledgement will come any more
@@ -62,7 +66,8 @@ func (p pendingAck) timeout(closed bool) {
 // their sweeper.
 func startAcks(nc *nats.Conn, timeout time.Duration, syncer *Syncer) (*acks, error) {
 	a := &acks{nc: nc, timeout: timeout, syncer: syncer}
-	a.prefix = nats.InboxPrefix + "tally." + nuid.Next() + "."
+	a.id = nuid.Next()
+	a.prefix = nats.InboxPrefix + "tally." + a.id + "."
 	a.pending = map[uint64]pendingAck{}
 	sub, err := a.nc.Subscribe(a.prefix+"*", a.onAck)
 	if err != nil {
@@ -100,6 +105,7 @@ func (a *acks) onAck(m *nats.Msg) {
 		return
 	}
 	if a.syncer == nil {
+		a.lastStored.Store(time.Now().UnixNano())
 		p.done(seq, nil)
 		return
 	}
@@ -108,6 +114,7 @@ func (a *acks) onAck(m *nats.Msg) {
 			p.done(0, fmt.Errorf("append %s: %w", p.subj, err))
 			return
 		}
+		a.lastStored.Store(time.Now().UnixNano())
 		p.done(seq, nil)
 	})
 }

@@ -47,11 +47,45 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, er
 	if err := awaitDirectGet(ctx, stream, cfg.SubjectPrefix+"._probe"); err != nil {
 		return nil, fmt.Errorf("journal: stream %s: %w", cfg.Stream, err)
 	}
+	// Probe writes go to a stream of their own that keeps one message per
+	// writer: none of them is a group's event.
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              cfg.Stream + "_PROBE",
+		Description:       "tally journal's write probes: one message per node",
+		Subjects:          []string{cfg.SubjectPrefix + "-probe.>"},
+		Storage:           cfg.Storage,
+		Replicas:          cfg.Replicas,
+		MaxMsgsPerSubject: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal: open stream %s_PROBE: %w", cfg.Stream, err)
+	}
 	acks, err := startAcks(js.Conn(), cfg.AckTimeout, cfg.Syncer)
 	if err != nil {
 		return nil, err
 	}
 	return &Journal{js: js, stream: stream, cfg: cfg, prefix: cfg.SubjectPrefix + ".", acks: acks}, nil
+}
+
+// Stored reports when the journal last acknowledged an append of this
+// process, or a probe (zero when neither happened).
+func (j *Journal) Stored() time.Time {
+	if n := j.acks.lastStored.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// Probe writes a message to the journal's store, as an append would, and
+// waits for its acknowledgement: it tells whether the journal would take
+// a write now.
+func (j *Journal) Probe(ctx context.Context) error {
+	subj := j.cfg.SubjectPrefix + "-probe." + j.acks.id
+	if _, err := j.js.Publish(ctx, subj, nil); err != nil {
+		return fmt.Errorf("journal: probe write: %w", err)
+	}
+	j.acks.lastStored.Store(time.Now().UnixNano())
+	return nil
 }
 
 // Subject is the subject of group's events.

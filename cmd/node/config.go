@@ -69,10 +69,12 @@ func parseConfig(args []string, getenv env, usage io.Writer) (config, error) {
 	str(&n.Sync, "sync", "TALLY_SYNC", "JetStream fsync: interval (every --sync-interval) or always (every write)")
 	str(&logLevel, "log-level", "TALLY_LOG_LEVEL", "debug, info, warn or error")
 	str(&c.pprof, "pprof", "TALLY_PPROF", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060")
+	str(&n.HTTP, "http", "TALLY_HTTP", "serve /healthz (alive) and /readyz (can serve) on this address, e.g. 127.0.0.1:8080")
 	dur(&n.SyncInterval, "sync-interval", "TALLY_SYNC_INTERVAL", "how often --sync=interval fsyncs")
 	dur(&n.DedupeWindow, "dedupe-window", "TALLY_DEDUPE_WINDOW", "how long a write's requestID is remembered")
 	dur(&n.PassivateAfter, "passivate-after", "TALLY_PASSIVATE_AFTER", "keep an idle group in memory this long")
 	dur(&n.ActorIdle, "actor-idle", "TALLY_ACTOR_IDLE", "stop a group's actor after this long without calls, keeping its state in a compact snapshot")
+	dur(&n.ExitUnreadyAfter, "exit-unready-after", "TALLY_EXIT_UNREADY_AFTER", "exit non-zero when the embedded journal has taken no write for this long, for a supervisor to restart the node (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,8 +41,11 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return err
 	}
 	fmt.Fprintf(stdout, "tally: serving on %s\n", n.ClientURL())
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-n.Done():
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	return n.Stop(sctx)
+	return errors.Join(n.Err(), n.Stop(sctx))
 }
