@@ -1,16 +1,20 @@
-// Package actors runs tally's virtual actors on protoactor-go's cluster: a
-// group actor per group ID that owns the group's counters, and a limiter
-// actor per user that gates the user's calls.
+// Package actors runs tally's group and limiter actors on protoactor-go's
+// local actor system: a group actor per active group ID that owns the
+// group's counters, and a limiter actor per active user that gates the
+// user's calls. A sharded registry activates actors by name on their first
+// message and stops idle ones without dropping a message; mailboxes and the
+// goroutine pool they run on are tally's own.
 //
-// A group actor applies commands strictly in arrival order: it validates a
-// command against the state the commands before it leave, turns it into a
-// change, appends the changes to the journal, and only after the journal
-// acknowledged them applies them with Apply (the function replay uses),
-// replies and publishes the updates. Commands that arrive while an append is
-// in flight go into the next append together (group commit), each with its
-// own reply.
+// A group actor applies commands strictly in arrival order: it decides
+// each command on a draft of its state with the steps of Apply (the
+// function replay uses), appends the changes to the journal, and only after
+// the journal acknowledged them makes the draft its state, replies and
+// publishes the updates. Commands that arrive while an append is in flight
+// go into the next append together (group commit), each with its own
+// reply. The outcomes of writes with request IDs go into the node's
+// dedupe table, so a retry is answered with its first outcome.
 //
-// The journal, not the cluster, decides who may write a group: every append
-// is fenced with the sequence of the group's last event, and an actor whose
-// append is refused reloads the group and retries its pending commands.
+// The journal decides who may write a group: every append is fenced with
+// the sequence of the group's last event, and an actor whose append is
+// refused reloads the group and retries its pending commands.
 package actors

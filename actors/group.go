@@ -439,7 +439,8 @@ func (g *group) load(known uint64) {
 // checkLast checks that a group's last event, at stream sequence seq,
 // follows the event before it: its changes applied to the state before
 // give the state it carries. A group is never served from an event that
-// does not.
+// does not. When an operator removed the event before (a repair), the
+// last one's own state stands.
 func checkLast(ctx context.Context, j Journal, group string, ev *messages.Event, seq uint64) error {
 	before := newState()
 	if prev := ev.GetPrevSeq(); prev != 0 {
@@ -447,6 +448,9 @@ func checkLast(ctx context.Context, j Journal, group string, ev *messages.Event,
 			return fmt.Errorf("event %d names %d as the event before it: %w", seq, prev, ErrCorruptEvent)
 		}
 		p, err := j.At(ctx, group, prev)
+		if errors.Is(err, journal.ErrRemoved) {
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("event %d follows event %d: %w", seq, prev, err)
 		}
@@ -477,7 +481,9 @@ func recentChanges(ctx context.Context, j Journal, group string, ev *messages.Ev
 			break
 		}
 		var err error
-		if ev, err = j.At(ctx, group, prev); err != nil {
+		if ev, err = j.At(ctx, group, prev); errors.Is(err, journal.ErrRemoved) {
+			break // an operator removed it
+		} else if err != nil {
 			return nil, err
 		}
 	}

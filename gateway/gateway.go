@@ -222,6 +222,10 @@ func (r *request) respond(reply proto.Message, err error) {
 	if r.reply == "" {
 		return // published without a reply subject: nobody to answer
 	}
+	if !g.replyAllowed(r.reply) {
+		g.cfg.Logger.Debug("no reply to a subject of the service's own", slog.String("subject", r.subject), slog.String("reply", r.reply))
+		return
+	}
 	msg := &nats.Msg{Subject: r.reply}
 	if r.format == formatProto {
 		msg.Header = protoHeader // read only
@@ -244,6 +248,18 @@ func (r *request) respond(reply proto.Message, err error) {
 	if err := g.nc.PublishMsg(msg); err != nil {
 		g.cfg.Logger.Warn("respond", slog.String("subject", r.subject), slog.Any("error", err))
 	}
+}
+
+// replyAllowed refuses reply subjects under the contract's first token
+// (tally.) and the server's $ subjects: a reply there would be a request
+// or an update of the service's own, or a JetStream or system call. A
+// requester's inbox never is.
+func (g *Gateway) replyAllowed(reply string) bool {
+	root := g.cfg.Prefix
+	if i := strings.IndexByte(root, '.'); i >= 0 {
+		root = root[:i]
+	}
+	return !strings.HasPrefix(reply, "$") && !(strings.HasPrefix(reply, root) && len(reply) > len(root) && reply[len(root)] == '.')
 }
 
 // userOf returns the <user> token of prefix.user.<user>.<op>.

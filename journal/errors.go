@@ -14,6 +14,10 @@ var (
 	// ErrCorrupt means a stored event could not be decoded or does not follow
 	// the event before it.
 	ErrCorrupt = errors.New("journal: corrupt event")
+
+	// ErrRemoved means an event asked for by its sequence is no longer
+	// stored: an operator removed it.
+	ErrRemoved = errors.New("journal: event removed")
 )
 
 // isWrongLastSequence reports whether err is JetStream's refusal of an

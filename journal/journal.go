@@ -131,6 +131,9 @@ func (j *Journal) Last(ctx context.Context, group string) (*messages.Event, uint
 // At returns the group's event at stream sequence seq.
 func (j *Journal) At(ctx context.Context, group string, seq uint64) (*messages.Event, error) {
 	msg, err := j.stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("event %d of %s: %w", seq, group, ErrRemoved)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("journal: event %d of %s: %w", seq, group, err)
 	}

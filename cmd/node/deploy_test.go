@@ -78,6 +78,14 @@ func TestDeployExternal(t *testing.T) {
 		t.Errorf("the node logged its password:\n%s", p.stderr)
 	}
 	checkDeployIsolation(t, s.ClientURL(), pw)
+
+	// A password in the URL works too, and is printed nowhere.
+	os.Unsetenv("TALLY_NATS_USER")
+	os.Unsetenv("TALLY_NATS_PASSWORD")
+	withURL := startProc(t, "--nats-url", strings.Replace(s.ClientURL(), "nats://", "nats://tally-node:"+pw["tally-node"]+"@", 1))
+	if strings.Contains(withURL.url+withURL.stderr.String(), pw["tally-node"]) {
+		t.Errorf("the node printed its password: serving on %s\n%s", withURL.url, withURL.stderr)
+	}
 }
 
 // TestDeployEmbedded runs a node whose embedded server is configured by
