@@ -1,0 +1,91 @@
+package node
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Credentials authenticate the node on an existing NATS server: nats.go's
+// own options, one way of authenticating at most, and TLS besides.
+type Credentials struct {
+	// CredsFile is a decentralized-auth credentials file (JWT and seed).
+	CredsFile string
+	// NkeySeedFile is a file holding an nkey seed.
+	NkeySeedFile string
+	// User and Password, or Token, for servers with static users.
+	User, Password string
+	Token          string
+	// TLSCA verifies the server; TLSCert and TLSKey are the node's client
+	// certificate.
+	TLSCA, TLSCert, TLSKey string
+}
+
+func (c Credentials) empty() bool { return c == Credentials{} }
+
+func (c Credentials) validate() error {
+	ways := 0
+	for _, set := range []bool{c.CredsFile != "", c.NkeySeedFile != "", c.User != "" || c.Password != "", c.Token != ""} {
+		if set {
+			ways++
+		}
+	}
+	var errs []error
+	if ways > 1 {
+		errs = append(errs, errors.New("NATS credentials: give one of a creds file, an nkey seed, a user and password, or a token"))
+	}
+	if (c.User == "") != (c.Password == "") {
+		errs = append(errs, errors.New("NATS credentials: a user needs a password and a password a user"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("NATS TLS: a client certificate needs its key and a key its certificate"))
+	}
+	return errors.Join(errs...)
+}
+
+// options turns the credentials into nats.go options.
+func (c Credentials) options() ([]nats.Option, error) {
+	var opts []nats.Option
+	switch {
+	case c.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(c.CredsFile))
+	case c.NkeySeedFile != "":
+		o, err := nats.NkeyOptionFromSeed(c.NkeySeedFile)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, o)
+	case c.User != "":
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	case c.Token != "":
+		opts = append(opts, nats.Token(c.Token))
+	}
+	if c.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(c.TLSCA))
+	}
+	if c.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(c.TLSCert, c.TLSKey))
+	}
+	return opts, nil
+}
+
+// Redact returns a comma-separated list of NATS URLs with every password
+// or token replaced by "xxxxx", for logs and messages.
+func Redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		switch {
+		case err != nil && strings.Contains(p, "@"):
+			parts[i] = "xxxxx@" + p[strings.LastIndexByte(p, '@')+1:]
+		case err == nil && u.User != nil:
+			if _, ok := u.User.Password(); !ok {
+				u.User = url.User("xxxxx") // a token
+			}
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
+}

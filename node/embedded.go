@@ -1,0 +1,348 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+)
+
+// Accounts of the embedded server.
+const (
+	// ServiceAccount holds the journal, the JetStream API and every
+	// subject the node uses internally. Only the node's in-process
+	// connections enter it.
+	ServiceAccount = "TALLY"
+	// ClientAccount is where clients connect when no configuration file
+	// gives accounts or users: anyone who reaches the port, without
+	// credentials.
+	ClientAccount = "APP"
+)
+
+// Limits the embedded server applies to every connection unless the
+// configuration file sets its own.
+const (
+	// MaxPayload is the largest message the server takes. The contract's
+	// largest request (a set of 20 keys of 128 bytes) is about 6 KB of
+	// JSON; the node's own journal events stay below it too (see
+	// actors.Config.MaxEventBytes).
+	MaxPayload = 64 << 10
+	// MaxPending is how much the server buffers for a connection that
+	// does not read, an update subscriber for instance, before it cuts it
+	// as a slow consumer.
+	MaxPending = 4 << 20
+)
+
+// services are the subjects the service account serves to clients, and
+// updates the subjects clients read from it.
+func services(prefix string) (singleton []string, streamed []string, updates string) {
+	return []string{prefix + ".user.>", prefix + ".admin.>"}, []string{"$SRV.>"}, prefix + ".updates.>"
+}
+
+// embeddedOptions returns the embedded server's options: the configuration
+// file's, or the flags', with the service account and the node's user
+// added, and every client account importing the service. Without accounts
+// or users, the node's gateway instead serves from the one client account
+// itself, as frontKey: a request then crosses no account boundary (a
+// service import costs a fifth of a request's CPU), and the gateway's
+// permissions let it publish only updates and the replies to requests it
+// received.
+func embeddedOptions(cfg Config, prefix, nodeKey, frontKey string) (opts *server.Options, front bool, err error) {
+	opts = &server.Options{}
+	if cfg.NATSConfig != "" {
+		if opts, err = server.ProcessConfigFile(cfg.NATSConfig); err != nil {
+			return nil, false, fmt.Errorf("NATS configuration %s: %w", cfg.NATSConfig, err)
+		}
+		if opts.Username != "" || opts.Authorization != "" {
+			return nil, false, fmt.Errorf("NATS configuration %s: authorization by a single user or token cannot host tally's own account; list users in authorization.users or in accounts", cfg.NATSConfig)
+		}
+	} else {
+		host, port, err := cfg.hostPort()
+		if err != nil {
+			return nil, false, err
+		}
+		if port == 0 {
+			port = server.RANDOM_PORT
+		}
+		opts.Host, opts.Port = host, port
+	}
+	if opts.ServerName == "" {
+		opts.ServerName = "tally"
+	}
+	opts.JetStream = true
+	if opts.StoreDir == "" {
+		opts.StoreDir = cfg.DataDir
+	}
+	opts.NoSigs = true
+	// SyncAlways is done by the journal's Syncer, which shares one flush
+	// among the appends in flight; the server syncs on its interval too.
+	opts.SyncInterval = cfg.SyncInterval
+	// tally publishes on one subject per group (journal), per user
+	// (requests) and per request (replies): the account's 1,024-entry
+	// subject cache nearly always misses, and each miss takes the subject
+	// index's write lock to insert what will soon be dropped.
+	opts.NoSublistCache = true
+	if opts.MaxPayload == 0 {
+		opts.MaxPayload = MaxPayload
+	}
+	if opts.MaxPending == 0 {
+		opts.MaxPending = MaxPending
+	}
+
+	svc := findAccount(opts, ServiceAccount)
+	switch {
+	case svc == nil && len(clientAccounts(opts)) == 0:
+		if svc, err = serviceAccount(prefix, false); err != nil {
+			return nil, false, err
+		}
+		opts.Accounts = append(opts.Accounts, svc)
+		if err := addFrontAccount(opts, prefix, frontKey); err != nil {
+			return nil, false, err
+		}
+		front = true
+	case svc == nil:
+		if svc, err = serviceAccount(prefix, true); err != nil {
+			return nil, false, err
+		}
+		if err := addClientAccounts(opts, svc, prefix); err != nil {
+			return nil, false, err
+		}
+		opts.Accounts = append(opts.Accounts, svc)
+	}
+	// A configuration that defines the service account itself decides who
+	// imports what from it (one account per end user, say, importing only
+	// that user's subjects): tally adds only its own user.
+	opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{
+		Nkey:                   nodeKey,
+		Account:                svc,
+		AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeInProcess: {}},
+	})
+	return opts, front, nil
+}
+
+// addClientAccounts makes every client account of opts import the service
+// from svc.
+func addClientAccounts(opts *server.Options, svc *server.Account, prefix string) error {
+	for _, acc := range clientAccounts(opts) {
+		if err := importServices(acc, svc, prefix); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addFrontAccount makes ClientAccount, which clients enter without
+// credentials, and the node's gateway user in it.
+func addFrontAccount(opts *server.Options, prefix, frontKey string) error {
+	// The account's user is an nkey whose seed nobody keeps.
+	_, anyone, err := newNodeUser()
+	if err != nil {
+		return err
+	}
+	app := server.NewAccount(ClientAccount)
+	opts.Accounts = append(opts.Accounts, app)
+	opts.Nkeys = append(opts.Nkeys,
+		&server.NkeyUser{Nkey: anyone, Account: app},
+		&server.NkeyUser{
+			Nkey:    frontKey,
+			Account: app,
+			Permissions: &server.Permissions{
+				Publish:   &server.SubjectPermission{Allow: []string{prefix + ".updates.>"}},
+				Subscribe: &server.SubjectPermission{Allow: []string{prefix + ".user.>", prefix + ".admin.>", "$SRV.>"}},
+				Response:  &server.ResponsePermission{MaxMsgs: 1, Expires: 2 * time.Minute},
+			},
+			AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeInProcess: {}},
+		})
+	opts.NoAuthUser = anyone
+	return nil
+}
+
+func findAccount(opts *server.Options, name string) *server.Account {
+	for _, acc := range opts.Accounts {
+		if acc.Name == name {
+			return acc
+		}
+	}
+	return nil
+}
+
+// serviceAccount builds the service account from configuration text, the
+// only way to give an account JetStream before the server starts; with
+// exports, it exports the service to client accounts.
+func serviceAccount(prefix string, exports bool) (*server.Account, error) {
+	singleton, streamed, updates := services(prefix)
+	conf := "accounts: { " + ServiceAccount + ": { jetstream: enabled"
+	if exports {
+		conf += ", exports: ["
+		for _, s := range singleton {
+			conf += fmt.Sprintf("{service: %q, response: singleton}, ", s)
+		}
+		for _, s := range streamed {
+			conf += fmt.Sprintf("{service: %q, response: stream}, ", s)
+		}
+		conf += fmt.Sprintf("{stream: %q}]", updates)
+	}
+	conf += " } }"
+	var o server.Options
+	if err := o.ProcessConfigString(conf); err != nil {
+		return nil, fmt.Errorf("service account: %w", err)
+	}
+	for _, acc := range o.Accounts {
+		if acc.Name == ServiceAccount {
+			return acc, nil
+		}
+	}
+	return nil, errors.New("service account: not in its own configuration")
+}
+
+// clientAccounts lists the accounts of opts that clients use: every
+// account but the system account, and the global account when users live
+// there. It adds the global account to opts when it must import.
+func clientAccounts(opts *server.Options) []*server.Account {
+	sys := opts.SystemAccount
+	if sys == "" {
+		sys = server.DEFAULT_SYSTEM_ACCOUNT
+	}
+	var out []*server.Account
+	var global *server.Account
+	for _, acc := range opts.Accounts {
+		switch acc.Name {
+		case sys:
+		case server.DEFAULT_GLOBAL_ACCOUNT:
+			global = acc
+			out = append(out, acc)
+		default:
+			out = append(out, acc)
+		}
+	}
+	globalUsers := false
+	for _, u := range opts.Users {
+		globalUsers = globalUsers || u.Account == nil
+	}
+	for _, u := range opts.Nkeys {
+		globalUsers = globalUsers || u.Account == nil
+	}
+	if global == nil && globalUsers {
+		global = server.NewAccount(server.DEFAULT_GLOBAL_ACCOUNT)
+		opts.Accounts = append(opts.Accounts, global)
+		out = append(out, global)
+	}
+	return out
+}
+
+func importServices(acc, svc *server.Account, prefix string) error {
+	singleton, streamed, updates := services(prefix)
+	for _, s := range append(singleton, streamed...) {
+		if err := acc.AddServiceImport(svc, s, s); err != nil {
+			return fmt.Errorf("account %s: import %s: %w", acc.Name, s, err)
+		}
+	}
+	if err := acc.AddStreamImport(svc, updates, ""); err != nil {
+		return fmt.Errorf("account %s: import %s: %w", acc.Name, updates, err)
+	}
+	return nil
+}
+
+// startEmbedded starts the server and waits until it takes connections,
+// the server reports a fatal error (a taken port, an unusable store), or
+// ctx ends.
+func startEmbedded(ctx context.Context, opts *server.Options, stream string, log *slog.Logger) (*server.Server, error) {
+	if err := migrateStore(opts.StoreDir, stream, log); err != nil {
+		return nil, err
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS server: %w", err)
+	}
+	fatal := make(chan string, 1)
+	s.SetLoggerV2(natsLogger{log: log.With(slog.String("component", "nats-server")), fatal: fatal}, false, false, false)
+	go s.Start()
+	for !s.ReadyForConnections(20 * time.Millisecond) {
+		select {
+		case msg := <-fatal:
+			s.Shutdown()
+			return nil, fmt.Errorf("embedded NATS server: %s", msg)
+		case <-ctx.Done():
+			s.Shutdown()
+			return nil, fmt.Errorf("embedded NATS server: %w", ctx.Err())
+		default:
+		}
+	}
+	return s, nil
+}
+
+// migrateStore moves a journal stored by earlier versions, which kept it
+// in the global account, into the service account's directory.
+func migrateStore(storeDir, stream string, log *slog.Logger) error {
+	js := filepath.Join(storeDir, server.JetStreamStoreDir)
+	old := filepath.Join(js, server.DEFAULT_GLOBAL_ACCOUNT, "streams", stream)
+	dst := filepath.Join(js, ServiceAccount, "streams", stream)
+	if _, err := os.Stat(old); err != nil {
+		return nil
+	}
+	if _, err := os.Stat(dst); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+		return fmt.Errorf("move the journal into account %s: %w", ServiceAccount, err)
+	}
+	if err := os.Rename(old, dst); err != nil {
+		return fmt.Errorf("move the journal into account %s: %w", ServiceAccount, err)
+	}
+	log.Info("moved the journal into the service account", slog.String("from", old), slog.String("to", dst))
+	return nil
+}
+
+// nodeUser is the node's identity on its embedded server: an nkey made at
+// start, allowed in-process connections only.
+type nodeUser struct{ kp nkeys.KeyPair }
+
+func newNodeUser() (nodeUser, string, error) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return nodeUser{}, "", fmt.Errorf("node key: %w", err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return nodeUser{}, "", fmt.Errorf("node key: %w", err)
+	}
+	return nodeUser{kp}, pub, nil
+}
+
+func (u nodeUser) option() nats.Option {
+	pub, _ := u.kp.PublicKey()
+	return nats.Nkey(pub, u.kp.Sign)
+}
+
+// natsLogger sends nats-server's log to slog; its notices are routine, so
+// they go at debug level. The first fatal error also goes to fatal.
+type natsLogger struct {
+	log   *slog.Logger
+	fatal chan<- string
+}
+
+func (l natsLogger) logf(level slog.Level, format string, v []any) {
+	l.log.Log(context.Background(), level, fmt.Sprintf(format, v...))
+}
+
+func (l natsLogger) Noticef(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }
+func (l natsLogger) Warnf(format string, v ...any)   { l.logf(slog.LevelWarn, format, v) }
+func (l natsLogger) Errorf(format string, v ...any)  { l.logf(slog.LevelError, format, v) }
+func (l natsLogger) Debugf(format string, v ...any)  { l.logf(slog.LevelDebug, format, v) }
+func (l natsLogger) Tracef(format string, v ...any)  { l.logf(slog.LevelDebug-4, format, v) }
+
+func (l natsLogger) Fatalf(format string, v ...any) {
+	l.logf(slog.LevelError, format, v)
+	select {
+	case l.fatal <- fmt.Sprintf(format, v...):
+	default:
+	}
+}

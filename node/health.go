@@ -1,0 +1,175 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Health timings: every probeEvery the node checks that its journal
+// acknowledged an append within readyFor, and probes it with a write when
+// it did not.
+const (
+	probeEvery   = time.Second
+	probeTimeout = 2 * time.Second
+	readyFor     = 3 * time.Second
+)
+
+// ErrStorage means the embedded NATS server's store takes no write after
+// a storage error (a full disk, lost write permission), which only a
+// restart of the server mends.
+var ErrStorage = errors.New("the journal's store failed after a storage error (a full disk, or no write permission); a restart is needed once the cause is gone")
+
+// health says whether the node can serve, and stops it when it never can
+// again.
+type health struct {
+	ready  atomic.Bool
+	reason atomic.Value // string: why not ready
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	unready time.Time // since when the node is not ready; touched by the prober only
+
+	failOnce sync.Once
+	failed   chan struct{}
+	err      error // set before failed is closed
+}
+
+// Ready reports whether the node can serve: its journal took a write (an
+// append or a probe) within the last few seconds. When not, it says why.
+func (n *Node) Ready() (bool, string) {
+	if n.health.ready.Load() {
+		return true, ""
+	}
+	r, _ := n.health.reason.Load().(string)
+	return false, r
+}
+
+// Done is closed when the node fails for good and must be stopped; Err
+// then says why.
+func (n *Node) Done() <-chan struct{} { return n.health.failed }
+
+// Err is why the node failed, once Done is closed.
+func (n *Node) Err() error {
+	select {
+	case <-n.health.failed:
+		return n.health.err
+	default:
+		return nil
+	}
+}
+
+func (n *Node) fail(err error) {
+	n.health.failOnce.Do(func() {
+		n.health.err = err
+		n.log.Error("the node cannot serve any more; stopping", slog.Any("error", err))
+		close(n.health.failed)
+	})
+}
+
+// watch probes the journal every second until Stop.
+func (n *Node) watch() {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.health.cancel = cancel
+	n.health.ready.Store(true)
+	n.health.wg.Go(func() {
+		t := time.NewTicker(probeEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				n.check(ctx)
+			}
+		}
+	})
+}
+
+func (n *Node) check(ctx context.Context) {
+	if n.ns != nil && !n.ns.JetStreamEnabled() {
+		n.setReady(false, ErrStorage.Error())
+		// A supervisor's restart re-enables JetStream, once the cause is
+		// gone; this process cannot.
+		n.fail(ErrStorage)
+		return
+	}
+	if time.Since(n.journal.Stored()) < readyFor {
+		n.setReady(true, "")
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	err := n.journal.Probe(pctx)
+	if err == nil {
+		n.setReady(true, "")
+		return
+	}
+	n.setReady(false, err.Error())
+	// After a write error the embedded server's stream takes no write
+	// again until the server restarts, even once the disk has room: stop,
+	// so that a supervisor restarts the node.
+	if n.ns != nil && n.cfg.ExitUnreadyAfter > 0 && time.Since(n.health.unready) >= n.cfg.ExitUnreadyAfter {
+		n.fail(fmt.Errorf("%w: the journal has taken no write for %v (%w)", ErrStorage, n.cfg.ExitUnreadyAfter, err))
+	}
+}
+
+func (n *Node) setReady(ready bool, reason string) {
+	if was := n.health.ready.Swap(ready); was != ready {
+		n.health.unready = time.Now()
+		if ready {
+			n.log.Info("ready: the journal takes writes again")
+		} else {
+			n.log.Warn("not ready: the journal does not take writes", slog.String("reason", reason))
+		}
+	}
+	n.health.reason.Store(reason)
+}
+
+// serveHTTP serves /healthz (the process is up) and /readyz (it can
+// serve) on addr until Stop.
+func (n *Node) serveHTTP(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--http %q: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if ok, why := n.Ready(); !ok {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	n.httpAddr = l.Addr().String()
+	n.health.wg.Go(func() {
+		if err := n.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Warn("health server", slog.Any("error", err))
+		}
+	})
+	n.log.Info("serving health", slog.String("url", "http://"+n.httpAddr+"/readyz"))
+	return nil
+}
+
+// HTTPAddr is the address --http listens on, once the node serves.
+func (n *Node) HTTPAddr() string { return n.httpAddr }
+
+// stopHealth stops the prober and the health server.
+func (n *Node) stopHealth(ctx context.Context) {
+	if n.health.cancel != nil {
+		n.health.cancel()
+	}
+	if n.http != nil {
+		n.http.Shutdown(ctx)
+	}
+	n.health.wg.Wait()
+}

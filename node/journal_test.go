@@ -1,0 +1,111 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tallyhq/tally/journal"
+	"github.com/tallyhq/tally/journal/journaltest"
+	"github.com/tallyhq/tally/messages"
+	"github.com/tallyhq/tally/node"
+)
+
+// logBuffer collects a node's log for a test to read.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestDamagedEventIsNeverServed plants, through the node's own account, a
+// last event that does not decode and one that does not follow the event
+// before it. The group then answers 10002 saying what is wrong, the log
+// names the group and the stream sequence, and once the bad event is
+// removed (as the README's repair does) the group loads again from its
+// last good event.
+func TestDamagedEventIsNeverServed(t *testing.T) {
+	forged, err := proto.Marshal(&messages.Event{
+		Changes: []*messages.Change{{Seq: 2, Op: messages.Op_OP_SET, Counters: map[string]int64{"k": 999_999_999}}},
+		State:   &messages.GroupState{Counters: map[string]int64{"k": 999_999_999}, Version: 2},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, bad := range map[string][]byte{"garbage": []byte("\xff\xff garbage"), "does not follow": forged} {
+		t.Run(name, func(t *testing.T) {
+			var log logBuffer
+			n := startNode(t, t.TempDir(), func(c *node.Config) { c.Logger = slog.New(slog.NewTextHandler(&log, nil)) })
+			url := n.ClientURL()
+			ctx := context.Background()
+			a := admin(t, url)
+			if _, err := a.SetGroupCounters(ctx, "g", map[string]int64{"k": 7}); err != nil {
+				t.Fatal(err)
+			}
+			internal, err := n.Connect("test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			js, err := jetstream.New(internal)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ack, err := js.Publish(ctx, "tally.journal.g", bad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The write conflicts with the planted event and reloads the group.
+			for _, call := range []func() error{
+				func() error { _, err := a.IncreaseGroupCounter(ctx, "g", "k", 1); return err },
+				func() error { _, err := a.GetGroupCounters(ctx, "g"); return err },
+			} {
+				err := call()
+				if err == nil || !strings.Contains(err.Error(), "10002") || !strings.Contains(err.Error(), "damaged") ||
+					!strings.Contains(err.Error(), fmt.Sprintf("event %d", ack.Sequence)) {
+					t.Errorf("call on the damaged group = %v, want 10002 naming event %d", err, ack.Sequence)
+				}
+			}
+			if l := log.String(); !strings.Contains(l, "group=g") || !strings.Contains(l, fmt.Sprintf("event %d", ack.Sequence)) {
+				t.Errorf("the log does not name group g and event %d:\n%s", ack.Sequence, l)
+			}
+			stream, err := js.Stream(ctx, journal.DefaultConfig().Stream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := stream.DeleteMsg(ctx, ack.Sequence); err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]int64
+			// The failed actor stops by itself; the next call loads afresh.
+			journaltest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+				got, err = a.GetGroupCounters(ctx, "g")
+				return err
+			})
+			if got["k"] != 7 {
+				t.Errorf("after the repair k = %d, want 7", got["k"])
+			}
+			if v, err := a.IncreaseGroupCounter(ctx, "g", "k", 1); err != nil || v != 8 {
+				t.Errorf("increase after the repair = %d, %v; want 8", v, err)
+			}
+		})
+	}
+}
