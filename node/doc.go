@@ -8,8 +8,7 @@
 // internal subjects in an account of the node's own, ServiceAccount, which
 // only the node's in-process connections can enter. Clients live in other
 // accounts: ClientAccount without a configuration file, where the node's
-// gateway serves as a user that may publish only updates and replies;
-// with one, accounts that import the contract's request subjects as
+// gateway serves as a user of its own; with one, accounts that import the contract's request subjects as
 // services and the updates as a stream. No subject a client can publish or
 // subscribe to, and no reply subject it names, reaches into ServiceAccount.
 package node
