@@ -154,8 +154,8 @@ func addFrontAccount(opts *server.Options, prefix, frontKey string) error {
 	opts.Nkeys = append(opts.Nkeys,
 		&server.NkeyUser{Nkey: anyone, Account: app},
 		&server.NkeyUser{
-			Nkey:    frontKey,
-			Account: app,
+			Nkey:                   frontKey,
+			Account:                app,
 			AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeInProcess: {}},
 		})
 	opts.NoAuthUser = anyone
