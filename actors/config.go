@@ -72,6 +72,12 @@ type Config struct {
 	// MaxEventBytes bounds an event's encoded size, which must stay below
 	// the NATS server's max_payload with the append's headers.
 	MaxEventBytes int
+	// MinAppendGap, when positive, is the least time between the starts of
+	// two appends of one group (commands meanwhile wait for the next one).
+	// With a journal that keeps the last K events of each group, a gap of
+	// DedupeWindow / K keeps every event of the window, and with them the
+	// request IDs a restart recovers.
+	MinAppendGap time.Duration
 	// RecoverEvents bounds how many events of another writer a group reads
 	// back after a conflict, to learn their request IDs (the node's own are
 	// in its table, see Node.Recover).
@@ -131,6 +137,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("actors: max batch %d must be at least 1", c.MaxBatch)
 	case c.MaxEventBytes < maxStateBytes+changeBytes(&messages.Change{Counters: maxSet}):
 		return fmt.Errorf("actors: max event bytes %d cannot hold the largest set", c.MaxEventBytes)
+	case c.MinAppendGap < 0:
+		return fmt.Errorf("actors: min append gap %v must not be negative", c.MinAppendGap)
 	case c.RecoverEvents < 0:
 		return fmt.Errorf("actors: recover events %d must not be negative", c.RecoverEvents)
 	case c.WriteLimit < 1 || c.ReadLimit < 1 || c.LimitWindow <= 0:

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
@@ -46,6 +47,8 @@ type (
 		seq uint64
 		err error
 	}
+	// wake starts an append that waited for MinAppendGap.
+	wake struct{}
 )
 
 type recentChange struct {
@@ -77,6 +80,9 @@ type group struct {
 	updates    string // the subject of the group's updates, once known
 
 	waiting map[string]*pending // request IDs of queued and in-flight commands
+
+	lastAppend int64 // unix nanos, by the system clock, of the last append's start
+	paced      bool  // a wake-up is due to start the next append
 
 	pass    passivator
 	drained bool  // passivating, and the marker came back: stop once idle
@@ -114,8 +120,12 @@ func (g *group) Receive(ctx actor.Context) {
 		g.onLoaded(m)
 	case *appended:
 		g.onAppended(m)
+	case *wake:
+		g.paced = false
+		g.flush()
+		g.stopIfDone()
 	case *idleCheck:
-		if !g.busy && len(g.queue) == 0 {
+		if !g.busy && !g.paced && len(g.queue) == 0 {
 			g.pass.begin()
 		}
 	case *passivate:
@@ -142,7 +152,7 @@ func (g *group) abandon() {
 // has nothing in flight, leaving a snapshot of its state for the next
 // activation.
 func (g *group) stopIfDone() {
-	if g.drained && !g.busy && len(g.queue) == 0 {
+	if g.drained && !g.busy && !g.paced && len(g.queue) == 0 {
 		var snap *snapshot
 		if g.ready && g.failed == nil {
 			snap = g.snapshot()
@@ -192,7 +202,10 @@ func (g *group) read(req *messages.GetRequest) *messages.GetReply {
 // flush starts the next append with every queued command, up to MaxBatch,
 // unless a load or an append is in flight.
 func (g *group) flush() {
-	for g.ready && !g.busy && len(g.queue) > 0 {
+	for g.ready && !g.busy && !g.paced && len(g.queue) > 0 {
+		if g.pace() {
+			return
+		}
 		now := g.cfg.Clock.Now().UnixNano()
 		next := g.draft()
 		ev := g.newEvent(now)
@@ -227,8 +240,26 @@ func (g *group) flush() {
 		}
 		ev.State = next
 		g.busy, g.inflight, g.event = true, batch, ev
+		g.lastAppend = time.Now().UnixNano()
 		g.append(ev)
 	}
+}
+
+// pace reports whether the next append must wait for MinAppendGap, and
+// then arranges a wake-up.
+func (g *group) pace() bool {
+	gap := int64(g.cfg.MinAppendGap)
+	if gap <= 0 {
+		return false
+	}
+	wait := g.lastAppend + gap - time.Now().UnixNano()
+	if wait <= 0 {
+		return false
+	}
+	g.paced = true
+	pass := &g.pass
+	time.AfterFunc(time.Duration(wait), func() { pass.send(&wake{}) })
+	return true
 }
 
 // maxStateBytes bounds the encoded state an event carries: 20 counters of

@@ -15,12 +15,18 @@ type Replayer interface {
 // Rebuild replays the journal and returns every group's state, built with
 // Apply exactly as the group actors build it. It checks that each event
 // follows the one before it and that its stored state is what applying its
-// changes gives.
+// changes gives. A group whose first stored event follows one the journal
+// no longer keeps (its per-group limit dropped it) starts from that
+// event's state.
 func Rebuild(ctx context.Context, r Replayer) (map[string]*messages.GroupState, error) {
 	states := map[string]*messages.GroupState{}
 	last := map[string]uint64{}
 	err := r.Replay(ctx, func(group string, seq uint64, ev *messages.Event) error {
 		st, ok := states[group]
+		if !ok && ev.GetPrevSeq() != 0 {
+			states[group], last[group] = cloneState(ev.GetState()), seq
+			return nil
+		}
 		if !ok {
 			st = newState()
 			states[group] = st

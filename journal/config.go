@@ -22,6 +22,11 @@ type Config struct {
 	Storage jetstream.StorageType
 	// AckTimeout bounds how long AppendAsync waits for JetStream.
 	AckTimeout time.Duration
+	// KeepPerGroup is how many of each group's latest events the stream
+	// keeps (JetStream's per-subject limit); 0 keeps every event. Every
+	// event carries its group's whole state, so a group's state is never
+	// lost to it.
+	KeepPerGroup int
 	// Syncer, when set, makes AppendAsync report an append only once it is
 	// on disk; see Syncer. Only for a server embedded in this process.
 	Syncer *Syncer
@@ -50,6 +55,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("journal: replicas %d not in 1..5", c.Replicas)
 	case c.AckTimeout <= 0:
 		return fmt.Errorf("journal: ack timeout %v must be positive", c.AckTimeout)
+	case c.KeepPerGroup < 0 || c.KeepPerGroup == 1:
+		return fmt.Errorf("journal: events kept per group %d: want 0 (all) or at least 2 (the last and the one it follows)", c.KeepPerGroup)
 	}
 	return nil
 }

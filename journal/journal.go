@@ -40,6 +40,9 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, er
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardNew,
 		AllowDirect: true,
+		// The per-subject limit drops a group's oldest event whatever the
+		// stream's discard policy.
+		MaxMsgsPerSubject: int64(cfg.KeepPerGroup), // 0: no limit
 	})
 	if err != nil {
 		return nil, fmt.Errorf("journal: open stream %s: %w", cfg.Stream, err)

@@ -44,6 +44,10 @@ type Config struct {
 	DedupeWindow   time.Duration
 	PassivateAfter time.Duration
 	ActorIdle      time.Duration
+	// JournalKeep is how many of each group's latest events the journal
+	// keeps (0: all). A group then appends at most JournalKeep events per
+	// DedupeWindow, so that a restart finds every request ID of the window.
+	JournalKeep int
 
 	// HTTP, when set, is the address of /healthz and /readyz.
 	HTTP string
@@ -70,6 +74,7 @@ func DefaultConfig() Config {
 		DedupeWindow:   a.DedupeWindow,
 		PassivateAfter: a.PassivateAfter,
 		ActorIdle:      a.ActorIdle,
+		JournalKeep:    1_000_000,
 
 		ExitUnreadyAfter: 30 * time.Second,
 	}
@@ -93,6 +98,9 @@ func (c Config) Validate() error {
 	}
 	if c.ActorIdle <= 0 {
 		errs = append(errs, fmt.Errorf("--actor-idle %v: must be positive", c.ActorIdle))
+	}
+	if c.JournalKeep < 0 || c.JournalKeep == 1 {
+		errs = append(errs, fmt.Errorf("--journal-keep %d: want 0 (every event) or at least 2", c.JournalKeep))
 	}
 	if c.ExitUnreadyAfter < 0 {
 		errs = append(errs, fmt.Errorf("--exit-unready-after %v: must not be negative", c.ExitUnreadyAfter))

@@ -70,6 +70,7 @@ func (n *Node) start(ctx context.Context) error {
 	cfg := n.cfg
 	var err error
 	jcfg := journal.DefaultConfig()
+	jcfg.KeepPerGroup = cfg.JournalKeep
 	gcfg := gateway.DefaultConfig()
 	gcfg.Logger = n.log
 	if cfg.NATSURL == "" {
@@ -125,6 +126,9 @@ func (n *Node) start(ctx context.Context) error {
 		acfg.Clock = cfg.Clock
 	}
 	acfg.DedupeWindow, acfg.PassivateAfter, acfg.ActorIdle = cfg.DedupeWindow, cfg.PassivateAfter, cfg.ActorIdle
+	if cfg.JournalKeep > 0 {
+		acfg.MinAppendGap = cfg.DedupeWindow / time.Duration(cfg.JournalKeep)
+	}
 	if n.actors, err = actors.Start(acfg); err != nil {
 		return err
 	}

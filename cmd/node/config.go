@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/tallyhq/tally/node"
@@ -21,6 +22,20 @@ type config struct {
 
 // env is how run reads the environment (os.Getenv in main).
 type env func(string) string
+
+// envInt reads an integer default from the environment.
+func envInt(getenv env, name string, def int, errs *[]error) int {
+	v := getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("$%s=%q: %w", name, v, err))
+		return def
+	}
+	return n
+}
 
 func parseConfig(args []string, getenv env, usage io.Writer) (config, error) {
 	c := config{node: node.DefaultConfig()}
@@ -74,6 +89,7 @@ func parseConfig(args []string, getenv env, usage io.Writer) (config, error) {
 	dur(&n.DedupeWindow, "dedupe-window", "TALLY_DEDUPE_WINDOW", "how long a write's requestID is remembered")
 	dur(&n.PassivateAfter, "passivate-after", "TALLY_PASSIVATE_AFTER", "keep an idle group in memory this long")
 	dur(&n.ActorIdle, "actor-idle", "TALLY_ACTOR_IDLE", "stop a group's actor after this long without calls, keeping its state in a compact snapshot")
+	fs.IntVar(&n.JournalKeep, "journal-keep", envInt(getenv, "TALLY_JOURNAL_KEEP", n.JournalKeep, &errs), "events of each group the journal keeps, 0: all; a group appends at most this many per --dedupe-window ($TALLY_JOURNAL_KEEP)")
 	dur(&n.ExitUnreadyAfter, "exit-unready-after", "TALLY_EXIT_UNREADY_AFTER", "exit non-zero when the embedded journal has taken no write for this long, for a supervisor to restart the node (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
