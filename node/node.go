@@ -67,27 +67,48 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 
 // start starts the node's parts in order; close stops those started.
 func (n *Node) start(ctx context.Context) error {
-	cfg := n.cfg
-	var err error
 	jcfg := journal.DefaultConfig()
-	jcfg.KeepPerGroup = cfg.JournalKeep
+	jcfg.KeepPerGroup = n.cfg.JournalKeep
 	gcfg := gateway.DefaultConfig()
 	gcfg.Logger = n.log
-	if cfg.NATSURL == "" {
+	gcfg.Ready = func() bool { ok, _ := n.Ready(); return ok }
+	if n.cfg.NATSURL == "" {
 		if err := n.embed(ctx, jcfg.Stream, gcfg.Prefix); err != nil {
 			return err
 		}
-		if cfg.Sync == SyncAlways {
+		if n.cfg.Sync == SyncAlways {
+			var err error
 			if n.syncer, err = journal.NewSyncer(n.ns.StoreDir()); err != nil {
 				return err
 			}
 			jcfg.Syncer = n.syncer
 		}
 	} else {
-		n.url = cfg.NATSURL
+		n.url = n.cfg.NATSURL
 		n.log.Info("using NATS server", slog.String("url", Redact(n.url)))
 	}
+	if err := n.openJournal(ctx, jcfg); err != nil {
+		return err
+	}
+	if err := n.startActors(ctx, gcfg.Prefix); err != nil {
+		return err
+	}
+	n.watch()
+	if n.cfg.HTTP != "" {
+		if err := n.serveHTTP(n.cfg.HTTP); err != nil {
+			return err
+		}
+	}
+	gc, err := n.connectFront("gateway")
+	if err != nil {
+		return err
+	}
+	n.gateway, err = gateway.Start(gc, n.actors, gcfg)
+	return err
+}
 
+// openJournal opens the journal's stream, waiting at most openTimeout.
+func (n *Node) openJournal(ctx context.Context, cfg journal.Config) error {
 	jc, err := n.Connect("journal")
 	if err != nil {
 		return err
@@ -96,40 +117,42 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	octx, cancel := context.WithTimeout(ctx, openTimeout)
-	n.journal, err = journal.Open(octx, js, jcfg)
-	cancel()
-	if err != nil {
-		return err
-	}
+	ctx, cancel := context.WithTimeout(ctx, openTimeout)
+	defer cancel()
+	n.journal, err = journal.Open(ctx, js, cfg)
+	return err
+}
 
+// startActors starts the actors, publishing updates under prefix, and
+// recovers the request IDs of the dedupe window before any request comes.
+func (n *Node) startActors(ctx context.Context, prefix string) error {
+	var err error
 	if n.updates, err = n.connectFront("updates"); err != nil {
 		return err
 	}
-	acfg := actors.DefaultConfig()
-	acfg.Journal = n.journal
-	pub := gateway.NewPublisher(n.updates, gcfg.Prefix, n.log)
+	cfg := actors.DefaultConfig()
+	cfg.Journal, cfg.Logger = n.journal, n.log
+	pub := gateway.NewPublisher(n.updates, prefix, n.log)
 	if n.ns != nil {
 		name := ServiceAccount
 		if n.front != nil {
 			name = ClientAccount
 		}
-		acc, lerr := n.ns.LookupAccount(name)
-		if lerr != nil {
-			return fmt.Errorf("service account: %w", lerr)
+		acc, err := n.ns.LookupAccount(name)
+		if err != nil {
+			return fmt.Errorf("account %s: %w", name, err)
 		}
 		pub.Interest = acc.SubscriptionInterest
 	}
-	acfg.Publisher = pub
-	acfg.Logger = n.log
-	if cfg.Clock != nil {
-		acfg.Clock = cfg.Clock
+	cfg.Publisher = pub
+	if n.cfg.Clock != nil {
+		cfg.Clock = n.cfg.Clock
 	}
-	acfg.DedupeWindow, acfg.PassivateAfter, acfg.ActorIdle = cfg.DedupeWindow, cfg.PassivateAfter, cfg.ActorIdle
-	if cfg.JournalKeep > 0 {
-		acfg.MinAppendGap = cfg.DedupeWindow / time.Duration(cfg.JournalKeep)
+	cfg.DedupeWindow, cfg.PassivateAfter, cfg.ActorIdle = n.cfg.DedupeWindow, n.cfg.PassivateAfter, n.cfg.ActorIdle
+	if n.cfg.JournalKeep > 0 {
+		cfg.MinAppendGap = n.cfg.DedupeWindow / time.Duration(n.cfg.JournalKeep)
 	}
-	if n.actors, err = actors.Start(acfg); err != nil {
+	if n.actors, err = actors.Start(cfg); err != nil {
 		return err
 	}
 	start := time.Now()
@@ -138,21 +161,6 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.log.Info("recovered the request IDs of the dedupe window", slog.Int("ids", ids), slog.Duration("took", time.Since(start)))
-
-	n.watch()
-	if cfg.HTTP != "" {
-		if err := n.serveHTTP(cfg.HTTP); err != nil {
-			return err
-		}
-	}
-	gc, err := n.connectFront("gateway")
-	if err != nil {
-		return err
-	}
-	gcfg.Ready = func() bool { ok, _ := n.Ready(); return ok }
-	if n.gateway, err = gateway.Start(gc, n.actors, gcfg); err != nil {
-		return err
-	}
 	return nil
 }
 
