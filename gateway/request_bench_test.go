@@ -57,3 +57,42 @@ func BenchmarkIncrease(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkRefused measures a call that the rate limit refuses: one user
+// over the limit sends JSON increases from 64 connections, as a flooding
+// client would, each refused with 2996. allocs/op counts the client's and
+// the embedded server's allocations too.
+func BenchmarkRefused(b *testing.B) {
+	n := gatewaytest.StartTB(b, nil)
+	const conns = 64
+	ncs := make([]*nats.Conn, conns)
+	for i := range ncs {
+		ncs[i] = journaltest.ConnectURL(b, n.URL)
+	}
+	payload := []byte(`{"groupID":"flooded","key":"likes","value":1}`)
+	// The fake clock never moves: once the user made its 20 writes, every
+	// later one is refused.
+	for range 20 {
+		if _, err := ncs[0].Request("tally.v1.user.flood.increase", payload, 10*time.Second); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var conn atomic.Int64
+	b.SetParallelism((conns + 1) / 2)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		nc := ncs[int(conn.Add(1)-1)%conns]
+		for pb.Next() {
+			res, err := nc.Request("tally.v1.user.flood.increase", payload, 10*time.Second)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if code := res.Header.Get(micro.ErrorCodeHeader); code != "2996" {
+				b.Errorf("code %q, want 2996", code)
+				return
+			}
+		}
+	})
+}
