@@ -109,3 +109,57 @@ func TestDamagedEventIsNeverServed(t *testing.T) {
 		})
 	}
 }
+
+// TestDamagedEarlierEvent plants a damaged event and then a good one after
+// it: the group is not served (its last event cannot be checked against
+// the one before), the error names the damaged one, and once that is
+// removed the group loads from its last event.
+func TestDamagedEarlierEvent(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	ctx := context.Background()
+	a := admin(t, n.ClientURL())
+	if _, err := a.SetGroupCounters(ctx, "g", map[string]int64{"k": 7}); err != nil {
+		t.Fatal(err)
+	}
+	internal, err := n.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(internal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := js.Publish(ctx, "tally.journal.g", []byte("\xff\xff garbage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := proto.Marshal(&messages.Event{
+		PrevSeq: bad.Sequence,
+		Changes: []*messages.Change{{Seq: 3, Op: messages.Op_OP_SET, Counters: map[string]int64{"k": 9}}},
+		State:   &messages.GroupState{Counters: map[string]int64{"k": 9}, Version: 3},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "tally.journal.g", good); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.IncreaseGroupCounter(ctx, "g", "k", 1); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("event %d", bad.Sequence)) {
+		t.Errorf("increase on the group = %v, want 10002 naming event %d", err, bad.Sequence)
+	}
+	stream, err := js.Stream(ctx, journal.DefaultConfig().Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.DeleteMsg(ctx, bad.Sequence); err != nil {
+		t.Fatal(err)
+	}
+	var v int64
+	journaltest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		v, err = a.IncreaseGroupCounter(ctx, "g", "k", 1)
+		return err
+	})
+	if v != 10 {
+		t.Errorf("increase after the repair = %d, want 10 (from the last event's 9)", v)
+	}
+}

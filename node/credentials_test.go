@@ -1,0 +1,134 @@
+package node_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+
+	"github.com/tallyhq/tally/client"
+	"github.com/tallyhq/tally/node"
+)
+
+// startExternal runs a NATS server with JetStream configured by modify.
+func startExternal(t *testing.T, modify func(*server.Options)) *server.Server {
+	t.Helper()
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
+	modify(opts)
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+// TestCredentials runs a node on external servers that want an nkey, a
+// token, and TLS with a certificate authority of their own: the node
+// connects with the matching credentials and serves.
+func TestCredentials(t *testing.T) {
+	dir := t.TempDir()
+	seed, pub := nkeyFile(t, dir)
+	ca, tlsConfig := testTLS(t, dir)
+	tests := []struct {
+		name   string
+		server func(*server.Options)
+		creds  node.Credentials
+		client []nats.Option
+	}{
+		{"nkey", func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: pub}} }, node.Credentials{NkeySeedFile: seed}, []nats.Option{nkeyOption(t, seed)}},
+		{"token", func(o *server.Options) { o.Authorization = "s3cret-token" }, node.Credentials{Token: "s3cret-token"}, []nats.Option{nats.Token("s3cret-token")}},
+		{"TLS", func(o *server.Options) { o.TLSConfig, o.TLS = tlsConfig, true }, node.Credentials{TLSCA: ca}, []nats.Option{nats.RootCAs(ca)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startExternal(t, tt.server)
+			n := startNode(t, "", func(c *node.Config) { c.NATSURL, c.Credentials = s.ClientURL(), tt.creds })
+			if strings.Contains(n.ClientURL(), "s3cret") {
+				t.Errorf("ClientURL %s shows the token", n.ClientURL())
+			}
+			nc, err := nats.Connect(s.ClientURL(), tt.client...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			a, _ := client.NewAdmin(nc)
+			if v, err := a.IncreaseGroupCounter(context.Background(), "g", "k", 1); err != nil || v != 1 {
+				t.Errorf("increase through the node = %d, %v", v, err)
+			}
+		})
+	}
+}
+
+func nkeyFile(t *testing.T, dir string) (path, public string) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := kp.Seed()
+	public, _ = kp.PublicKey()
+	path = filepath.Join(dir, "node.nk")
+	if err := os.WriteFile(path, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, public
+}
+
+func nkeyOption(t *testing.T, seed string) nats.Option {
+	o, err := nats.NkeyOptionFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// testTLS makes a certificate authority and a server certificate for
+// 127.0.0.1, and returns the authority's file and the server's TLS
+// configuration.
+func testTLS(t *testing.T, dir string) (string, *tls.Config) {
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tally test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
+}
