@@ -110,7 +110,7 @@ func DefaultConfig() Config {
 		DedupeWindow:   2 * time.Minute,
 		Timeout:        5 * time.Second,
 		MaxBatch:       512,
-		MaxEventBytes:  56 << 10,
+		MaxEventBytes:  14 << 10,
 		RecoverEvents:  1000,
 		WriteLimit:     20,
 		ReadLimit:      20,

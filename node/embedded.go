@@ -31,14 +31,15 @@ const (
 // configuration file sets its own.
 const (
 	// MaxPayload is the largest message the server takes. The contract's
-	// largest request (a set of 20 keys of 128 bytes) is about 6 KB of
-	// JSON; the node's own journal events stay below it too (see
-	// actors.Config.MaxEventBytes).
-	MaxPayload = 64 << 10
+	// largest request (a set of 20 keys of 128 bytes) is about 3 KB of
+	// JSON, 9 KB with every character escaped; the node's own journal
+	// events stay below it too (see actors.Config.MaxEventBytes).
+	MaxPayload = 16 << 10
 	// MaxPending is how much the server buffers for a connection that
 	// does not read, an update subscriber for instance, before it cuts it
-	// as a slow consumer.
-	MaxPending = 4 << 20
+	// as a slow consumer. The node's gateway is a connection too: 512
+	// requests of MaxPayload arriving at once would fill it.
+	MaxPending = 8 << 20
 )
 
 // services are the subjects the service account serves to clients, and

@@ -71,8 +71,8 @@ func TestLargestSetsFitTheJournal(t *testing.T) {
 }
 
 // TestSlowSubscriberIsCut subscribes to every update on a raw connection
-// that never reads, then writes about 11 MB of updates: the server cuts the
-// subscriber as a slow consumer once it holds max_pending (4 MB) for it,
+// that never reads, then writes up to 30 MB of updates: the server cuts the
+// subscriber as a slow consumer once it holds max_pending (8 MB) for it,
 // and the writes go on.
 func TestSlowSubscriberIsCut(t *testing.T) {
 	n := startNode(t, t.TempDir(), nil)
@@ -99,7 +99,7 @@ func TestSlowSubscriberIsCut(t *testing.T) {
 	}
 	start := time.Now()
 	defer func() { t.Logf("cut %v after the first write", time.Since(start)) }()
-	for i := range 3000 {
+	for i := range 8000 {
 		if n.Server().NumSlowConsumersClients() > 0 {
 			t.Logf("cut after %d sets", i)
 			break
@@ -117,4 +117,45 @@ func TestSlowSubscriberIsCut(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestLargeRequestsDoNotCrowdOthersOut has 128 connections send requests
+// of 15 KB (under max_payload; an unknown field pads them) as one user
+// while another client increases a counter: every large one is answered
+// (the first 20 applied, the rest refused with 2996) and every one of the
+// other client's calls succeeds.
+func TestLargeRequestsDoNotCrowdOthersOut(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	url := n.ClientURL()
+	big := []byte(fmt.Sprintf(`{"groupID":"g","key":"k","value":1,"pad":%q}`, strings.Repeat("x", 15_000)))
+	var wg sync.WaitGroup
+	refused := make(chan error, 128*20)
+	for range 128 {
+		nc := journaltest.ConnectURL(t, url)
+		wg.Go(func() {
+			for range 20 {
+				m, err := nc.Request("tally.v1.user.mallory.increase", big, 10*time.Second)
+				if err == nil {
+					if code := m.Header.Get("Nats-Service-Error-Code"); code != "" && code != "2996" {
+						err = fmt.Errorf("reply code %q, want none or 2996", code)
+					}
+				}
+				refused <- err
+			}
+		})
+	}
+	a := admin(t, url)
+	for i := range 200 {
+		if _, err := a.IncreaseGroupCounter(context.Background(), "other", "k", 1); err != nil {
+			t.Fatalf("increase %d among the large requests: %v", i, err)
+		}
+	}
+	wg.Wait()
+	close(refused)
+	for err := range refused {
+		if err != nil {
+			t.Errorf("large request: %v", err)
+			break
+		}
+	}
 }
