@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tallyhq/tally/client"
+	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/node"
 )
@@ -61,6 +63,25 @@ func counters(t testing.TB, url, group string) map[string]int64 {
 		t.Fatalf("get %s: %v", group, err)
 	}
 	return got
+}
+
+// internalJournal returns JetStream through the node's own account, the
+// only one that reaches the journal, and the journal's stream.
+func internalJournal(t testing.TB, n *node.Node) (jetstream.JetStream, jetstream.Stream) {
+	t.Helper()
+	nc, err := n.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(context.Background(), journal.DefaultConfig().Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, stream
 }
 
 // publishWithReply sends data to subject with reply subject reply, without waiting

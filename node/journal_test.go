@@ -10,10 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/messages"
 	"github.com/tallyhq/tally/node"
@@ -61,14 +59,7 @@ func TestDamagedEventIsNeverServed(t *testing.T) {
 			if _, err := a.SetGroupCounters(ctx, "g", map[string]int64{"k": 7}); err != nil {
 				t.Fatal(err)
 			}
-			internal, err := n.Connect("test")
-			if err != nil {
-				t.Fatal(err)
-			}
-			js, err := jetstream.New(internal)
-			if err != nil {
-				t.Fatal(err)
-			}
+			js, stream := internalJournal(t, n)
 			ack, err := js.Publish(ctx, "tally.journal.g", bad)
 			if err != nil {
 				t.Fatal(err)
@@ -86,10 +77,6 @@ func TestDamagedEventIsNeverServed(t *testing.T) {
 			}
 			if l := log.String(); !strings.Contains(l, "group=g") || !strings.Contains(l, fmt.Sprintf("event %d", ack.Sequence)) {
 				t.Errorf("the log does not name group g and event %d:\n%s", ack.Sequence, l)
-			}
-			stream, err := js.Stream(ctx, journal.DefaultConfig().Stream)
-			if err != nil {
-				t.Fatal(err)
 			}
 			if err := stream.DeleteMsg(ctx, ack.Sequence); err != nil {
 				t.Fatal(err)
@@ -121,14 +108,7 @@ func TestDamagedEarlierEvent(t *testing.T) {
 	if _, err := a.SetGroupCounters(ctx, "g", map[string]int64{"k": 7}); err != nil {
 		t.Fatal(err)
 	}
-	internal, err := n.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(internal)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, stream := internalJournal(t, n)
 	bad, err := js.Publish(ctx, "tally.journal.g", []byte("\xff\xff garbage"))
 	if err != nil {
 		t.Fatal(err)
@@ -146,10 +126,6 @@ func TestDamagedEarlierEvent(t *testing.T) {
 	}
 	if _, err := a.IncreaseGroupCounter(ctx, "g", "k", 1); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("event %d", bad.Sequence)) {
 		t.Errorf("increase on the group = %v, want 10002 naming event %d", err, bad.Sequence)
-	}
-	stream, err := js.Stream(ctx, journal.DefaultConfig().Stream)
-	if err != nil {
-		t.Fatal(err)
 	}
 	if err := stream.DeleteMsg(ctx, bad.Sequence); err != nil {
 		t.Fatal(err)

@@ -35,18 +35,7 @@ func TestRetention(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	internal, err := n.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(internal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := js.Stream(ctx, journal.DefaultConfig().Stream)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, stream := internalJournal(t, n)
 	info, err := stream.Info(ctx, jetstream.WithSubjectFilter("tally.journal.>"))
 	if err != nil {
 		t.Fatal(err)
