@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,7 +23,10 @@ import (
 // flight over 10,000 groups, as w1 of cmd/bench. allocs/op counts the
 // client's and the embedded server's allocations too.
 func BenchmarkIncrease(b *testing.B) {
-	n := gatewaytest.StartTB(b, nil)
+	benchIncrease(b, gatewaytest.StartTB(b, nil))
+}
+
+func benchIncrease(b *testing.B, n *gatewaytest.Node) {
 	const conns, groups = 64, 10_000
 	ncs := make([]*nats.Conn, conns)
 	for i := range ncs {
@@ -95,4 +99,40 @@ func BenchmarkRefused(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkIncreaseBesideAFlood is BenchmarkIncrease while one user over
+// the rate limit floods the node from 8 connections, as fast as its
+// refusals come back: compare its ns/op with BenchmarkIncrease's to see
+// what one flooding user takes from the others.
+func BenchmarkIncreaseBesideAFlood(b *testing.B) {
+	n := gatewaytest.StartTB(b, nil)
+	flood := []byte(`{"groupID":"flooded","key":"likes","value":1}`)
+	for range 20 {
+		if _, err := journaltest.ConnectURL(b, n.URL).Request("tally.v1.user.flood.increase", flood, 10*time.Second); err != nil {
+			b.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	var refused atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		nc := journaltest.ConnectURL(b, n.URL)
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := nc.Request("tally.v1.user.flood.increase", flood, 10*time.Second); err == nil {
+					refused.Add(1)
+				}
+			}
+		})
+	}
+	b.Cleanup(func() { close(stop); wg.Wait() })
+	start := time.Now()
+	benchIncrease(b, n)
+	b.ReportMetric(float64(refused.Load())/time.Since(start).Seconds(), "refused/s")
 }
