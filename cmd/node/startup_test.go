@@ -1,17 +1,26 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/client"
 	"github.com/tallyhq/tally/journal/journaltest"
+	"github.com/tallyhq/tally/messages"
+	"github.com/tallyhq/tally/node"
 )
 
 // runToExit runs the node with args until it exits and returns its exit
@@ -83,5 +92,80 @@ func TestStartFailures(t *testing.T) {
 				t.Errorf("output does not give the server's reason (%q):\n%s", tt.want, out)
 			}
 		})
+	}
+}
+
+// TestSignalDuringStartUp fills a journal with 200,000 recent events, so
+// that a node's start-up spends a while reading back their request IDs,
+// and sends SIGINT once the node's NATS server has started: the node stops
+// without serving, saying so, and exits 0.
+func TestSignalDuringStartUp(t *testing.T) {
+	data := t.TempDir()
+	func() {
+		cfg := node.DefaultConfig()
+		cfg.DataDir, cfg.Listen, cfg.Logger = data, "127.0.0.1:0", slog.New(slog.DiscardHandler)
+		n, err := node.Start(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Stop(context.Background())
+		nc, err := n.Connect("test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 200_000 {
+			ev, err := proto.Marshal(&messages.Event{
+				UnixNano: time.Now().UnixNano(),
+				Changes:  []*messages.Change{{Seq: 1, Op: messages.Op_OP_INCREASE, Key: "k", Amount: 1, Value: 1, RequestId: strconv.Itoa(i)}},
+				State:    &messages.GroupState{Counters: map[string]int64{"k": 1}, Version: 1},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := js.PublishAsync("tally.journal.g"+strconv.Itoa(i), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(2 * time.Minute):
+			t.Fatal("writing the events timed out")
+		}
+	}()
+
+	cmd := exec.Command(binary, "--data", data, "--listen", "127.0.0.1:0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		log.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "embedded NATS server started") {
+			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	for sc.Scan() {
+		log.WriteString(sc.Text() + "\n")
+	}
+	err = cmd.Wait()
+	if err != nil {
+		t.Errorf("node exit after SIGINT during start-up = %v, want 0\n%s", err, log.String())
+	}
+	if strings.Contains(stdout.String(), "serving on") || !strings.Contains(log.String(), "stopped during start-up") {
+		t.Errorf("the node did not stop during start-up:\nstdout %s\n%s", stdout.String(), log.String())
 	}
 }
