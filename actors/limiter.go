@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -16,6 +15,10 @@ type window struct {
 }
 
 func newWindow(limit int) window { return window{times: make([]int64, limit)} }
+
+// freed is when the window next admits a call: the oldest admitted call
+// leaves it then.
+func (w *window) freed(span time.Duration) int64 { return w.times[w.next] + int64(span) }
 
 // admit admits a call at now if fewer than limit calls were admitted within
 // the span before it. A refused call is not recorded, so it does not count.
@@ -42,7 +45,8 @@ func (w *window) newest() int64 {
 // limiter is a user's rate limiter: writes and gets each have their own
 // window.
 type limiter struct {
-	groups *registry // where admitted calls go
+	groups   *registry // where admitted calls go
+	refusals *refusals // where refusals are posted for the gateway
 	cfg    *Config
 	user   string
 	writes window
@@ -51,7 +55,7 @@ type limiter struct {
 }
 
 func newLimiter(n *Node) actor.Actor {
-	return &limiter{groups: n.groups, cfg: &n.cfg, writes: newWindow(n.cfg.WriteLimit), reads: newWindow(n.cfg.ReadLimit)}
+	return &limiter{groups: n.groups, refusals: &n.refusals, cfg: &n.cfg, writes: newWindow(n.cfg.WriteLimit), reads: newWindow(n.cfg.ReadLimit)}
 }
 
 func (l *limiter) Receive(ctx actor.Context) {
@@ -69,8 +73,10 @@ func (l *limiter) Receive(ctx actor.Context) {
 			l.pass.begin()
 		}
 	case *passivate:
+		l.refusals.forget(l.user)
 		l.pass.stop(nil)
 	case *actor.Stopped:
+		l.refusals.forget(l.user)
 		l.pass.stopped()
 	}
 }
@@ -79,12 +85,15 @@ func (l *limiter) Receive(ctx actor.Context) {
 // actor, which answers the caller.
 func (l *limiter) gate(c *call) {
 	read := c.get != nil
-	w, limit, kind := &l.writes, l.cfg.WriteLimit, "writes"
+	w := &l.writes
 	if read {
-		w, limit, kind = &l.reads, l.cfg.ReadLimit, "gets"
+		w = &l.reads
 	}
 	if !w.admit(l.cfg.Clock.Now().UnixNano(), l.cfg.LimitWindow) {
-		c.reply(nil, fmt.Errorf("%w: user %s made %d %s within %v", ErrRateLimited, l.user, limit, kind, l.cfg.LimitWindow))
+		// Until the window frees a place, the gateway refuses the user's
+		// calls of this kind itself (Node.Refused).
+		l.refusals.refuse(l.user, read, w.freed(l.cfg.LimitWindow))
+		c.reply(nil, rateLimited(l.cfg, l.user, read))
 		return
 	}
 	l.groups.send(c.group, c)

@@ -42,6 +42,7 @@ type Node struct {
 	limiters *registry
 	seen     *dedupe.Table // request IDs of committed writes, for the dedupe window
 	loads    *loads
+	refusals refusals
 	stopOnce sync.Once
 }
 

@@ -23,6 +23,9 @@ import (
 type Node interface {
 	SubmitChange(user, group string, cmd *messages.Change, reply actors.Reply)
 	SubmitGet(user string, req *messages.GetRequest, reply actors.Reply)
+	// Refused says whether the user is over its limit for the kind of
+	// call, so that the gateway refuses it before decoding it.
+	Refused(user string, read bool) error
 }
 
 // Config configures a Gateway.
@@ -204,6 +207,10 @@ func (g *Gateway) handler(e *endpoint, o op, admin bool) nats.MsgHandler {
 		}
 		g.slots <- struct{}{} // released by respond
 		r := &request{g: g, ep: e, op: o, format: f, subject: m.Subject, reply: m.Reply, taken: time.Now()}
+		if err := g.node.Refused(user, o == opGet); err != nil {
+			r.respond(nil, err) // a user over its limit costs no decoding and no actor
+			return
+		}
 		g.dispatch(r, user, m.Data)
 	}
 }

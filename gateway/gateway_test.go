@@ -282,11 +282,19 @@ func TestRateLimitOverNATS(t *testing.T) {
 		}
 	}
 	checkError(t, e.request(t, "tally.v1.user.dave.set", []byte(`{"groupID":"g","counters":{"k":0}}`), false), 2996)
+	// Once refused, dave's writes are refused where they enter, before
+	// they are decoded: a malformed one too (it would not count anyway).
+	checkError(t, e.request(t, "tally.v1.user.dave.increase", []byte(`{"groupID":`), false), 2996)
+	checkError(t, e.request(t, "tally.v1.user.dave.increase", inc, false), 2996)
 	if m := e.request(t, "tally.v1.user.dave.get", []byte(`{"groupID":"g"}`), false); string(m.Data) != `{"groupID":"g","counters":{"k":20},"seq":20}` {
 		t.Errorf("get while writes are limited = %s", m.Data)
 	}
+	// Other users are not refused.
+	if m := e.request(t, "tally.v1.user.erin.increase", inc, false); string(m.Data) != `{"groupID":"g","key":"k","value":21}` {
+		t.Errorf("another user's write = %s", m.Data)
+	}
 	e.clock.Advance(5 * time.Second)
-	if m := e.request(t, "tally.v1.user.dave.decrease", inc, false); string(m.Data) != `{"groupID":"g","key":"k","value":19}` {
+	if m := e.request(t, "tally.v1.user.dave.decrease", inc, false); string(m.Data) != `{"groupID":"g","key":"k","value":20}` {
 		t.Errorf("write after the window slid = %s", m.Data)
 	}
 }
