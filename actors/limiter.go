@@ -47,11 +47,11 @@ func (w *window) newest() int64 {
 type limiter struct {
 	groups   *registry // where admitted calls go
 	refusals *refusals // where refusals are posted for the gateway
-	cfg    *Config
-	user   string
-	writes window
-	reads  window
-	pass   passivator
+	cfg      *Config
+	user     string
+	writes   window
+	reads    window
+	pass     passivator
 }
 
 func newLimiter(n *Node) actor.Actor {
