@@ -43,12 +43,16 @@ func startExternal(t *testing.T, modify func(*server.Options)) *server.Server {
 }
 
 // TestCredentials runs a node on external servers that want an nkey, a
-// token, and TLS with a certificate authority of their own: the node
-// connects with the matching credentials and serves.
+// token, TLS with a certificate authority of their own, and a client
+// certificate: the node connects with the matching credentials and serves.
 func TestCredentials(t *testing.T) {
 	dir := t.TempDir()
 	seed, pub := nkeyFile(t, dir)
-	ca, tlsConfig := testTLS(t, dir)
+	ca, tlsConfig, clientCert, clientKey := testTLS(t, dir)
+	mutual := tlsConfig.Clone()
+	mutual.ClientAuth, mutual.ClientCAs = tls.RequireAndVerifyClientCert, x509.NewCertPool()
+	caPEM, _ := os.ReadFile(ca)
+	mutual.ClientCAs.AppendCertsFromPEM(caPEM)
 	tests := []struct {
 		name   string
 		server func(*server.Options)
@@ -58,6 +62,8 @@ func TestCredentials(t *testing.T) {
 		{"nkey", func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: pub}} }, node.Credentials{NkeySeedFile: seed}, []nats.Option{nkeyOption(t, seed)}},
 		{"token", func(o *server.Options) { o.Authorization = "s3cret-token" }, node.Credentials{Token: "s3cret-token"}, []nats.Option{nats.Token("s3cret-token")}},
 		{"TLS", func(o *server.Options) { o.TLSConfig, o.TLS = tlsConfig, true }, node.Credentials{TLSCA: ca}, []nats.Option{nats.RootCAs(ca)}},
+		{"TLS with a client certificate", func(o *server.Options) { o.TLSConfig, o.TLS, o.TLSVerify = mutual, true, true },
+			node.Credentials{TLSCA: ca, TLSCert: clientCert, TLSKey: clientKey}, []nats.Option{nats.RootCAs(ca), nats.ClientCert(clientCert, clientKey)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,10 +107,11 @@ func nkeyOption(t *testing.T, seed string) nats.Option {
 	return o
 }
 
-// testTLS makes a certificate authority and a server certificate for
-// 127.0.0.1, and returns the authority's file and the server's TLS
-// configuration.
-func testTLS(t *testing.T, dir string) (string, *tls.Config) {
+// testTLS makes a certificate authority, a server certificate for
+// 127.0.0.1 and a client certificate, and returns the authority's file,
+// the server's TLS configuration and the client's certificate and key
+// files.
+func testTLS(t *testing.T, dir string) (caFile string, _ *tls.Config, certFile, keyFile string) {
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tally test CA"},
@@ -126,9 +133,29 @@ func testTLS(t *testing.T, dir string) (string, *tls.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+	ckey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ctmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "tally-node"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	cder, err := x509.CreateCertificate(rand.Reader, ctmpl, ca, &ckey.PublicKey, caKey)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return path, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
+	ckeyDER, err := x509.MarshalECPrivateKey(ckey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
+	for f, b := range map[string]*pem.Block{
+		caFile:   {Type: "CERTIFICATE", Bytes: caDER},
+		certFile: {Type: "CERTIFICATE", Bytes: cder},
+		keyFile:  {Type: "EC PRIVATE KEY", Bytes: ckeyDER},
+	} {
+		if err := os.WriteFile(f, pem.EncodeToMemory(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return caFile, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}, certFile, keyFile
 }
