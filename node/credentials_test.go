@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/tallyhq/tally/client"
+	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/node"
 )
 
@@ -30,16 +31,7 @@ func startExternal(t *testing.T, modify func(*server.Options)) *server.Server {
 	t.Helper()
 	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
 	modify(opts)
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
+	return journaltest.Start(t, opts)
 }
 
 // TestCredentials runs a node on external servers that want an nkey, a

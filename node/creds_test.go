@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
@@ -14,6 +13,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/tallyhq/tally/client"
+	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/node"
 )
 
@@ -71,15 +71,7 @@ func TestCredsFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts.NoLog, opts.NoSigs = true, true
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(s.Shutdown)
+	s := journaltest.Start(t, opts)
 
 	n := startNode(t, "", func(c *node.Config) {
 		c.NATSURL, c.Credentials = s.ClientURL(), node.Credentials{CredsFile: creds("node")}

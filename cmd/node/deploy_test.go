@@ -62,15 +62,7 @@ func TestDeployExternal(t *testing.T) {
 		t.Errorf("deploy/nats-server.conf: subject cache off %v, max_payload %d, max_pending %d; want tally-node's settings", opts.NoSublistCache, opts.MaxPayload, opts.MaxPending)
 	}
 	opts.NoLog, opts.NoSigs = true, true
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(s.Shutdown)
+	s := journaltest.Start(t, opts)
 	t.Setenv("TALLY_NATS_USER", "tally-node")
 	t.Setenv("TALLY_NATS_PASSWORD", pw["tally-node"])
 	p := startProc(t, "--nats-url", s.ClientURL())

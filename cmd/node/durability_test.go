@@ -31,18 +31,28 @@ func rebuild(t *testing.T, url string) map[string]int64 {
 // through an in-process node's own account: clients cannot reach it.
 func rebuildDir(t *testing.T, dir string) map[string]int64 {
 	t.Helper()
+	n, nc := inProcess(t, dir)
+	defer n.Stop(context.Background()) // the data directory is the next node's
+	return rebuildOn(t, nc)
+}
+
+// inProcess starts a node on dir in the test's process, stopped when the
+// test ends if not before, and returns it with a connection as the node
+// itself: the only way to the journal.
+func inProcess(t *testing.T, dir string) (*node.Node, *nats.Conn) {
+	t.Helper()
 	cfg := node.DefaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.Logger = dir, "127.0.0.1:0", slog.New(slog.DiscardHandler)
 	n, err := node.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer n.Stop(context.Background())
+	t.Cleanup(func() { n.Stop(context.Background()) })
 	nc, err := n.Connect("test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rebuildOn(t, nc)
+	return n, nc
 }
 
 func rebuildOn(t *testing.T, nc *nats.Conn) map[string]int64 {

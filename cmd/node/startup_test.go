@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -20,7 +19,6 @@ import (
 	"github.com/tallyhq/tally/client"
 	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/messages"
-	"github.com/tallyhq/tally/node"
 )
 
 // runToExit runs the node with args until it exits and returns its exit
@@ -102,17 +100,8 @@ func TestStartFailures(t *testing.T) {
 func TestSignalDuringStartUp(t *testing.T) {
 	data := t.TempDir()
 	func() {
-		cfg := node.DefaultConfig()
-		cfg.DataDir, cfg.Listen, cfg.Logger = data, "127.0.0.1:0", slog.New(slog.DiscardHandler)
-		n, err := node.Start(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer n.Stop(context.Background())
-		nc, err := n.Connect("test")
-		if err != nil {
-			t.Fatal(err)
-		}
+		n, nc := inProcess(t, data)
+		defer n.Stop(context.Background()) // the data directory is the next node's
 		js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
 		if err != nil {
 			t.Fatal(err)

@@ -35,10 +35,11 @@ func StartServerIn(tb testing.TB, dir string) *server.Server {
 		NoLog:      true,
 		NoSigs:     true,
 	}
-	return start(tb, opts)
+	return Start(tb, opts)
 }
 
-func start(tb testing.TB, opts *server.Options) *server.Server {
+// Start runs a NATS server with opts until the test ends.
+func Start(tb testing.TB, opts *server.Options) *server.Server {
 	tb.Helper()
 	s, err := server.NewServer(opts)
 	if err != nil {
@@ -82,7 +83,7 @@ func StartCluster(tb testing.TB, n int) []*server.Server {
 			},
 			Routes: server.RoutesFromStr(joinRoutes(routes, i)),
 		}
-		servers[i] = start(tb, opts)
+		servers[i] = Start(tb, opts)
 	}
 	js := JetStream(tb, Connect(tb, servers[0]))
 	CheckFor(tb, 30*time.Second, 100*time.Millisecond, func() error {
