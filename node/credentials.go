@@ -76,16 +76,24 @@ func (c Credentials) options() ([]nats.Option, error) {
 func Redact(urls string) string {
 	parts := strings.Split(urls, ",")
 	for i, p := range parts {
-		u, err := url.Parse(strings.TrimSpace(p))
-		switch {
-		case err != nil && strings.Contains(p, "@"):
-			parts[i] = "xxxxx@" + p[strings.LastIndexByte(p, '@')+1:]
-		case err == nil && u.User != nil:
+		at := strings.LastIndexByte(p, '@')
+		if at < 0 {
+			continue
+		}
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil && u.Host != "" {
 			if _, ok := u.User.Password(); !ok {
 				u.User = url.User("xxxxx") // a token
 			}
 			parts[i] = u.Redacted()
+			continue
 		}
+		// Not a URL with a host (host:port with credentials, say): keep the
+		// scheme if any, hide everything else before the @.
+		scheme := ""
+		if j := strings.Index(p, "://"); j >= 0 && j < at {
+			scheme = p[:j+3]
+		}
+		parts[i] = scheme + "xxxxx" + p[at:]
 	}
 	return strings.Join(parts, ",")
 }
