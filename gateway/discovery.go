@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,7 +109,7 @@ func (g *Gateway) answer(verb micro.Verb) nats.MsgHandler {
 			panic(fmt.Sprintf("gateway: marshal %T: %v", res, err)) // our own plain structs
 		}
 		if err := m.Respond(data); err != nil {
-			g.cfg.Logger.Warn("answer "+m.Subject, "error", err)
+			g.cfg.Logger.Warn("answer", slog.String("subject", m.Subject), slog.Any("error", err))
 		}
 	}
 }

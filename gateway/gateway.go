@@ -81,6 +81,7 @@ type Gateway struct {
 	started   time.Time
 	endpoints []*endpoint
 	control   []*nats.Subscription // the $SRV subjects
+	root      string               // Prefix's first token and a dot: "tally."
 	// slots holds a token for every request taken and not yet answered.
 	slots chan struct{}
 }
@@ -116,6 +117,8 @@ func Start(nc *nats.Conn, node Node, cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{cfg: cfg, nc: nc, node: node, id: nuid.Next(), started: time.Now().UTC(), slots: make(chan struct{}, cfg.MaxInFlight)}
+	g.root, _, _ = strings.Cut(cfg.Prefix, ".")
+	g.root += "."
 	for o := opSet; o <= opDelete; o++ {
 		if o != opDelete {
 			if err := g.serve("user-"+opNames[o], cfg.Prefix+".user.*."+opNames[o], o, false); err != nil {
@@ -262,11 +265,7 @@ func (r *request) respond(reply proto.Message, err error) {
 // or an update of the service's own, or a JetStream or system call. A
 // requester's inbox never is.
 func (g *Gateway) replyAllowed(reply string) bool {
-	root := g.cfg.Prefix
-	if i := strings.IndexByte(root, '.'); i >= 0 {
-		root = root[:i]
-	}
-	return !strings.HasPrefix(reply, "$") && !(strings.HasPrefix(reply, root) && len(reply) > len(root) && reply[len(root)] == '.')
+	return !strings.HasPrefix(reply, "$") && !strings.HasPrefix(reply, g.root)
 }
 
 // userOf returns the <user> token of prefix.user.<user>.<op>.

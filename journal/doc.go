@@ -6,5 +6,7 @@
 // expected last sequence of the group's subject, so two writers for one group
 // can never interleave their events: the stale one gets ErrConflict. Every
 // event carries the group's whole state after it, so activating a group reads
-// one message, never a scan of its history.
+// the last message (and the one before, to check it), never a scan of its
+// history, and the stream can keep only each group's latest events
+// (Config.KeepPerGroup) without losing any group's state.
 package journal

@@ -22,8 +22,8 @@ type Journal struct {
 	acks   *acks
 }
 
-// Open creates the journal's stream, or updates it to cfg, and returns the
-// journal.
+// Open creates the journal's stream and the stream of its write probes
+// (see Probe), or updates them to cfg, and returns the journal.
 func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, error) {
 	if js == nil {
 		return nil, errNoJetStream
@@ -59,6 +59,8 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, er
 		Storage:           cfg.Storage,
 		Replicas:          cfg.Replicas,
 		MaxMsgsPerSubject: 1,
+		// A subject per journal opened: a restarted node's old one ages out.
+		MaxAge: time.Hour,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("journal: open stream %s_PROBE: %w", cfg.Stream, err)

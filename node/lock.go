@@ -14,7 +14,7 @@ import (
 const lockFile = "tally.lock"
 
 // ErrLocked means another process holds the data directory.
-var ErrLocked = errors.New("data directory in use")
+var ErrLocked = errors.New("in use")
 
 // dirLock holds a data directory for one node at a time: two servers on one
 // JetStream store overwrite each other's files.
