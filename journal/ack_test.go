@@ -20,6 +20,8 @@ func TestParseAck(t *testing.T) {
 		{"wrong last sequence", `{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 5"},"stream":"TALLY_JOURNAL","seq":0}`, nil, 0, ErrConflict},
 		{"wrong last sequence, replicated", `{"error":{"code":400,"err_code":10164,"description":"wrong last sequence"}}`, nil, 0, ErrConflict},
 		{"no responders", ``, nats.Header{"Status": []string{"503"}}, 0, nats.ErrNoResponders},
+		{"duplicate of an append in process", `{"error":{"code":409,"err_code":10158,"description":"duplicate message id is in process"}}`, nil, 0, errInProcess},
+		{"duplicate of a stored append", `{"stream":"TALLY_JOURNAL","seq":9,"duplicate":true}`, nil, 9, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -34,7 +34,8 @@ type acks struct {
 	id      string // this journal's, unique
 	prefix  string // reply subject prefix, ending in "."
 	timeout time.Duration
-	syncer  *Syncer // nil: JetStream's own sync setting decides
+	resend  time.Duration // 0: never
+	syncer  *Syncer       // nil: JetStream's own sync setting decides
 
 	sub *nats.Subscription // set once, before any append
 
@@ -52,6 +53,11 @@ type pendingAck struct {
 	subj     string
 	expected uint64
 	deadline int64 // unix nanos
+	// When the journal resends: what a resend is made of, and when it is
+	// due (unix nanos).
+	data     []byte
+	reply    string
+	resendAt int64
 }
 
 func (p pendingAck) timeout(closed bool) {
@@ -64,8 +70,8 @@ func (p pendingAck) timeout(closed bool) {
 
 // startAcks subscribes to the acknowledgements of AppendAsync and starts
 // their sweeper.
-func startAcks(nc *nats.Conn, timeout time.Duration, syncer *Syncer) (*acks, error) {
-	a := &acks{nc: nc, timeout: timeout, syncer: syncer}
+func startAcks(nc *nats.Conn, timeout, resend time.Duration, syncer *Syncer) (*acks, error) {
+	a := &acks{nc: nc, timeout: timeout, resend: resend, syncer: syncer}
 	a.id = nuid.Next()
 	a.prefix = nats.InboxPrefix + "tally." + a.id + "."
 	a.pending = map[uint64]pendingAck{}
@@ -75,7 +81,11 @@ func startAcks(nc *nats.Conn, timeout time.Duration, syncer *Syncer) (*acks, err
 	}
 	sub.SetPendingLimits(-1, -1) // appends are bounded by the actors, not here
 	a.sub = sub
-	go a.sweep(min(max(a.timeout/10, time.Millisecond), 100*time.Millisecond))
+	tick := min(max(a.timeout/10, time.Millisecond), 100*time.Millisecond)
+	if resend > 0 {
+		tick = min(tick, max(resend/4, time.Millisecond))
+	}
+	go a.sweep(tick)
 	return a, nil
 }
 
@@ -95,11 +105,17 @@ func (a *acks) onAck(m *nats.Msg) {
 	if err != nil {
 		return
 	}
+	seq, err := parseAck(m)
+	if errors.Is(err, errInProcess) {
+		return // a resend while the first copy is being stored: its ack comes
+	}
+	if a.resend > 0 && errors.Is(err, nats.ErrNoResponders) {
+		return // no leader for a moment (it is changing): the resend goes on
+	}
 	p, ok := a.take(id)
 	if !ok {
-		return // timed out already
+		return // timed out already, or answered by another copy's ack
 	}
-	seq, err := parseAck(m)
 	if err != nil {
 		p.done(0, fmt.Errorf("append %s: %w", p.subj, err))
 		return
@@ -120,6 +136,12 @@ func (a *acks) onAck(m *nats.Msg) {
 }
 
 var seqField = []byte(`"seq":`)
+
+// jsErrDuplicateInProcess is JetStream's answer to a message whose ID is
+// that of a message it is still storing.
+const jsErrDuplicateInProcess = 10158
+
+var errInProcess = errors.New("journal: a copy of the append is being stored")
 
 // parseAck reads a JetStream publish acknowledgement. The common case,
 // {"stream":"X","seq":N}, is read without encoding/json.
@@ -150,6 +172,9 @@ func parseAck(m *nats.Msg) (uint64, error) {
 		if isWrongLastSequence(ack.Error) {
 			return 0, ErrConflict
 		}
+		if ack.Error.ErrorCode == jsErrDuplicateInProcess {
+			return 0, errInProcess
+		}
 		return 0, fmt.Errorf("journal: %w", ack.Error)
 	}
 	return ack.Seq, nil
@@ -175,10 +200,20 @@ func (j *Journal) AppendAsync(group string, expected uint64, ev *messages.Event,
 	}
 	a.next++
 	id := a.next
-	a.pending[id] = pendingAck{done: done, subj: subj, expected: expected, deadline: time.Now().Add(a.timeout).UnixNano()}
+	now := time.Now()
+	p := pendingAck{done: done, subj: subj, expected: expected, deadline: now.Add(a.timeout).UnixNano()}
+	if a.resend > 0 {
+		p.data, p.resendAt = data, now.Add(a.resend).UnixNano()
+		p.reply = string(strconv.AppendUint([]byte(a.prefix), id, 10))
+		a.pending[id] = p
+		a.mu.Unlock()
+		a.publish(id, p)
+		return
+	}
+	a.pending[id] = p
 	a.mu.Unlock()
 	// The reply subject is built in a buffer on the stack: one allocation,
-	// the string.
+	// the string; the message and its header stay on the stack.
 	var reply [64]byte
 	msg := &nats.Msg{
 		Subject: subj,
@@ -189,6 +224,26 @@ func (j *Journal) AppendAsync(group string, expected uint64, ev *messages.Event,
 	if err := a.nc.PublishMsg(msg); err != nil {
 		if _, ok := a.take(id); ok {
 			done(0, fmt.Errorf("journal: append %s: %w", subj, err))
+		}
+	}
+}
+
+// publish sends an append that may be resent, with its message ID (its
+// reply subject's unique tail). A first send (id > 0) that fails fails the
+// append; a resend that fails leaves it to its deadline.
+func (a *acks) publish(id uint64, p pendingAck) {
+	err := a.nc.PublishMsg(&nats.Msg{
+		Subject: p.subj,
+		Reply:   p.reply,
+		Data:    p.data,
+		Header: nats.Header{
+			jetstream.ExpectedLastSubjSeqHeader: []string{strconv.FormatUint(p.expected, 10)},
+			jetstream.MsgIDHeader:               []string{p.reply[len(a.prefix)-len(a.id)-1:]},
+		},
+	})
+	if err != nil && id > 0 {
+		if _, ok := a.take(id); ok {
+			p.done(0, fmt.Errorf("journal: append %s: %w", p.subj, err))
 		}
 	}
 }
@@ -204,7 +259,17 @@ func (a *acks) sweep(tick time.Duration) {
 		closed := !a.sub.IsValid()
 		now := time.Now().UnixNano()
 		var late []pendingAck
+		var again []pendingAck
 		a.mu.Lock()
+		if a.resend > 0 && !closed {
+			for id, p := range a.pending {
+				if p.resendAt <= now && p.deadline > now {
+					p.resendAt = now + int64(a.resend)
+					a.pending[id] = p
+					again = append(again, p)
+				}
+			}
+		}
 		for ; a.swept < a.next; a.swept++ {
 			p, ok := a.pending[a.swept+1]
 			if ok && !closed && p.deadline > now {
@@ -217,6 +282,9 @@ func (a *acks) sweep(tick time.Duration) {
 		}
 		a.closed = closed
 		a.mu.Unlock()
+		for _, p := range again {
+			a.publish(0, p) // a failure leaves the append to its deadline
+		}
 		for _, p := range late {
 			p.timeout(closed)
 		}

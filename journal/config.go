@@ -22,6 +22,13 @@ type Config struct {
 	Storage jetstream.StorageType
 	// AckTimeout bounds how long AppendAsync waits for JetStream.
 	AckTimeout time.Duration
+	// Resend, when positive, sends an append again if no acknowledgement
+	// came within it, until AckTimeout: an append sent to a replicated
+	// stream's leader as it stepped down or died is otherwise lost, and
+	// its group waits the whole AckTimeout. Every append then carries a
+	// message ID (Nats-Msg-Id), by which the stream stores it once however
+	// often it arrives within its duplicate window of 2 x AckTimeout.
+	Resend time.Duration
 	// KeepPerGroup is how many of each group's latest events the stream
 	// keeps (JetStream's per-subject limit); 0 keeps every event. Every
 	// event carries its group's whole state, so a group's state is never
@@ -55,6 +62,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("journal: replicas %d not in 1..5", c.Replicas)
 	case c.AckTimeout <= 0:
 		return fmt.Errorf("journal: ack timeout %v must be positive", c.AckTimeout)
+	case c.Resend < 0 || (c.Resend > 0 && c.Resend >= c.AckTimeout):
+		return fmt.Errorf("journal: resend %v must be 0 or shorter than the ack timeout %v", c.Resend, c.AckTimeout)
 	case c.KeepPerGroup < 0 || c.KeepPerGroup == 1:
 		return fmt.Errorf("journal: events kept per group %d: want 0 (all) or at least 2 (the last and the one it follows)", c.KeepPerGroup)
 	}

@@ -1,8 +1,10 @@
 package journal
 
 import (
+	"context"
 	"errors"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -30,4 +32,12 @@ func isWrongLastSequence(err error) bool {
 	}
 	return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+}
+
+// Unanswered reports whether a journal read timed out: no server answered
+// in time (a replicated stream elects a new leader for a few seconds after
+// its leader died, and meanwhile no server answers), so trying again may
+// succeed. A stream that is gone is refused at once, not unanswered.
+func Unanswered(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 }

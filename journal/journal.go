@@ -39,15 +39,20 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, er
 		Replicas:    cfg.Replicas,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardNew,
-		AllowDirect: true,
+		// Any replica answers a direct get, also one that lags behind the
+		// leader: a replicated journal is read through its leader, so that
+		// a group's new owner never loads an old state.
+		AllowDirect: cfg.Replicas == 1,
 		// The per-subject limit drops a group's oldest event whatever the
 		// stream's discard policy.
 		MaxMsgsPerSubject: int64(cfg.KeepPerGroup), // 0: no limit
+		// Appends carry message IDs only when they may be resent.
+		Duplicates: duplicates(cfg),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("journal: open stream %s: %w", cfg.Stream, err)
 	}
-	if err := awaitDirectGet(ctx, stream, cfg.SubjectPrefix+"._probe"); err != nil {
+	if err := awaitGet(ctx, stream, cfg.SubjectPrefix+"._probe"); err != nil {
 		return nil, fmt.Errorf("journal: stream %s: %w", cfg.Stream, err)
 	}
 	// Probe writes go to a stream of their own that keeps one message per
@@ -65,11 +70,21 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, er
 	if err != nil {
 		return nil, fmt.Errorf("journal: open stream %s_PROBE: %w", cfg.Stream, err)
 	}
-	acks, err := startAcks(js.Conn(), cfg.AckTimeout, cfg.Syncer)
+	acks, err := startAcks(js.Conn(), cfg.AckTimeout, cfg.Resend, cfg.Syncer)
 	if err != nil {
 		return nil, err
 	}
 	return &Journal{js: js, stream: stream, cfg: cfg, prefix: cfg.SubjectPrefix + ".", acks: acks}, nil
+}
+
+// duplicates is the stream's duplicate window: long enough for every
+// resend of an append, and no longer, since the stream keeps every message
+// ID of the window.
+func duplicates(cfg Config) time.Duration {
+	if cfg.Resend > 0 {
+		return 2 * cfg.AckTimeout
+	}
+	return 0 // the server's default
 }
 
 // Stored reports when the journal last acknowledged an append of this
@@ -169,21 +184,21 @@ func (j *Journal) String() string {
 	return j.cfg.Stream + " (" + j.prefix + "<group>, R" + strconv.Itoa(j.cfg.Replicas) + ")"
 }
 
-// awaitDirectGet waits until the stream answers direct gets: the servers
-// of a replicated stream start serving them a moment after it is created,
-// and until then a get finds no responders.
-func awaitDirectGet(ctx context.Context, stream jetstream.Stream, subject string) error {
+// awaitGet waits until the stream answers gets: the servers of a
+// replicated stream start serving them a moment after it is created (or
+// after its leader changed), and until then a get finds no responders.
+func awaitGet(ctx context.Context, stream jetstream.Stream, subject string) error {
 	for {
 		_, err := stream.GetLastMsgForSubject(ctx, subject)
 		if err == nil || errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil
 		}
 		if !errors.Is(err, nats.ErrNoResponders) {
-			return fmt.Errorf("direct get: %w", err)
+			return fmt.Errorf("get: %w", err)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("direct get not served yet: %w", ctx.Err())
+			return fmt.Errorf("gets not served yet: %w", ctx.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

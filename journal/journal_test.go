@@ -59,6 +59,20 @@ func TestReplicatedJournal(t *testing.T) {
 	journaltest.Run(t, opener(js, cfg))
 }
 
+// TestReplicatedJournalResending runs the suite on three clustered servers
+// with appends resent after a millisecond without an acknowledgement: most
+// are sent twice or more, and each must still be stored once, fenced.
+func TestReplicatedJournalResending(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-server cluster")
+	}
+	servers := journaltest.StartCluster(t, 3)
+	js := journaltest.JetStream(t, journaltest.Connect(t, servers[0]))
+	cfg := journal.DefaultConfig()
+	cfg.Replicas, cfg.Resend = 3, time.Millisecond
+	journaltest.Run(t, opener(js, cfg))
+}
+
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
 		name   string

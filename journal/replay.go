@@ -29,6 +29,60 @@ func (j *Journal) ReplaySince(ctx context.Context, since time.Time, fn func(grou
 	}, fn)
 }
 
+// ReplayGroup calls fn for the group's events stored at or after since, up
+// to its event at stream sequence last, which must be stored.
+func (j *Journal) ReplayGroup(ctx context.Context, group string, since time.Time, last uint64, fn func(seq uint64, ev *messages.Event) error) error {
+	subject := j.Subject(group)
+	var cons jetstream.Consumer
+	for {
+		// Right after a replicated stream changed leaders, creating a
+		// consumer can go unanswered: try again soon rather than wait.
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		var err error
+		cons, err = j.stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{subject},
+			DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+			OptStartTime:   &since,
+		})
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || !Unanswered(err) {
+			return fmt.Errorf("journal: replay %s: consumer: %w", group, err)
+		}
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(replayBatch))
+	if err != nil {
+		return fmt.Errorf("journal: replay %s: %w", group, err)
+	}
+	defer it.Stop()
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return fmt.Errorf("journal: replay %s: %w", group, err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("journal: replay %s: %w", group, err)
+		}
+		seq := meta.Sequence.Stream
+		if seq > last {
+			return nil
+		}
+		ev, err := decode(msg.Data(), subject, seq)
+		if err != nil {
+			return err
+		}
+		if err := fn(seq, ev); err != nil {
+			return err
+		}
+		if seq == last {
+			return nil
+		}
+	}
+}
+
 func (j *Journal) replay(ctx context.Context, cfg jetstream.OrderedConsumerConfig, fn func(group string, seq uint64, ev *messages.Event) error) error {
 	info, err := j.stream.Info(ctx)
 	if err != nil {

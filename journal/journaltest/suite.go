@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -31,11 +32,43 @@ func Run(t *testing.T, open Opener) {
 		{"AtReadsBySequence", testAt},
 		{"ReplayInCommitOrder", testReplayOrder},
 		{"ReplayEmpty", testReplayEmpty},
+		{"ReplayGroupSince", testReplayGroup},
 		{"RacingWritersNeverShareAPredecessor", testRacingWriters},
 		{"AsyncAppendIsFenced", testAsyncAppend},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
+	}
+}
+
+// testReplayGroup replays one group's events among another's, from a time
+// before them to its last.
+func testReplayGroup(t *testing.T, j *journal.Journal) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	since := time.Now().Add(-time.Second)
+	var want []uint64
+	var prevA, prevB uint64
+	for i := range 300 {
+		seq, err := j.Append(ctx, "a", prevA, event(prevA, uint64(i+1), map[string]int64{"k": int64(i)}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, prevA = append(want, seq), seq
+		if prevB, err = j.Append(ctx, "b", prevB, event(prevB, uint64(i+1), map[string]int64{"k": int64(i)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []uint64
+	err := j.ReplayGroup(ctx, "a", since, prevA, func(seq uint64, ev *messages.Event) error {
+		got = append(got, seq)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("ReplayGroup(a) = %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ReplayGroup(a) sequences (-want +got):\n%s", diff)
 	}
 }
 
