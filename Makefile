@@ -6,12 +6,24 @@ BIN           := $(CURDIR)/bin
 PROTOC_VERSION := 3.21.12
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: run test build bench proto clean
+.PHONY: run cluster test build bench proto clean
 
 # run builds the node and replaces the shell with it, so that Ctrl-C reaches
 # the node alone: it stops gracefully and make reports no error.
 run: build
 	exec $(BIN)/tally-node --data ./data
+
+# cluster runs three nodes in one cluster on loopback: clients on 4222,
+# 4223 and 4224, routes on 6222-6224, data in ./data/n1..n3, each node's log
+# lines prefixed with its name. Ctrl-C stops all three gracefully.
+CLUSTER_ROUTES := 127.0.0.1:6222,127.0.0.1:6223,127.0.0.1:6224
+cluster: build
+	@trap ':' INT TERM; \
+	for i in 1 2 3; do \
+		$(BIN)/tally-node --name n$$i --data ./data/n$$i --listen 127.0.0.1:422$$((i + 1)) \
+			--cluster 127.0.0.1:622$$((i + 1)) --routes $(CLUSTER_ROUTES) 2>&1 | sed -u "s/^/n$$i: /" & \
+	done; \
+	wait; wait
 
 test:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
@@ -34,7 +46,7 @@ proto: $(BIN)/protoc-gen-go
 	@protoc --version | grep -q ' $(PROTOC_VERSION)$$' || \
 		echo "warning: protoc is $$(protoc --version), messages/ was generated with $(PROTOC_VERSION)"
 	PATH=$(BIN):$$PATH protoc --proto_path=messages --go_out=messages \
-		--go_opt=paths=source_relative messages/tally.proto
+		--go_opt=paths=source_relative messages/tally.proto messages/cluster.proto
 
 $(BIN)/protoc-gen-go:
 	GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
