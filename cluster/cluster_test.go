@@ -1,0 +1,179 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/tallyhq/tally/cluster"
+	"github.com/tallyhq/tally/journal/journaltest"
+)
+
+func start(t *testing.T, s *server.Server, name string) *cluster.Cluster {
+	t.Helper()
+	nc := journaltest.Connect(t, s)
+	cfg := cluster.DefaultConfig()
+	cfg.Name = name
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := cluster.Start(ctx, nc, journaltest.JetStream(t, nc), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c.Stop(ctx)
+	})
+	return c
+}
+
+// holders counts, for every partition, the members that hold it now.
+func holders(members ...*cluster.Cluster) []int {
+	out := make([]int, cluster.DefaultConfig().Partitions)
+	for p := range out {
+		for _, m := range members {
+			if _, _, ok := m.Lease(p); ok {
+				out[p]++
+			}
+		}
+	}
+	return out
+}
+
+// settled reports an error until every partition has exactly one holder.
+func settled(members ...*cluster.Cluster) error {
+	for p, n := range holders(members...) {
+		if n != 1 {
+			return fmt.Errorf("partition %d has %d holders", p, n)
+		}
+	}
+	return nil
+}
+
+// TestPartitionsSpreadAndMove starts three members on one server: every
+// partition gets exactly one holder, each member a share; when one leaves,
+// the other two hold everything, and never does a partition have two
+// holders on the way.
+func TestPartitionsSpreadAndMove(t *testing.T) {
+	s := journaltest.StartServer(t)
+	a, b, c := start(t, s, "a"), start(t, s, "b"), start(t, s, "c")
+	journaltest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		for _, n := range holders(a, b, c) {
+			if n > 1 {
+				t.Fatalf("a partition has %d holders", n)
+			}
+		}
+		if err := settled(a, b, c); err != nil {
+			return err
+		}
+		for _, m := range []*cluster.Cluster{a, b, c} {
+			if m.Owned() < 10 {
+				return fmt.Errorf("%s holds %d of 64", m.Name(), m.Owned())
+			}
+		}
+		return nil
+	})
+	t.Logf("held: a %d, b %d, c %d", a.Owned(), b.Owned(), c.Owned())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c.Owned() != 0 {
+		t.Errorf("c holds %d partitions after Stop", c.Owned())
+	}
+	journaltest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		for _, n := range holders(a, b) {
+			if n > 1 {
+				t.Fatalf("a partition has %d holders", n)
+			}
+		}
+		return settled(a, b)
+	})
+}
+
+// TestPlaceRoutesToTheHolder checks that every member places a partition
+// on its holder: here for the holder itself, the holder's inbox for the
+// others.
+func TestPlaceRoutesToTheHolder(t *testing.T) {
+	s := journaltest.StartServer(t)
+	members := []*cluster.Cluster{start(t, s, "a"), start(t, s, "b")}
+	journaltest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error { return settled(members...) })
+	for p := range cluster.DefaultConfig().Partitions {
+		var holder *cluster.Cluster
+		for _, m := range members {
+			if _, _, ok := m.Lease(p); ok {
+				holder = m
+			}
+		}
+		for _, m := range members {
+			got := make(chan string, 1)
+			m.Place(p, func(inbox string, err error) {
+				if err != nil {
+					t.Errorf("%s: Place(%d) = %v", m.Name(), p, err)
+				}
+				got <- inbox
+			})
+			inbox := <-got
+			switch {
+			case m == holder && inbox != "":
+				t.Errorf("%s holds %d but places it on %s", m.Name(), p, inbox)
+			case m == holder:
+				m.Exit(p)
+			case inbox != holder.Inbox():
+				t.Errorf("%s places %d on %q, want its holder %s (%s)", m.Name(), p, inbox, holder.Name(), holder.Inbox())
+			}
+		}
+	}
+}
+
+// TestLeaseLapsesWithoutTheBucket cuts a member off from NATS: it stops
+// holding its partitions by its own clock, and the other member takes them
+// once the leases expire in the bucket.
+func TestLeaseLapsesWithoutTheBucket(t *testing.T) {
+	s := journaltest.StartServer(t)
+	a := start(t, s, "a")
+	nc := journaltest.Connect(t, s)
+	cfg := cluster.DefaultConfig()
+	cfg.Name = "b"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := cluster.Start(ctx, nc, journaltest.JetStream(t, nc), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	journaltest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if err := settled(a, b); err != nil {
+			return err
+		}
+		if b.Owned() == 0 {
+			return fmt.Errorf("b holds nothing yet")
+		}
+		return nil
+	})
+	nc.Close() // b can renew nothing from now on
+	journaltest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		for p := range cfg.Partitions {
+			if _, _, ok := b.Lease(p); ok {
+				return fmt.Errorf("b still holds partition %d", p)
+			}
+		}
+		return nil
+	})
+	journaltest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		for p, n := range holders(a, b) {
+			if n > 1 {
+				t.Fatalf("partition %d has two holders", p)
+			}
+		}
+		return settled(a)
+	})
+	sctx, scancel := context.WithTimeout(context.Background(), time.Second)
+	defer scancel()
+	b.Stop(sctx)
+}
