@@ -20,6 +20,24 @@ type Journal interface {
 	At(ctx context.Context, group string, seq uint64) (*messages.Event, error)
 }
 
+// GroupReplayer is what a journal may offer beyond Journal: the events of
+// one group since a time, up to its event at stream sequence last. A group
+// that must learn the request IDs of many events reads them this way
+// rather than one by one.
+type GroupReplayer interface {
+	ReplayGroup(ctx context.Context, group string, since time.Time, last uint64, fn func(seq uint64, ev *messages.Event) error) error
+}
+
+// Leases tells the group actors of a cluster's node whether the node may
+// serve a group: only while it holds the lease on the group's partition.
+type Leases interface {
+	Partition(id string) int
+	// Lease reports whether the node holds partition p now, the lease's
+	// epoch (the same for as long as it holds it without a break) and
+	// since when, in unix nanos, it has held it.
+	Lease(p int) (epoch uint64, since int64, ok bool)
+}
+
 // Publisher sends the updates of a committed change to subscribers. It must
 // not block: it is called from inside a group actor.
 type Publisher interface {
@@ -48,6 +66,9 @@ type Config struct {
 	Journal Journal
 	// Publisher gets the updates of every committed change; nil drops them.
 	Publisher Publisher
+	// Leases, in a cluster, say which groups the node may serve; nil
+	// serves every group.
+	Leases Leases
 	// Clock defaults to the system clock.
 	Clock Clock
 	// Logger defaults to slog.Default().
@@ -78,9 +99,10 @@ type Config struct {
 	// DedupeWindow / K keeps every event of the window, and with them the
 	// request IDs a restart recovers.
 	MinAppendGap time.Duration
-	// RecoverEvents bounds how many events of another writer a group reads
-	// back after a conflict, to learn their request IDs (the node's own are
-	// in its table, see Node.Recover).
+	// RecoverEvents bounds how many events a group reads back one by one to
+	// learn the request IDs of another writer (after a conflict, or when the
+	// node took the group's partition within the dedupe window); past it, a
+	// journal that is a GroupReplayer replays the rest of the window.
 	RecoverEvents int
 
 	// WriteLimit writes (set, increase, decrease) and, separately,
@@ -111,7 +133,7 @@ func DefaultConfig() Config {
 		Timeout:        5 * time.Second,
 		MaxBatch:       512,
 		MaxEventBytes:  14 << 10,
-		RecoverEvents:  1000,
+		RecoverEvents:  64,
 		WriteLimit:     20,
 		ReadLimit:      20,
 		LimitWindow:    5 * time.Second,

@@ -87,12 +87,41 @@ type group struct {
 	pass    passivator
 	drained bool  // passivating, and the marker came back: stop once idle
 	failed  error // the group could not be loaded: answer with it, then stop
+
+	// In a cluster: the group's partition, and the epoch of the node's
+	// lease on it when the group was loaded. The group serves only under
+	// that lease.
+	leases Leases
+	part   int
+	epoch  uint64
 }
 
 func newGroup(n *Node) actor.Actor {
 	// waiting is made on first use: an idle group should cost little
 	// memory.
-	return &group{cfg: &n.cfg, seen: n.seen, loads: n.loads}
+	return &group{cfg: &n.cfg, seen: n.seen, loads: n.loads, leases: n.cfg.Leases}
+}
+
+// owns reports whether the node still holds the lease the group was loaded
+// under.
+func (g *group) owns() bool {
+	if g.leases == nil {
+		return true
+	}
+	epoch, _, ok := g.leases.Lease(g.part)
+	return ok && epoch == g.epoch
+}
+
+// disown answers everything the group holds with ErrUnavailable and stops
+// it: the node lost the group's partition, and the next owner serves it.
+func (g *group) disown() {
+	g.failed = fmt.Errorf("%w: this node no longer holds group %s's partition; try again", ErrUnavailable, g.id)
+	for _, p := range g.queue {
+		p.result, p.err = nil, g.failed
+		g.finish(p)
+	}
+	g.queue = nil
+	g.pass.begin()
 }
 
 func (g *group) Receive(ctx actor.Context) {
@@ -100,11 +129,19 @@ func (g *group) Receive(ctx actor.Context) {
 	case *activate:
 		g.id = m.name
 		g.pass.init(ctx, m)
-		if m.snap != nil {
-			g.restore(m.snap)
-			return
+		if g.leases != nil {
+			g.part = g.leases.Partition(g.id)
 		}
-		g.load(0)
+		switch {
+		case m.snap == nil:
+			g.load(0)
+		case g.current(m.snap):
+			g.restore(m.snap)
+		default:
+			// Another node may have written the group since: read its state
+			// and the request IDs of its events after the snapshot's.
+			g.load(m.snap.seq)
+		}
 	case *call:
 		switch {
 		case g.failed != nil:
@@ -113,6 +150,9 @@ func (g *group) Receive(ctx actor.Context) {
 			g.onChange(m)
 		case !g.ready:
 			g.queue = append(g.queue, &pending{get: m.get, reply: m.reply})
+		case !g.owns():
+			g.queue = append(g.queue, &pending{get: m.get, reply: m.reply})
+			g.disown()
 		default:
 			m.reply(g.read(m.get), nil)
 		}
@@ -153,8 +193,11 @@ func (g *group) abandon() {
 // activation.
 func (g *group) stopIfDone() {
 	if g.drained && !g.busy && !g.paced && len(g.queue) == 0 {
+		// A group that lost its lease leaves a snapshot too: served again
+		// only under the same lease, it otherwise tells the next load how
+		// far the node's table knows the group's request IDs.
 		var snap *snapshot
-		if g.ready && g.failed == nil {
+		if g.ready {
 			snap = g.snapshot()
 		}
 		g.pass.stop(snap)
@@ -203,6 +246,10 @@ func (g *group) read(req *messages.GetRequest) *messages.GetReply {
 // unless a load or an append is in flight.
 func (g *group) flush() {
 	for g.ready && !g.busy && !g.paced && len(g.queue) > 0 {
+		if !g.owns() {
+			g.disown()
+			return
+		}
 		if g.pace() {
 			return
 		}
@@ -418,6 +465,14 @@ func (g *group) commit(seq uint64, ev *messages.Event, batch []*pending) {
 			pub.Publish(g.updates, ups)
 		}
 	}
+	if !g.owns() {
+		// The lease ended while the append was in flight: the new owner may
+		// have served a read without this change, so it cannot be
+		// acknowledged; a retry with its request ID gets its outcome.
+		for _, p := range batch {
+			p.result, p.err = nil, fmt.Errorf("%w: this node lost group %s's partition while the write was stored; retry with the same requestID for its outcome", ErrUnavailable, g.id)
+		}
+	}
 	for _, p := range batch {
 		g.finish(p)
 	}
@@ -447,24 +502,70 @@ func (g *group) finish(p *pending) {
 // the node's table has every request ID this node committed, not another
 // writer's.
 func (g *group) load(known uint64) {
+	horizon := g.cfg.Clock.Now().UnixNano() - int64(g.cfg.DedupeWindow)
+	recent := known > 0
+	if g.leases != nil {
+		epoch, since, ok := g.leases.Lease(g.part)
+		if !ok {
+			g.disown()
+			return
+		}
+		g.epoch = epoch
+		// Until the node has held the partition for a whole window, the
+		// window's other request IDs are another node's: read them back.
+		recent = recent || since > horizon
+	}
 	g.ready, g.busy = false, true
 	pass := &g.pass
 	j, id, timeout, limit := g.cfg.Journal, g.id, g.cfg.Timeout, g.cfg.RecoverEvents
-	horizon := g.cfg.Clock.Now().UnixNano() - int64(g.cfg.DedupeWindow)
 	window := g.cfg.DedupeWindow
+	log := g.cfg.Logger
+	// Only a replicated journal changes leaders, and leaves reads
+	// unanswered meanwhile.
+	retry := g.leases != nil
 	g.loads.run(func(ctx context.Context) {
 		c, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
+		start := time.Now()
 		res := &loaded{}
-		res.ev, res.seq, res.err = j.Last(c, id)
+		defer func() {
+			if took := time.Since(start); took > slowLoad {
+				log.Info("slow group load", slog.String("group", id), slog.Duration("took", took), slog.Int("requestIDs", len(res.recent)), slog.Bool("recover", recent))
+			}
+		}()
+		if retry {
+			res.ev, res.seq, res.err = lastEvent(c, j, id)
+		} else {
+			res.ev, res.seq, res.err = j.Last(c, id)
+		}
 		if res.err == nil && res.ev != nil {
 			res.err = checkLast(c, j, id, res.ev, res.seq)
 		}
-		if res.err == nil && res.ev != nil && window > 0 && known > 0 {
-			res.recent, res.err = recentChanges(c, j, id, res.ev, known, horizon, limit)
+		if res.err == nil && res.ev != nil && window > 0 && recent {
+			res.recent, res.err = recentChanges(c, j, id, res.ev, res.seq, known, horizon, limit)
 		}
 		pass.send(res)
 	})
+}
+
+// slowLoad is how long a load takes before the log says so.
+const slowLoad = 250 * time.Millisecond
+
+// readAttempt bounds one read of a group's last event: one that finds no
+// answer (a replicated journal electing a leader) is tried again until the
+// load's own timeout, so that the load succeeds as soon as the journal is
+// back.
+const readAttempt = 500 * time.Millisecond
+
+func lastEvent(ctx context.Context, j Journal, group string) (*messages.Event, uint64, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, readAttempt)
+		ev, seq, err := j.Last(actx, group)
+		cancel()
+		if err == nil || ctx.Err() != nil || !journal.Unanswered(err) {
+			return ev, seq, err
+		}
+	}
 }
 
 // checkLast checks that a group's last event, at stream sequence seq,
@@ -496,18 +597,37 @@ func checkLast(ctx context.Context, j Journal, group string, ev *messages.Event,
 	return nil
 }
 
-// recentChanges walks back from ev through the events newer than known
-// and not older than horizon, at most limit of them before ev, collecting
-// the changes that carry request IDs.
-func recentChanges(ctx context.Context, j Journal, group string, ev *messages.Event, known uint64, horizon int64, limit int) ([]recentChange, error) {
+// recentChanges collects the changes that carry request IDs from the
+// group's events newer than known and not older than horizon, back from
+// ev, its last event at stream sequence last. It walks back at most limit
+// events one by one; a journal that is a GroupReplayer replays the rest.
+func recentChanges(ctx context.Context, j Journal, group string, ev *messages.Event, last, known uint64, horizon int64, limit int) ([]recentChange, error) {
 	var out []recentChange
-	for read := 0; ev.GetUnixNano() >= horizon; read++ {
+	collect := func(ev *messages.Event) {
 		for _, c := range ev.GetChanges() {
 			if c.GetRequestId() != "" {
 				out = append(out, recentChange{change: c, at: ev.GetUnixNano()})
 			}
 		}
+	}
+	for read := 0; ev.GetUnixNano() >= horizon; read++ {
 		prev := ev.GetPrevSeq()
+		if read >= limit {
+			if r, ok := j.(GroupReplayer); ok {
+				// The server stamps messages by its clock, the writer events by
+				// its own: a second's margin covers a skew between them.
+				since := time.Unix(0, horizon).Add(-time.Second)
+				out = out[:0]
+				err := r.ReplayGroup(ctx, group, since, last, func(seq uint64, ev *messages.Event) error {
+					if seq > known && ev.GetUnixNano() >= horizon {
+						collect(ev)
+					}
+					return nil
+				})
+				return out, err
+			}
+		}
+		collect(ev)
 		if prev == 0 || prev <= known || read >= limit {
 			break
 		}
@@ -536,6 +656,10 @@ func (g *group) onLoaded(m *loaded) {
 		g.queue = nil
 		// Stop, so the next command activates the group afresh.
 		g.pass.begin()
+		return
+	}
+	if !g.owns() {
+		g.disown()
 		return
 	}
 	g.state, g.seq = cloneState(m.ev.GetState()), m.seq

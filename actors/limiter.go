@@ -65,6 +65,8 @@ func (l *limiter) Receive(ctx actor.Context) {
 		l.pass.init(ctx, m)
 	case *call:
 		l.gate(m)
+	case *admission:
+		l.admit(m)
 	case *idleCheck:
 		// Once both windows have slid past the last admitted call the state
 		// is the same as a new limiter's, so stopping loses nothing.
@@ -84,7 +86,18 @@ func (l *limiter) Receive(ctx actor.Context) {
 // gate admits or refuses a call and hands an admitted one to the group's
 // actor, which answers the caller.
 func (l *limiter) gate(c *call) {
-	read := c.get != nil
+	if err := l.check(c.get != nil); err != nil {
+		c.reply(nil, err)
+		return
+	}
+	l.groups.send(c.group, c)
+}
+
+// admit admits or refuses a call that goes on elsewhere.
+func (l *limiter) admit(a *admission) { a.done(l.check(a.read)) }
+
+// check records a call of the kind in its window, or refuses it.
+func (l *limiter) check(read bool) error {
 	w := &l.writes
 	if read {
 		w = &l.reads
@@ -93,8 +106,7 @@ func (l *limiter) gate(c *call) {
 		// Until the window frees a place, the gateway refuses the user's
 		// calls of this kind itself (Node.Refused).
 		l.refusals.refuse(l.user, read, w.freed(l.cfg.LimitWindow))
-		c.reply(nil, rateLimited(l.cfg, l.user, read))
-		return
+		return rateLimited(l.cfg, l.user, read)
 	}
-	l.groups.send(c.group, c)
+	return nil
 }

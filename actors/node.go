@@ -152,6 +152,25 @@ func (n *Node) submit(user string, c *call) {
 	n.limiters.send(user, c)
 }
 
+// admission asks a user's limiter whether a call of the kind may go on.
+type admission struct {
+	read bool
+	done func(error)
+}
+
+// Admit runs a user's rate limit for one call (a get when read): done gets
+// nil when the call may go on, an ErrRateLimited error when not, from the
+// limiter's goroutine. In a cluster the node that holds the user's
+// partition admits, and the call goes on to the node of its group, which
+// runs it as a trusted call (user ""). It does not wait.
+func (n *Node) Admit(user string, read bool, done func(error)) {
+	if err := contract.CheckUserID(user); err != nil {
+		done(err)
+		return
+	}
+	n.limiters.send(user, &admission{read: read, done: done})
+}
+
 // Change is SubmitChange waiting for its answer, at most until ctx ends or
 // the configured Timeout, after which the outcome is unknown
 // (ErrUnavailable).

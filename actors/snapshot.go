@@ -18,6 +18,7 @@ type snapshot struct {
 	counters packed
 	version  uint64
 	seq      uint64
+	epoch    uint64 // in a cluster, the lease the group was served under
 }
 
 // packed is a group's counters in one allocation without pointers, which
@@ -73,7 +74,23 @@ func (p packed) next() (key []byte, value int64, rest packed) {
 }
 
 func (g *group) snapshot() *snapshot {
-	return &snapshot{counters: pack(g.state.GetCounters()), version: g.state.GetVersion(), seq: g.seq}
+	return &snapshot{counters: pack(g.state.GetCounters()), version: g.state.GetVersion(), seq: g.seq, epoch: g.epoch}
+}
+
+// current reports whether a snapshot is still good to serve from: in a
+// cluster, only under the lease it was taken under (the node may have
+// lost the partition and taken it back since, and another node written
+// the group meanwhile).
+func (g *group) current(s *snapshot) bool {
+	if g.leases == nil {
+		return true
+	}
+	epoch, _, ok := g.leases.Lease(g.part)
+	if ok && epoch == s.epoch {
+		g.epoch = epoch
+		return true
+	}
+	return false
 }
 
 // restore makes the group current from a snapshot.
