@@ -14,45 +14,14 @@ var actorsCode = actors.Code
 // dispatch decodes a request and submits it to the actors; the reply goes
 // out through r.respond.
 func (g *Gateway) dispatch(r *request, user string, data []byte) {
-	switch r.op {
-	case opSet:
-		req, err := decodeSet(r.format, data)
-		if err != nil {
-			r.respond(nil, err)
-			return
-		}
-		g.node.SubmitChange(user, req.GetGroupId(), &messages.Change{
-			Op: messages.Op_OP_SET, Counters: req.GetCounters(), RequestId: req.GetRequestId(),
-		}, r.changed(req.GetGroupId(), setReply))
-	case opIncrease, opDecrease:
-		req, err := decodeChange(r.format, data)
-		if err != nil {
-			r.respond(nil, err)
-			return
-		}
-		kind := messages.Op_OP_INCREASE
-		if r.op == opDecrease {
-			kind = messages.Op_OP_DECREASE
-		}
-		g.node.SubmitChange(user, req.GetGroupId(), &messages.Change{
-			Op: kind, Key: req.GetKey(), Amount: req.GetValue(), RequestId: req.GetRequestId(),
-		}, r.changed(req.GetGroupId(), changeReply))
-	case opGet:
-		req, err := decodeGet(r.format, data)
-		if err != nil {
-			r.respond(nil, err)
-			return
-		}
-		g.node.SubmitGet(user, req, r.respond)
+	group, change, get, err := decode(r.op, r.format, data)
+	switch {
+	case err != nil:
+		r.respond(nil, err)
+	case get != nil:
+		g.node.SubmitGet(user, get, r.respond)
 	default:
-		req, err := decodeDelete(r.format, data)
-		if err != nil {
-			r.respond(nil, err)
-			return
-		}
-		g.node.SubmitChange(user, req.GetGroupId(), &messages.Change{
-			Op: messages.Op_OP_DELETE, Keys: req.GetKeyList(), RequestId: req.GetRequestId(),
-		}, r.changed(req.GetGroupId(), deleteReply))
+		g.node.SubmitChange(user, group, change, r.changed(group, replyOf(r.op)))
 	}
 }
 

@@ -26,6 +26,9 @@ type Node interface {
 	// Refused says whether the user is over its limit for the kind of
 	// call, so that the gateway refuses it before decoding it.
 	Refused(user string, read bool) error
+	// Admit runs the user's rate limit for a call that goes on to
+	// another node (in a cluster).
+	Admit(user string, read bool, done func(error))
 }
 
 // Config configures a Gateway.
@@ -44,6 +47,20 @@ type Config struct {
 	// Ready, when set, says whether the node can serve; $SRV.PING is
 	// answered only while it says yes.
 	Ready func() bool
+	// Router, in a cluster, places each call on the node that serves it;
+	// nil serves every call here.
+	Router Router
+	// Internal, with a Router, is the connection forwarded calls travel
+	// on: in the service's own account, out of clients' reach. Replies to
+	// clients always go out on the gateway's connection.
+	Internal *nats.Conn
+	// Leave, when set, runs in Stop once no client request comes in any
+	// more and before forwarded calls stop: the node hands its partitions
+	// over.
+	Leave func(ctx context.Context) error
+	// LeaveGrace is how long a node that left still forwards the calls
+	// other nodes send it before they know it left.
+	LeaveGrace time.Duration
 }
 
 // DefaultConfig returns the contract's service.
@@ -55,6 +72,7 @@ func DefaultConfig() Config {
 		Prefix:      "tally.v1",
 		MaxInFlight: 1024,
 		Logger:      slog.Default(),
+		LeaveGrace:  time.Second,
 	}
 }
 
@@ -67,6 +85,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("gateway: max in flight %d must be at least 1", c.MaxInFlight)
 	case c.Logger == nil:
 		return errors.New("gateway: no logger")
+	case c.Router != nil && c.Internal == nil:
+		return errors.New("gateway: a router needs an internal connection")
 	}
 	return nil
 }
@@ -80,8 +100,10 @@ type Gateway struct {
 	id        string
 	started   time.Time
 	endpoints []*endpoint
-	control   []*nats.Subscription // the $SRV subjects
-	root      string               // Prefix's first token and a dot: "tally."
+	byOp      [2][opDelete + 1]*endpoint // user's, admin's
+	control   []*nats.Subscription       // the $SRV subjects
+	forwards  *nats.Subscription         // calls other nodes forward, with a Router
+	root      string                     // Prefix's first token and a dot: "tally."
 	// slots holds a token for every request taken and not yet answered.
 	slots chan struct{}
 }
@@ -95,6 +117,7 @@ type request struct {
 	subject string
 	reply   string
 	taken   time.Time
+	part    int // with a Router, the partition entered to serve the call here, or -1
 }
 
 type op int
@@ -133,6 +156,19 @@ func Start(nc *nats.Conn, node Node, cfg Config) (*Gateway, error) {
 		g.unsubscribe()
 		return nil, err
 	}
+	if cfg.Router != nil {
+		sub, err := cfg.Internal.Subscribe(cfg.Router.Inbox(), g.onForward)
+		if err != nil {
+			g.unsubscribe()
+			return nil, fmt.Errorf("gateway: subscribe to forwarded calls: %w", err)
+		}
+		sub.SetPendingLimits(-1, -1) // bounded by the other nodes' slots
+		g.forwards = sub
+		if err := cfg.Internal.Flush(); err != nil {
+			g.unsubscribe()
+			return nil, fmt.Errorf("gateway: flush subscriptions: %w", err)
+		}
+	}
 	// Once flushed, the server has every subscription: the service answers
 	// from the moment Start returns.
 	if err := nc.Flush(); err != nil {
@@ -151,6 +187,11 @@ func (g *Gateway) serve(name, subject string, o op, admin bool) error {
 	}
 	e.sub = sub
 	g.endpoints = append(g.endpoints, e)
+	if admin {
+		g.byOp[1][o] = e
+	} else {
+		g.byOp[0][o] = e
+	}
 	return nil
 }
 
@@ -160,6 +201,9 @@ func (g *Gateway) unsubscribe() {
 	}
 	for _, s := range g.control {
 		s.Unsubscribe()
+	}
+	if g.forwards != nil {
+		g.forwards.Unsubscribe()
 	}
 }
 
@@ -185,15 +229,38 @@ func (g *Gateway) Stop(ctx context.Context) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+	var err error
+	if g.cfg.Leave != nil {
+		err = g.cfg.Leave(ctx)
+	}
+	if g.forwards != nil {
+		// Other nodes learn within moments that this one left; until then
+		// they may still forward calls here, which this node forwards on to
+		// the partitions' new owners rather than drop.
+		select {
+		case <-ctx.Done():
+		case <-time.After(g.cfg.LeaveGrace):
+		}
+		if derr := g.forwards.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
+			return errors.Join(err, fmt.Errorf("gateway: drain forwarded calls: %w", derr))
+		}
+		for g.forwards.IsValid() && !g.cfg.Internal.IsClosed() {
+			select {
+			case <-ctx.Done():
+				return errors.Join(err, fmt.Errorf("gateway: draining forwarded calls: %w", ctx.Err()))
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
 	// Holding every slot means every request taken has been answered.
 	for range cap(g.slots) {
 		select {
 		case g.slots <- struct{}{}:
 		case <-ctx.Done():
-			return fmt.Errorf("gateway: waiting for requests in flight: %w", ctx.Err())
+			return errors.Join(err, fmt.Errorf("gateway: waiting for requests in flight: %w", ctx.Err()))
 		}
 	}
-	return nil
+	return err
 }
 
 // handler hands a request to the actors, which answer it through
@@ -209,7 +276,11 @@ func (g *Gateway) handler(e *endpoint, o op, admin bool) nats.MsgHandler {
 			user = userOf(m.Subject)
 		}
 		g.slots <- struct{}{} // released by respond
-		r := &request{g: g, ep: e, op: o, format: f, subject: m.Subject, reply: m.Reply, taken: time.Now()}
+		r := &request{g: g, ep: e, op: o, format: f, subject: m.Subject, reply: m.Reply, taken: time.Now(), part: -1}
+		if g.cfg.Router != nil {
+			g.route(r, user, m.Data, 0)
+			return
+		}
 		if err := g.node.Refused(user, o == opGet); err != nil {
 			r.respond(nil, err) // a user over its limit costs no decoding and no actor
 			return
@@ -227,7 +298,12 @@ var protoHeader = nats.Header{"Content-Type": []string{ContentTypeProtobuf}}
 // refused before it reached an actor.
 func (r *request) respond(reply proto.Message, err error) {
 	g := r.g
-	defer func() { <-g.slots }()
+	defer func() {
+		if r.part >= 0 {
+			g.cfg.Router.Exit(r.part)
+		}
+		<-g.slots
+	}()
 	r.ep.done(time.Since(r.taken), err)
 	if r.reply == "" {
 		return // published without a reply subject: nobody to answer

@@ -1,0 +1,240 @@
+package gateway
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tallyhq/tally/actors"
+	"github.com/tallyhq/tally/messages"
+)
+
+// Router places calls on the nodes of a cluster (see package cluster).
+type Router interface {
+	// Partition returns the partition of a group or user ID.
+	Partition(id string) int
+	// Place calls fn with "" when partition p is served here (the caller
+	// then calls Exit(p) once it answered), with the inbox of the node to
+	// forward the call to, or with an error when no node serves p in time.
+	Place(p int, fn func(inbox string, err error))
+	Exit(p int)
+	// Inbox is the subject of the calls forwarded to this node.
+	Inbox() string
+}
+
+// maxHops bounds how often one call is forwarded: to its user's node,
+// then to its group's, and once more each while a partition moves.
+const maxHops = 4
+
+// A call in a cluster goes through two places: the node holding its user's
+// partition runs the rate limit, and the node holding its group's
+// partition runs the command and answers the client. The node that takes
+// the request from the client forwards a user's call, undecoded, to the
+// first; that one decodes it, admits it and forwards the decoded command
+// to the second. Each forward keeps the client's reply subject, so the
+// serving node answers the client directly. An admin's call has no rate
+// limit and goes straight to its group's node.
+
+// route sends a request taken from a client, or forwarded undecoded, on
+// its way: to its user's node, or to its group's for an admin's call.
+func (g *Gateway) route(r *request, user string, data []byte, hops uint32) {
+	if user == "" {
+		g.decodeAndPlace(r, "", data, hops)
+		return
+	}
+	router := g.cfg.Router
+	p := router.Partition(user)
+	router.Place(p, func(inbox string, err error) {
+		switch {
+		case err != nil:
+			r.respond(nil, fmt.Errorf("%w: user %s: %w", actors.ErrUnavailable, user, err))
+		case inbox != "":
+			r.forward(inbox, &messages.Forward{Payload: data}, hops)
+		default:
+			// A rate limit that moves starts afresh: it needs no lease
+			// held for the call's length.
+			router.Exit(p)
+			if err := g.node.Refused(user, r.op == opGet); err != nil {
+				r.respond(nil, err)
+				return
+			}
+			g.decodeAndPlace(r, user, data, hops)
+		}
+	})
+}
+
+// decodeAndPlace decodes and checks a request, runs the user's rate limit
+// when it has a user, and places the command on its group's node.
+func (g *Gateway) decodeAndPlace(r *request, user string, data []byte, hops uint32) {
+	group, change, get, err := decode(r.op, r.format, data)
+	if err == nil && change != nil {
+		err = actors.ValidateChange(group, change)
+	} else if err == nil {
+		err = actors.ValidateGet(get)
+	}
+	if err != nil {
+		r.respond(nil, err)
+		return
+	}
+	if user == "" {
+		g.placeGroup(r, group, change, get, hops)
+		return
+	}
+	g.node.Admit(user, get != nil, func(err error) {
+		if err != nil {
+			r.respond(nil, err)
+			return
+		}
+		g.placeGroup(r, group, change, get, hops)
+	})
+}
+
+// placeGroup runs an admitted command on its group's node.
+func (g *Gateway) placeGroup(r *request, group string, change *messages.Change, get *messages.GetRequest, hops uint32) {
+	router := g.cfg.Router
+	p := router.Partition(group)
+	router.Place(p, func(inbox string, err error) {
+		switch {
+		case err != nil:
+			r.respond(nil, fmt.Errorf("%w: group %s: %w", actors.ErrUnavailable, group, err))
+		case inbox != "":
+			r.forward(inbox, &messages.Forward{Admitted: true, GroupId: group, Change: change, Get: get}, hops)
+		default:
+			r.part = p
+			if get != nil {
+				g.node.SubmitGet("", get, r.respond)
+				return
+			}
+			g.node.SubmitChange("", group, change, r.changed(group, replyOf(r.op)))
+		}
+	})
+}
+
+// replyOf returns the builder of a write's reply.
+func replyOf(o op) func(string, *messages.Change) proto.Message {
+	switch o {
+	case opSet:
+		return setReply
+	case opDelete:
+		return deleteReply
+	default:
+		return changeReply
+	}
+}
+
+// decode decodes a request into the command it asks for and its group.
+func decode(o op, f format, data []byte) (group string, change *messages.Change, get *messages.GetRequest, err error) {
+	switch o {
+	case opSet:
+		req, err := decodeSet(f, data)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		return req.GetGroupId(), &messages.Change{Op: messages.Op_OP_SET, Counters: req.GetCounters(), RequestId: req.GetRequestId()}, nil, nil
+	case opIncrease, opDecrease:
+		req, err := decodeChange(f, data)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		kind := messages.Op_OP_INCREASE
+		if o == opDecrease {
+			kind = messages.Op_OP_DECREASE
+		}
+		return req.GetGroupId(), &messages.Change{Op: kind, Key: req.GetKey(), Amount: req.GetValue(), RequestId: req.GetRequestId()}, nil, nil
+	case opGet:
+		req, err := decodeGet(f, data)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		return req.GetGroupId(), nil, req, nil
+	default:
+		req, err := decodeDelete(f, data)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		return req.GetGroupId(), &messages.Change{Op: messages.Op_OP_DELETE, Keys: req.GetKeyList(), RequestId: req.GetRequestId()}, nil, nil
+	}
+}
+
+// forward hands the request on to the node at inbox, which answers the
+// client, and frees its slot here.
+func (r *request) forward(inbox string, f *messages.Forward, hops uint32) {
+	g := r.g
+	if hops >= maxHops {
+		r.respond(nil, fmt.Errorf("%w: the call was forwarded %d times without reaching the node that serves it; try again", actors.ErrUnavailable, hops))
+		return
+	}
+	f.Subject, f.Reply, f.Protobuf, f.Hops = r.subject, r.reply, r.format == formatProto, hops+1
+	data, err := proto.Marshal(f)
+	if err == nil {
+		err = g.cfg.Internal.Publish(inbox, data)
+	}
+	if err != nil {
+		r.respond(nil, fmt.Errorf("%w: forward the call: %w", actors.ErrUnavailable, err))
+		return
+	}
+	<-g.slots
+}
+
+// onForward takes a call another node forwarded.
+func (g *Gateway) onForward(m *nats.Msg) {
+	var f messages.Forward
+	if err := proto.Unmarshal(m.Data, &f); err != nil {
+		g.cfg.Logger.Warn("ignoring a malformed forwarded call", slog.Any("error", err))
+		return
+	}
+	o, admin, user, ok := g.parse(f.GetSubject())
+	if !ok {
+		g.cfg.Logger.Warn("ignoring a forwarded call on a subject the service does not serve", slog.String("subject", f.GetSubject()))
+		return
+	}
+	format := formatJSON
+	if f.GetProtobuf() {
+		format = formatProto
+	}
+	e := g.byOp[0][o]
+	if admin {
+		e = g.byOp[1][o]
+	}
+	g.slots <- struct{}{} // released by respond or forward
+	r := &request{g: g, ep: e, op: o, format: format, subject: f.GetSubject(), reply: f.GetReply(), taken: time.Now(), part: -1}
+	switch {
+	case !f.GetAdmitted():
+		g.route(r, user, f.GetPayload(), f.GetHops())
+	case (f.GetChange() == nil) == (f.GetGet() == nil) || (f.GetGet() == nil) == (o == opGet):
+		r.respond(nil, fmt.Errorf("%w: a forwarded call must carry the command its subject names", actors.ErrInvalidParameter))
+	default:
+		g.placeGroup(r, f.GetGroupId(), f.GetChange(), f.GetGet(), f.GetHops())
+	}
+}
+
+// parse reads a request subject of the service: its operation, whether it
+// is an admin's, and the user of a user's.
+func (g *Gateway) parse(subject string) (o op, admin bool, user string, ok bool) {
+	rest, found := strings.CutPrefix(subject, g.cfg.Prefix+".")
+	if !found {
+		return 0, false, "", false
+	}
+	kind, rest, _ := strings.Cut(rest, ".")
+	switch kind {
+	case "admin":
+		admin = true
+	case "user":
+		user, rest, _ = strings.Cut(rest, ".")
+		if user == "" {
+			return 0, false, "", false
+		}
+	default:
+		return 0, false, "", false
+	}
+	for i, name := range opNames {
+		if rest == name && (admin || op(i) != opDelete) {
+			return op(i), admin, user, true
+		}
+	}
+	return 0, false, "", false
+}
