@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tallyhq/tally/actors"
@@ -33,9 +36,26 @@ type Config struct {
 	// its own account to it.
 	NATSConfig string
 	// NATSURL, when set, is an existing NATS server or cluster to use
-	// instead of embedding one; Credentials authenticate the node there.
+	// instead of embedding one (URLs separated by commas); Credentials
+	// authenticate the node there.
 	NATSURL     string
 	Credentials Credentials
+
+	// Name is the node's name in its cluster and its embedded server's;
+	// unique in the cluster. DefaultConfig gives the host name.
+	Name string
+	// Cluster, when set, is the embedded server's route listener
+	// (HOST:PORT): the server joins the NATS cluster of Routes and the node
+	// the tally cluster on it.
+	Cluster string
+	// Routes are the cluster's route addresses, the same list on every
+	// node (the node's own is allowed).
+	Routes []string
+	// ClusterName names the NATS cluster; every server of it must agree.
+	ClusterName string
+	// Replicas of the journal and of the cluster's buckets; 0 picks 1 on
+	// a single server and 3 on a cluster of three servers or more.
+	Replicas int
 
 	// Sync is SyncInterval or SyncAlways.
 	Sync         string
@@ -66,7 +86,10 @@ type Config struct {
 // 127.0.0.1:4222, data in ./data.
 func DefaultConfig() Config {
 	a := actors.DefaultConfig()
+	name, _ := os.Hostname()
 	return Config{
+		Name:           name,
+		ClusterName:    "tally",
 		DataDir:        "./data",
 		Listen:         "127.0.0.1:4222",
 		Sync:           SyncInterval,
@@ -105,6 +128,15 @@ func (c Config) Validate() error {
 	if c.ExitUnreadyAfter < 0 {
 		errs = append(errs, fmt.Errorf("--exit-unready-after %v: must not be negative", c.ExitUnreadyAfter))
 	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("--replicas %d: want 1..5 (0: 1 alone, 3 in a cluster of three or more)", c.Replicas))
+	}
+	if !validName(c.Name) {
+		errs = append(errs, fmt.Errorf("--name %q: want 1..64 letters, digits, '-', '_' or '.'", c.Name))
+	}
+	if c.Cluster != "" || len(c.Routes) > 0 {
+		errs = append(errs, c.validateCluster()...)
+	}
 	switch {
 	case c.NATSURL != "" && c.NATSConfig != "":
 		errs = append(errs, errors.New("--nats-url and --nats-config exclude each other: the file configures the embedded server"))
@@ -122,14 +154,76 @@ func (c Config) Validate() error {
 }
 
 // hostPort splits Listen; port 0 means any free port.
-func (c Config) hostPort() (string, int, error) {
-	host, port, err := net.SplitHostPort(c.Listen)
+func (c Config) hostPort() (string, int, error) { return splitHostPort("--listen", c.Listen) }
+
+func splitHostPort(flag, addr string) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", 0, fmt.Errorf("--listen %q: %w", c.Listen, err)
+		return "", 0, fmt.Errorf("%s %q: %w", flag, addr, err)
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 0 || p > 65535 {
-		return "", 0, fmt.Errorf("--listen %q: port must be 0..65535", c.Listen)
+		return "", 0, fmt.Errorf("%s %q: port must be 0..65535", flag, addr)
 	}
 	return host, p, nil
+}
+
+// Clustered reports whether the node runs as a member of a tally cluster:
+// on an embedded server that joins a NATS cluster, or on any external
+// NATS server, where other nodes may share the journal.
+func (c Config) Clustered() bool { return c.Cluster != "" || c.NATSURL != "" }
+
+// validName reports whether name can name a NATS server and a key of the
+// cluster's buckets.
+func validName(name string) bool {
+	if name == "" || len(name) > 64 || name[0] == '.' || name[len(name)-1] == '.' || strings.Contains(name, "..") {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func (c Config) validateCluster() []error {
+	var errs []error
+	if c.NATSURL != "" {
+		errs = append(errs, errors.New("--cluster and --routes are for the embedded server; --nats-url names a cluster of its own"))
+	}
+	if c.Cluster == "" {
+		errs = append(errs, errors.New("--routes needs --cluster, the embedded server's own route listener"))
+	} else if _, _, err := splitHostPort("--cluster", c.Cluster); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ClusterName == "" || strings.ContainsAny(c.ClusterName, " \t.*>") {
+		errs = append(errs, fmt.Errorf("--cluster-name %q: want a name without spaces, dots or wildcards", c.ClusterName))
+	}
+	if _, err := routeURLs(c.Routes); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// routeURLs parses route addresses given as nats://host:port or
+// host:port.
+func routeURLs(routes []string) ([]*url.URL, error) {
+	var out []*url.URL
+	for _, r := range routes {
+		r = strings.TrimSpace(r)
+		if r == "" {
+			continue
+		}
+		s := r
+		if !strings.Contains(s, "://") {
+			s = "nats://" + s
+		}
+		u, err := url.Parse(s)
+		if err != nil || u.Host == "" || u.Port() == "" {
+			return nil, fmt.Errorf("--routes: %q is not nats://host:port or host:port", r)
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }

@@ -77,7 +77,10 @@ func embeddedOptions(cfg Config, prefix, nodeKey, frontKey string) (opts *server
 		opts.Host, opts.Port = host, port
 	}
 	if opts.ServerName == "" {
-		opts.ServerName = "tally"
+		opts.ServerName = cfg.Name
+	}
+	if err := clusterOptions(cfg, opts); err != nil {
+		return nil, false, err
 	}
 	opts.JetStream = true
 	if opts.StoreDir == "" {
@@ -128,6 +131,36 @@ func embeddedOptions(cfg Config, prefix, nodeKey, frontKey string) (opts *server
 		AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeInProcess: {}},
 	})
 	return opts, front, nil
+}
+
+// clusterOptions makes the embedded server a member of the NATS cluster
+// of cfg.Routes, with JetStream clustered.
+func clusterOptions(cfg Config, opts *server.Options) error {
+	if cfg.Cluster == "" {
+		return nil
+	}
+	host, port, err := splitHostPort("--cluster", cfg.Cluster)
+	if err != nil {
+		return err
+	}
+	routes, err := routeURLs(cfg.Routes)
+	if err != nil {
+		return err
+	}
+	opts.Cluster.Name, opts.Cluster.Host, opts.Cluster.Port = cfg.ClusterName, host, port
+	opts.Routes = routes
+	// A route or a client that stops answering is dropped within a few
+	// seconds rather than nats-server's default two minutes, so that a
+	// paused server does not hold the others' traffic for long.
+	opts.Cluster.PingInterval, opts.Cluster.MaxPingsOut = time.Second, 3
+	if opts.PingInterval == 0 {
+		opts.PingInterval, opts.MaxPingsOut = 2*time.Second, 3
+	}
+	// In a cluster an append is acknowledged once a majority of the
+	// journal's servers stored it: with --sync=always each of them syncs
+	// it to disk first.
+	opts.SyncAlways = cfg.Sync == SyncAlways
+	return nil
 }
 
 // addClientAccounts makes every client account of opts import the service

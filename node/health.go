@@ -43,8 +43,12 @@ type health struct {
 }
 
 // Ready reports whether the node can serve: its journal took a write (an
-// append or a probe) within the last few seconds. When not, it says why.
+// append or a probe) within the last few seconds, and in a cluster it is a
+// member that knows the others. When not, it says why.
 func (n *Node) Ready() (bool, string) {
+	if n.cluster != nil && !n.cluster.Ready() {
+		return false, "not a member of the cluster yet"
+	}
 	if n.health.ready.Load() {
 		return true, ""
 	}
@@ -94,6 +98,15 @@ func (n *Node) watch() {
 }
 
 func (n *Node) check(ctx context.Context) {
+	if n.cluster != nil {
+		select {
+		case err := <-n.cluster.Failed():
+			n.setReady(false, err.Error())
+			n.fail(err)
+			return
+		default:
+		}
+	}
 	if n.ns != nil && !n.ns.JetStreamEnabled() {
 		n.setReady(false, ErrStorage.Error())
 		// A supervisor's restart re-enables JetStream, once the cause is

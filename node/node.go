@@ -15,12 +15,17 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tallyhq/tally/actors"
+	"github.com/tallyhq/tally/cluster"
 	"github.com/tallyhq/tally/gateway"
 	"github.com/tallyhq/tally/journal"
 )
 
-// openTimeout bounds how long a node waits for the journal's stream.
-const openTimeout = 30 * time.Second
+// attemptTimeout bounds each attempt to reach JetStream at start-up; the
+// node tries again until it succeeds or its start is cancelled. Short: when
+// several nodes create the same stream at once, nats-server answers one of
+// them and leaves the others without a reply, so those try again (which
+// then finds the stream).
+const attemptTimeout = time.Second
 
 // Node is a running tally node.
 type Node struct {
@@ -43,6 +48,7 @@ type Node struct {
 	updates *nats.Conn
 	syncer  *journal.Syncer
 	journal *journal.Journal
+	cluster *cluster.Cluster // in a cluster
 	actors  *actors.Node
 	gateway *gateway.Gateway
 }
@@ -69,6 +75,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 func (n *Node) start(ctx context.Context) error {
 	jcfg := journal.DefaultConfig()
 	jcfg.KeepPerGroup = n.cfg.JournalKeep
+	if n.cfg.Clustered() {
+		// An append sent while the journal's leader stepped down or died is
+		// never acknowledged, and its group waits for it: send it again
+		// soon, and give up sooner than on one server, where no leader
+		// changes.
+		jcfg.AckTimeout = 2 * time.Second
+		jcfg.Resend = 500 * time.Millisecond
+	}
 	gcfg := gateway.DefaultConfig()
 	gcfg.Logger = n.log
 	gcfg.Ready = func() bool { ok, _ := n.Ready(); return ok }
@@ -76,7 +90,7 @@ func (n *Node) start(ctx context.Context) error {
 		if err := n.embed(ctx, jcfg.Stream, gcfg.Prefix); err != nil {
 			return err
 		}
-		if n.cfg.Sync == SyncAlways {
+		if n.cfg.Sync == SyncAlways && n.cfg.Cluster == "" {
 			var err error
 			if n.syncer, err = journal.NewSyncer(n.ns.StoreDir()); err != nil {
 				return err
@@ -87,8 +101,25 @@ func (n *Node) start(ctx context.Context) error {
 		n.url = n.cfg.NATSURL
 		n.log.Info("using NATS server", slog.String("url", Redact(n.url)))
 	}
-	if err := n.openJournal(ctx, jcfg); err != nil {
+	js, err := n.jetStream()
+	if err != nil {
 		return err
+	}
+	if jcfg.Replicas, err = n.replicas(js); err != nil {
+		return err
+	}
+	if err := n.openJournal(ctx, js, jcfg); err != nil {
+		return err
+	}
+	if n.cfg.Clustered() {
+		if err := n.joinCluster(ctx, js, jcfg.Replicas); err != nil {
+			return err
+		}
+		ic, err := n.Connect("internal")
+		if err != nil {
+			return err
+		}
+		gcfg.Router, gcfg.Internal, gcfg.Leave = n.cluster, ic, n.cluster.Stop
 	}
 	if err := n.startActors(ctx, gcfg.Prefix); err != nil {
 		return err
@@ -107,20 +138,179 @@ func (n *Node) start(ctx context.Context) error {
 	return err
 }
 
-// openJournal opens the journal's stream, waiting at most openTimeout.
-func (n *Node) openJournal(ctx context.Context, cfg journal.Config) error {
-	jc, err := n.Connect("journal")
+// jetStream connects the journal's connection.
+func (n *Node) jetStream() (jetstream.JetStream, error) {
+	jc, err := n.Connect("journal", nats.PingInterval(2*time.Second), nats.MaxPingsOutstanding(3))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	js, err := jetstream.New(jc)
 	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
+		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, openTimeout)
+	return js, nil
+}
+
+// replicas is the journal's replication: the configured one, else 3 on a
+// cluster of three servers or more and 1 otherwise.
+func (n *Node) replicas(js jetstream.JetStream) (int, error) {
+	if n.cfg.Replicas > 0 {
+		return n.cfg.Replicas, nil
+	}
+	servers := 1
+	switch {
+	case n.cfg.Cluster != "":
+		routes, err := routeURLs(n.cfg.Routes)
+		if err != nil {
+			return 0, err
+		}
+		seen := map[string]bool{n.cfg.Cluster: true}
+		for _, u := range routes {
+			seen[u.Host] = true
+		}
+		servers = len(seen)
+	case n.cfg.NATSURL != "":
+		servers = len(js.Conn().Servers())
+	}
+	if servers >= 3 {
+		return 3, nil
+	}
+	return 1, nil
+}
+
+// openJournal opens the journal's stream. JetStream may not be there yet
+// (a cluster elects its meta leader a few seconds after its servers
+// start, and places a replicated stream only once enough of them run), so
+// the node waits for it, saying what it waits for, until ctx ends.
+func (n *Node) openJournal(ctx context.Context, js jetstream.JetStream, cfg journal.Config) error {
+	err := n.await(ctx, "JetStream (on a cluster: its meta leader)", func(ctx context.Context) error {
+		_, err := js.AccountInfo(ctx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return n.await(ctx, fmt.Sprintf("the journal's stream %s with %d replicas", cfg.Stream, cfg.Replicas), func(ctx context.Context) error {
+		var err error
+		n.journal, err = journal.Open(ctx, js, cfg)
+		return err
+	})
+}
+
+// joinCluster registers the node in the cluster's buckets.
+func (n *Node) joinCluster(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	if n.ns != nil && replicas > 1 {
+		n.awaitCurrent(ctx, js, journal.DefaultConfig().Stream)
+	}
+	nc, err := n.Connect("cluster", nats.PingInterval(2*time.Second), nats.MaxPingsOutstanding(3))
+	if err != nil {
+		return err
+	}
+	cfg := cluster.DefaultConfig()
+	cfg.Name, cfg.Replicas, cfg.Logger = n.cfg.Name, replicas, n.log
+	// An attempt may wait for a crashed process's member record of the
+	// same name to expire.
+	timeout := attemptTimeout + cfg.MemberTTL + cfg.Heartbeat
+	return n.awaitEach(ctx, "the cluster's members and leases buckets", timeout, func(ctx context.Context) error {
+		var err error
+		n.cluster, err = cluster.Start(ctx, nc, js, cfg)
+		return err
+	})
+}
+
+// currentFor bounds how long a restarted node waits for its replica of
+// the journal to catch up before it joins anyway.
+const currentFor = 30 * time.Second
+
+// awaitCurrent waits until the embedded server's replica of stream has
+// caught up with its leader. A node that joins takes partitions, and
+// reads the recent events of each group it loads back from the journal:
+// while its own server still catches up, those reads are slow.
+func (n *Node) awaitCurrent(ctx context.Context, js jetstream.JetStream, stream string) {
+	ctx, cancel := context.WithTimeout(ctx, currentFor)
 	defer cancel()
-	n.journal, err = journal.Open(ctx, js, cfg)
-	return err
+	me := n.ns.Name()
+	for {
+		actx, acancel := context.WithTimeout(ctx, attemptTimeout)
+		info, err := js.Stream(actx, stream)
+		var si *jetstream.StreamInfo
+		if err == nil {
+			si, err = info.Info(actx)
+		}
+		acancel()
+		if err == nil && si.Cluster != nil {
+			if si.Cluster.Leader == me {
+				return
+			}
+			for _, r := range si.Cluster.Replicas {
+				if r.Name == me && r.Current {
+					return
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if ctx.Err() == context.DeadlineExceeded {
+				n.log.Warn("joining the cluster before this server's replica of the journal caught up", slog.Duration("waited", currentFor))
+			}
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// await calls try until it succeeds, a permanent error, or ctx ends, each
+// attempt bounded by attemptTimeout, and logs what it waits for every few
+// seconds.
+func (n *Node) await(ctx context.Context, what string, try func(ctx context.Context) error) error {
+	return n.awaitEach(ctx, what, attemptTimeout, try)
+}
+
+// awaitEach is await with attempts bounded by timeout.
+func (n *Node) awaitEach(ctx context.Context, what string, timeout time.Duration, try func(ctx context.Context) error) error {
+	start, logged := time.Now(), time.Time{}
+	for {
+		actx, cancel := context.WithTimeout(ctx, timeout)
+		err := try(actx)
+		cancel()
+		if err == nil {
+			if !logged.IsZero() {
+				n.log.Info("done waiting", slog.String("for", what), slog.Duration("waited", time.Since(start)))
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("waiting for %s: %w (last error: %w)", what, ctx.Err(), err)
+		}
+		if permanent(err) {
+			return err
+		}
+		if time.Since(logged) >= 5*time.Second {
+			logged = time.Now()
+			n.log.Warn("waiting", slog.String("for", what), slog.Duration("waited", time.Since(start).Round(time.Millisecond)), slog.Any("reason", err))
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// permanent reports a failure that waiting does not mend: a configuration
+// the server will not take, a name another node has.
+func permanent(err error) bool {
+	if errors.Is(err, cluster.ErrNameTaken) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case jetstream.JSErrCodeStreamNameInUse, 10065 /* subjects overlap */, 10052 /* invalid config */ :
+		return true
+	}
+	return false
 }
 
 // startActors starts the actors, publishing updates under prefix, and
@@ -148,12 +338,20 @@ func (n *Node) startActors(ctx context.Context, prefix string) error {
 	if n.cfg.Clock != nil {
 		cfg.Clock = n.cfg.Clock
 	}
+	if n.cluster != nil {
+		cfg.Leases = n.cluster
+	}
 	cfg.DedupeWindow, cfg.PassivateAfter, cfg.ActorIdle = n.cfg.DedupeWindow, n.cfg.PassivateAfter, n.cfg.ActorIdle
 	if n.cfg.JournalKeep > 0 {
 		cfg.MinAppendGap = n.cfg.DedupeWindow / time.Duration(n.cfg.JournalKeep)
 	}
 	if n.actors, err = actors.Start(cfg); err != nil {
 		return err
+	}
+	if n.cluster != nil {
+		// A node that takes a partition reads back the request IDs of its
+		// groups as it loads them (actors.Config.RecoverEvents).
+		return nil
 	}
 	start := time.Now()
 	ids, err := n.actors.Recover(ctx, n.journal)
@@ -270,6 +468,11 @@ func (n *Node) stop(ctx context.Context) error {
 // close stops whatever was started, in reverse order.
 func (n *Node) close() {
 	n.stopHealth(context.Background())
+	if n.cluster != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		n.cluster.Stop(ctx) // after a failed start; Stop left it already
+		cancel()
+	}
 	if n.actors != nil {
 		n.actors.Stop()
 	}

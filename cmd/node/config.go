@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tallyhq/tally/node"
@@ -81,6 +82,12 @@ func parseConfig(args []string, getenv env, usage io.Writer) (config, error) {
 	str(&cr.TLSCA, "nats-tls-ca", "TALLY_NATS_TLS_CA", "with --nats-url: CA certificate file that verifies the server")
 	str(&cr.TLSCert, "nats-tls-cert", "TALLY_NATS_TLS_CERT", "with --nats-url: client certificate file")
 	str(&cr.TLSKey, "nats-tls-key", "TALLY_NATS_TLS_KEY", "with --nats-url: client key file")
+	str(&n.Name, "name", "TALLY_NAME", "the node's name in its cluster and its embedded server's")
+	str(&n.Cluster, "cluster", "TALLY_CLUSTER", "HOST:PORT of the embedded server's route listener: joins the NATS cluster of --routes")
+	routes := strings.Join(n.Routes, ",")
+	str(&routes, "routes", "TALLY_ROUTES", "the cluster's route addresses, nats://host:port or host:port separated by commas, the same on every node")
+	str(&n.ClusterName, "cluster-name", "TALLY_CLUSTER_NAME", "name of the NATS cluster")
+	fs.IntVar(&n.Replicas, "replicas", envInt(getenv, "TALLY_REPLICAS", n.Replicas, &errs), "replicas of the journal and the cluster's buckets (0: 1 alone, 3 in a cluster of three servers or more) ($TALLY_REPLICAS)")
 	str(&n.Sync, "sync", "TALLY_SYNC", "JetStream fsync: interval (every --sync-interval) or always (every write)")
 	str(&logLevel, "log-level", "TALLY_LOG_LEVEL", "debug, info, warn or error")
 	str(&c.pprof, "pprof", "TALLY_PPROF", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060")
@@ -93,6 +100,12 @@ func parseConfig(args []string, getenv env, usage io.Writer) (config, error) {
 	dur(&n.ExitUnreadyAfter, "exit-unready-after", "TALLY_EXIT_UNREADY_AFTER", "exit non-zero when the embedded journal has taken no write for this long, for a supervisor to restart the node (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	n.Routes = nil
+	for _, r := range strings.Split(routes, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			n.Routes = append(n.Routes, r)
+		}
 	}
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))

@@ -74,7 +74,7 @@ func TestDeployExternal(t *testing.T) {
 	// A password in the URL works too, and is printed nowhere.
 	os.Unsetenv("TALLY_NATS_USER")
 	os.Unsetenv("TALLY_NATS_PASSWORD")
-	withURL := startProc(t, "--nats-url", strings.Replace(s.ClientURL(), "nats://", "nats://tally-node:"+pw["tally-node"]+"@", 1))
+	withURL := startProc(t, "--name", "second", "--nats-url", strings.Replace(s.ClientURL(), "nats://", "nats://tally-node:"+pw["tally-node"]+"@", 1))
 	if strings.Contains(withURL.url+withURL.stderr.String(), pw["tally-node"]) {
 		t.Errorf("the node printed its password: serving on %s\n%s", withURL.url, withURL.stderr)
 	}

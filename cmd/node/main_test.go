@@ -60,7 +60,9 @@ func (b *syncBuffer) String() string {
 // proc is a running node process.
 type proc struct {
 	cmd    *exec.Cmd
+	args   []string
 	url    string
+	urls   chan string
 	stderr *syncBuffer
 	done   chan struct{}
 	err    error // the process's exit, once done is closed
@@ -69,7 +71,15 @@ type proc struct {
 // startProc starts the node with args and waits until it serves.
 func startProc(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := launch(t, args...)
+	p.serving(t)
+	return p
+}
+
+// launch starts the node with args; serving waits until it serves.
+func launch(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binary, args...), args: args, stderr: &syncBuffer{}, done: make(chan struct{}), urls: make(chan string, 1)}
 	p.cmd.Stderr = p.stderr
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -78,12 +88,11 @@ func startProc(t *testing.T, args ...string) *proc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	urls := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			if url, ok := strings.CutPrefix(sc.Text(), "tally: serving on "); ok {
-				urls <- url
+				p.urls <- url
 			}
 		}
 	}()
@@ -94,18 +103,23 @@ func startProc(t *testing.T, args ...string) *proc {
 	t.Cleanup(func() {
 		p.cmd.Process.Kill()
 		<-p.done
-		if t.Failed() {
+		if t.Failed() || os.Getenv("TALLY_TEST_LOGS") == "1" {
 			t.Logf("node %v stderr:\n%s", args, p.stderr)
 		}
 	})
-	select {
-	case p.url = <-urls:
-	case <-p.done:
-		t.Fatalf("node %v exited before serving: %v\n%s", args, p.err, p.stderr)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("node %v not serving after 60 s\n%s", args, p.stderr)
-	}
 	return p
+}
+
+// serving waits until the node serves, at most a minute.
+func (p *proc) serving(t *testing.T) {
+	t.Helper()
+	select {
+	case p.url = <-p.urls:
+	case <-p.done:
+		t.Fatalf("node %v exited before serving: %v\n%s", p.args, p.err, p.stderr)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("node %v not serving after 60 s\n%s", p.args, p.stderr)
+	}
 }
 
 // wait waits for the process to exit and returns its exit code.
