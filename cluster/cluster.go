@@ -164,28 +164,12 @@ func Start(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Confi
 // partition count.
 func (c *Cluster) bucket(ctx context.Context, js jetstream.JetStream, name, description string, ttl time.Duration) (jetstream.KeyValue, error) {
 	parts := strconv.Itoa(c.cfg.Partitions)
-	// When several nodes create a bucket at once, nats-server answers one
-	// and leaves the others without a reply: give up soon and try again.
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
-	defer cancel()
-	if kv, err := js.KeyValue(ctx, name); err == nil {
-		st, err := kv.Status(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("cluster: bucket %s: %w", name, err)
-		}
-		if js, ok := st.(*jetstream.KeyValueBucketStatus); ok {
-			if got := js.StreamInfo().Config.Metadata["tally_partitions"]; got != "" && got != parts {
-				return nil, fmt.Errorf("cluster: bucket %s was made for %s partitions, this node has %s: every node of a cluster must have the same", name, got, parts)
-			}
-		}
-	}
 	// The bucket's stream, made here rather than by CreateOrUpdateKeyValue
 	// for one difference: no direct gets. A direct get may be answered by a
 	// replica that lags behind its leader, and one that just restarted
 	// still has, or already expired, records the leader replaced long ago;
 	// the cluster reads its buckets through their leaders.
-	dup := min(ttl, 2*time.Minute)
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	want := jetstream.StreamConfig{
 		Name:                   "KV_" + name,
 		Description:            description,
 		Subjects:               []string{"$KV." + name + ".>"},
@@ -199,15 +183,40 @@ func (c *Cluster) bucket(ctx context.Context, js jetstream.JetStream, name, desc
 		Replicas:               c.cfg.Replicas,
 		AllowRollup:            true,
 		DenyDelete:             true,
-		Duplicates:             dup,
+		Duplicates:             min(ttl, 2*time.Minute),
 		Discard:                jetstream.DiscardNew,
 		AllowMsgTTL:            true,
 		SubjectDeleteMarkerTTL: ttl,
 		Metadata:               map[string]string{"tally_partitions": parts},
-	})
-	if err != nil {
+	}
+	// When several nodes create a bucket at once, nats-server answers one
+	// and leaves the others without a reply: give up soon and try again.
+	ctx, cancel := context.WithTimeout(ctx, 2*c.cfg.OpTimeout)
+	defer cancel()
+	if stream, err := js.Stream(ctx, want.Name); err == nil {
+		got := stream.CachedInfo().Config
+		if p := got.Metadata["tally_partitions"]; p != "" && p != parts {
+			return nil, fmt.Errorf("cluster: bucket %s was made for %s partitions, this node has %s: every node of a cluster must have the same", name, p, parts)
+		}
+		if sameBucket(got, want) {
+			return bind(ctx, js, name) // no update: each one is a proposal to the meta leader
+		}
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, want); err != nil {
 		return nil, fmt.Errorf("cluster: bucket %s: %w", name, err)
 	}
+	return bind(ctx, js, name)
+}
+
+// sameBucket reports whether a bucket's stream has the settings the
+// cluster relies on.
+func sameBucket(got, want jetstream.StreamConfig) bool {
+	return got.MaxAge == want.MaxAge && got.Replicas == want.Replicas && got.Storage == want.Storage &&
+		!got.AllowDirect && got.AllowMsgTTL && got.SubjectDeleteMarkerTTL == want.SubjectDeleteMarkerTTL &&
+		got.MaxMsgsPerSubject == want.MaxMsgsPerSubject && got.Metadata["tally_partitions"] == want.Metadata["tally_partitions"]
+}
+
+func bind(ctx context.Context, js jetstream.JetStream, name string) (jetstream.KeyValue, error) {
 	kv, err := js.KeyValue(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: bucket %s: %w", name, err)

@@ -107,15 +107,21 @@ func (c *testCluster) restart(m *member) {
 	m.p = startProc(c.t, m.args...)
 }
 
-// connect connects a client to member i, with the others to fail over to.
+// connect connects a client to member i, with the others to fail over to;
+// it notices within 2 s that its server stopped answering.
 func (c *testCluster) connect(i int) *nats.Conn {
+	c.t.Helper()
+	return c.connectWith(i, nats.PingInterval(time.Second), nats.MaxPingsOutstanding(2))
+}
+
+func (c *testCluster) connectWith(i int, opts ...nats.Option) *nats.Conn {
 	c.t.Helper()
 	var urls []string
 	for j := range c.members {
 		urls = append(urls, c.members[(i+j)%len(c.members)].url)
 	}
-	nc, err := nats.Connect(strings.Join(urls, ","), nats.DontRandomize(), nats.MaxReconnects(-1),
-		nats.ReconnectWait(50*time.Millisecond), nats.PingInterval(time.Second), nats.MaxPingsOutstanding(2))
+	opts = append([]nats.Option{nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}, opts...)
+	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
 	if err != nil {
 		c.t.Fatal(err)
 	}
