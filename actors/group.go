@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -612,19 +613,23 @@ func recentChanges(ctx context.Context, j Journal, group string, ev *messages.Ev
 	}
 	for read := 0; ev.GetUnixNano() >= horizon; read++ {
 		prev := ev.GetPrevSeq()
-		if read >= limit {
+		if read == limit {
 			if r, ok := j.(GroupReplayer); ok {
 				// The server stamps messages by its clock, the writer events by
 				// its own: a second's margin covers a skew between them.
 				since := time.Unix(0, horizon).Add(-time.Second)
-				out = out[:0]
+				walked := len(out)
 				err := r.ReplayGroup(ctx, group, since, last, func(seq uint64, ev *messages.Event) error {
 					if seq > known && ev.GetUnixNano() >= horizon {
 						collect(ev)
 					}
 					return nil
 				})
-				return out, err
+				if err == nil || ctx.Err() != nil || !(errors.Is(err, journal.ErrStalled) || journal.Unanswered(err)) {
+					return out[walked:], err
+				}
+				// The replay stalls: walk on, one event at a time.
+				out, limit = out[:walked], math.MaxInt
 			}
 		}
 		collect(ev)

@@ -20,6 +20,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -95,7 +96,8 @@ type Cluster struct {
 
 	registered   atomic.Bool
 	memberRev    atomic.Uint64
-	failed       chan error // ErrNameTaken, when another node took the name
+	beaten       atomic.Int64 // mono nanos when the last heartbeat that got through was sent
+	failed       chan error   // ErrNameTaken, when another node took the name
 	membersSeen  atomic.Bool
 	leasesSeen   atomic.Bool
 	poke         chan struct{}
@@ -239,10 +241,15 @@ func (c *Cluster) register(ctx context.Context) error {
 		switch {
 		case err == nil:
 			c.memberRev.Store(rev)
+			c.beaten.Store(c.mono())
 			c.registered.Store(true)
 			return nil
 		case !errors.Is(err, jetstream.ErrKeyExists):
 			return fmt.Errorf("cluster: register %s: %w", c.cfg.Name, err)
+		case c.adopt(ctx) == ours:
+			c.beaten.Store(c.mono())
+			c.registered.Store(true)
+			return nil // an attempt that timed out was stored
 		case time.Now().After(deadline):
 			return fmt.Errorf("cluster: register %s: %w", c.cfg.Name, ErrNameTaken)
 		}
@@ -263,7 +270,7 @@ func (c *Cluster) Name() string { return c.cfg.Name }
 // Ready reports whether the node is a member that knows the cluster: it
 // registered, and read the members and the leases.
 func (c *Cluster) Ready() bool {
-	return c.registered.Load() && c.membersSeen.Load() && c.leasesSeen.Load()
+	return c.registered.Load() && c.membersSeen.Load() && c.leasesSeen.Load() && c.member()
 }
 
 // Owned is how many partitions the node holds.
@@ -299,6 +306,12 @@ func (c *Cluster) Lease(p int) (epoch uint64, since int64, ok bool) {
 func (c *Cluster) Place(p int, fn func(inbox string, err error)) {
 	if c.enter(p) {
 		fn("", nil)
+		return
+	}
+	if !c.member() {
+		// The others do not count this node, and it may not reach them:
+		// say so rather than forward the call into the void.
+		fn("", fmt.Errorf("%w: partition %d: its heartbeats have not reached the members bucket for %v", ErrCutOff, p, c.cfg.MemberTTL))
 		return
 	}
 	c.mu.Lock()
@@ -496,8 +509,19 @@ func (c *Cluster) renew(ctx context.Context, p int) {
 		pt.rev, pt.renewed = rev, sent
 		pt.until.Store(sent + c.ttl)
 	case isWrongLastSequence(err):
-		c.log.Warn("lost the lease on a partition: it expired before its renewal", slog.Int("partition", p))
-		c.lose(p)
+		// A renewal of this node's that timed out may have been stored
+		// after all (or still be in flight): the key is this node's as long
+		// as it holds this process's value, which no other writes.
+		switch e, gerr := c.leases.Get(ctx, leaseKey(p)); {
+		case gerr == nil && bytes.Equal(e.Value(), c.lease):
+			pt.rev = e.Revision() // validity still counts from the last acknowledged renewal
+			pt.renewed = sent - int64(c.cfg.Heartbeat)/2
+		case gerr == nil || errors.Is(gerr, jetstream.ErrKeyNotFound) || errors.Is(gerr, jetstream.ErrKeyDeleted):
+			c.log.Warn("lost the lease on a partition: it expired before its renewal", slog.Int("partition", p))
+			c.lose(p)
+		default:
+			pt.renewed = sent - int64(c.cfg.Heartbeat)/2 // cannot tell yet: it lapses unless renewed
+		}
 	default:
 		pt.renewed = sent - int64(c.cfg.Heartbeat)/2 // try again in half a heartbeat
 		c.log.Debug("renewing a lease failed", slog.Int("partition", p), slog.Any("error", err))
@@ -684,12 +708,25 @@ func (c *Cluster) viewChanged(name string, live bool, members int) {
 func (c *Cluster) beat(ctx context.Context) error {
 	octx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
 	defer cancel()
+	sent := c.mono()
 	rev, err := c.members.Update(octx, c.cfg.Name, c.record, c.memberRev.Load())
 	if err != nil && isWrongLastSequence(err) {
+		// A heartbeat that timed out may have been stored after all.
+		switch c.adopt(octx) {
+		case ours:
+			return nil
+		case unknown:
+			return nil // cut off from the bucket: try again next heartbeat
+		case others:
+			return fmt.Errorf("cluster: %s: %w", c.cfg.Name, ErrNameTaken)
+		}
 		c.log.Warn("the node's member record expired; registering again")
 		rev, err = c.members.Create(octx, c.cfg.Name, c.record)
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			return fmt.Errorf("cluster: %s: %w", c.cfg.Name, ErrNameTaken)
+			if c.adopt(octx) == others {
+				return fmt.Errorf("cluster: %s: %w", c.cfg.Name, ErrNameTaken)
+			}
+			return nil
 		}
 	}
 	if err != nil {
@@ -699,7 +736,46 @@ func (c *Cluster) beat(ctx context.Context) error {
 		return nil
 	}
 	c.memberRev.Store(rev)
+	if !c.member() {
+		c.log.Info("the cluster's buckets take this node's heartbeats again")
+	}
+	c.beaten.Store(sent)
 	return nil
+}
+
+// Whose record the members bucket holds under this node's name.
+const (
+	unknown = iota // the bucket did not answer
+	ours           // this process's
+	others         // another process's
+	gone           // none: it expired
+)
+
+// adopt reads the record under the node's name; when it is this
+// process's own, it takes its revision for the next heartbeat.
+func (c *Cluster) adopt(ctx context.Context) int {
+	e, err := c.members.Get(ctx, c.cfg.Name)
+	switch {
+	case err == nil && bytes.Equal(e.Value(), c.record):
+		c.memberRev.Store(e.Revision())
+		return ours
+	case err == nil:
+		return others
+	case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+		return gone
+	}
+	return unknown
+}
+
+// ErrCutOff means this node cannot prove it is a member of its cluster:
+// its heartbeats have not reached the members bucket for longer than a
+// member record lasts, so the other nodes count it out.
+var ErrCutOff = errors.New("this node is cut off from its cluster")
+
+// member reports whether the node's last heartbeat that got through is
+// recent enough for its record to be live.
+func (c *Cluster) member() bool {
+	return c.mono()-c.beaten.Load() < int64(c.cfg.MemberTTL)
 }
 
 // Failed delivers ErrNameTaken when another node registered under this

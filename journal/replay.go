@@ -2,6 +2,7 @@ package journal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -28,6 +29,12 @@ func (j *Journal) ReplaySince(ctx context.Context, since time.Time, fn func(grou
 		OptStartTime:   &since,
 	}, fn)
 }
+
+// replayStall is how long ReplayGroup waits for the next event.
+const replayStall = time.Second
+
+// ErrStalled means a replay's consumer delivered nothing for a while.
+var ErrStalled = errors.New("journal: the replay delivers nothing")
 
 // ReplayGroup calls fn for the group's events stored at or after since, up
 // to its event at stream sequence last, which must be stored.
@@ -58,7 +65,15 @@ func (j *Journal) ReplayGroup(ctx context.Context, group string, since time.Time
 	}
 	defer it.Stop()
 	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
+		// The consumer may live on a replica that is still catching up:
+		// one that delivers nothing for a while is given up.
+		nctx, cancel := context.WithTimeout(ctx, replayStall)
+		msg, err := it.Next(jetstream.NextContext(nctx))
+		stalled := nctx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if stalled {
+			return fmt.Errorf("journal: replay %s: %w", group, ErrStalled)
+		}
 		if err != nil {
 			return fmt.Errorf("journal: replay %s: %w", group, err)
 		}

@@ -92,13 +92,20 @@ func startCluster(t *testing.T, n int, ops bool, extra ...string) *testCluster {
 		m.args = append(m.args, extra...)
 		c.members = append(c.members, m)
 	}
-	for _, m := range c.members {
-		m.p = launch(t, m.args...)
-	}
-	for _, m := range c.members {
-		m.p.serving(t)
-	}
+	c.launchAll()
 	return c
+}
+
+// launchAll starts every member at once (each waits for the others'
+// JetStream) and waits until all serve.
+func (c *testCluster) launchAll() {
+	c.t.Helper()
+	for _, m := range c.members {
+		m.p = launch(c.t, m.args...)
+	}
+	for _, m := range c.members {
+		m.p.serving(c.t)
+	}
 }
 
 // restart starts a stopped member again on its data directory.
@@ -141,7 +148,30 @@ func TestClusterServesFromEveryNode(t *testing.T) {
 }
 
 func testServesFromEveryNode(t *testing.T, imports bool) {
-	c := startCluster(t, 3, imports)
+	checkServesFromEveryNode(t, startCluster(t, 3, imports))
+}
+
+// TestExternalClusterServesFromEveryNode is the same on three nodes that
+// use an existing three-server NATS cluster.
+func TestExternalClusterServesFromEveryNode(t *testing.T) {
+	checkServesFromEveryNode(t, startExternalCluster(t))
+}
+
+// startExternalCluster starts a three-server NATS cluster in the test and
+// one node process on each server with --nats-url.
+func startExternalCluster(t *testing.T) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t}
+	for i, s := range journaltest.StartCluster(t, 3) {
+		m := &member{name: fmt.Sprintf("n%d", i+1), url: s.ClientURL()}
+		m.args = []string{"--name", m.name, "--nats-url", s.ClientURL()}
+		c.members = append(c.members, m)
+	}
+	c.launchAll()
+	return c
+}
+
+func checkServesFromEveryNode(t *testing.T, c *testCluster) {
 	ctx := context.Background()
 	var admins []*client.Admin
 	for i := range c.members {

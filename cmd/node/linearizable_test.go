@@ -152,7 +152,17 @@ func runClient(t *testing.T, id int, a *client.Admin, groups []string, h *histor
 // SIGTERM and started again. Porcupine must find the history of every
 // group linearizable.
 func TestClusterLinearizable(t *testing.T) {
-	c := startCluster(t, 3, false)
+	checkLinearizable(t, startCluster(t, 3, false))
+}
+
+// TestExternalClusterLinearizable is the same on three nodes that use an
+// existing three-server NATS cluster, which the faults leave alone: a
+// paused or killed node's leases lapse while the journal stays up.
+func TestExternalClusterLinearizable(t *testing.T) {
+	checkLinearizable(t, startExternalCluster(t))
+}
+
+func checkLinearizable(t *testing.T, c *testCluster) {
 	// Enough groups that every node holds some.
 	var groups []string
 	for i := range 12 {
