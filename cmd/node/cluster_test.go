@@ -25,6 +25,7 @@ import (
 // restarts.
 type member struct {
 	name string
+	env  []string // added to the test's environment
 	args []string
 	url  string // the embedded server's client URL
 	p    *proc
@@ -33,7 +34,8 @@ type member struct {
 type testCluster struct {
 	t       *testing.T
 	members []*member
-	ops     string // a config file's operator user in TALLY, or ""
+	ops     string        // a config file's operator user in TALLY, or ""
+	client  []nats.Option // how clients authenticate, if they must
 }
 
 // opsConfig is an embedded server configuration for tests that read the
@@ -101,7 +103,7 @@ func startCluster(t *testing.T, n int, ops bool, extra ...string) *testCluster {
 func (c *testCluster) launchAll() {
 	c.t.Helper()
 	for _, m := range c.members {
-		m.p = launch(c.t, m.args...)
+		m.p = launchEnv(c.t, m.env, m.args...)
 	}
 	for _, m := range c.members {
 		m.p.serving(c.t)
@@ -111,7 +113,8 @@ func (c *testCluster) launchAll() {
 // restart starts a stopped member again on its data directory.
 func (c *testCluster) restart(m *member) {
 	c.t.Helper()
-	m.p = startProc(c.t, m.args...)
+	m.p = launchEnv(c.t, m.env, m.args...)
+	m.p.serving(c.t)
 }
 
 // connect connects a client to member i, with the others to fail over to;
@@ -127,7 +130,7 @@ func (c *testCluster) connectWith(i int, opts ...nats.Option) *nats.Conn {
 	for j := range c.members {
 		urls = append(urls, c.members[(i+j)%len(c.members)].url)
 	}
-	opts = append([]nats.Option{nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}, opts...)
+	opts = append([]nats.Option{nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}, append(c.client, opts...)...)
 	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
 	if err != nil {
 		c.t.Fatal(err)

@@ -79,7 +79,16 @@ func startProc(t *testing.T, args ...string) *proc {
 // launch starts the node with args; serving waits until it serves.
 func launch(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return launchEnv(t, nil, args...)
+}
+
+// launchEnv is launch with variables added to the test's environment.
+func launchEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{cmd: exec.Command(binary, args...), args: args, stderr: &syncBuffer{}, done: make(chan struct{}), urls: make(chan string, 1)}
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stderr = p.stderr
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
