@@ -166,6 +166,7 @@ func startExternalCluster(t *testing.T) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t}
 	for i, s := range journaltest.StartCluster(t, 3) {
+		c.ops = s.ClientURL() // the servers' one account holds the journal
 		m := &member{name: fmt.Sprintf("n%d", i+1), url: s.ClientURL()}
 		m.args = []string{"--name", m.name, "--nats-url", s.ClientURL()}
 		c.members = append(c.members, m)
@@ -387,7 +388,11 @@ func checkChain(t *testing.T, c *testCluster, group string, want int64) {
 // the group ends at exactly the number of increments acknowledged.
 func TestClusterSurvivesKill(t *testing.T) {
 	faultTests(t)
-	c := startCluster(t, 3, true)
+	t.Run("embedded", func(t *testing.T) { checkSurvivesKill(t, startCluster(t, 3, true)) })
+	t.Run("external NATS cluster", func(t *testing.T) { checkSurvivesKill(t, startExternalCluster(t)) })
+}
+
+func checkSurvivesKill(t *testing.T, c *testCluster) {
 	l := startLoad(t, c, "hot")
 	l.awaitAcks(30, 10*time.Second)
 	for _, m := range c.members {
@@ -415,7 +420,11 @@ func TestClusterSurvivesKill(t *testing.T) {
 // leaves, so writes pause at most 2 s each time.
 func TestClusterRollingRestart(t *testing.T) {
 	faultTests(t)
-	c := startCluster(t, 3, true)
+	t.Run("embedded", func(t *testing.T) { checkRollingRestart(t, startCluster(t, 3, true)) })
+	t.Run("external NATS cluster", func(t *testing.T) { checkRollingRestart(t, startExternalCluster(t)) })
+}
+
+func checkRollingRestart(t *testing.T, c *testCluster) {
 	l := startLoad(t, c, "hot")
 	l.awaitAcks(30, 10*time.Second)
 	for _, m := range c.members {
