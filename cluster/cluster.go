@@ -120,15 +120,21 @@ func Start(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Confi
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Inbox == "" {
+		cfg.Inbox = NewInbox(cfg.Prefix)
+	}
+	if cfg.Started.IsZero() {
+		cfg.Started = time.Now()
+	}
 	c := &Cluster{
 		cfg: cfg, log: cfg.Logger.With(slog.String("component", "cluster")), nc: nc,
-		inbox: cfg.Prefix + "." + nuid.Next(), base: time.Now(),
+		inbox: cfg.Inbox, base: time.Now(),
 		parts: make([]part, cfg.Partitions), view: map[string]*messages.Member{},
 		holders: make([]*messages.Lease, cfg.Partitions), parked: make([][]waiter, cfg.Partitions),
 		poke: make(chan struct{}, 1), failed: make(chan error, 1),
 	}
 	var err error
-	c.record, err = proto.Marshal(&messages.Member{Name: cfg.Name, Inbox: c.inbox, StartedUnixNano: time.Now().UnixNano()})
+	c.record, err = proto.Marshal(&messages.Member{Name: cfg.Name, Inbox: c.inbox, StartedUnixNano: cfg.Started.UnixNano()})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: member record: %w", err)
 	}
@@ -161,6 +167,10 @@ func Start(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Confi
 	c.log.Info("joined the cluster", slog.String("node", cfg.Name), slog.Int("partitions", cfg.Partitions), slog.Int("replicas", cfg.Replicas))
 	return c, nil
 }
+
+// NewInbox returns a subject under prefix for one process's forwarded
+// calls.
+func NewInbox(prefix string) string { return prefix + "." + nuid.Next() }
 
 // bucket creates or updates a bucket, checking that it has this node's
 // partition count.
@@ -908,7 +918,12 @@ func (c *Cluster) Stop(ctx context.Context) error {
 		return nil
 	}
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
-	err := c.members.Delete(dctx, c.cfg.Name)
+	// Only this process's own record: a heartbeat in flight may have moved
+	// its revision on.
+	err := c.members.Delete(dctx, c.cfg.Name, jetstream.LastRevision(c.memberRev.Load()))
+	if err != nil && isWrongLastSequence(err) && c.adopt(dctx) == ours {
+		err = c.members.Delete(dctx, c.cfg.Name, jetstream.LastRevision(c.memberRev.Load()))
+	}
 	cancel()
 	if err != nil {
 		err = fmt.Errorf("cluster: leave: %w", err)

@@ -14,6 +14,13 @@ import (
 type Config struct {
 	// Name is the node's name, unique in the cluster.
 	Name string
+	// Inbox is the subject this process takes forwarded calls on, and
+	// Started when it started: they tell its member record and leases from
+	// another process's of the same name. Give the same ones to every
+	// attempt to Start, so that an attempt recognises what an earlier one
+	// that timed out stored. Empty: Start makes them.
+	Inbox   string
+	Started time.Time
 	// Partitions is how many partitions groups and users fall into; fixed
 	// for the life of a cluster's buckets.
 	Partitions int

@@ -208,6 +208,8 @@ func (n *Node) joinCluster(ctx context.Context, js jetstream.JetStream, replicas
 	}
 	cfg := cluster.DefaultConfig()
 	cfg.Name, cfg.Replicas, cfg.Logger = n.cfg.Name, replicas, n.log
+	// One identity for every attempt below.
+	cfg.Inbox, cfg.Started = cluster.NewInbox(cfg.Prefix), time.Now()
 	// An attempt may wait for a crashed process's member record of the
 	// same name to expire.
 	timeout := attemptTimeout + cfg.MemberTTL + cfg.Heartbeat
