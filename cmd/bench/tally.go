@@ -53,9 +53,19 @@ func closeAll(conns []*nats.Conn) {
 }
 
 func newTallyClient(url string, workers int) (*tallyClient, error) {
-	conns, err := dialNATS(url, workers)
-	if err != nil {
-		return nil, err
+	return newTallyClientOn([]string{url}, workers)
+}
+
+// newTallyClientOn spreads its connections over the nodes at urls.
+func newTallyClientOn(urls []string, workers int) (*tallyClient, error) {
+	conns := make([]*nats.Conn, 0, workers)
+	for i := range workers {
+		c, err := dialNATS(urls[i%len(urls)], 1)
+		if err != nil {
+			closeAll(conns)
+			return nil, err
+		}
+		conns = append(conns, c...)
 	}
 	t := &tallyClient{conns: conns, subj: map[string][]string{}}
 	for _, op := range []string{"set", "increase", "get"} {
