@@ -151,7 +151,21 @@ func TestClusterServesFromEveryNode(t *testing.T) {
 }
 
 func testServesFromEveryNode(t *testing.T, imports bool) {
-	checkServesFromEveryNode(t, startCluster(t, 3, imports))
+	c := startCluster(t, 3, imports)
+	// The calls the nodes forward travel in their own account: a client
+	// that listens for them hears none.
+	spy := c.connect(1)
+	seen, err := spy.SubscribeSync("tally.internal.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkServesFromEveryNode(t, c)
+	if err := spy.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := seen.NextMsg(0); err == nil {
+		t.Errorf("a client read a forwarded call on %s", m.Subject)
+	}
 }
 
 // TestExternalClusterServesFromEveryNode is the same on three nodes that
