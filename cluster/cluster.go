@@ -287,13 +287,17 @@ func (c *Cluster) Ready() bool {
 func (c *Cluster) Owned() int { return int(c.owned.Load()) }
 
 // Partition returns the partition of a group or user ID.
-func (c *Cluster) Partition(id string) int {
+func (c *Cluster) Partition(id string) int { return PartitionOf(id, len(c.parts)) }
+
+// PartitionOf returns the partition of a group or user ID among n: the
+// FNV-1a hash of the ID, modulo n.
+func PartitionOf(id string, n int) int {
 	h := uint32(2166136261)
 	for i := 0; i < len(id); i++ {
 		h ^= uint32(id[i])
 		h *= 16777619
 	}
-	return int(h % uint32(len(c.parts)))
+	return int(h % uint32(n))
 }
 
 func (c *Cluster) mono() int64 { return int64(time.Since(c.base)) }
