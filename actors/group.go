@@ -498,10 +498,11 @@ func (g *group) finish(p *pending) {
 
 // load reads the group's last event off the actor's goroutine, checks
 // that it follows the event before it, then reports back with a loaded
-// message. After a conflict (known > 0) it also reads the request IDs of
-// the other writer's events, those after known within the dedupe window:
-// the node's table has every request ID this node committed, not another
-// writer's.
+// message. It also reads the request IDs of another writer's events,
+// those after known within the dedupe window (the node's table has every
+// request ID this node committed, not another writer's): after a conflict
+// (known > 0), and in a cluster while the node has held the group's
+// partition for less than a window (known = 0: the whole window).
 func (g *group) load(known uint64) {
 	horizon := g.cfg.Clock.Now().UnixNano() - int64(g.cfg.DedupeWindow)
 	recent := known > 0
@@ -512,9 +513,8 @@ func (g *group) load(known uint64) {
 			return
 		}
 		g.epoch = epoch
-		// Until the node has held the partition for a whole window, the
-		// window's other request IDs are another node's: read them back.
-		recent = recent || since > horizon
+		// since is by the system clock, as the lease is.
+		recent = recent || since > time.Now().Add(-g.cfg.DedupeWindow).UnixNano()
 	}
 	g.ready, g.busy = false, true
 	pass := &g.pass

@@ -32,8 +32,10 @@ type call struct {
 // Node hosts the group and limiter actors of one process. Actors are
 // activated by name on their first message and passivate when idle.
 //
-// Several nodes may serve the same groups: the journal fences their
-// writes (see the journal package), so no write is lost or applied twice.
+// In a cluster (Config.Leases) a node serves only the groups of the
+// partitions it holds; should two nodes ever write one group, the journal
+// fences their writes (see the journal package), so no write is lost or
+// applied twice.
 type Node struct {
 	cfg      Config
 	system   *actor.ActorSystem

@@ -32,7 +32,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 	"google.golang.org/protobuf/proto"
@@ -76,7 +75,6 @@ type waiter struct {
 type Cluster struct {
 	cfg     Config
 	log     *slog.Logger
-	nc      *nats.Conn
 	members jetstream.KeyValue
 	leases  jetstream.KeyValue
 	inbox   string
@@ -116,7 +114,7 @@ type ranked struct {
 // Start joins the cluster: it creates the buckets if need be, registers
 // the node and starts acquiring its partitions. It returns once the node
 // is registered; the node's leases follow in the background.
-func Start(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config) (*Cluster, error) {
+func Start(ctx context.Context, js jetstream.JetStream, cfg Config) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -127,7 +125,7 @@ func Start(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Confi
 		cfg.Started = time.Now()
 	}
 	c := &Cluster{
-		cfg: cfg, log: cfg.Logger.With(slog.String("component", "cluster")), nc: nc,
+		cfg: cfg, log: cfg.Logger.With(slog.String("component", "cluster")),
 		inbox: cfg.Inbox, base: time.Now(),
 		parts: make([]part, cfg.Partitions), view: map[string]*messages.Member{},
 		holders: make([]*messages.Lease, cfg.Partitions), parked: make([][]waiter, cfg.Partitions),

@@ -19,7 +19,7 @@ func start(t *testing.T, s *server.Server, name string) *cluster.Cluster {
 	cfg.Name = name
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := cluster.Start(ctx, nc, journaltest.JetStream(t, nc), cfg)
+	c, err := cluster.Start(ctx, journaltest.JetStream(t, nc), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestLeaseLapsesWithoutTheBucket(t *testing.T) {
 	cfg.Name = "b"
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b, err := cluster.Start(ctx, nc, journaltest.JetStream(t, nc), cfg)
+	b, err := cluster.Start(ctx, journaltest.JetStream(t, nc), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -202,9 +202,15 @@ func (n *Node) joinCluster(ctx context.Context, js jetstream.JetStream, replicas
 	if n.ns != nil && replicas > 1 {
 		n.awaitCurrent(ctx, js, journal.DefaultConfig().Stream)
 	}
+	// The cluster's leases and heartbeats have a connection of their own:
+	// appends in flight on the journal's do not hold them up.
 	nc, err := n.Connect("cluster", nats.PingInterval(2*time.Second), nats.MaxPingsOutstanding(3))
 	if err != nil {
 		return err
+	}
+	cjs, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
 	}
 	cfg := cluster.DefaultConfig()
 	cfg.Name, cfg.Replicas, cfg.Logger = n.cfg.Name, replicas, n.log
@@ -215,7 +221,7 @@ func (n *Node) joinCluster(ctx context.Context, js jetstream.JetStream, replicas
 	timeout := attemptTimeout + cfg.MemberTTL + cfg.Heartbeat
 	return n.awaitEach(ctx, "the cluster's members and leases buckets", timeout, func(ctx context.Context) error {
 		var err error
-		n.cluster, err = cluster.Start(ctx, nc, js, cfg)
+		n.cluster, err = cluster.Start(ctx, cjs, cfg)
 		return err
 	})
 }
@@ -315,8 +321,10 @@ func permanent(err error) bool {
 	return false
 }
 
-// startActors starts the actors, publishing updates under prefix, and
-// recovers the request IDs of the dedupe window before any request comes.
+// startActors starts the actors, publishing updates under prefix. A node
+// alone recovers the request IDs of the dedupe window before any request
+// comes; a node of a cluster, group by group as it loads the groups of the
+// partitions it takes.
 func (n *Node) startActors(ctx context.Context, prefix string) error {
 	var err error
 	if n.updates, err = n.connectFront("updates"); err != nil {

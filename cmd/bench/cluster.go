@@ -21,6 +21,7 @@ import (
 
 	"github.com/tallyhq/tally/cluster"
 	"github.com/tallyhq/tally/messages"
+	"github.com/tallyhq/tally/node/nodetest"
 )
 
 // clusterSetup is one way of running tally for the cluster measurement.
@@ -108,7 +109,7 @@ func medianBy(rs []result, f func(result) float64) float64 {
 
 // clusterOnce measures one workload on fresh nodes of a setup.
 func (b *bench) clusterOnce(s clusterSetup, workload string) (result, error) {
-	nodes, err := b.startCluster(s)
+	nodes, err := b.startCluster(s, false)
 	defer func() {
 		for _, n := range nodes {
 			n.stop()
@@ -138,8 +139,8 @@ func (b *bench) clusterOnce(s clusterSetup, workload string) (result, error) {
 
 // startCluster starts a setup's nodes on loopback, a cluster when more
 // than one, and waits until all serve; with ops, their servers run
-// opsConf.
-func (b *bench) startCluster(s clusterSetup, ops ...bool) ([]*proc, error) {
+// nodetest.OpsConfig.
+func (b *bench) startCluster(s clusterSetup, ops bool) ([]*proc, error) {
 	dir := b.dir("cluster")
 	var routes []string
 	for range s.nodes {
@@ -157,13 +158,13 @@ func (b *bench) startCluster(s clusterSetup, ops ...bool) ([]*proc, error) {
 	for i := range s.nodes {
 		args := []string{"--name", fmt.Sprintf("n%d", i+1), "--data", filepath.Join(dir, fmt.Sprintf("n%d", i+1)),
 			"--sync", "interval", "--passivate-after", "1h", "--log-level", "warn"}
-		if len(ops) > 0 && ops[0] {
+		if ops {
 			port, err := freePort()
 			if err != nil {
 				return nil, err
 			}
 			conf := filepath.Join(dir, fmt.Sprintf("n%d.conf", i+1))
-			if err := os.WriteFile(conf, []byte(fmt.Sprintf("listen: 127.0.0.1:%d\n%s", port, opsConf)), 0o600); err != nil {
+			if err := os.WriteFile(conf, []byte(fmt.Sprintf("listen: 127.0.0.1:%d\n%s", port, nodetest.OpsConfig)), 0o600); err != nil {
 				return nil, err
 			}
 			args = append(args, "--nats-config", conf)
@@ -191,35 +192,6 @@ func (b *bench) startCluster(s clusterSetup, ops ...bool) ([]*proc, error) {
 	}
 	return nodes, errors.Join(errs...)
 }
-
-// opsConf is the embedded servers' configuration for the pause
-// measurement: clients in APP without credentials, and an operator user
-// in TALLY, through which the bench finds the journal's leader and a
-// partition's owner.
-const opsConf = `
-accounts {
-  TALLY: {
-    jetstream: enabled
-    users: [{user: ops, password: ops}]
-    exports: [
-      {service: "tally.v1.user.>", response: singleton}
-      {service: "tally.v1.admin.>", response: singleton}
-      {service: "$SRV.>", response: stream}
-      {stream: "tally.v1.updates.>"}
-    ]
-  }
-  APP: {
-    users: [{user: app, password: app}]
-    imports: [
-      {service: {account: TALLY, subject: "tally.v1.user.>"}}
-      {service: {account: TALLY, subject: "tally.v1.admin.>"}}
-      {service: {account: TALLY, subject: "$SRV.>"}}
-      {stream: {account: TALLY, subject: "tally.v1.updates.>"}}
-    ]
-  }
-}
-no_auth_user: app
-`
 
 // pauses measures, on fresh three-node clusters under increments of one
 // group from clients on every node, the longest time without an

@@ -19,6 +19,7 @@ import (
 	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/node"
+	"github.com/tallyhq/tally/node/nodetest"
 )
 
 // member is one node of a test cluster; its flags stay the same across
@@ -38,37 +39,9 @@ type testCluster struct {
 	client  []nats.Option // how clients authenticate, if they must
 }
 
-// opsConfig is an embedded server configuration for tests that read the
-// journal: clients enter APP without credentials and reach the service by
-// imports; the operator user ops/ops enters TALLY.
-const opsConfig = `
-accounts {
-  TALLY: {
-    jetstream: enabled
-    users: [{user: ops, password: ops}]
-    exports: [
-      {service: "tally.v1.user.>", response: singleton}
-      {service: "tally.v1.admin.>", response: singleton}
-      {service: "$SRV.>", response: stream}
-      {stream: "tally.v1.updates.>"}
-    ]
-  }
-  APP: {
-    users: [{user: app, password: app}]
-    imports: [
-      {service: {account: TALLY, subject: "tally.v1.user.>"}}
-      {service: {account: TALLY, subject: "tally.v1.admin.>"}}
-      {service: {account: TALLY, subject: "$SRV.>"}}
-      {stream: {account: TALLY, subject: "tally.v1.updates.>"}}
-    ]
-  }
-}
-no_auth_user: app
-`
-
 // startCluster starts n nodes on 127.0.0.1 that form one cluster, and
 // waits until every one serves. With ops, the embedded servers run
-// opsConfig, so that the test can read the journal as ops.
+// nodetest.OpsConfig, so that the test can read the journal as ops.
 func startCluster(t *testing.T, n int, ops bool, extra ...string) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t}
@@ -83,7 +56,7 @@ func startCluster(t *testing.T, n int, ops bool, extra ...string) *testCluster {
 		m.args = []string{"--name", m.name, "--data", t.TempDir(), "--cluster", routes[i], "--routes", strings.Join(routes, ",")}
 		if ops {
 			conf := filepath.Join(t.TempDir(), "nats.conf")
-			if err := os.WriteFile(conf, []byte("listen: "+listen+"\n"+opsConfig), 0o600); err != nil {
+			if err := os.WriteFile(conf, []byte("listen: "+listen+"\n"+nodetest.OpsConfig), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			m.args = append(m.args, "--nats-config", conf)
