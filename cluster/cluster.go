@@ -92,10 +92,14 @@ type Cluster struct {
 	parked  [][]waiter
 	stopped bool // Stop began: acquire nothing more
 
-	registered   atomic.Bool
-	memberRev    atomic.Uint64
-	beaten       atomic.Int64 // mono nanos when the last heartbeat that got through was sent
-	failed       chan error   // ErrNameTaken, when another node took the name
+	registered atomic.Bool
+	memberRev  atomic.Uint64
+	beaten     atomic.Int64 // mono nanos when the last heartbeat that got through was sent
+	// mono nanos of the first heartbeat that got through after one that
+	// did not, and whether the last one did not
+	beatingSince atomic.Int64
+	beatFailed   atomic.Bool
+	failed       chan error // ErrNameTaken, when another node took the name
 	membersSeen  atomic.Bool
 	leasesSeen   atomic.Bool
 	poke         chan struct{}
@@ -395,6 +399,20 @@ func (c *Cluster) chosen(p int) *ranked {
 	return best
 }
 
+// Owner returns the member that rendezvous hashing picks for partition p
+// among members: the owner every node chooses when its view of the live
+// members is members; "" when there is none.
+func Owner(members []string, p int) string {
+	var best string
+	var bestScore uint64
+	for _, name := range members {
+		if s := score(nameHash(name), p); best == "" || s > bestScore || (s == bestScore && name < best) {
+			best, bestScore = name, s
+		}
+	}
+	return best
+}
+
 // score mixes a member's hash with a partition (splitmix64's finalizer).
 func score(h uint64, p int) uint64 {
 	x := h ^ (uint64(p)+1)*0x9e3779b97f4a7c15
@@ -635,9 +653,12 @@ func (c *Cluster) logOwned() {
 	}
 }
 
-// heartbeat renews the member record.
+// heartbeat renews the member record every Heartbeat. One that did not
+// get through is tried again after a quarter of that: when the members
+// bucket's leader died, the first one after the election makes the node
+// a member again.
 func (c *Cluster) heartbeat(ctx context.Context) {
-	t := time.NewTicker(c.cfg.Heartbeat)
+	t := time.NewTimer(c.cfg.Heartbeat)
 	defer t.Stop()
 	for {
 		select {
@@ -651,11 +672,23 @@ func (c *Cluster) heartbeat(ctx context.Context) {
 		if stopped {
 			return
 		}
+		start, before, failed := time.Now(), c.beaten.Load(), c.beatFailed.Load()
 		if err := c.beat(ctx); err != nil {
 			c.failed <- err
 			return
 		}
-		c.reconcile(ctx)
+		next := c.cfg.Heartbeat - time.Since(start)
+		switch {
+		case c.beaten.Load() == before:
+			c.beatFailed.Store(true)
+			next = c.cfg.Heartbeat / 4 // nor does the bucket answer reads
+		case failed:
+			c.reconcile(ctx)
+			next = c.cfg.Heartbeat / 2 // the others' records are judged then
+		default:
+			c.reconcile(ctx)
+		}
+		t.Reset(max(next, 0))
 	}
 }
 
@@ -663,10 +696,16 @@ func (c *Cluster) heartbeat(ctx context.Context) {
 // leader: the watch alone can miss a record's expiry (it leaves no marker
 // when it happens while the bucket changes leaders) and can stall for
 // seconds after the server it reads from died.
+//
+// A record older than MemberTTL is dropped even while the bucket still
+// holds it: a new leader of the bucket expires what its predecessor left
+// only a second or two after its election. Age is counted as the bucket
+// counts it, by the servers' timestamps: against the newest record read,
+// this node's own fresh one among them, so the node's clock plays no part.
 func (c *Cluster) reconcile(ctx context.Context) {
 	octx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
 	defer cancel()
-	names := map[string]bool{}
+	names := map[string]bool{c.cfg.Name: true}
 	if lister, err := c.members.ListKeys(octx); err == nil {
 		for k := range lister.Keys() {
 			names[k] = true
@@ -677,16 +716,32 @@ func (c *Cluster) reconcile(ctx context.Context) {
 		names[name] = true
 	}
 	c.mu.Unlock()
+	records := map[string]jetstream.KeyValueEntry{}
+	var newest time.Time
 	for name := range names {
-		if name == c.cfg.Name {
-			continue // its own record, if gone, its next heartbeat makes again
-		}
 		e, err := c.members.Get(octx, name)
 		switch {
 		case err == nil:
-			c.onMember(e)
+			records[name] = e
+			if e.Created().After(newest) {
+				newest = e.Created()
+			}
+		case name == c.cfg.Name:
+			// Its own record, if gone, its next heartbeat makes again.
 		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
 			c.drop(name)
+		}
+	}
+	// After heartbeats did not get through, those of every member are
+	// old: give the others' next ones time to land.
+	judge := c.mono()-c.beatingSince.Load() >= int64(c.cfg.Heartbeat/2)
+	for name, e := range records {
+		switch {
+		case name == c.cfg.Name:
+		case judge && newest.Sub(e.Created()) > c.cfg.MemberTTL:
+			c.drop(name)
+		default:
+			c.onMember(e)
 		}
 	}
 }
@@ -752,6 +807,9 @@ func (c *Cluster) beat(ctx context.Context) error {
 		c.log.Info("the cluster's buckets take this node's heartbeats again")
 	}
 	c.beaten.Store(sent)
+	if c.beatFailed.Swap(false) {
+		c.beatingSince.Store(c.mono())
+	}
 	return nil
 }
 

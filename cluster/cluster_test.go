@@ -54,10 +54,28 @@ func settled(members ...*cluster.Cluster) error {
 	return nil
 }
 
+// heldBy reports an error until every partition is held by the member
+// cluster.Owner picks among members.
+func heldBy(members ...*cluster.Cluster) error {
+	var names []string
+	for _, m := range members {
+		names = append(names, m.Name())
+	}
+	for p := range cluster.DefaultConfig().Partitions {
+		want := cluster.Owner(names, p)
+		for _, m := range members {
+			if _, _, ok := m.Lease(p); ok != (m.Name() == want) {
+				return fmt.Errorf("partition %d: %s holds it: %v; cluster.Owner says %s", p, m.Name(), ok, want)
+			}
+		}
+	}
+	return nil
+}
+
 // TestPartitionsSpreadAndMove starts three members on one server: every
-// partition gets exactly one holder, each member a share; when one leaves,
-// the other two hold everything, and never does a partition have two
-// holders on the way.
+// partition gets exactly one holder, the one cluster.Owner names, each
+// member a share; when one leaves, the other two hold everything, and
+// never does a partition have two holders on the way.
 func TestPartitionsSpreadAndMove(t *testing.T) {
 	s := journaltest.StartServer(t)
 	a, b, c := start(t, s, "a"), start(t, s, "b"), start(t, s, "c")
@@ -68,6 +86,9 @@ func TestPartitionsSpreadAndMove(t *testing.T) {
 			}
 		}
 		if err := settled(a, b, c); err != nil {
+			return err
+		}
+		if err := heldBy(a, b, c); err != nil {
 			return err
 		}
 		for _, m := range []*cluster.Cluster{a, b, c} {
@@ -93,7 +114,10 @@ func TestPartitionsSpreadAndMove(t *testing.T) {
 				t.Fatalf("a partition has %d holders", n)
 			}
 		}
-		return settled(a, b)
+		if err := settled(a, b); err != nil {
+			return err
+		}
+		return heldBy(a, b)
 	})
 }
 

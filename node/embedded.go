@@ -160,6 +160,16 @@ func clusterOptions(cfg Config, opts *server.Options) error {
 	// journal's servers stored it: with --sync=always each of them syncs
 	// it to disk first.
 	opts.SyncAlways = cfg.Sync == SyncAlways
+	// A stopping node's server goes into lame duck mode (see Node.close):
+	// it hands the leadership of the journal, the buckets and JetStream's
+	// meta group to another server and waits a second for the transfer,
+	// then closes its clients' connections one by one over the next
+	// second, each client reconnecting to another server. A plain shutdown does not
+	// wait for the transfer, and the others then wait for a raft election
+	// (4-9 s) before the journal takes writes again.
+	if opts.LameDuckDuration == 0 {
+		opts.LameDuckDuration, opts.LameDuckGracePeriod = time.Second, 100*time.Millisecond
+	}
 	return nil
 }
 

@@ -492,6 +492,9 @@ func (n *Node) close() {
 	}
 	n.mu.Unlock()
 	if n.ns != nil {
+		if n.cfg.Cluster != "" {
+			n.ns.LameDuckShutdown() // returns once the server is shut down
+		}
 		n.ns.Shutdown()
 		n.ns.WaitForShutdown()
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,11 +17,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/cluster"
-	"github.com/tallyhq/tally/messages"
 	"github.com/tallyhq/tally/node/nodetest"
 )
 
@@ -44,33 +42,26 @@ var clusterSetups = []clusterSetup{
 // node (two calls in three are forwarded to another node, and another
 // hop for the user's rate limit), with the connections spread over the
 // three, and with the journal on one replica instead of three. Setups
-// alternate over -rounds rounds; it prints each one's median. The CPU
-// column is the first node's only.
+// alternate over -rounds rounds; it prints each one's median. CPU is the
+// nodes' summed (their embedded servers included), per call.
 func (b *bench) cluster(ctx context.Context, rounds int, w io.Writer) error {
 	type key struct{ setup, workload string }
 	samples := map[key][]result{}
-	for round := range rounds {
-		order := clusterSetups
-		if round%2 == 1 {
-			order = reversed(clusterSetups)
+	err := alternating(rounds, clusterSetups, b.o.wants, func(round int, s clusterSetup, wl string) error {
+		b.logf("cluster %s %s round %d ...", s.name, wl, round+1)
+		r, err := b.clusterOnce(s, wl)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", s.name, wl, err)
 		}
-		for _, s := range order {
-			for _, wl := range []string{"w1", "w2"} {
-				if !b.o.wants(wl) {
-					continue
-				}
-				b.logf("cluster %s %s round %d ...", s.name, wl, round+1)
-				r, err := b.clusterOnce(s, wl)
-				if err != nil {
-					return fmt.Errorf("%s %s: %w", s.name, wl, err)
-				}
-				samples[key{s.name, wl}] = append(samples[key{s.name, wl}], r)
-			}
-		}
+		samples[key{s.name, wl}] = append(samples[key{s.name, wl}], r)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(w, "tally on one and on three nodes of one cluster, --sync=interval, all on this machine's cores; median of %d rounds, %d connections with one request in flight each\n\n", rounds, b.o.workers)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "setup\tworkload\tops/s\tratio to 1 node\tp50 ms\tp99 ms\t")
+	fmt.Fprintln(tw, "setup\tworkload\tops/s\tratio to 1 node\tp50 ms\tp99 ms\tCPU us/call\t")
 	for _, wl := range []string{"w1", "w2"} {
 		one := samples[key{clusterSetups[0].name, wl}]
 		if len(one) == 0 {
@@ -80,15 +71,41 @@ func (b *bench) cluster(ctx context.Context, rounds int, w io.Writer) error {
 		for _, s := range clusterSetups {
 			rs := samples[key{s.name, wl}]
 			ops := medianBy(rs, func(r result) float64 { return r.OpsPerS })
-			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2fx\t%.2f\t%.2f\t\n", s.name, wl, ops, ops/base,
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2fx\t%.2f\t%.2f\t%.1f\t\n", s.name, wl, ops, ops/base,
 				medianBy(rs, func(r result) float64 { return r.P50ms }),
-				medianBy(rs, func(r result) float64 { return r.P99ms }))
+				medianBy(rs, func(r result) float64 { return r.P99ms }),
+				medianBy(rs, func(r result) float64 { return r.CPUPerM }))
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := b.forwardCost(w, rounds); err != nil {
+		return fmt.Errorf("cost of a forwarded call: %w", err)
+	}
 	return b.pauses(w, rounds)
+}
+
+// alternating calls fn on each of items with w1 and w2 (those wanted),
+// over rounds, the odd rounds in reverse order.
+func alternating[T any](rounds int, items []T, wants func(string) bool, fn func(round int, item T, workload string) error) error {
+	for round := range rounds {
+		order := items
+		if round%2 == 1 {
+			order = reversed(items)
+		}
+		for _, it := range order {
+			for _, wl := range []string{"w1", "w2"} {
+				if !wants(wl) {
+					continue
+				}
+				if err := fn(round, it, wl); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func reversed[T any](xs []T) []T {
@@ -110,11 +127,7 @@ func medianBy(rs []result, f func(result) float64) float64 {
 // clusterOnce measures one workload on fresh nodes of a setup.
 func (b *bench) clusterOnce(s clusterSetup, workload string) (result, error) {
 	nodes, err := b.startCluster(s, false)
-	defer func() {
-		for _, n := range nodes {
-			n.stop()
-		}
-	}()
+	defer stopAll(nodes)
 	if err != nil {
 		return result{}, err
 	}
@@ -130,11 +143,107 @@ func (b *bench) clusterOnce(s clusterSetup, workload string) (result, error) {
 		return result{}, err
 	}
 	defer c.close()
-	r := runFor(b.o.workers, b.o.warmup, b.o.duration, nodes[0].pid(), c.workload(workload))
+	r := runForAll(b.o.workers, b.o.warmup, b.o.duration, pids(nodes), c.workload(workload))
 	if r.Failed > 0 || r.Refused > 0 {
-		return r, fmt.Errorf("%d calls failed and %d were refused", r.Failed, r.Refused)
+		return r, fmt.Errorf("%d calls failed and %d were refused: %s", r.Failed, r.Refused, r.FirstErr)
 	}
 	return r, nil
+}
+
+func pids(nodes []*proc) []int {
+	var out []int
+	for _, n := range nodes {
+		out = append(out, n.pid())
+	}
+	return out
+}
+
+// forwardCost measures what a hop between nodes costs. On one three-node
+// cluster, w1 and w2 run on users and groups whose partitions the first
+// node holds, with every connection on that node (nothing forwarded) and
+// with every connection on the second node (each call forwarded once, to
+// the first), alternating over rounds. CPU is the three nodes' summed.
+func (b *bench) forwardCost(w io.Writer, rounds int) error {
+	nodes, err := b.startCluster(clusterSetup{nodes: 3, replicas: 3}, true)
+	defer stopAll(nodes)
+	if err != nil {
+		return err
+	}
+	owners, err := settledOwners(nodes[0].url)
+	if err != nil {
+		return err
+	}
+	keep := func(id string) bool { return owners[cluster.PartitionOf(id, len(owners))] == "n1" }
+	type placement struct {
+		name string
+		node *proc
+	}
+	placements := []placement{{"on the owner (n1)", nodes[0]}, {"on n2, forwarded to n1", nodes[1]}}
+	type key struct{ placement, workload string }
+	samples := map[key][]result{}
+	err = alternating(rounds, placements, b.o.wants, func(round int, p placement, wl string) error {
+		b.logf("forwarding: clients %s, %s round %d ...", p.name, wl, round+1)
+		c, err := newTallyClientKeeping([]string{p.node.url}, b.o.workers, keep)
+		if err != nil {
+			return err
+		}
+		r := runForAll(b.o.workers, b.o.warmup, b.o.duration, pids(nodes), c.workload(wl))
+		c.close()
+		if r.Failed > 0 || r.Refused > 0 {
+			return fmt.Errorf("%d calls failed and %d were refused: %s", r.Failed, r.Refused, r.FirstErr)
+		}
+		samples[key{p.name, wl}] = append(samples[key{p.name, wl}], r)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nthe cost of a forwarded call: three nodes, users and groups of the partitions n1 holds, median of %d rounds; CPU of the three nodes summed\n\n", rounds)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "clients\tworkload\tops/s\tp50 ms\tp99 ms\tCPU us/call\t")
+	for _, wl := range []string{"w1", "w2"} {
+		var cpu, p50 []float64
+		for _, p := range placements {
+			rs := samples[key{p.name, wl}]
+			if len(rs) == 0 {
+				continue
+			}
+			cpu = append(cpu, medianBy(rs, func(r result) float64 { return r.CPUPerM }))
+			p50 = append(p50, medianBy(rs, func(r result) float64 { return r.P50ms }))
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2f\t%.2f\t%.1f\t\n", p.name, wl,
+				medianBy(rs, func(r result) float64 { return r.OpsPerS }), p50[len(p50)-1],
+				medianBy(rs, func(r result) float64 { return r.P99ms }), cpu[len(cpu)-1])
+		}
+		if len(cpu) == 2 {
+			fmt.Fprintf(tw, "one hop costs\t%s\t\t%+.2f\t\t%+.1f\t\n", wl, p50[1]-p50[0], cpu[1]-cpu[0])
+		}
+	}
+	return tw.Flush()
+}
+
+// settledOwners waits until every partition has a holder and the holders
+// stay the same for a second, and returns them.
+func settledOwners(url string) ([]string, error) {
+	nc, err := nats.Connect(url, nats.UserInfo("ops", "ops"))
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	var last []string
+	var since time.Time
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		owners, err := nodetest.Owners(ctx, nc)
+		cancel()
+		if err != nil || slices.Contains(owners, "") || !slices.Equal(owners, last) {
+			last, since = owners, time.Now()
+			continue
+		}
+		if time.Since(since) >= time.Second {
+			return owners, nil
+		}
+	}
+	return nil, fmt.Errorf("the partitions' holders did not settle in 30 s: %v", last)
 }
 
 // startCluster starts a setup's nodes on loopback, a cluster when more
@@ -195,20 +304,30 @@ func (b *bench) startCluster(s clusterSetup, ops bool) ([]*proc, error) {
 
 // pauses measures, on fresh three-node clusters under increments of one
 // group from clients on every node, the longest time without an
-// acknowledged write after a SIGKILL of the journal stream's leader, and
-// after one of the group's owner.
+// acknowledged write after a SIGKILL of the journal stream's leader, after
+// one of the group's owner, and during each step of a rolling restart
+// (SIGTERM, start again). The targets are 10 s after a SIGKILL and 2 s
+// for each step of a rolling restart.
 func (b *bench) pauses(w io.Writer, rounds int) error {
-	fmt.Fprintf(w, "\nlongest time without an acknowledged write after a SIGKILL, three nodes, %d workers writing one group through all three\n\n", b.o.workers)
+	fmt.Fprintf(w, "\nlongest time without an acknowledged write, three nodes, %d workers writing one group through all three\n\n", b.o.workers)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "killed\tround\tnode\tthat was also\tpause s\t")
+	fmt.Fprintln(tw, "fault\tround\tnode\tthat was\tpause s\ttarget s\t")
 	for round := range rounds {
 		for _, target := range []string{"journal leader", "group owner"} {
 			b.logf("pause after a SIGKILL of the %s, round %d ...", target, round+1)
-			killed, also, pause, err := b.pauseOnce(target)
+			killed, was, pause, err := b.killOnce(target)
 			if err != nil {
 				return fmt.Errorf("pause after a SIGKILL of the %s: %w", target, err)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%.2f\t\n", target, round+1, killed, also, pause.Seconds())
+			fmt.Fprintf(tw, "SIGKILL of the %s\t%d\t%s\t%s\t%.2f\t10\t\n", target, round+1, killed, was, pause.Seconds())
+		}
+		b.logf("pauses of a rolling restart, round %d ...", round+1)
+		steps, err := b.rollingOnce()
+		if err != nil {
+			return fmt.Errorf("rolling restart: %w", err)
+		}
+		for _, st := range steps {
+			fmt.Fprintf(tw, "rolling restart\t%d\t%s\t%s\t%.2f\t2\t\n", round+1, st.node, st.was, st.pause.Seconds())
 		}
 	}
 	return tw.Flush()
@@ -217,29 +336,20 @@ func (b *bench) pauses(w io.Writer, rounds int) error {
 // pauseGroup is the group the pause measurement writes.
 const pauseGroup = "pause-hot"
 
-// pauseOnce starts a cluster, writes pauseGroup from every node, kills the
-// target with SIGKILL and returns it, whether it was the other target as
-// well, and the longest time without an acknowledged write from the kill
-// until writes flowed for 2 s.
-func (b *bench) pauseOnce(target string) (killed, also string, pause time.Duration, err error) {
-	nodes, err := b.startCluster(clusterSetup{nodes: 3, replicas: 3}, true)
-	defer func() {
-		for _, n := range nodes {
-			n.stop()
-		}
-	}()
-	if err != nil {
-		return "", "", 0, err
-	}
-	var urls []string
-	for _, n := range nodes {
-		urls = append(urls, n.url)
-	}
-	var mu sync.Mutex
-	var acks []time.Time
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range b.o.workers {
+// writeLoad increments pauseGroup from workers spread over a cluster's
+// nodes, each connection failing over to the others, and records when
+// each write was acknowledged.
+type writeLoad struct {
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	mu   sync.Mutex
+	acks []time.Time
+}
+
+func startWriteLoad(urls []string, workers int) (*writeLoad, error) {
+	l := &writeLoad{stop: make(chan struct{})}
+	for w := range workers {
 		var list []string
 		for j := range urls {
 			list = append(list, urls[(w+j)%len(urls)])
@@ -247,81 +357,189 @@ func (b *bench) pauseOnce(target string) (killed, also string, pause time.Durati
 		nc, err := nats.Connect(strings.Join(list, ","), nats.DontRandomize(), nats.MaxReconnects(-1),
 			nats.ReconnectWait(50*time.Millisecond), nats.PingInterval(time.Second), nats.MaxPingsOutstanding(2))
 		if err != nil {
-			close(stop)
-			wg.Wait()
-			return "", "", 0, err
+			l.halt()
+			return nil, err
 		}
-		defer nc.Close()
-		wg.Go(func() {
+		l.wg.Go(func() {
+			defer nc.Close()
 			data := []byte(`{"groupID":"` + pauseGroup + `","key":"n","value":1}`)
 			for {
 				select {
-				case <-stop:
+				case <-l.stop:
 					return
 				default:
 				}
 				m, err := nc.Request("tally.v1.admin.increase", data, time.Second)
 				if err == nil && m.Header.Get("Nats-Service-Error-Code") == "" {
-					mu.Lock()
-					acks = append(acks, time.Now())
-					mu.Unlock()
+					l.mu.Lock()
+					l.acks = append(l.acks, time.Now())
+					l.mu.Unlock()
 				}
 			}
 		})
 	}
-	defer func() { close(stop); wg.Wait() }()
-	acked := func() int { mu.Lock(); defer mu.Unlock(); return len(acks) }
-	for deadline := time.Now().Add(30 * time.Second); acked() < 1000; {
-		if time.Now().After(deadline) {
-			return "", "", 0, errors.New("no writes acknowledged")
-		}
-		time.Sleep(10 * time.Millisecond) // waiting for the load to flow
+	return l, nil
+}
+
+func (l *writeLoad) halt() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
+// since counts the writes acknowledged after t.
+func (l *writeLoad) since(t time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for i := len(l.acks) - 1; i >= 0 && l.acks[i].After(t); i-- {
+		n++
 	}
+	return n
+}
+
+// await waits until n writes were acknowledged after t, at most 30 s.
+func (l *writeLoad) await(t time.Time, n int) error {
+	for deadline := time.Now().Add(30 * time.Second); l.since(t) < n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d writes acknowledged in 30 s, want %d", l.since(t), n)
+		}
+	}
+	return nil
+}
+
+// longestGap is the longest time without an acknowledgement from t to the
+// last acknowledgement.
+func (l *writeLoad) longestGap(t time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	gap, last := time.Duration(0), t
+	for _, a := range l.acks {
+		if a.After(t) {
+			gap, last = max(gap, a.Sub(last)), a
+		}
+	}
+	return gap
+}
+
+// pauseCluster starts three nodes with an operator user and a write load
+// through all of them, flowing.
+func (b *bench) pauseCluster() ([]*proc, *writeLoad, error) {
+	nodes, err := b.startCluster(clusterSetup{nodes: 3, replicas: 3}, true)
+	if err != nil {
+		return nodes, nil, err
+	}
+	var urls []string
+	for _, n := range nodes {
+		urls = append(urls, n.url)
+	}
+	l, err := startWriteLoad(urls, b.o.workers)
+	if err != nil {
+		return nodes, nil, err
+	}
+	if err := l.await(time.Time{}, 1000); err != nil {
+		l.halt()
+		return nodes, nil, err
+	}
+	return nodes, l, nil
+}
+
+// roleOf names what a node was when it was stopped.
+func roleOf(name, leader, owner string) string {
+	switch {
+	case name == leader && name == owner:
+		return "journal leader, group owner"
+	case name == leader:
+		return "journal leader"
+	case name == owner:
+		return "group owner"
+	}
+	return ""
+}
+
+// killOnce starts a cluster, writes pauseGroup from every node, kills the
+// target with SIGKILL and returns it, what it was, and the longest time
+// without an acknowledged write from the kill until writes flowed again.
+func (b *bench) killOnce(target string) (killed, was string, pause time.Duration, err error) {
+	nodes, l, err := b.pauseCluster()
+	defer stopAll(nodes)
+	if err != nil {
+		return "", "", 0, err
+	}
+	defer l.halt()
 	leader, owner, err := roles(nodes[0].url)
 	if err != nil {
 		return "", "", 0, err
 	}
-	killed, also = leader, "group owner"
+	killed = leader
 	if target == "group owner" {
-		killed, also = owner, "journal leader"
+		killed = owner
 	}
-	if leader != owner {
-		also = ""
-	}
-	var victim *proc
-	for i, n := range nodes {
-		if fmt.Sprintf("n%d", i+1) == killed {
-			victim = n
-		}
-	}
+	victim := byName(nodes, killed)
 	if victim == nil {
 		return "", "", 0, fmt.Errorf("no node named %q", killed)
 	}
 	at := time.Now()
 	victim.cmd.Process.Signal(syscall.SIGKILL)
 	<-victim.done
-	// Until writes have come back: the calls in flight at the kill are
-	// answered at once, so wait for many more (at most 30 s).
-	for deadline := at.Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		mu.Lock()
-		after := 0
-		for i := len(acks) - 1; i >= 0 && acks[i].After(at); i-- {
-			after++
+	// The calls in flight at the kill are answered at once: wait for many
+	// more.
+	if err := l.await(at, 20*b.o.workers); err != nil {
+		return "", "", 0, err
+	}
+	return killed, roleOf(killed, leader, owner), l.longestGap(at), nil
+}
+
+type rollingStep struct {
+	node, was string
+	pause     time.Duration
+}
+
+// rollingOnce starts a cluster, writes pauseGroup from every node, and
+// stops each node in turn with SIGTERM and starts it again, returning the
+// longest time without an acknowledged write of each step: from the
+// signal until writes flowed again after the restart.
+func (b *bench) rollingOnce() ([]rollingStep, error) {
+	nodes, l, err := b.pauseCluster()
+	defer func() { stopAll(nodes) }()
+	if err != nil {
+		return nil, err
+	}
+	defer l.halt()
+	var steps []rollingStep
+	for i, n := range nodes {
+		leader, owner, err := roles(nodes[(i+1)%len(nodes)].url)
+		if err != nil {
+			return nil, err
 		}
-		mu.Unlock()
-		if after >= 20*b.o.workers {
-			break
+		name := fmt.Sprintf("n%d", i+1)
+		at := time.Now()
+		n.stop()
+		again, err := startServing(n.name, exec.Command(n.cmd.Path, n.cmd.Args[1:]...), "tally: serving on ")
+		if err != nil {
+			return nil, fmt.Errorf("restart %s: %w", name, err)
+		}
+		nodes[i] = again
+		if err := l.await(time.Now(), 20*b.o.workers); err != nil {
+			return nil, err
+		}
+		steps = append(steps, rollingStep{name, roleOf(name, leader, owner), l.longestGap(at)})
+	}
+	return steps, nil
+}
+
+func byName(nodes []*proc, name string) *proc {
+	for i, n := range nodes {
+		if fmt.Sprintf("n%d", i+1) == name {
+			return n
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	last := at
-	for _, a := range acks {
-		if a.After(at) {
-			pause, last = max(pause, a.Sub(last)), a
-		}
+	return nil
+}
+
+func stopAll(nodes []*proc) {
+	for _, n := range nodes {
+		n.stop()
 	}
-	return killed, also, pause, nil
 }
 
 // roles reads, as the operator user, which node leads the journal's
@@ -332,31 +550,7 @@ func roles(url string) (leader, owner string, err error) {
 		return "", "", err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return "", "", err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	st, err := js.Stream(ctx, "TALLY_JOURNAL")
-	if err != nil {
-		return "", "", err
-	}
-	info, err := st.Info(ctx)
-	if err != nil || info.Cluster == nil {
-		return "", "", fmt.Errorf("journal stream info: %v", err)
-	}
-	kv, err := js.KeyValue(ctx, cluster.DefaultConfig().LeasesBucket)
-	if err != nil {
-		return "", "", err
-	}
-	e, err := kv.Get(ctx, "p."+strconv.Itoa(cluster.PartitionOf(pauseGroup, cluster.DefaultConfig().Partitions)))
-	if err != nil {
-		return "", "", fmt.Errorf("lease of %s: %w", pauseGroup, err)
-	}
-	var l messages.Lease
-	if err := proto.Unmarshal(e.Value(), &l); err != nil {
-		return "", "", err
-	}
-	return info.Cluster.Leader, l.GetNode(), nil
+	return nodetest.Roles(ctx, nc, pauseGroup)
 }

@@ -64,6 +64,12 @@ func (r *recorder) fail(err error) {
 // runFor runs op on workers for warmup and then dur, and measures the
 // operations that complete within dur. server is the process under test.
 func runFor(workers int, warmup, dur time.Duration, server int, do op) result {
+	return runForAll(workers, warmup, dur, []int{server}, do)
+}
+
+// runForAll is runFor on a system of several processes: its CPU time is
+// theirs summed, its peak memory the sum of their peaks.
+func runForAll(workers int, warmup, dur time.Duration, servers []int, do op) result {
 	var next atomic.Uint64
 	rec := &recorder{}
 	start := time.Now()
@@ -95,13 +101,28 @@ func runFor(workers int, warmup, dur time.Duration, server int, do op) result {
 		})
 	}
 	time.Sleep(time.Until(measureFrom)) // the warm-up, not synchronisation
-	cpu0, self0 := cpuSeconds(server), cpuSeconds(os.Getpid())
-	resetPeakRSS(server)
+	cpu0, self0 := cpuOf(servers), cpuSeconds(os.Getpid())
+	for _, pid := range servers {
+		resetPeakRSS(pid)
+	}
 	time.Sleep(time.Until(end))
-	cpu1, self1 := cpuSeconds(server), cpuSeconds(os.Getpid())
-	_, peak := memory(server)
+	cpu1, self1 := cpuOf(servers), cpuSeconds(os.Getpid())
+	var peak int64
+	for _, pid := range servers {
+		_, p := memory(pid)
+		peak += p
+	}
 	wg.Wait()
 	return rec.result(dur, cpu1-cpu0, self1-self0, peak)
+}
+
+// cpuOf sums the CPU seconds of processes.
+func cpuOf(pids []int) float64 {
+	var s float64
+	for _, pid := range pids {
+		s += cpuSeconds(pid)
+	}
+	return s
 }
 
 // runN runs operations 0..n-1 on workers and measures them all.

@@ -29,6 +29,9 @@ var protoHeader = nats.Header{"Content-Type": []string{"application/protobuf"}}
 type tallyClient struct {
 	conns []*nats.Conn
 	subj  map[string][]string // op -> subject per user
+	// keep, when set, picks the user and group IDs the workloads use:
+	// those of the partitions one node owns.
+	keep func(id string) bool
 }
 
 func dialNATS(url string, n int) ([]*nats.Conn, error) {
@@ -58,6 +61,12 @@ func newTallyClient(url string, workers int) (*tallyClient, error) {
 
 // newTallyClientOn spreads its connections over the nodes at urls.
 func newTallyClientOn(urls []string, workers int) (*tallyClient, error) {
+	return newTallyClientKeeping(urls, workers, nil)
+}
+
+// newTallyClientKeeping is newTallyClientOn with workloads on the user and
+// group IDs keep accepts.
+func newTallyClientKeeping(urls []string, workers int, keep func(string) bool) (*tallyClient, error) {
 	conns := make([]*nats.Conn, 0, workers)
 	for i := range workers {
 		c, err := dialNATS(urls[i%len(urls)], 1)
@@ -67,11 +76,12 @@ func newTallyClientOn(urls []string, workers int) (*tallyClient, error) {
 		}
 		conns = append(conns, c...)
 	}
-	t := &tallyClient{conns: conns, subj: map[string][]string{}}
+	t := &tallyClient{conns: conns, subj: map[string][]string{}, keep: keep}
+	ids := t.ids("u%05d", users)
 	for _, op := range []string{"set", "increase", "get"} {
 		s := make([]string, users)
-		for u := range s {
-			s[u] = fmt.Sprintf("tally.v1.user.u%05d.%s", u, op)
+		for u, id := range ids {
+			s[u] = "tally.v1.user." + id + "." + op
 		}
 		t.subj[op] = s
 	}
@@ -106,16 +116,20 @@ func (t *tallyClient) workload(name string) op {
 	inc := t.subj["increase"]
 	switch name {
 	case "w1":
-		groups := names("w1-", w1Groups)
+		groups := t.ids("w1-%d", w1Groups)
 		return func(w int, n uint64) error {
 			return t.call(w, inc[n%users], &messages.ChangeRequest{GroupId: groups[n%w1Groups], Key: "likes", Value: 1})
 		}
 	case "w2":
+		hot := "w2-hot"
+		if t.keep != nil {
+			hot = t.ids("w2-hot%d", 1)[0]
+		}
 		return func(w int, n uint64) error {
-			return t.call(w, inc[n%users], &messages.ChangeRequest{GroupId: "w2-hot", Key: "likes", Value: 1})
+			return t.call(w, inc[n%users], &messages.ChangeRequest{GroupId: hot, Key: "likes", Value: 1})
 		}
 	default:
-		groups := names("w3-", w3Groups)
+		groups := t.ids("w3-%d", w3Groups)
 		set, get := t.subj["set"], t.subj["get"]
 		return func(w int, n uint64) error {
 			// A user makes 10 consecutive calls, so the gets are spread
@@ -161,6 +175,18 @@ func (t *tallyClient) coldGets(prefix string, n int) op {
 	return func(w int, i uint64) error {
 		return t.call(w, "tally.v1.admin.get", &messages.GetRequest{GroupId: groups[i]})
 	}
+}
+
+// ids returns n IDs made by format from 0, 1, ..., skipping those keep
+// refuses.
+func (t *tallyClient) ids(format string, n int) []string {
+	out := make([]string, 0, n)
+	for i := 0; len(out) < n; i++ {
+		if id := fmt.Sprintf(format, i); t.keep == nil || t.keep(id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func names(prefix string, n int) []string {

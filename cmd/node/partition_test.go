@@ -8,11 +8,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/tallyhq/tally/client"
@@ -80,17 +82,14 @@ func (p *proxy) cut() {
 	p.conns = nil
 }
 
-// startCutCluster starts three nodes whose routes all go through proxies,
-// one per pair and direction: proxies[i][j] carries the route node i
-// dials to node j.
-func startCutCluster(t *testing.T) (*testCluster, [][]*proxy) {
-	t.Helper()
-	const n = 3
-	routes := make([]string, n)
+// routeProxies picks n route addresses and makes a proxy per pair and
+// direction: proxies[i][j] carries the route server i dials to server j.
+func routeProxies(t *testing.T, n int) (routes []string, proxies [][]*proxy) {
+	routes = make([]string, n)
 	for i := range routes {
 		routes[i] = freeAddr(t)
 	}
-	proxies := make([][]*proxy, n)
+	proxies = make([][]*proxy, n)
 	for i := range proxies {
 		proxies[i] = make([]*proxy, n)
 		for j := range proxies[i] {
@@ -99,6 +98,16 @@ func startCutCluster(t *testing.T) (*testCluster, [][]*proxy) {
 			}
 		}
 	}
+	return routes, proxies
+}
+
+// startCutCluster starts three nodes whose routes all go through proxies,
+// one per pair and direction: proxies[i][j] carries the route node i
+// dials to node j.
+func startCutCluster(t *testing.T) (*testCluster, [][]*proxy) {
+	t.Helper()
+	const n = 3
+	routes, proxies := routeProxies(t, n)
 	c := &testCluster{t: t}
 	for i := range n {
 		m := &member{name: fmt.Sprintf("n%d", i+1)}
@@ -125,13 +134,73 @@ func startCutCluster(t *testing.T) (*testCluster, [][]*proxy) {
 	return c, proxies
 }
 
+// startCutExternalCluster starts a three-server NATS cluster in the test
+// whose routes all go through proxies, as startCutCluster's do, and one
+// node on each server with --nats-url that server alone.
+func startCutExternalCluster(t *testing.T) (*testCluster, [][]*proxy) {
+	t.Helper()
+	const n = 3
+	routes, proxies := routeProxies(t, n)
+	c := &testCluster{t: t, external: true}
+	var servers []*server.Server
+	for i := range n {
+		host, port, err := net.SplitHostPort(routes[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var via []string
+		for j := range n {
+			if i != j {
+				via = append(via, "nats://"+proxies[i][j].addr)
+			}
+		}
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("tally-cut-%d", i+1),
+			Host:       "127.0.0.1",
+			Port:       -1,
+			JetStream:  true,
+			StoreDir:   t.TempDir(),
+			NoLog:      true,
+			NoSigs:     true,
+			Cluster:    server.ClusterOpts{Name: "tally-cut", Host: host, Advertise: "127.0.0.1:9"},
+			Routes:     server.RoutesFromStr(strings.Join(via, ",")),
+		}
+		if opts.Cluster.Port, err = strconv.Atoi(port); err != nil {
+			t.Fatal(err)
+		}
+		s := journaltest.Start(t, opts)
+		servers = append(servers, s)
+		m := &member{name: fmt.Sprintf("n%d", i+1), url: s.ClientURL()}
+		m.args = []string{"--name", m.name, "--nats-url", s.ClientURL(), "--replicas", "3"}
+		c.members = append(c.members, m)
+	}
+	c.ops = servers[0].ClientURL()
+	js := journaltest.JetStream(t, journaltest.Connect(t, servers[0]))
+	journaltest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := js.AccountInfo(ctx)
+		return err
+	})
+	c.launchAll()
+	return c, proxies
+}
+
 // TestCutOffNode cuts one node's routes to the other two: within a lease
 // it answers every call with 10002 (it cannot prove it holds any
 // partition) and never with a value, while the two others serve every
 // group, including those the cut node held; once the cut heals it serves
-// again, and every group has the value of the writes acknowledged.
+// again, and every group has the value of the writes acknowledged. The
+// same on three nodes of an external NATS cluster, one of whose servers
+// is cut off from the other two: the node on it stays connected to it
+// alone.
 func TestCutOffNode(t *testing.T) {
-	c, proxies := startCutCluster(t)
+	t.Run("embedded", func(t *testing.T) { checkCutOffNode(t, startCutCluster) })
+	t.Run("external NATS cluster", func(t *testing.T) { checkCutOffNode(t, startCutExternalCluster) })
+}
+
+func checkCutOffNode(t *testing.T, start func(*testing.T) (*testCluster, [][]*proxy)) {
+	c, proxies := start(t)
 	ctx := context.Background()
 	// The cut node's client stays on its server; the others' too.
 	admin := func(i int) *client.Admin {

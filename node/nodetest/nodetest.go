@@ -2,6 +2,21 @@
 // nodes whose journal they can read.
 package nodetest
 
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tallyhq/tally/cluster"
+	"github.com/tallyhq/tally/journal"
+	"github.com/tallyhq/tally/messages"
+)
+
 // OpsConfig is an embedded server configuration, after a listen line:
 // clients enter APP without credentials and reach the service by imports
 // from TALLY, and the operator user ops/ops enters TALLY, where the
@@ -30,3 +45,59 @@ accounts {
 }
 no_auth_user: app
 `
+
+// Roles reads, through nc (a connection to the account that holds the
+// journal and the cluster's buckets), which node leads the journal's
+// stream and which holds the lease of group's partition.
+func Roles(ctx context.Context, nc *nats.Conn, group string) (leader, owner string, err error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return "", "", err
+	}
+	st, err := js.Stream(ctx, journal.DefaultConfig().Stream)
+	if err != nil {
+		return "", "", fmt.Errorf("journal stream: %w", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return "", "", fmt.Errorf("journal stream info: %w", err)
+	}
+	if info.Cluster == nil || info.Cluster.Leader == "" {
+		return "", "", errors.New("the journal stream has no leader")
+	}
+	owners, err := Owners(ctx, nc)
+	if err != nil {
+		return "", "", err
+	}
+	return info.Cluster.Leader, owners[cluster.PartitionOf(group, len(owners))], nil
+}
+
+// Owners reads, through nc, which node holds each partition's lease: ""
+// for a partition no node holds.
+func Owners(ctx context.Context, nc *nats.Conn) ([]string, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	cfg := cluster.DefaultConfig()
+	kv, err := js.KeyValue(ctx, cfg.LeasesBucket)
+	if err != nil {
+		return nil, fmt.Errorf("leases bucket: %w", err)
+	}
+	owners := make([]string, cfg.Partitions)
+	for p := range owners {
+		e, err := kv.Get(ctx, "p."+strconv.Itoa(p))
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("lease of partition %d: %w", p, err)
+		}
+		var l messages.Lease
+		if err := proto.Unmarshal(e.Value(), &l); err != nil {
+			return nil, fmt.Errorf("lease of partition %d: %w", p, err)
+		}
+		owners[p] = l.GetNode()
+	}
+	return owners, nil
+}
