@@ -49,7 +49,7 @@ func (b *bench) cluster(ctx context.Context, rounds int, w io.Writer) error {
 	samples := map[key][]result{}
 	err := alternating(rounds, clusterSetups, b.o.wants, func(round int, s clusterSetup, wl string) error {
 		b.logf("cluster %s %s round %d ...", s.name, wl, round+1)
-		r, err := b.clusterOnce(s, wl)
+		r, err := b.clusterOnce(s, wl, round == 0)
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", s.name, wl, err)
 		}
@@ -124,8 +124,9 @@ func medianBy(rs []result, f func(result) float64) float64 {
 	return median(xs)
 }
 
-// clusterOnce measures one workload on fresh nodes of a setup.
-func (b *bench) clusterOnce(s clusterSetup, workload string) (result, error) {
+// clusterOnce measures one workload on fresh nodes of a setup; with
+// profile (and -profile), it profiles every node.
+func (b *bench) clusterOnce(s clusterSetup, workload string, profile bool) (result, error) {
 	nodes, err := b.startCluster(s, false)
 	defer stopAll(nodes)
 	if err != nil {
@@ -143,11 +144,26 @@ func (b *bench) clusterOnce(s clusterSetup, workload string) (result, error) {
 		return result{}, err
 	}
 	defer c.close()
+	var profiles []func()
+	if profile {
+		for i, n := range nodes {
+			profiles = append(profiles, b.startProfile(n, fmt.Sprintf("cluster-%s-%s-n%d", slug(s.name), workload, i+1)))
+		}
+	}
 	r := runForAll(b.o.workers, b.o.warmup, b.o.duration, pids(nodes), c.workload(workload))
+	for _, wait := range profiles {
+		wait()
+	}
 	if r.Failed > 0 || r.Refused > 0 {
 		return r, fmt.Errorf("%d calls failed and %d were refused: %s", r.Failed, r.Refused, r.FirstErr)
 	}
 	return r, nil
+}
+
+// slug makes a setup's name a file name's part: "3 nodes, clients on
+// one" is "3-nodes-clients-on-one".
+func slug(name string) string {
+	return strings.Join(strings.FieldsFunc(name, func(r rune) bool { return r == ' ' || r == ',' || r == '(' || r == ')' }), "-")
 }
 
 func pids(nodes []*proc) []int {
@@ -175,10 +191,10 @@ func (b *bench) forwardCost(w io.Writer, rounds int) error {
 	}
 	keep := func(id string) bool { return owners[cluster.PartitionOf(id, len(owners))] == "n1" }
 	type placement struct {
-		name string
-		node *proc
+		name, short string
+		node        *proc
 	}
-	placements := []placement{{"on the owner (n1)", nodes[0]}, {"on n2, forwarded to n1", nodes[1]}}
+	placements := []placement{{"on the owner (n1)", "owner", nodes[0]}, {"on n2, forwarded to n1", "forwarded", nodes[1]}}
 	type key struct{ placement, workload string }
 	samples := map[key][]result{}
 	err = alternating(rounds, placements, b.o.wants, func(round int, p placement, wl string) error {
@@ -187,8 +203,17 @@ func (b *bench) forwardCost(w io.Writer, rounds int) error {
 		if err != nil {
 			return err
 		}
+		var profiles []func()
+		if round == 0 {
+			for i, n := range nodes {
+				profiles = append(profiles, b.startProfile(n, fmt.Sprintf("cluster-%s-%s-n%d", p.short, wl, i+1)))
+			}
+		}
 		r := runForAll(b.o.workers, b.o.warmup, b.o.duration, pids(nodes), c.workload(wl))
 		c.close()
+		for _, wait := range profiles {
+			wait()
+		}
 		if r.Failed > 0 || r.Refused > 0 {
 			return fmt.Errorf("%d calls failed and %d were refused: %s", r.Failed, r.Refused, r.FirstErr)
 		}
@@ -267,6 +292,15 @@ func (b *bench) startCluster(s clusterSetup, ops bool) ([]*proc, error) {
 	for i := range s.nodes {
 		args := []string{"--name", fmt.Sprintf("n%d", i+1), "--data", filepath.Join(dir, fmt.Sprintf("n%d", i+1)),
 			"--sync", "interval", "--passivate-after", "1h", "--log-level", "warn"}
+		var pprofAddr string
+		if b.o.profile {
+			port, err := freePort()
+			if err != nil {
+				return nil, err
+			}
+			pprofAddr = fmt.Sprintf("127.0.0.1:%d", port)
+			args = append(args, "--pprof", pprofAddr)
+		}
 		if ops {
 			port, err := freePort()
 			if err != nil {
@@ -286,6 +320,9 @@ func (b *bench) startCluster(s clusterSetup, ops bool) ([]*proc, error) {
 		ch[i] = make(chan started, 1)
 		go func() {
 			p, err := startServing(fmt.Sprintf("tally-n%d", i+1), exec.Command(b.tallyBin, args...), "tally: serving on ")
+			if p != nil {
+				p.pprof = pprofAddr
+			}
 			ch[i] <- started{p, err}
 		}()
 	}

@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.BoolVar(&o.skipPeers, "tally-only", false, "measure tally alone, no peers")
 	mem := fs.String("mem-groups", "100000,1000000", "active-group counts of the memory measurement")
 	only := fs.String("workloads", "", "comma-separated workloads to run (w1,w2,w3,w4,extras); all when empty")
-	fs.BoolVar(&o.profile, "profile", false, "write CPU and allocation profiles of the tally node for each workload (first round), its live heap at the end of w1-w3, and heap profiles for the memory measurement, to -out")
+	fs.BoolVar(&o.profile, "profile", false, "write CPU and allocation profiles of the tally node for each workload (first round), its live heap at the end of w1-w3, and heap profiles for the memory measurement, to -out; with -cluster, of every node of each setup and of the forwarding measurement (first round)")
 	quick := fs.Bool("quick", false, "short run: 1 s warm-up, 3 s per workload, smaller extras")
 	cluster := fs.Bool("cluster", false, "measure w1 and w2 on three nodes of one cluster (clients on one node, on all three, and with one replica) against one node, the cost of a forwarded call, and the write pauses of a SIGKILL and of a rolling restart, instead of the peers")
 	baseline := fs.String("baseline", "", "compare tally built from this checkout with this one on w1-w3 (alternating rounds), instead of the peers")
