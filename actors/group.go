@@ -316,7 +316,7 @@ const maxStateBytes = contract.MaxKeys*(contract.MaxKeyLen+16) + 16
 
 // changeBytes bounds the encoded size of the change a command makes.
 func changeBytes(c *messages.Change) int {
-	n := 48 + len(c.GetRequestId()) + len(c.GetKey())
+	n := 48 + len(c.GetRequestId()) + len(c.GetKey()) + len(c.GetUser())
 	for k := range c.GetCounters() {
 		n += len(k) + 16
 	}

@@ -90,7 +90,7 @@ func step(old int64, op messages.Op, amount int64) (int64, bool) {
 // changes nothing (a delete of absent keys). A refused command leaves st
 // as it was.
 func decide(st *messages.GroupState, cmd *messages.Change) (*messages.Change, error) {
-	c := &messages.Change{Seq: st.Version + 1, Op: cmd.GetOp(), RequestId: cmd.GetRequestId()}
+	c := &messages.Change{Seq: st.Version + 1, Op: cmd.GetOp(), RequestId: cmd.GetRequestId(), User: cmd.GetUser()}
 	switch cmd.GetOp() {
 	case messages.Op_OP_SET:
 		added := 0

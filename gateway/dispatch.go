@@ -14,7 +14,7 @@ var actorsCode = actors.Code
 // dispatch decodes a request and submits it to the actors; the reply goes
 // out through r.respond.
 func (g *Gateway) dispatch(r *request, user string, data []byte) {
-	group, change, get, err := decode(r.op, r.format, data)
+	group, change, get, err := decode(r.op, r.format, user, data)
 	switch {
 	case err != nil:
 		r.respond(nil, err)

@@ -1,8 +1,10 @@
 package gateway_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -390,5 +393,51 @@ func TestServiceDiscovery(t *testing.T) {
 		if ep.NumRequests > 0 && (ep.ProcessingTime <= 0 || !strings.Contains(ep.LastError, "negative")) {
 			t.Errorf("%s: processing time %v, last error %q", ep.Subject, ep.ProcessingTime, ep.LastError)
 		}
+	}
+}
+
+// TestJournalRecordsTheUser checks that each journaled change names the
+// user of the subject it came on, and none for an admin's call.
+func TestJournalRecordsTheUser(t *testing.T) {
+	e := newEnv(t)
+	for _, subject := range []string{"tally.v1.user.alice.increase", "tally.v1.admin.increase", "tally.v1.user.bob.set"} {
+		payload := `{"groupID":"g1","key":"k","value":1}`
+		if strings.HasSuffix(subject, ".set") {
+			payload = `{"groupID":"g1","counters":{"k":5}}`
+		}
+		if code := e.request(t, subject, []byte(payload), false).Header.Get(micro.ErrorCodeHeader); code != "" {
+			t.Fatalf("%s: error %s", subject, code)
+		}
+	}
+	nc, err := e.node.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	stream, err := js.Stream(ctx, "TALLY_JOURNAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var users []string
+	for seq := uint64(1); seq <= 3; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev messages.Event
+		if err := proto.Unmarshal(m.Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range ev.GetChanges() {
+			users = append(users, c.GetUser())
+		}
+	}
+	if want := []string{"alice", "", "bob"}; !slices.Equal(users, want) {
+		t.Errorf("the journal's changes name users %q, want %q", users, want)
 	}
 }

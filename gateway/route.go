@@ -70,7 +70,7 @@ func (g *Gateway) route(r *request, user string, data []byte, hops uint32) {
 // decodeAndPlace decodes and checks a request, runs the user's rate limit
 // when it has a user, and places the command on its group's node.
 func (g *Gateway) decodeAndPlace(r *request, user string, data []byte, hops uint32) {
-	group, change, get, err := decode(r.op, r.format, data)
+	group, change, get, err := decode(r.op, r.format, user, data)
 	if err == nil && change != nil {
 		err = actors.ValidateChange(group, change)
 	} else if err == nil {
@@ -126,15 +126,16 @@ func replyOf(o op) func(string, *messages.Change) proto.Message {
 	}
 }
 
-// decode decodes a request into the command it asks for and its group.
-func decode(o op, f format, data []byte) (group string, change *messages.Change, get *messages.GetRequest, err error) {
+// decode decodes a request of user ("" on the admin subjects) into the
+// command it asks for and its group.
+func decode(o op, f format, user string, data []byte) (group string, change *messages.Change, get *messages.GetRequest, err error) {
 	switch o {
 	case opSet:
 		req, err := decodeSet(f, data)
 		if err != nil {
 			return "", nil, nil, err
 		}
-		return req.GetGroupId(), &messages.Change{Op: messages.Op_OP_SET, Counters: req.GetCounters(), RequestId: req.GetRequestId()}, nil, nil
+		return req.GetGroupId(), &messages.Change{Op: messages.Op_OP_SET, Counters: req.GetCounters(), RequestId: req.GetRequestId(), User: user}, nil, nil
 	case opIncrease, opDecrease:
 		req, err := decodeChange(f, data)
 		if err != nil {
@@ -144,7 +145,7 @@ func decode(o op, f format, data []byte) (group string, change *messages.Change,
 		if o == opDecrease {
 			kind = messages.Op_OP_DECREASE
 		}
-		return req.GetGroupId(), &messages.Change{Op: kind, Key: req.GetKey(), Amount: req.GetValue(), RequestId: req.GetRequestId()}, nil, nil
+		return req.GetGroupId(), &messages.Change{Op: kind, Key: req.GetKey(), Amount: req.GetValue(), RequestId: req.GetRequestId(), User: user}, nil, nil
 	case opGet:
 		req, err := decodeGet(f, data)
 		if err != nil {
@@ -156,7 +157,7 @@ func decode(o op, f format, data []byte) (group string, change *messages.Change,
 		if err != nil {
 			return "", nil, nil, err
 		}
-		return req.GetGroupId(), &messages.Change{Op: messages.Op_OP_DELETE, Keys: req.GetKeyList(), RequestId: req.GetRequestId()}, nil, nil
+		return req.GetGroupId(), &messages.Change{Op: messages.Op_OP_DELETE, Keys: req.GetKeyList(), RequestId: req.GetRequestId(), User: user}, nil, nil
 	}
 }
 

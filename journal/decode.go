@@ -152,6 +152,8 @@ func readChange(b []byte, c *messages.Change) bool {
 			c.Keys = append(c.Keys, r.text())
 		case num == changeRequestHash && typ == protowire.Fixed64Type:
 			c.RequestHash = r.fixed64()
+		case num == changeUser && typ == protowire.BytesType:
+			c.User = r.text()
 		default:
 			r.fail()
 		}

@@ -29,6 +29,7 @@ const (
 	changeValue       protowire.Number = 7
 	changeKeys        protowire.Number = 8
 	changeRequestHash protowire.Number = 9
+	changeUser        protowire.Number = 10
 
 	stateCounters protowire.Number = 1
 	stateVersion  protowire.Number = 2
@@ -84,7 +85,7 @@ func validChange(c *messages.Change) bool {
 	if _, ok := countersSize(changeCounters, c.GetCounters()); !ok {
 		return false
 	}
-	if !utf8.ValidString(c.GetRequestId()) || !utf8.ValidString(c.GetKey()) {
+	if !utf8.ValidString(c.GetRequestId()) || !utf8.ValidString(c.GetKey()) || !utf8.ValidString(c.GetUser()) {
 		return false
 	}
 	for _, k := range c.GetKeys() {
@@ -111,7 +112,7 @@ func appendChange(b []byte, c *messages.Change) []byte {
 		b = protowire.AppendTag(b, changeRequestHash, protowire.Fixed64Type)
 		b = protowire.AppendFixed64(b, h)
 	}
-	return b
+	return appendString(b, changeUser, c.GetUser())
 }
 
 func changeSize(c *messages.Change) int {
@@ -128,7 +129,7 @@ func changeSize(c *messages.Change) int {
 	if c.GetRequestHash() != 0 {
 		n += protowire.SizeTag(changeRequestHash) + protowire.SizeFixed64()
 	}
-	return n
+	return n + stringSize(changeUser, c.GetUser())
 }
 
 // A map<string, int64> is a repeated message of key (1) and value (2);

@@ -154,7 +154,7 @@ func randomEvent(rng *rand.Rand) *messages.Event {
 	for range rng.IntN(4) {
 		c := &messages.Change{
 			Seq: uint64(num()), Op: messages.Op(rng.IntN(5)), RequestId: str(),
-			Key: str(), Amount: num(), Value: num(), RequestHash: uint64(num()),
+			Key: str(), Amount: num(), Value: num(), RequestHash: uint64(num()), User: str(),
 		}
 		if rng.IntN(2) == 0 {
 			c.Counters = counters()

@@ -771,7 +771,10 @@ type Change struct {
 	// request_hash, on a delete, is the fingerprint of the request (its key
 	// list, which keys does not keep), so that a retry of it under the same
 	// request ID can be told from another request reusing the ID.
-	RequestHash   uint64 `protobuf:"fixed64,9,opt,name=request_hash,json=requestHash,proto3" json:"request_hash,omitempty"`
+	RequestHash uint64 `protobuf:"fixed64,9,opt,name=request_hash,json=requestHash,proto3" json:"request_hash,omitempty"`
+	// user is the user who made the change (the subject's user token), empty
+	// for a call on the admin subjects.
+	User          string `protobuf:"bytes,10,opt,name=user,proto3" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -867,6 +870,13 @@ func (x *Change) GetRequestHash() uint64 {
 		return x.RequestHash
 	}
 	return 0
+}
+
+func (x *Change) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
 }
 
 // GroupState is everything a group owns.
@@ -1054,7 +1064,7 @@ const file_tally_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\x03R\x05value\x12\x10\n" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12\x18\n" +
-	"\adeleted\x18\x05 \x01(\bR\adeleted\"\xc7\x02\n" +
+	"\adeleted\x18\x05 \x01(\bR\adeleted\"\xdb\x02\n" +
 	"\x06Change\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1c\n" +
 	"\x02op\x18\x02 \x01(\x0e2\f.tally.v1.OpR\x02op\x12\x1d\n" +
@@ -1065,7 +1075,9 @@ const file_tally_proto_rawDesc = "" +
 	"\x06amount\x18\x06 \x01(\x03R\x06amount\x12\x14\n" +
 	"\x05value\x18\a \x01(\x03R\x05value\x12\x12\n" +
 	"\x04keys\x18\b \x03(\tR\x04keys\x12!\n" +
-	"\frequest_hash\x18\t \x01(\x06R\vrequestHash\x1a;\n" +
+	"\frequest_hash\x18\t \x01(\x06R\vrequestHash\x12\x12\n" +
+	"\x04user\x18\n" +
+	" \x01(\tR\x04user\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xa3\x01\n" +
