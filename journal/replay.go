@@ -103,44 +103,53 @@ func (j *Journal) replay(ctx context.Context, cfg jetstream.OrderedConsumerConfi
 	if err != nil {
 		return fmt.Errorf("journal: replay: stream info: %w", err)
 	}
-	last := info.State.LastSeq
 	if info.State.Msgs == 0 {
 		return nil
 	}
 	if cfg.OptStartTime != nil && !info.State.LastTime.IsZero() && info.State.LastTime.Before(*cfg.OptStartTime) {
 		return nil // nothing stored since
 	}
+	return j.consume(ctx, cfg, info.State.LastSeq, func(s Stored) error {
+		ev, err := decode(s.Data, j.Subject(s.Group), s.Seq)
+		if err != nil {
+			return err
+		}
+		return fn(s.Group, s.Seq, ev)
+	})
+}
+
+// consume calls fn for each message an ordered consumer of cfg delivers,
+// up to stream sequence last or the last one pending.
+func (j *Journal) consume(ctx context.Context, cfg jetstream.OrderedConsumerConfig, last uint64, fn func(Stored) error) error {
 	cons, err := j.stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("journal: replay: consumer: %w", err)
+		return fmt.Errorf("journal: read: consumer: %w", err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(replayBatch))
 	if err != nil {
-		return fmt.Errorf("journal: replay: %w", err)
+		return fmt.Errorf("journal: read: %w", err)
 	}
 	defer it.Stop()
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
-			return fmt.Errorf("journal: replay: %w", err)
+			return fmt.Errorf("journal: read: %w", err)
 		}
 		meta, err := msg.Metadata()
 		if err != nil {
-			return fmt.Errorf("journal: replay: %w", err)
+			return fmt.Errorf("journal: read: %w", err)
 		}
-		seq := meta.Sequence.Stream
 		group, ok := j.Group(msg.Subject())
 		if !ok {
-			return fmt.Errorf("replay: subject %s: %w", msg.Subject(), ErrCorrupt)
+			return fmt.Errorf("journal: read: subject %s: %w", msg.Subject(), ErrCorrupt)
 		}
-		ev, err := decode(msg.Data(), msg.Subject(), seq)
-		if err != nil {
+		s := Stored{Group: group, Seq: meta.Sequence.Stream, Time: meta.Timestamp, Data: msg.Data()}
+		if err := fn(s); err != nil {
 			return err
 		}
-		if err := fn(group, seq, ev); err != nil {
-			return err
-		}
-		if seq >= last {
+		// The stream's last sequence may be a message deleted since (a
+		// repair): the consumer's count of what is left ends the read.
+		if s.Seq >= last || meta.NumPending == 0 {
 			return nil
 		}
 	}

@@ -30,6 +30,7 @@ const attemptTimeout = time.Second
 // Node is a running tally node.
 type Node struct {
 	cfg   Config
+	tool  bool // opened by OpenJournal: no client listener
 	log   *slog.Logger
 	lock  *dirLock
 	ns    *server.Server // nil on an external NATS server
@@ -389,6 +390,9 @@ func (n *Node) embed(ctx context.Context, stream, prefix string) error {
 	}
 	if serveFront {
 		n.front = &front
+	}
+	if n.tool {
+		opts.DontListen = true // the journal tools' server serves no client
 	}
 	if opts.StoreDir, err = filepath.Abs(opts.StoreDir); err != nil {
 		return fmt.Errorf("data directory %q: %w", opts.StoreDir, err)

@@ -38,11 +38,25 @@ func envInt(getenv env, name string, def int, errs *[]error) int {
 	return n
 }
 
+// parseConfig parses the node's flags; it takes no other argument.
 func parseConfig(args []string, getenv env, usage io.Writer) (config, error) {
+	c, rest, err := parseFlags("tally-node", args, getenv, usage, nil)
+	if err == nil && len(rest) > 0 {
+		err = fmt.Errorf("unexpected arguments %q", rest)
+	}
+	return c, err
+}
+
+// parseFlags parses the node's flags, and those extra adds, anywhere
+// among the other arguments, which it returns in order.
+func parseFlags(name string, args []string, getenv env, usage io.Writer, extra func(*flag.FlagSet)) (config, []string, error) {
 	c := config{node: node.DefaultConfig()}
 	n := &c.node
-	fs := flag.NewFlagSet("tally-node", flag.ContinueOnError)
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(usage)
+	if extra != nil {
+		extra(fs)
+	}
 	var errs []error
 	str := func(p *string, name, envName, help string) {
 		def := *p
@@ -98,8 +112,15 @@ func parseConfig(args []string, getenv env, usage io.Writer) (config, error) {
 	dur(&n.ActorIdle, "actor-idle", "TALLY_ACTOR_IDLE", "stop a group's actor after this long without calls, keeping its state in a compact snapshot")
 	fs.IntVar(&n.JournalKeep, "journal-keep", envInt(getenv, "TALLY_JOURNAL_KEEP", n.JournalKeep, &errs), "events of each group the journal keeps, 0: all; a group appends at most this many per --dedupe-window ($TALLY_JOURNAL_KEEP)")
 	dur(&n.ExitUnreadyAfter, "exit-unready-after", "TALLY_EXIT_UNREADY_AFTER", "exit non-zero when the embedded journal has taken no write for this long, for a supervisor to restart the node (0: never)")
-	if err := fs.Parse(args); err != nil {
-		return c, err
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return c, nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest, args = append(rest, fs.Arg(0)), fs.Args()[1:]
 	}
 	n.Routes = nil
 	for _, r := range strings.Split(routes, ",") {
@@ -107,12 +128,9 @@ func parseConfig(args []string, getenv env, usage io.Writer) (config, error) {
 			n.Routes = append(n.Routes, r)
 		}
 	}
-	if fs.NArg() > 0 {
-		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
-	}
 	if err := c.logLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel))
 	}
 	errs = append(errs, n.Validate())
-	return c, errors.Join(errs...)
+	return c, rest, errors.Join(errs...)
 }

@@ -16,8 +16,12 @@ import (
 const shutdownTimeout = 30 * time.Second
 
 // run starts a node, prints "tally: serving on <url>" to stdout once it
-// answers requests, and serves until ctx ends.
-func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+// answers requests, and serves until ctx ends; with "journal" first, it
+// runs a journal tool instead.
+func run(ctx context.Context, args []string, getenv env, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "journal" {
+		return runJournal(ctx, args[1:], getenv, stdin, stdout, stderr)
+	}
 	cfg, err := parseConfig(args, getenv, stderr)
 	if err != nil {
 		return err

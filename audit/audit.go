@@ -1,0 +1,348 @@
+// Package audit reads a tally journal as the history it is: each change of
+// a group with its user, request ID and the values before and after it
+// (History), a group's counters as they were at a change or at a time
+// (At), and a check of every group's chain of events (Verify), with the
+// repair of a group whose chain ends in bad events (Repair). It reads the
+// stream as stored, undecodable events included, and builds states with
+// the actors' own Apply.
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/tallyhq/tally/actors"
+	"github.com/tallyhq/tally/journal"
+	"github.com/tallyhq/tally/messages"
+)
+
+// Journal is what audit reads: a *journal.Journal.
+type Journal interface {
+	Scan(ctx context.Context, group string, from uint64, fn func(journal.Stored) error) error
+	Remove(ctx context.Context, group string, seq uint64) error
+}
+
+// KeyChange is what one change did to one key. Before is nil when the key
+// was absent, After when the change deleted it.
+type KeyChange struct {
+	Key    string `json:"key"`
+	Before *int64 `json:"before"`
+	After  *int64 `json:"after"`
+}
+
+// Entry is one change of a group's history.
+type Entry struct {
+	Seq       uint64      `json:"seq"`       // the group's change sequence
+	StreamSeq uint64      `json:"streamSeq"` // the event's, in the journal's stream
+	Time      time.Time   `json:"time"`      // when the journal stored it
+	Op        string      `json:"op"`        // set, increase, decrease or delete
+	User      string      `json:"user,omitempty"`
+	RequestID string      `json:"requestID,omitempty"`
+	Changes   []KeyChange `json:"changes"`
+	// BeforeUnknown: the journal no longer keeps the event before this
+	// one (its per-group limit dropped it), so Before is known only for
+	// increases and decreases, from the amount.
+	BeforeUnknown bool `json:"beforeUnknown,omitempty"`
+}
+
+// Filter bounds a history: by the group's change sequence (0: no bound),
+// by time (zero: no bound), and to its first Limit entries (0: all).
+type Filter struct {
+	FromSeq, ToSeq uint64
+	From, To       time.Time
+	Limit          int
+}
+
+func (f Filter) keeps(seq uint64, t time.Time) bool {
+	return (f.FromSeq == 0 || seq >= f.FromSeq) && (f.ToSeq == 0 || seq <= f.ToSeq) &&
+		(f.From.IsZero() || !t.Before(f.From)) && (f.To.IsZero() || !t.After(f.To))
+}
+
+// ErrBadEvent means a group's chain holds an event that Verify reports.
+var ErrBadEvent = errors.New("audit: bad event")
+
+// walk calls fn for each change of group in order, with the state before
+// it and after it, either nil when the journal no longer keeps what it
+// takes to know it. It fails at
+// the first event that does not decode or does not follow its
+// predecessor.
+func walk(ctx context.Context, j Journal, group string, fn func(s journal.Stored, c *messages.Change, before, after *messages.GroupState) error) error {
+	var state *messages.GroupState // nil: unknown
+	var last uint64
+	first := true
+	return j.Scan(ctx, group, 0, func(s journal.Stored) error {
+		ev, err := s.Event()
+		if err != nil {
+			return fmt.Errorf("%w: group %s, stream sequence %d: %w", ErrBadEvent, group, s.Seq, err)
+		}
+		switch {
+		case first && ev.GetPrevSeq() == 0:
+			state = &messages.GroupState{Counters: map[string]int64{}}
+		case first:
+			state = nil
+		case ev.GetPrevSeq() != last:
+			return fmt.Errorf("%w: group %s, stream sequence %d names %d as its predecessor, not %d", ErrBadEvent, group, s.Seq, ev.GetPrevSeq(), last)
+		}
+		first, last = false, s.Seq
+		for i, c := range ev.GetChanges() {
+			var after *messages.GroupState
+			switch {
+			case state != nil:
+				after = clone(state)
+				if err := actors.Apply(after, &messages.Event{Changes: []*messages.Change{c}}); err != nil {
+					return fmt.Errorf("%w: group %s, stream sequence %d: %w", ErrBadEvent, group, s.Seq, err)
+				}
+			case i == len(ev.GetChanges())-1:
+				after = clone(ev.GetState()) // what the event carries
+			}
+			if err := fn(s, c, state, after); err != nil {
+				return err
+			}
+			state = after
+		}
+		if state != nil && !same(state, ev.GetState()) {
+			return fmt.Errorf("%w: group %s, stream sequence %d carries a state its changes do not give", ErrBadEvent, group, s.Seq)
+		}
+		state = clone(ev.GetState())
+		return nil
+	})
+}
+
+// History lists group's changes that f keeps, oldest first.
+func History(ctx context.Context, j Journal, group string, f Filter) ([]Entry, error) {
+	var out []Entry
+	errFull := errors.New("full")
+	err := walk(ctx, j, group, func(s journal.Stored, c *messages.Change, before, after *messages.GroupState) error {
+		if !f.keeps(c.GetSeq(), s.Time) {
+			return nil
+		}
+		if f.Limit > 0 && len(out) == f.Limit {
+			return errFull
+		}
+		e := Entry{Seq: c.GetSeq(), StreamSeq: s.Seq, Time: s.Time, Op: opName(c.GetOp()),
+			User: c.GetUser(), RequestID: c.GetRequestId(), BeforeUnknown: before == nil}
+		for _, k := range keysOf(c) {
+			kc := KeyChange{Key: k}
+			switch {
+			case before != nil:
+				kc.Before, kc.After = value(before, k), value(after, k)
+			case c.GetOp() == messages.Op_OP_INCREASE:
+				kc.Before, kc.After = ptr(c.GetValue()-c.GetAmount()), ptr(c.GetValue())
+			case c.GetOp() == messages.Op_OP_DECREASE:
+				kc.Before, kc.After = ptr(c.GetValue()+c.GetAmount()), ptr(c.GetValue())
+			case c.GetOp() == messages.Op_OP_SET:
+				kc.After = ptr(c.GetCounters()[k])
+			}
+			e.Changes = append(e.Changes, kc)
+		}
+		out = append(out, e)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errFull) {
+		return out, err
+	}
+	return out, nil
+}
+
+// Point is where At looks: after the group's change Seq, or at Time (the
+// last change the journal stored at or before it). Exactly one is set.
+type Point struct {
+	Seq  uint64
+	Time time.Time
+}
+
+// State is a group's counters at a point: after change Seq, which the
+// journal stored at Time (zero for a group not changed yet).
+type State struct {
+	Group    string           `json:"groupID"`
+	Counters map[string]int64 `json:"counters"`
+	Seq      uint64           `json:"seq"`
+	Time     time.Time        `json:"time,omitzero"`
+}
+
+// ErrNotKept means the point is older than what the journal keeps of the
+// group.
+var ErrNotKept = errors.New("audit: the journal no longer keeps the group's events of that point")
+
+// At returns group's counters as they were at p.
+func At(ctx context.Context, j Journal, group string, p Point) (State, error) {
+	st := State{Group: group, Counters: map[string]int64{}}
+	done := errors.New("done")
+	var visited, unknown bool
+	oldest := uint64(0)
+	err := walk(ctx, j, group, func(s journal.Stored, c *messages.Change, before, after *messages.GroupState) error {
+		if oldest == 0 {
+			oldest = c.GetSeq()
+		}
+		if (p.Seq != 0 && c.GetSeq() > p.Seq) || (!p.Time.IsZero() && s.Time.After(p.Time)) {
+			if !visited {
+				unknown = before == nil // the point precedes what is kept
+			}
+			return done
+		}
+		visited, unknown = true, after == nil
+		if after != nil {
+			st.Counters, st.Seq, st.Time = maps.Clone(after.GetCounters()), c.GetSeq(), s.Time
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, done) {
+		return State{}, err
+	}
+	if unknown {
+		return State{}, fmt.Errorf("%w: its oldest change kept is %d", ErrNotKept, oldest)
+	}
+	return st, nil
+}
+
+// Bad is an event Verify found wrong.
+type Bad struct {
+	Group     string `json:"groupID"`
+	StreamSeq uint64 `json:"streamSeq"`
+	Reason    string `json:"reason"`
+}
+
+// Report is what Verify found.
+type Report struct {
+	Groups int   `json:"groups"`
+	Events int   `json:"events"`
+	Bad    []Bad `json:"bad"`
+}
+
+// chain is one group's state while Verify walks the journal.
+type chain struct {
+	last   uint64
+	state  *messages.GroupState // nil: unknown (the group's older events are not kept)
+	broken uint64               // the stream sequence of its first bad event, or 0
+}
+
+// Verify checks every group's chain (group "" ) or one group's: each event
+// decodes, names the group's previous event as its predecessor, and
+// carries the state its predecessor's with its changes applied gives.
+// Every event from a group's first bad one on is reported: the later ones
+// follow from it.
+func Verify(ctx context.Context, j Journal, group string) (Report, error) {
+	var r Report
+	chains := map[string]*chain{}
+	err := j.Scan(ctx, group, 0, func(s journal.Stored) error {
+		r.Events++
+		ch, ok := chains[s.Group]
+		if !ok {
+			ch = &chain{}
+			chains[s.Group] = ch
+		}
+		bad := func(format string, args ...any) {
+			r.Bad = append(r.Bad, Bad{Group: s.Group, StreamSeq: s.Seq, Reason: fmt.Sprintf(format, args...)})
+			if ch.broken == 0 {
+				ch.broken = s.Seq
+			}
+		}
+		defer func() { ch.last = s.Seq }()
+		if ch.broken != 0 {
+			bad("follows bad event %d", ch.broken)
+			return nil
+		}
+		ev, err := s.Event()
+		if err != nil {
+			bad("does not decode: %v", err)
+			return nil
+		}
+		switch {
+		case !ok && ev.GetPrevSeq() == 0:
+			ch.state = &messages.GroupState{Counters: map[string]int64{}}
+		case !ok:
+			ch.state = nil // its predecessors are not kept: trust its state
+		case ev.GetPrevSeq() != ch.last:
+			bad("names %d as its predecessor, the group's previous event is %d", ev.GetPrevSeq(), ch.last)
+			return nil
+		}
+		if ch.state != nil {
+			if err := actors.Apply(ch.state, ev); err != nil {
+				bad("its changes do not apply: %v", err)
+				return nil
+			}
+			if !same(ch.state, ev.GetState()) {
+				bad("carries a state its changes do not give")
+				return nil
+			}
+		}
+		ch.state = clone(ev.GetState())
+		return nil
+	})
+	r.Groups = len(chains)
+	return r, err
+}
+
+// Repair removes group's bad events, those Verify reports: from its first
+// bad event on, so that the group loads from its last good event. It
+// returns what it removed. plan, when not nil, sees the events first and
+// may refuse (return false), and then nothing is removed.
+func Repair(ctx context.Context, j Journal, group string, plan func([]Bad) bool) ([]Bad, error) {
+	r, err := Verify(ctx, j, group)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Bad) == 0 || (plan != nil && !plan(r.Bad)) {
+		return nil, nil
+	}
+	// The newest first: should the repair stop halfway, what is left is
+	// still the group's good events and some of its bad ones.
+	bad := slices.Clone(r.Bad)
+	slices.Reverse(bad)
+	for i, b := range bad {
+		if err := j.Remove(ctx, group, b.StreamSeq); err != nil {
+			return bad[:i], err
+		}
+	}
+	return bad, nil
+}
+
+func keysOf(c *messages.Change) []string {
+	switch c.GetOp() {
+	case messages.Op_OP_SET:
+		return slices.Sorted(maps.Keys(c.GetCounters()))
+	case messages.Op_OP_DELETE:
+		return c.GetKeys()
+	default:
+		return []string{c.GetKey()}
+	}
+}
+
+func opName(op messages.Op) string {
+	switch op {
+	case messages.Op_OP_SET:
+		return "set"
+	case messages.Op_OP_INCREASE:
+		return "increase"
+	case messages.Op_OP_DECREASE:
+		return "decrease"
+	case messages.Op_OP_DELETE:
+		return "delete"
+	}
+	return op.String()
+}
+
+func value(st *messages.GroupState, k string) *int64 {
+	if v, ok := st.GetCounters()[k]; ok {
+		return &v
+	}
+	return nil
+}
+
+func ptr(v int64) *int64 { return &v }
+
+func clone(st *messages.GroupState) *messages.GroupState {
+	c := maps.Clone(st.GetCounters())
+	if c == nil {
+		c = map[string]int64{}
+	}
+	return &messages.GroupState{Counters: c, Version: st.GetVersion()}
+}
+
+func same(a, b *messages.GroupState) bool {
+	return a.GetVersion() == b.GetVersion() && maps.Equal(a.GetCounters(), b.GetCounters())
+}

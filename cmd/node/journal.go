@@ -1,0 +1,387 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tallyhq/tally/actors"
+	"github.com/tallyhq/tally/audit"
+	"github.com/tallyhq/tally/journal"
+	"github.com/tallyhq/tally/messages"
+	"github.com/tallyhq/tally/node"
+)
+
+const journalUsage = `usage: tally-node journal <command> [flags] [arguments]
+
+Reads the journal of a node: with NATS embedded, the one in --data (stop
+the node first: the tools take its data directory's lock); with --nats-url,
+the one on that NATS server or cluster, with the node's credential flags.
+Every flag of the node is accepted, and --json prints JSON lines instead of
+a table.
+
+commands:
+  history GROUP   each change of the group: its sequence, the stream's, the
+                  time, the operation, the user, the request ID, and each
+                  key's value before and after; --from and --to (a change
+                  sequence or an RFC 3339 time), --limit
+  at GROUP POINT  the group's counters after change POINT, or at the time
+                  POINT (RFC 3339)
+  verify          checks every group's chain of events and lists each bad
+                  event; exits 1 when there is one
+  replay          rebuilds every group from the journal in commit order and
+                  prints what it found
+  repair GROUP    removes the group's bad events (see verify) after showing
+                  them and asking, or with --yes, so that the group loads
+                  from its last good event again
+
+Run tally-node journal <command> --help for a command's flags.
+`
+
+// errBadJournal makes tally-node exit 1 after verify found bad events.
+var errBadJournal = errors.New("the journal has bad events")
+
+// journalCommand is one command of tally-node journal.
+type journalCommand struct {
+	args  string // the positional arguments, for the usage line
+	nargs int
+	flags func(fs *flag.FlagSet, o *journalOptions)
+	run   func(ctx context.Context, j *journal.Journal, o *journalOptions, args []string, out *output) error
+}
+
+// journalOptions are the commands' own flags.
+type journalOptions struct {
+	json       bool
+	from, to   string
+	limit      int
+	yes        bool
+	stdin      io.Reader
+	progressTo io.Writer
+}
+
+var journalCommands = map[string]journalCommand{
+	"history": {args: "GROUP", nargs: 1, run: runHistory, flags: func(fs *flag.FlagSet, o *journalOptions) {
+		fs.StringVar(&o.from, "from", "", "first change: a change sequence or an RFC 3339 time")
+		fs.StringVar(&o.to, "to", "", "last change: a change sequence or an RFC 3339 time")
+		fs.IntVar(&o.limit, "limit", 0, "at most this many changes (0: all)")
+	}},
+	"at":     {args: "GROUP SEQ|TIME", nargs: 2, run: runAt},
+	"verify": {run: runVerify},
+	"replay": {run: runReplay},
+	"repair": {args: "GROUP", nargs: 1, run: runRepair, flags: func(fs *flag.FlagSet, o *journalOptions) {
+		fs.BoolVar(&o.yes, "yes", false, "remove without asking")
+	}},
+}
+
+// runJournal runs tally-node journal with args.
+func runJournal(ctx context.Context, args []string, getenv env, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, journalUsage)
+		if len(args) == 0 {
+			return errors.New("journal: a command is missing")
+		}
+		return flag.ErrHelp
+	}
+	cmd, ok := journalCommands[args[0]]
+	if !ok {
+		fmt.Fprint(stderr, journalUsage)
+		return fmt.Errorf("journal: unknown command %q", args[0])
+	}
+	o := &journalOptions{stdin: stdin, progressTo: stderr}
+	name := "tally-node journal " + args[0]
+	cfg, rest, err := parseFlags(name, args[1:], getenv, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&o.json, "json", false, "print JSON lines")
+		if cmd.flags != nil {
+			cmd.flags(fs, o)
+		}
+		fs.Usage = func() {
+			fmt.Fprintf(fs.Output(), "usage: %s [flags] %s\n", name, cmd.args)
+			fs.PrintDefaults()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if len(rest) != cmd.nargs {
+		return fmt.Errorf("journal %s: want %s, got %q", args[0], cmd.args, rest)
+	}
+	cfg.node.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: max(cfg.logLevel, slog.LevelWarn)}))
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	j, closeJournal, err := node.OpenJournal(octx, cfg.node, false)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	defer closeJournal()
+	out := &output{w: stdout, json: o.json}
+	if err := cmd.run(ctx, j, o, rest, out); err != nil {
+		return err
+	}
+	return out.flush()
+}
+
+// output prints a command's result as a table or as JSON lines.
+type output struct {
+	w    io.Writer
+	json bool
+	tw   *tabwriter.Writer
+}
+
+// row prints v as a JSON line, or cells as a table row.
+func (o *output) row(v any, cells ...string) error {
+	if o.json {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(o.w, "%s\n", b)
+		return err
+	}
+	if o.tw == nil {
+		o.tw = tabwriter.NewWriter(o.w, 0, 0, 2, ' ', 0)
+	}
+	_, err := fmt.Fprintln(o.tw, strings.Join(cells, "\t"))
+	return err
+}
+
+// header prints a table's header row; JSON lines have none.
+func (o *output) header(cells ...string) error {
+	if o.json {
+		return nil
+	}
+	return o.row(nil, cells...)
+}
+
+// text prints a line of the table form only.
+func (o *output) text(format string, args ...any) error {
+	if o.json {
+		return nil
+	}
+	if err := o.flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(o.w, format+"\n", args...)
+	return err
+}
+
+func (o *output) flush() error {
+	if o.tw == nil {
+		return nil
+	}
+	err := o.tw.Flush()
+	o.tw = nil
+	return err
+}
+
+// parsePoint reads a change sequence or an RFC 3339 time.
+func parsePoint(s string) (seq uint64, t time.Time, err error) {
+	if seq, err = strconv.ParseUint(s, 10, 64); err == nil && seq > 0 {
+		return seq, time.Time{}, nil
+	}
+	if t, err = time.Parse(time.RFC3339Nano, s); err == nil {
+		return 0, t, nil
+	}
+	return 0, time.Time{}, fmt.Errorf("%q is neither a change sequence (1, 2, ...) nor an RFC 3339 time (2026-12-01T20:00:00Z)", s)
+}
+
+func runHistory(ctx context.Context, j *journal.Journal, o *journalOptions, args []string, out *output) error {
+	f := audit.Filter{Limit: o.limit}
+	if o.limit < 0 {
+		return fmt.Errorf("--limit %d: want 0 (all) or more", o.limit)
+	}
+	if o.from != "" {
+		seq, t, err := parsePoint(o.from)
+		if err != nil {
+			return fmt.Errorf("--from: %w", err)
+		}
+		f.FromSeq, f.From = seq, t
+	}
+	if o.to != "" {
+		seq, t, err := parsePoint(o.to)
+		if err != nil {
+			return fmt.Errorf("--to: %w", err)
+		}
+		f.ToSeq, f.To = seq, t
+	}
+	entries, err := audit.History(ctx, j, args[0], f)
+	if err != nil {
+		return err
+	}
+	if err := out.header("SEQ", "STREAM", "TIME", "OP", "USER", "REQUEST", "CHANGES"); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		var changes []string
+		for _, c := range e.Changes {
+			before := show(c.Before)
+			if c.Before == nil && e.BeforeUnknown {
+				before = "?"
+			}
+			changes = append(changes, fmt.Sprintf("%s: %s -> %s", c.Key, before, show(c.After)))
+		}
+		user := e.User
+		if user == "" {
+			user = "(admin)"
+		}
+		if err := out.row(e, strconv.FormatUint(e.Seq, 10), strconv.FormatUint(e.StreamSeq, 10),
+			e.Time.UTC().Format(time.RFC3339Nano), e.Op, user, e.RequestID, strings.Join(changes, ", ")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func show(v *int64) string {
+	if v == nil {
+		return "-"
+	}
+	return strconv.FormatInt(*v, 10)
+}
+
+func runAt(ctx context.Context, j *journal.Journal, o *journalOptions, args []string, out *output) error {
+	seq, t, err := parsePoint(args[1])
+	if err != nil {
+		return err
+	}
+	st, err := audit.At(ctx, j, args[0], audit.Point{Seq: seq, Time: t})
+	if err != nil {
+		return err
+	}
+	if out.json {
+		return out.row(st)
+	}
+	when := "never changed by then"
+	if st.Seq > 0 {
+		when = fmt.Sprintf("after change %d, stored %s", st.Seq, st.Time.UTC().Format(time.RFC3339Nano))
+	}
+	if err := out.text("%s %s", st.Group, when); err != nil {
+		return err
+	}
+	if err := out.header("KEY", "VALUE"); err != nil {
+		return err
+	}
+	for _, k := range slices.Sorted(maps.Keys(st.Counters)) {
+		if err := out.row(nil, k, strconv.FormatInt(st.Counters[k], 10)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func runVerify(ctx context.Context, j *journal.Journal, o *journalOptions, args []string, out *output) error {
+	r, err := audit.Verify(ctx, j, "")
+	if err != nil {
+		return err
+	}
+	if out.json {
+		if err := out.row(r); err != nil {
+			return err
+		}
+	} else {
+		if len(r.Bad) > 0 {
+			if err := out.header("GROUP", "STREAM", "REASON"); err != nil {
+				return err
+			}
+			for _, b := range r.Bad {
+				if err := out.row(nil, b.Group, strconv.FormatUint(b.StreamSeq, 10), b.Reason); err != nil {
+					return err
+				}
+			}
+		}
+		if err := out.text("%d groups, %d events, %d bad", r.Groups, r.Events, len(r.Bad)); err != nil {
+			return err
+		}
+	}
+	if len(r.Bad) > 0 {
+		if err := out.flush(); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %d (tally-node journal repair GROUP removes a group's)", errBadJournal, len(r.Bad))
+	}
+	return nil
+}
+
+// replaySummary is what replay prints.
+type replaySummary struct {
+	Groups       int     `json:"groups"`
+	Events       int     `json:"events"`
+	Keys         int     `json:"keys"`
+	Seconds      float64 `json:"seconds"`
+	EventsPerSec float64 `json:"eventsPerSecond"`
+}
+
+// counting counts the events a replay reads.
+type counting struct {
+	j      *journal.Journal
+	events int
+}
+
+func (c *counting) Replay(ctx context.Context, fn func(group string, seq uint64, ev *messages.Event) error) error {
+	return c.j.Replay(ctx, func(group string, seq uint64, ev *messages.Event) error {
+		c.events++
+		return fn(group, seq, ev)
+	})
+}
+
+func runReplay(ctx context.Context, j *journal.Journal, o *journalOptions, args []string, out *output) error {
+	start := time.Now()
+	c := &counting{j: j}
+	states, err := actors.Rebuild(ctx, c)
+	if err != nil {
+		return fmt.Errorf("replay: %w (tally-node journal verify lists every bad event)", err)
+	}
+	took := time.Since(start)
+	s := replaySummary{Groups: len(states), Events: c.events, Seconds: took.Seconds()}
+	for _, st := range states {
+		s.Keys += len(st.GetCounters())
+	}
+	if took > 0 {
+		s.EventsPerSec = float64(c.events) / took.Seconds()
+	}
+	if out.json {
+		return out.row(s)
+	}
+	return out.text("%d groups, %d events, %d keys, in %v (%.0f events/s)", s.Groups, s.Events, s.Keys, took.Round(time.Millisecond), s.EventsPerSec)
+}
+
+func runRepair(ctx context.Context, j *journal.Journal, o *journalOptions, args []string, out *output) error {
+	group := args[0]
+	removed, err := audit.Repair(ctx, j, group, func(bad []audit.Bad) bool {
+		if o.yes && out.json {
+			return true
+		}
+		fmt.Fprintf(o.progressTo, "%s: %d bad events; removing them gives up their changes, and the group loads from its last good event:\n", group, len(bad))
+		for _, b := range bad {
+			fmt.Fprintf(o.progressTo, "  stream sequence %d: %s\n", b.StreamSeq, b.Reason)
+		}
+		if o.yes {
+			return true
+		}
+		fmt.Fprint(o.progressTo, "remove them? [y/N] ")
+		answer, _ := bufio.NewReader(o.stdin).ReadString('\n')
+		return strings.EqualFold(strings.TrimSpace(answer), "y") || strings.EqualFold(strings.TrimSpace(answer), "yes")
+	})
+	if err != nil {
+		return err
+	}
+	for _, b := range removed {
+		if err := out.row(b, "removed", strconv.FormatUint(b.StreamSeq, 10), b.Reason); err != nil {
+			return err
+		}
+	}
+	if len(removed) == 0 {
+		return out.text("%s: nothing removed", group)
+	}
+	return out.text("%s: removed %d events", group, len(removed))
+}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tallyhq/tally/audit"
+	"github.com/tallyhq/tally/client"
+	"github.com/tallyhq/tally/journal/journaltest"
+	"github.com/tallyhq/tally/node/nodetest"
+)
+
+// tool runs tally-node journal with args and returns its stdout, stderr
+// and exit status.
+func tool(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"journal"}, args...)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errOut
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("tally-node journal %v: %v", args, err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+// jsonLines decodes each line of out into a T.
+func jsonLines[T any](t *testing.T, out string) []T {
+	t.Helper()
+	var vs []T
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" {
+			continue
+		}
+		var v T
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		vs = append(vs, v)
+	}
+	return vs
+}
+
+func i64(v int64) *int64 { return &v }
+
+// TestJournalTools writes through a node process as several users, stops
+// it, and reads its data directory with tally-node journal: history lists
+// exactly the writes made, with their users and request IDs and each key's
+// value before and after; at gives the state after a change and at a
+// time; verify passes. Then an event planted through the node's own
+// account is reported by verify with its group and stream sequence,
+// repair removes it after asking, verify passes again and the node serves
+// the group from its last good event.
+func TestJournalTools(t *testing.T) {
+	dir := t.TempDir()
+	listen := freeAddr(t)
+	conf := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(conf, []byte("listen: "+listen+"\n"+nodetest.OpsConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--data", dir, "--nats-config", conf}
+	p := startProc(t, args...)
+	ctx := context.Background()
+	nc := journaltest.ConnectURL(t, "nats://"+listen)
+	alice, err := client.New(nc, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := client.New(nc, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := client.NewAdmin(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SetGroupCounters(ctx, "room", map[string]int64{"likes": 1, "stars": 2}, client.WithRequestID("r1")); err != nil {
+		t.Fatal(err)
+	}
+	between := time.Now()
+	if _, err := bob.IncreaseGroupCounter(ctx, "room", "likes", 5, client.WithRequestID("r2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.DecreaseGroupCounter(ctx, "room", "stars", 3, client.WithRequestID("r3")); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.DeleteGroupCounters(ctx, "room", "likes"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.IncreaseGroupCounter(ctx, "other", "n", 1); err != nil {
+		t.Fatal(err)
+	}
+	stop := func(p *proc) {
+		t.Helper()
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		if code := p.wait(t); code != 0 {
+			t.Fatalf("node exited %d", code)
+		}
+	}
+	stop(p)
+	data := append([]string{}, args...)
+
+	out, errOut, code := tool(t, "", append([]string{"history", "room", "--json"}, data...)...)
+	if code != 0 {
+		t.Fatalf("history exited %d: %s", code, errOut)
+	}
+	got := jsonLines[audit.Entry](t, out)
+	want := []audit.Entry{
+		{Seq: 1, Op: "set", User: "alice", RequestID: "r1", Changes: []audit.KeyChange{{Key: "likes", After: i64(1)}, {Key: "stars", After: i64(2)}}},
+		{Seq: 2, Op: "increase", User: "bob", RequestID: "r2", Changes: []audit.KeyChange{{Key: "likes", Before: i64(1), After: i64(6)}}},
+		{Seq: 3, Op: "decrease", RequestID: "r3", Changes: []audit.KeyChange{{Key: "stars", Before: i64(2), After: i64(-1)}}},
+		{Seq: 4, Op: "delete", Changes: []audit.KeyChange{{Key: "likes", Before: i64(6)}}},
+	}
+	// The client gives a delete a request ID of its own.
+	if len(got) == len(want) && got[3].RequestID != "" {
+		want[3].RequestID = got[3].RequestID
+	}
+	ignore := cmp.FilterPath(func(p cmp.Path) bool {
+		name := p.Last().String()
+		return name == ".Time" || name == ".StreamSeq"
+	}, cmp.Ignore())
+	if diff := cmp.Diff(want, got, ignore); diff != "" {
+		t.Errorf("history room (-want +got):\n%s", diff)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].StreamSeq <= got[i-1].StreamSeq || got[i].Time.Before(got[i-1].Time) {
+			t.Errorf("history entries %d and %d are out of order: %+v, %+v", i-1, i, got[i-1], got[i])
+		}
+	}
+	out, _, _ = tool(t, "", append([]string{"history", "room", "--json", "--from", "2", "--limit", "2"}, data...)...)
+	if page := jsonLines[audit.Entry](t, out); len(page) != 2 || page[0].Seq != 2 || page[1].Seq != 3 {
+		t.Errorf("history --from 2 --limit 2 gave %+v, want changes 2 and 3", page)
+	}
+	// The table form names the users, and the admin's calls as such.
+	out, _, _ = tool(t, "", append([]string{"history", "room"}, data...)...)
+	for _, s := range []string{"alice", "bob", "(admin)", "likes: 1 -> 6", "stars: 2 -> -1", "likes: 6 -> -"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("history's table lacks %q:\n%s", s, out)
+		}
+	}
+
+	for _, c := range []struct {
+		point string
+		want  map[string]int64
+	}{
+		{"2", map[string]int64{"likes": 6, "stars": 2}},
+		{"4", map[string]int64{"stars": -1}},
+		{between.UTC().Format(time.RFC3339Nano), map[string]int64{"likes": 1, "stars": 2}},
+	} {
+		out, errOut, code := tool(t, "", append([]string{"at", "room", c.point, "--json"}, data...)...)
+		if code != 0 {
+			t.Fatalf("at room %s exited %d: %s", c.point, code, errOut)
+		}
+		st := jsonLines[audit.State](t, out)
+		if len(st) != 1 || !cmp.Equal(st[0].Counters, c.want) {
+			t.Errorf("at room %s = %+v, want %v", c.point, st, c.want)
+		}
+	}
+
+	if out, errOut, code := tool(t, "", append([]string{"verify"}, data...)...); code != 0 || !strings.Contains(out, "2 groups, 5 events, 0 bad") {
+		t.Fatalf("verify of a clean journal exited %d: %s%s", code, out, errOut)
+	}
+
+	// An event planted through the node's own account, as a client that
+	// got the journal's credentials could.
+	p = startProc(t, args...)
+	ops := journaltest.ConnectURL(t, "nats://ops:ops@"+listen)
+	js, err := jetstream.New(ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := js.Publish(ctx, "tally.journal.room", []byte("not an event"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop(p)
+	out, errOut, code = tool(t, "", append([]string{"verify", "--json"}, data...)...)
+	if code == 0 {
+		t.Fatalf("verify passed a journal with a planted event: %s", out)
+	}
+	rep := jsonLines[audit.Report](t, out)
+	if len(rep) != 1 || len(rep[0].Bad) != 1 || rep[0].Bad[0].Group != "room" || rep[0].Bad[0].StreamSeq != ack.Sequence {
+		t.Fatalf("verify reported %+v, want room's event %d; stderr %s", rep, ack.Sequence, errOut)
+	}
+	// Repair asks first: "no" removes nothing.
+	if out, _, _ := tool(t, "n\n", append([]string{"repair", "room"}, data...)...); !strings.Contains(out, "nothing removed") {
+		t.Errorf("repair answered no: %s", out)
+	}
+	if _, _, code := tool(t, "", append([]string{"verify"}, data...)...); code == 0 {
+		t.Fatal("repair removed an event it was told not to")
+	}
+	if out, errOut, code := tool(t, "y\n", append([]string{"repair", "room"}, data...)...); code != 0 || !strings.Contains(out, "removed 1 events") {
+		t.Fatalf("repair exited %d: %s%s", code, out, errOut)
+	}
+	if out, errOut, code := tool(t, "", append([]string{"verify"}, data...)...); code != 0 {
+		t.Fatalf("verify after repair exited %d: %s%s", code, out, errOut)
+	}
+	startProc(t, args...)
+	nc = journaltest.ConnectURL(t, "nats://"+listen)
+	admin, err = client.NewAdmin(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counters, err := admin.GetGroupCounters(ctx, "room")
+	if err != nil {
+		t.Fatalf("get room after repair: %v", err)
+	}
+	if !cmp.Equal(counters, map[string]int64{"stars": -1}) {
+		t.Errorf("room after repair = %v, want its last good state", counters)
+	}
+}
+
+// TestJournalToolsRefuseBadInput: what a careless or hostile operator
+// types gets an error and a non-zero exit, and changes nothing.
+func TestJournalToolsRefuseBadInput(t *testing.T) {
+	dir := t.TempDir()
+	p := startProc(t, "--data", dir, "--listen", "127.0.0.1:0")
+	// The node holds its data directory: the tools say so.
+	if _, errOut, code := tool(t, "", "verify", "--data", dir); code == 0 || !strings.Contains(errOut, "in use by process") {
+		t.Errorf("verify on a running node's data exited %d: %s", code, errOut)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.wait(t)
+	for _, args := range [][]string{
+		{},
+		{"nope"},
+		{"history"},
+		{"history", "room", "extra"},
+		{"history", "room", "--from", "yesterday"},
+		{"history", "room", "--limit", "-1"},
+		{"at", "room"},
+		{"at", "room", "0"},
+		{"at", "room", "soon"},
+		{"verify", "--data", filepath.Join(dir, "missing")},
+	} {
+		if !strings.Contains(strings.Join(args, " "), "--data") {
+			args = append(args, "--data", dir)
+		}
+		if out, errOut, code := tool(t, "", args...); code == 0 {
+			t.Errorf("journal %v exited 0: %s%s", args, out, errOut)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "missing")); err == nil {
+		t.Error("a tool made a data directory it was pointed at")
+	}
+}

@@ -1,0 +1,105 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tallyhq/tally/messages"
+)
+
+// ErrNoJournal means the stream Bind looked for does not exist.
+var ErrNoJournal = errors.New("journal: no journal stream")
+
+// Bind opens an existing journal as it is, without creating its stream or
+// changing its settings: for the tools that read, check or repair a
+// journal.
+func Bind(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, error) {
+	if js == nil {
+		return nil, errNoJetStream
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	stream, err := js.Stream(ctx, cfg.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("%w %s", ErrNoJournal, cfg.Stream)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal: stream %s: %w", cfg.Stream, err)
+	}
+	acks, err := startAcks(js.Conn(), cfg.AckTimeout, cfg.Resend, cfg.Syncer)
+	if err != nil {
+		return nil, err
+	}
+	return &Journal{js: js, stream: stream, cfg: cfg, prefix: cfg.SubjectPrefix + ".", acks: acks}, nil
+}
+
+// Stored is one message of the journal as the stream keeps it.
+type Stored struct {
+	Group string
+	Seq   uint64    // stream sequence
+	Time  time.Time // when the stream stored it
+	Data  []byte
+}
+
+// Event decodes the stored message.
+func (s Stored) Event() (*messages.Event, error) {
+	return decodeEvent(s.Data)
+}
+
+// Scan calls fn for each message stored on the journal's subjects when it
+// starts (one group's when group is not empty), from stream sequence from
+// on, in commit order, undecoded: a tool sees the events that do not
+// decode too. It stops at the first error fn returns.
+func (j *Journal) Scan(ctx context.Context, group string, from uint64, fn func(Stored) error) error {
+	filter := j.prefix + ">"
+	var last uint64
+	if group != "" {
+		filter = j.Subject(group)
+		msg, err := j.stream.GetLastMsgForSubject(ctx, filter)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("journal: scan %s: %w", group, err)
+		}
+		last = msg.Sequence
+	} else {
+		info, err := j.stream.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("journal: scan: stream info: %w", err)
+		}
+		if info.State.Msgs == 0 {
+			return nil
+		}
+		last = info.State.LastSeq
+	}
+	if from > last {
+		return nil
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}}
+	if from > 1 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	}
+	return j.consume(ctx, cfg, last, fn)
+}
+
+// Remove deletes the stored message at stream sequence seq, which must be
+// one of group's: the repair of a group whose last events are bad.
+func (j *Journal) Remove(ctx context.Context, group string, seq uint64) error {
+	msg, err := j.stream.GetMsg(ctx, seq)
+	if err != nil {
+		return fmt.Errorf("journal: remove %d: %w", seq, err)
+	}
+	if msg.Subject != j.Subject(group) {
+		return fmt.Errorf("journal: remove %d: it is on %s, not %s", seq, msg.Subject, j.Subject(group))
+	}
+	if err := j.stream.DeleteMsg(ctx, seq); err != nil {
+		return fmt.Errorf("journal: remove %d: %w", seq, err)
+	}
+	return nil
+}
