@@ -38,7 +38,7 @@ type KeyChange struct {
 type Entry struct {
 	Seq       uint64      `json:"seq"`       // the group's change sequence
 	StreamSeq uint64      `json:"streamSeq"` // the event's, in the journal's stream
-	Time      time.Time   `json:"time"`      // when the journal stored it
+	Time      time.Time   `json:"time"`      // when the node made it (see eventTime)
 	Op        string      `json:"op"`        // set, increase, decrease or delete
 	User      string      `json:"user,omitempty"`
 	RequestID string      `json:"requestID,omitempty"`
@@ -70,7 +70,7 @@ var ErrBadEvent = errors.New("audit: bad event")
 // takes to know it. It fails at
 // the first event that does not decode or does not follow its
 // predecessor.
-func walk(ctx context.Context, j Journal, group string, fn func(s journal.Stored, c *messages.Change, before, after *messages.GroupState) error) error {
+func walk(ctx context.Context, j Journal, group string, fn func(s journal.Stored, ev *messages.Event, c *messages.Change, before, after *messages.GroupState) error) error {
 	var state *messages.GroupState // nil: unknown
 	var last uint64
 	first := true
@@ -99,7 +99,7 @@ func walk(ctx context.Context, j Journal, group string, fn func(s journal.Stored
 			case i == len(ev.GetChanges())-1:
 				after = clone(ev.GetState()) // what the event carries
 			}
-			if err := fn(s, c, state, after); err != nil {
+			if err := fn(s, ev, c, state, after); err != nil {
 				return err
 			}
 			state = after
@@ -116,14 +116,15 @@ func walk(ctx context.Context, j Journal, group string, fn func(s journal.Stored
 func History(ctx context.Context, j Journal, group string, f Filter) ([]Entry, error) {
 	var out []Entry
 	errFull := errors.New("full")
-	err := walk(ctx, j, group, func(s journal.Stored, c *messages.Change, before, after *messages.GroupState) error {
-		if !f.keeps(c.GetSeq(), s.Time) {
+	err := walk(ctx, j, group, func(s journal.Stored, ev *messages.Event, c *messages.Change, before, after *messages.GroupState) error {
+		t := eventTime(s, ev)
+		if !f.keeps(c.GetSeq(), t) {
 			return nil
 		}
 		if f.Limit > 0 && len(out) == f.Limit {
 			return errFull
 		}
-		e := Entry{Seq: c.GetSeq(), StreamSeq: s.Seq, Time: s.Time, Op: opName(c.GetOp()),
+		e := Entry{Seq: c.GetSeq(), StreamSeq: s.Seq, Time: t, Op: opName(c.GetOp()),
 			User: c.GetUser(), RequestID: c.GetRequestId(), BeforeUnknown: before == nil}
 		for _, k := range keysOf(c) {
 			kc := KeyChange{Key: k}
@@ -149,14 +150,14 @@ func History(ctx context.Context, j Journal, group string, f Filter) ([]Entry, e
 }
 
 // Point is where At looks: after the group's change Seq, or at Time (the
-// last change the journal stored at or before it). Exactly one is set.
+// last change made at or before it). Exactly one is set.
 type Point struct {
 	Seq  uint64
 	Time time.Time
 }
 
 // State is a group's counters at a point: after change Seq, which the
-// journal stored at Time (zero for a group not changed yet).
+// node made at Time (zero for a group not changed yet).
 type State struct {
 	Group    string           `json:"groupID"`
 	Counters map[string]int64 `json:"counters"`
@@ -174,11 +175,12 @@ func At(ctx context.Context, j Journal, group string, p Point) (State, error) {
 	done := errors.New("done")
 	var visited, unknown bool
 	oldest := uint64(0)
-	err := walk(ctx, j, group, func(s journal.Stored, c *messages.Change, before, after *messages.GroupState) error {
+	err := walk(ctx, j, group, func(s journal.Stored, ev *messages.Event, c *messages.Change, before, after *messages.GroupState) error {
 		if oldest == 0 {
 			oldest = c.GetSeq()
 		}
-		if (p.Seq != 0 && c.GetSeq() > p.Seq) || (!p.Time.IsZero() && s.Time.After(p.Time)) {
+		t := eventTime(s, ev)
+		if (p.Seq != 0 && c.GetSeq() > p.Seq) || (!p.Time.IsZero() && t.After(p.Time)) {
 			if !visited {
 				unknown = before == nil // the point precedes what is kept
 			}
@@ -186,7 +188,7 @@ func At(ctx context.Context, j Journal, group string, p Point) (State, error) {
 		}
 		visited, unknown = true, after == nil
 		if after != nil {
-			st.Counters, st.Seq, st.Time = maps.Clone(after.GetCounters()), c.GetSeq(), s.Time
+			st.Counters, st.Seq, st.Time = maps.Clone(after.GetCounters()), c.GetSeq(), t
 		}
 		return nil
 	})
@@ -251,30 +253,38 @@ func Verify(ctx context.Context, j Journal, group string) (Report, error) {
 			bad("does not decode: %v", err)
 			return nil
 		}
-		switch {
-		case !ok && ev.GetPrevSeq() == 0:
-			ch.state = &messages.GroupState{Counters: map[string]int64{}}
-		case !ok:
-			ch.state = nil // its predecessors are not kept: trust its state
-		case ev.GetPrevSeq() != ch.last:
+		if ok && ev.GetPrevSeq() != ch.last {
 			bad("names %d as its predecessor, the group's previous event is %d", ev.GetPrevSeq(), ch.last)
 			return nil
 		}
-		if ch.state != nil {
-			if err := actors.Apply(ch.state, ev); err != nil {
-				bad("its changes do not apply: %v", err)
-				return nil
-			}
-			if !same(ch.state, ev.GetState()) {
-				bad("carries a state its changes do not give")
-				return nil
-			}
+		if why := ch.follow(!ok, ev); why != "" {
+			bad("%s", why)
 		}
-		ch.state = clone(ev.GetState())
 		return nil
 	})
 	r.Groups = len(chains)
 	return r, err
+}
+
+// follow takes ev as the chain's next event (its first when first) and
+// says why it does not follow from the state before, or "".
+func (ch *chain) follow(first bool, ev *messages.Event) string {
+	switch {
+	case first && ev.GetPrevSeq() == 0:
+		ch.state = &messages.GroupState{Counters: map[string]int64{}}
+	case first:
+		ch.state = nil // its predecessors are not kept: trust its state
+	}
+	if ch.state != nil {
+		if err := actors.Apply(ch.state, ev); err != nil {
+			return fmt.Sprintf("its changes do not apply: %v", err)
+		}
+		if !same(ch.state, ev.GetState()) {
+			return "carries a state its changes do not give"
+		}
+	}
+	ch.state = clone(ev.GetState())
+	return ""
 }
 
 // Repair removes group's bad events, those Verify reports: from its first
@@ -299,6 +309,15 @@ func Repair(ctx context.Context, j Journal, group string, plan func([]Bad) bool)
 		}
 	}
 	return bad, nil
+}
+
+// eventTime is when the node made an event (its writer's clock), which
+// an export and import keep; the stream's own time for an event without.
+func eventTime(s journal.Stored, ev *messages.Event) time.Time {
+	if ns := ev.GetUnixNano(); ns != 0 {
+		return time.Unix(0, ns).UTC()
+	}
+	return s.Time
 }
 
 func keysOf(c *messages.Change) []string {

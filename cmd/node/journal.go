@@ -45,6 +45,11 @@ commands:
   repair GROUP    removes the group's bad events (see verify) after showing
                   them and asking, or with --yes, so that the group loads
                   from its last good event again
+  export [GROUP...]
+                  writes the events of the groups (all when none) to
+                  stdout as JSON lines: to back up, move or inspect
+  import          appends the events of an export read from stdin; it
+                  refuses a journal that holds events unless --force
 
 Run tally-node journal <command> --help for a command's flags.
 `
@@ -54,10 +59,11 @@ var errBadJournal = errors.New("the journal has bad events")
 
 // journalCommand is one command of tally-node journal.
 type journalCommand struct {
-	args  string // the positional arguments, for the usage line
-	nargs int
-	flags func(fs *flag.FlagSet, o *journalOptions)
-	run   func(ctx context.Context, j *journal.Journal, o *journalOptions, args []string, out *output) error
+	args   string // the positional arguments, for the usage line
+	nargs  int    // how many; -1: any
+	create bool   // make the journal when there is none
+	flags  func(fs *flag.FlagSet, o *journalOptions)
+	run    func(ctx context.Context, j *journal.Journal, o *journalOptions, args []string, out *output) error
 }
 
 // journalOptions are the commands' own flags.
@@ -66,6 +72,7 @@ type journalOptions struct {
 	from, to   string
 	limit      int
 	yes        bool
+	force      bool
 	stdin      io.Reader
 	progressTo io.Writer
 }
@@ -81,6 +88,10 @@ var journalCommands = map[string]journalCommand{
 	"replay": {run: runReplay},
 	"repair": {args: "GROUP", nargs: 1, run: runRepair, flags: func(fs *flag.FlagSet, o *journalOptions) {
 		fs.BoolVar(&o.yes, "yes", false, "remove without asking")
+	}},
+	"export": {args: "[GROUP...]", nargs: -1, run: runExport},
+	"import": {create: true, run: runImport, flags: func(fs *flag.FlagSet, o *journalOptions) {
+		fs.BoolVar(&o.force, "force", false, "import into a journal that holds events already (a group it holds fails)")
 	}},
 }
 
@@ -113,13 +124,13 @@ func runJournal(ctx context.Context, args []string, getenv env, stdin io.Reader,
 	if err != nil {
 		return err
 	}
-	if len(rest) != cmd.nargs {
+	if cmd.nargs >= 0 && len(rest) != cmd.nargs {
 		return fmt.Errorf("journal %s: want %s, got %q", args[0], cmd.args, rest)
 	}
 	cfg.node.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: max(cfg.logLevel, slog.LevelWarn)}))
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	j, closeJournal, err := node.OpenJournal(octx, cfg.node, false)
+	j, closeJournal, err := node.OpenJournal(octx, cfg.node, cmd.create)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
@@ -263,7 +274,7 @@ func runAt(ctx context.Context, j *journal.Journal, o *journalOptions, args []st
 	}
 	when := "never changed by then"
 	if st.Seq > 0 {
-		when = fmt.Sprintf("after change %d, stored %s", st.Seq, st.Time.UTC().Format(time.RFC3339Nano))
+		when = fmt.Sprintf("after change %d, made %s", st.Seq, st.Time.UTC().Format(time.RFC3339Nano))
 	}
 	if err := out.text("%s %s", st.Group, when); err != nil {
 		return err
@@ -384,4 +395,34 @@ func runRepair(ctx context.Context, j *journal.Journal, o *journalOptions, args 
 		return out.text("%s: nothing removed", group)
 	}
 	return out.text("%s: removed %d events", group, len(removed))
+}
+
+func runExport(ctx context.Context, j *journal.Journal, o *journalOptions, args []string, out *output) error {
+	n, err := audit.Export(ctx, j, args, out.w)
+	if err != nil {
+		return fmt.Errorf("export: %w (after %d events)", err, n)
+	}
+	fmt.Fprintf(o.progressTo, "exported %d events\n", n)
+	return nil
+}
+
+// errStop ends a scan early.
+var errStop = errors.New("stop")
+
+func runImport(ctx context.Context, j *journal.Journal, o *journalOptions, args []string, out *output) error {
+	err := j.Scan(ctx, "", 0, func(journal.Stored) error { return errStop })
+	switch {
+	case errors.Is(err, errStop) && !o.force:
+		return errors.New("import: the journal holds events already; import into an empty one, or give --force to add to it")
+	case err != nil && !errors.Is(err, errStop):
+		return fmt.Errorf("import: %w", err)
+	}
+	n, err := audit.Import(ctx, j, o.stdin)
+	if err != nil {
+		return fmt.Errorf("%w (%d events imported before it)", err, n)
+	}
+	if out.json {
+		return out.row(map[string]int{"imported": n})
+	}
+	return out.text("imported %d events", n)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -177,6 +178,57 @@ func TestJournalTools(t *testing.T) {
 		t.Fatalf("verify of a clean journal exited %d: %s%s", code, out, errOut)
 	}
 
+	// Export, import into a fresh data directory, replay: the same
+	// groups, history and counters; a second import is refused.
+	export, errOut, code := tool(t, "", append([]string{"export"}, data...)...)
+	if code != 0 || !strings.Contains(errOut, "exported 5 events") {
+		t.Fatalf("export exited %d: %s", code, errOut)
+	}
+	moved := []string{"--data", t.TempDir()}
+	if out, errOut, code := tool(t, export, append([]string{"import"}, moved...)...); code != 0 || !strings.Contains(out, "imported 5 events") {
+		t.Fatalf("import exited %d: %s%s", code, out, errOut)
+	}
+	if out, _, code := tool(t, export, append([]string{"import"}, moved...)...); code == 0 {
+		t.Errorf("a second import into the same journal exited 0: %s", out)
+	}
+	replayed := func(args []string) string {
+		out, errOut, code := tool(t, "", append([]string{"replay", "--json"}, args...)...)
+		if code != 0 {
+			t.Fatalf("replay exited %d: %s", code, errOut)
+		}
+		var s struct{ Groups, Events, Keys int }
+		if err := json.Unmarshal([]byte(out), &s); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(s)
+	}
+	if a, b := replayed(data), replayed(moved); a != b || a != "{2 5 2}" {
+		t.Errorf("replay: %s before the move, %s after; want {2 5 2} both", a, b)
+	}
+	out, _, _ = tool(t, "", append([]string{"history", "room", "--json"}, moved...)...)
+	if diff := cmp.Diff(got, jsonLines[audit.Entry](t, out), cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".StreamSeq" }, cmp.Ignore())); diff != "" {
+		t.Errorf("history after export and import (-before +after):\n%s", diff)
+	}
+	// An export whose event was altered does not import.
+	tampered := strings.Replace(export, `"stars":"-1"`, `"stars":"7"`, 1)
+	if tampered == export {
+		t.Fatalf("no state to alter in the export:\n%s", export)
+	}
+	if out, errOut, code := tool(t, tampered, "import", "--data", t.TempDir()); code == 0 || !strings.Contains(errOut, "bad event") {
+		t.Errorf("import of an altered export exited %d: %s%s", code, out, errOut)
+	}
+	mp := startProc(t, "--data", moved[1], "--listen", "127.0.0.1:0")
+	mc, err := client.NewAdmin(journaltest.ConnectURL(t, mp.url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for g, want := range map[string]map[string]int64{"room": {"stars": -1}, "other": {"n": 1}} {
+		if got, err := mc.GetGroupCounters(ctx, g); err != nil || !cmp.Equal(got, want) {
+			t.Errorf("the moved journal's node serves %s = %v, %v; want %v", g, got, err, want)
+		}
+	}
+	stop(mp)
+
 	// An event planted through the node's own account, as a client that
 	// got the journal's credentials could.
 	p = startProc(t, args...)
@@ -254,6 +306,21 @@ func TestJournalToolsRefuseBadInput(t *testing.T) {
 		}
 		if out, errOut, code := tool(t, "", args...); code == 0 {
 			t.Errorf("journal %v exited 0: %s%s", args, out, errOut)
+		}
+	}
+	for _, export := range []string{
+		"not json\n",
+		`{"groupID":"g"}` + "\n",
+		`{"groupID":"","event":{}}` + "\n",
+		`{"groupID":"g","event":{"changes":[{"seq":"5","op":"OP_INCREASE","key":"k","amount":"1","value":"1"}],"state":{"counters":{"k":"1"},"version":"5"}}}` + "\n",
+		`{"groupID":"g","event":{"state":{"counters":{"k":"1"}}}}` + "\n",
+	} {
+		fresh := t.TempDir()
+		if out, errOut, code := tool(t, export, "import", "--data", fresh); code == 0 {
+			t.Errorf("import of %q exited 0: %s%s", export, out, errOut)
+		}
+		if out, _, _ := tool(t, "", "verify", "--data", fresh); !strings.Contains(out, "0 events") {
+			t.Errorf("a refused import of %q left events: %s", export, out)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "missing")); err == nil {
