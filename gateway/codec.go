@@ -222,6 +222,8 @@ func encode(f format, m proto.Message) []byte {
 // update to b.
 func AppendJSON(b []byte, m proto.Message) []byte {
 	switch m := m.(type) {
+	case *messages.HistoryReply:
+		return appendHistory(b, m) // whole: it is not built by hand
 	case *messages.SetReply:
 		b = appendField(b, '{', "groupID")
 		b = appendString(b, m.GetGroupId())

@@ -58,6 +58,10 @@ type Config struct {
 	// more and before forwarded calls stop: the node hands its partitions
 	// over.
 	Leave func(ctx context.Context) error
+	// History, when set, serves tally.v1.admin.history: a group's changes
+	// from change fromSeq on, at most limit, read from the journal (any
+	// node reads it, so the call is never forwarded).
+	History func(ctx context.Context, group string, fromSeq uint64, limit int) (*messages.HistoryReply, error)
 	// LeaveGrace is how long a node that left still forwards the calls
 	// other nodes send it before they know it left.
 	LeaveGrace time.Duration
@@ -100,12 +104,14 @@ type Gateway struct {
 	id        string
 	started   time.Time
 	endpoints []*endpoint
-	byOp      [2][opDelete + 1]*endpoint // user's, admin's
-	control   []*nats.Subscription       // the $SRV subjects
-	forwards  *nats.Subscription         // calls other nodes forward, with a Router
-	root      string                     // Prefix's first token and a dot: "tally."
+	byOp      [2][opHistory + 1]*endpoint // user's, admin's
+	control   []*nats.Subscription        // the $SRV subjects
+	forwards  *nats.Subscription          // calls other nodes forward, with a Router
+	root      string                      // Prefix's first token and a dot: "tally."
 	// slots holds a token for every request taken and not yet answered.
 	slots chan struct{}
+	// reads holds a token for every history being read from the journal.
+	reads chan struct{}
 }
 
 // request is a request taken, on its way through the actors.
@@ -128,9 +134,10 @@ const (
 	opDecrease
 	opGet
 	opDelete
+	opHistory
 )
 
-var opNames = [...]string{"set", "increase", "decrease", "get", "delete"}
+var opNames = [...]string{"set", "increase", "decrease", "get", "delete", "history"}
 
 // Start subscribes to the service's endpoints and the micro protocol's
 // $SRV subjects on nc and starts serving. nc should be the gateway's own
@@ -139,11 +146,14 @@ func Start(nc *nats.Conn, node Node, cfg Config) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, nc: nc, node: node, id: nuid.Next(), started: time.Now().UTC(), slots: make(chan struct{}, cfg.MaxInFlight)}
+	g := &Gateway{cfg: cfg, nc: nc, node: node, id: nuid.Next(), started: time.Now().UTC(), slots: make(chan struct{}, cfg.MaxInFlight), reads: make(chan struct{}, historyReads)}
 	g.root, _, _ = strings.Cut(cfg.Prefix, ".")
 	g.root += "."
-	for o := opSet; o <= opDelete; o++ {
-		if o != opDelete {
+	for o := opSet; o <= opHistory; o++ {
+		if o == opHistory && cfg.History == nil {
+			continue
+		}
+		if o < opDelete {
 			if err := g.serve("user-"+opNames[o], cfg.Prefix+".user.*."+opNames[o], o, false); err != nil {
 				return nil, err
 			}
@@ -277,6 +287,10 @@ func (g *Gateway) handler(e *endpoint, o op, admin bool) nats.MsgHandler {
 		}
 		g.slots <- struct{}{} // released by respond
 		r := &request{g: g, ep: e, op: o, format: f, subject: m.Subject, reply: m.Reply, taken: time.Now(), part: -1}
+		if o == opHistory {
+			go g.history(r, m.Data)
+			return
+		}
 		if g.cfg.Router != nil {
 			g.route(r, user, m.Data, 0)
 			return

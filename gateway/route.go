@@ -233,7 +233,7 @@ func (g *Gateway) parse(subject string) (o op, admin bool, user string, ok bool)
 		return 0, false, "", false
 	}
 	for i, name := range opNames {
-		if rest == name && (admin || op(i) != opDelete) {
+		if rest == name && op(i) < opHistory && (admin || op(i) != opDelete) {
 			return op(i), admin, user, true
 		}
 	}

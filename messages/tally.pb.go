@@ -618,6 +618,300 @@ func (x *DeleteReply) GetGroupId() string {
 	return ""
 }
 
+// HistoryRequest asks for a group's changes from from_seq (its change
+// sequence; 0 is 1) on, at most limit of them (0: 100; at most 1,000).
+// Admin only: tally.v1.admin.history.
+type HistoryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       string                 `protobuf:"bytes,1,opt,name=group_id,json=groupID,proto3" json:"group_id,omitempty"`
+	FromSeq       uint64                 `protobuf:"varint,2,opt,name=from_seq,json=fromSeq,proto3" json:"from_seq,omitempty"`
+	Limit         uint32                 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryRequest) Reset() {
+	*x = HistoryRequest{}
+	mi := &file_tally_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryRequest) ProtoMessage() {}
+
+func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
+func (*HistoryRequest) Descriptor() ([]byte, []int) {
+	return file_tally_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *HistoryRequest) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *HistoryRequest) GetFromSeq() uint64 {
+	if x != nil {
+		return x.FromSeq
+	}
+	return 0
+}
+
+func (x *HistoryRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// KeyChange is what one change did to one key: before absent, the key was
+// absent; after absent, the change deleted it.
+type KeyChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Before        *int64                 `protobuf:"varint,2,opt,name=before,proto3,oneof" json:"before,omitempty"`
+	After         *int64                 `protobuf:"varint,3,opt,name=after,proto3,oneof" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyChange) Reset() {
+	*x = KeyChange{}
+	mi := &file_tally_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyChange) ProtoMessage() {}
+
+func (x *KeyChange) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyChange.ProtoReflect.Descriptor instead.
+func (*KeyChange) Descriptor() ([]byte, []int) {
+	return file_tally_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *KeyChange) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *KeyChange) GetBefore() int64 {
+	if x != nil && x.Before != nil {
+		return *x.Before
+	}
+	return 0
+}
+
+func (x *KeyChange) GetAfter() int64 {
+	if x != nil && x.After != nil {
+		return *x.After
+	}
+	return 0
+}
+
+// HistoryEntry is one change of a group, as the journal keeps it.
+type HistoryEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// stream_seq is the stream sequence of the event that holds it.
+	StreamSeq uint64 `protobuf:"varint,2,opt,name=stream_seq,json=streamSeq,proto3" json:"stream_seq,omitempty"`
+	// unix_nano is when the node made it.
+	UnixNano int64 `protobuf:"varint,3,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
+	// op is set, increase, decrease or delete.
+	Op string `protobuf:"bytes,4,opt,name=op,proto3" json:"op,omitempty"`
+	// user is empty for a call on the admin subjects.
+	User      string       `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
+	RequestId string       `protobuf:"bytes,6,opt,name=request_id,json=requestID,proto3" json:"request_id,omitempty"`
+	Changes   []*KeyChange `protobuf:"bytes,7,rep,name=changes,proto3" json:"changes,omitempty"`
+	// before_unknown: the journal no longer keeps the event before, so a
+	// set's or a delete's before values are not known.
+	BeforeUnknown bool `protobuf:"varint,8,opt,name=before_unknown,json=beforeUnknown,proto3" json:"before_unknown,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryEntry) Reset() {
+	*x = HistoryEntry{}
+	mi := &file_tally_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryEntry) ProtoMessage() {}
+
+func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryEntry.ProtoReflect.Descriptor instead.
+func (*HistoryEntry) Descriptor() ([]byte, []int) {
+	return file_tally_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *HistoryEntry) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *HistoryEntry) GetStreamSeq() uint64 {
+	if x != nil {
+		return x.StreamSeq
+	}
+	return 0
+}
+
+func (x *HistoryEntry) GetUnixNano() int64 {
+	if x != nil {
+		return x.UnixNano
+	}
+	return 0
+}
+
+func (x *HistoryEntry) GetOp() string {
+	if x != nil {
+		return x.Op
+	}
+	return ""
+}
+
+func (x *HistoryEntry) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *HistoryEntry) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *HistoryEntry) GetChanges() []*KeyChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *HistoryEntry) GetBeforeUnknown() bool {
+	if x != nil {
+		return x.BeforeUnknown
+	}
+	return false
+}
+
+// HistoryReply holds the changes found, oldest first; next_seq is the
+// from_seq of the next page, 0 when there is none.
+type HistoryReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       string                 `protobuf:"bytes,1,opt,name=group_id,json=groupID,proto3" json:"group_id,omitempty"`
+	Entries       []*HistoryEntry        `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	NextSeq       uint64                 `protobuf:"varint,3,opt,name=next_seq,json=nextSeq,proto3" json:"next_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryReply) Reset() {
+	*x = HistoryReply{}
+	mi := &file_tally_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryReply) ProtoMessage() {}
+
+func (x *HistoryReply) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryReply.ProtoReflect.Descriptor instead.
+func (*HistoryReply) Descriptor() ([]byte, []int) {
+	return file_tally_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *HistoryReply) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *HistoryReply) GetEntries() []*HistoryEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *HistoryReply) GetNextSeq() uint64 {
+	if x != nil {
+		return x.NextSeq
+	}
+	return 0
+}
+
 // Error is the body of a failed request.
 type Error struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -629,7 +923,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_tally_proto_msgTypes[8]
+	mi := &file_tally_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -641,7 +935,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_proto_msgTypes[8]
+	mi := &file_tally_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -654,7 +948,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_tally_proto_rawDescGZIP(), []int{8}
+	return file_tally_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Error) GetCode() int32 {
@@ -689,7 +983,7 @@ type Update struct {
 
 func (x *Update) Reset() {
 	*x = Update{}
-	mi := &file_tally_proto_msgTypes[9]
+	mi := &file_tally_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -701,7 +995,7 @@ func (x *Update) String() string {
 func (*Update) ProtoMessage() {}
 
 func (x *Update) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_proto_msgTypes[9]
+	mi := &file_tally_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -714,7 +1008,7 @@ func (x *Update) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Update.ProtoReflect.Descriptor instead.
 func (*Update) Descriptor() ([]byte, []int) {
-	return file_tally_proto_rawDescGZIP(), []int{9}
+	return file_tally_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Update) GetGroupId() string {
@@ -781,7 +1075,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_tally_proto_msgTypes[10]
+	mi := &file_tally_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +1087,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_proto_msgTypes[10]
+	mi := &file_tally_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +1100,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_tally_proto_rawDescGZIP(), []int{10}
+	return file_tally_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Change) GetSeq() uint64 {
@@ -891,7 +1185,7 @@ type GroupState struct {
 
 func (x *GroupState) Reset() {
 	*x = GroupState{}
-	mi := &file_tally_proto_msgTypes[11]
+	mi := &file_tally_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -903,7 +1197,7 @@ func (x *GroupState) String() string {
 func (*GroupState) ProtoMessage() {}
 
 func (x *GroupState) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_proto_msgTypes[11]
+	mi := &file_tally_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -916,7 +1210,7 @@ func (x *GroupState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupState.ProtoReflect.Descriptor instead.
 func (*GroupState) Descriptor() ([]byte, []int) {
-	return file_tally_proto_rawDescGZIP(), []int{11}
+	return file_tally_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GroupState) GetCounters() map[string]int64 {
@@ -952,7 +1246,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_tally_proto_msgTypes[12]
+	mi := &file_tally_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1258,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_proto_msgTypes[12]
+	mi := &file_tally_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1271,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_tally_proto_rawDescGZIP(), []int{12}
+	return file_tally_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Event) GetPrevSeq() uint64 {
@@ -1055,7 +1349,32 @@ const file_tally_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x03 \x01(\tR\trequestID\"(\n" +
 	"\vDeleteReply\x12\x19\n" +
-	"\bgroup_id\x18\x01 \x01(\tR\agroupID\"5\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupID\"\\\n" +
+	"\x0eHistoryRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupID\x12\x19\n" +
+	"\bfrom_seq\x18\x02 \x01(\x04R\afromSeq\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\"j\n" +
+	"\tKeyChange\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1b\n" +
+	"\x06before\x18\x02 \x01(\x03H\x00R\x06before\x88\x01\x01\x12\x19\n" +
+	"\x05after\x18\x03 \x01(\x03H\x01R\x05after\x88\x01\x01B\t\n" +
+	"\a_beforeB\b\n" +
+	"\x06_after\"\xf5\x01\n" +
+	"\fHistoryEntry\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1d\n" +
+	"\n" +
+	"stream_seq\x18\x02 \x01(\x04R\tstreamSeq\x12\x1b\n" +
+	"\tunix_nano\x18\x03 \x01(\x03R\bunixNano\x12\x0e\n" +
+	"\x02op\x18\x04 \x01(\tR\x02op\x12\x12\n" +
+	"\x04user\x18\x05 \x01(\tR\x04user\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x06 \x01(\tR\trequestID\x12-\n" +
+	"\achanges\x18\a \x03(\v2\x13.tally.v1.KeyChangeR\achanges\x12%\n" +
+	"\x0ebefore_unknown\x18\b \x01(\bR\rbeforeUnknown\"v\n" +
+	"\fHistoryReply\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupID\x120\n" +
+	"\aentries\x18\x02 \x03(\v2\x16.tally.v1.HistoryEntryR\aentries\x12\x19\n" +
+	"\bnext_seq\x18\x03 \x01(\x04R\anextSeq\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"w\n" +
@@ -1121,43 +1440,49 @@ func file_tally_proto_rawDescGZIP() []byte {
 }
 
 var file_tally_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tally_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_tally_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_tally_proto_goTypes = []any{
-	(Code)(0),             // 0: tally.v1.Code
-	(Op)(0),               // 1: tally.v1.Op
-	(*SetRequest)(nil),    // 2: tally.v1.SetRequest
-	(*SetReply)(nil),      // 3: tally.v1.SetReply
-	(*ChangeRequest)(nil), // 4: tally.v1.ChangeRequest
-	(*ChangeReply)(nil),   // 5: tally.v1.ChangeReply
-	(*GetRequest)(nil),    // 6: tally.v1.GetRequest
-	(*GetReply)(nil),      // 7: tally.v1.GetReply
-	(*DeleteRequest)(nil), // 8: tally.v1.DeleteRequest
-	(*DeleteReply)(nil),   // 9: tally.v1.DeleteReply
-	(*Error)(nil),         // 10: tally.v1.Error
-	(*Update)(nil),        // 11: tally.v1.Update
-	(*Change)(nil),        // 12: tally.v1.Change
-	(*GroupState)(nil),    // 13: tally.v1.GroupState
-	(*Event)(nil),         // 14: tally.v1.Event
-	nil,                   // 15: tally.v1.SetRequest.CountersEntry
-	nil,                   // 16: tally.v1.SetReply.CountersEntry
-	nil,                   // 17: tally.v1.GetReply.CountersEntry
-	nil,                   // 18: tally.v1.Change.CountersEntry
-	nil,                   // 19: tally.v1.GroupState.CountersEntry
+	(Code)(0),              // 0: tally.v1.Code
+	(Op)(0),                // 1: tally.v1.Op
+	(*SetRequest)(nil),     // 2: tally.v1.SetRequest
+	(*SetReply)(nil),       // 3: tally.v1.SetReply
+	(*ChangeRequest)(nil),  // 4: tally.v1.ChangeRequest
+	(*ChangeReply)(nil),    // 5: tally.v1.ChangeReply
+	(*GetRequest)(nil),     // 6: tally.v1.GetRequest
+	(*GetReply)(nil),       // 7: tally.v1.GetReply
+	(*DeleteRequest)(nil),  // 8: tally.v1.DeleteRequest
+	(*DeleteReply)(nil),    // 9: tally.v1.DeleteReply
+	(*HistoryRequest)(nil), // 10: tally.v1.HistoryRequest
+	(*KeyChange)(nil),      // 11: tally.v1.KeyChange
+	(*HistoryEntry)(nil),   // 12: tally.v1.HistoryEntry
+	(*HistoryReply)(nil),   // 13: tally.v1.HistoryReply
+	(*Error)(nil),          // 14: tally.v1.Error
+	(*Update)(nil),         // 15: tally.v1.Update
+	(*Change)(nil),         // 16: tally.v1.Change
+	(*GroupState)(nil),     // 17: tally.v1.GroupState
+	(*Event)(nil),          // 18: tally.v1.Event
+	nil,                    // 19: tally.v1.SetRequest.CountersEntry
+	nil,                    // 20: tally.v1.SetReply.CountersEntry
+	nil,                    // 21: tally.v1.GetReply.CountersEntry
+	nil,                    // 22: tally.v1.Change.CountersEntry
+	nil,                    // 23: tally.v1.GroupState.CountersEntry
 }
 var file_tally_proto_depIdxs = []int32{
-	15, // 0: tally.v1.SetRequest.counters:type_name -> tally.v1.SetRequest.CountersEntry
-	16, // 1: tally.v1.SetReply.counters:type_name -> tally.v1.SetReply.CountersEntry
-	17, // 2: tally.v1.GetReply.counters:type_name -> tally.v1.GetReply.CountersEntry
-	1,  // 3: tally.v1.Change.op:type_name -> tally.v1.Op
-	18, // 4: tally.v1.Change.counters:type_name -> tally.v1.Change.CountersEntry
-	19, // 5: tally.v1.GroupState.counters:type_name -> tally.v1.GroupState.CountersEntry
-	12, // 6: tally.v1.Event.changes:type_name -> tally.v1.Change
-	13, // 7: tally.v1.Event.state:type_name -> tally.v1.GroupState
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	19, // 0: tally.v1.SetRequest.counters:type_name -> tally.v1.SetRequest.CountersEntry
+	20, // 1: tally.v1.SetReply.counters:type_name -> tally.v1.SetReply.CountersEntry
+	21, // 2: tally.v1.GetReply.counters:type_name -> tally.v1.GetReply.CountersEntry
+	11, // 3: tally.v1.HistoryEntry.changes:type_name -> tally.v1.KeyChange
+	12, // 4: tally.v1.HistoryReply.entries:type_name -> tally.v1.HistoryEntry
+	1,  // 5: tally.v1.Change.op:type_name -> tally.v1.Op
+	22, // 6: tally.v1.Change.counters:type_name -> tally.v1.Change.CountersEntry
+	23, // 7: tally.v1.GroupState.counters:type_name -> tally.v1.GroupState.CountersEntry
+	16, // 8: tally.v1.Event.changes:type_name -> tally.v1.Change
+	17, // 9: tally.v1.Event.state:type_name -> tally.v1.GroupState
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_tally_proto_init() }
@@ -1165,13 +1490,14 @@ func file_tally_proto_init() {
 	if File_tally_proto != nil {
 		return
 	}
+	file_tally_proto_msgTypes[9].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tally_proto_rawDesc), len(file_tally_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -122,6 +122,7 @@ func (n *Node) start(ctx context.Context) error {
 		}
 		gcfg.Router, gcfg.Internal, gcfg.Leave = n.cluster, ic, n.cluster.Stop
 	}
+	gcfg.History = n.history
 	if err := n.startActors(ctx, gcfg.Prefix); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -230,11 +231,13 @@ func checkServesFromEveryNode(t *testing.T, c *testCluster) {
 	}
 	start := time.Now()
 	ok, limited := 0, 0
+	var passed []string
 	for i := range 30 {
 		_, err := users[i%3].IncreaseGroupCounter(ctx, fmt.Sprintf("limited%d", i), "k", 1)
 		switch {
 		case err == nil:
 			ok++
+			passed = append(passed, fmt.Sprintf("limited%d", i))
 		case errors.Is(err, client.ErrRateLimited):
 			limited++
 		default:
@@ -246,6 +249,22 @@ func checkServesFromEveryNode(t *testing.T, c *testCluster) {
 	}
 	if ok != 20 || limited != 10 {
 		t.Errorf("30 writes of one user through 3 nodes: %d passed, %d refused with 2996; want 20 and 10", ok, limited)
+	}
+	// Every node answers the history, which names the user of a write
+	// forwarded between nodes.
+	for i := range c.members {
+		for _, g := range passed[:3] {
+			m, err := c.connect(i).Request("tally.v1.admin.history", []byte(`{"groupID":"`+g+`"}`), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var h struct {
+				Entries []struct{ User, Op string } `json:"entries"`
+			}
+			if err := json.Unmarshal(m.Data, &h); err != nil || len(h.Entries) != 1 || h.Entries[0].User != "flood" || h.Entries[0].Op != "increase" {
+				t.Errorf("history of %s through n%d: %s (%v), want one increase by flood", g, i+1, m.Data, err)
+			}
+		}
 	}
 }
 

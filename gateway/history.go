@@ -1,0 +1,116 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/tallyhq/tally/actors"
+	"github.com/tallyhq/tally/contract"
+	"github.com/tallyhq/tally/messages"
+)
+
+// The history's limits: a page of 100 changes unless asked, at most
+// 1,000; a read of the journal bounded in time, and at most 8 at once
+// (the others wait their turn).
+const (
+	historyPage    = 100
+	historyMaxPage = 1000
+	historyTimeout = 10 * time.Second
+	historyReads   = 8
+)
+
+type historyJSON struct {
+	GroupID string  `json:"groupID"`
+	FromSeq *uint64 `json:"fromSeq"`
+	Limit   *uint32 `json:"limit"`
+}
+
+func decodeHistory(f format, data []byte) (*messages.HistoryRequest, error) {
+	req := new(messages.HistoryRequest)
+	if f == formatProto {
+		return req, decodeProto(data, req)
+	}
+	var j historyJSON
+	if err := decodeJSON(data, &j); err != nil {
+		return nil, err
+	}
+	req.GroupId = j.GroupID
+	if j.FromSeq != nil {
+		req.FromSeq = *j.FromSeq
+	}
+	if j.Limit != nil {
+		req.Limit = *j.Limit
+	}
+	return req, nil
+}
+
+// history answers tally.v1.admin.history on its own goroutine: it reads
+// the journal, which takes a consumer's round trips.
+func (g *Gateway) history(r *request, data []byte) {
+	req, err := decodeHistory(r.format, data)
+	if err == nil {
+		err = contract.CheckGroupID(req.GetGroupId())
+	}
+	if err == nil && req.GetLimit() > historyMaxPage {
+		err = fmt.Errorf("%w: limit %d, want at most %d", actors.ErrInvalidParameter, req.GetLimit(), historyMaxPage)
+	}
+	if err != nil {
+		r.respond(nil, err)
+		return
+	}
+	limit := int(req.GetLimit())
+	if limit == 0 {
+		limit = historyPage
+	}
+	g.reads <- struct{}{}
+	defer func() { <-g.reads }()
+	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
+	defer cancel()
+	reply, err := g.cfg.History(ctx, req.GetGroupId(), max(req.GetFromSeq(), 1), limit)
+	r.respond(reply, err)
+}
+
+// The JSON form of a history reply: int64 values as numbers, times in
+// RFC 3339, absent values as null.
+type (
+	historyReplyJSON struct {
+		GroupID string             `json:"groupID"`
+		Entries []historyEntryJSON `json:"entries"`
+		NextSeq uint64             `json:"nextSeq"`
+	}
+	historyEntryJSON struct {
+		Seq           uint64          `json:"seq"`
+		StreamSeq     uint64          `json:"streamSeq"`
+		Time          time.Time       `json:"time"`
+		Op            string          `json:"op"`
+		User          string          `json:"user"`
+		RequestID     string          `json:"requestID"`
+		Changes       []keyChangeJSON `json:"changes"`
+		BeforeUnknown bool            `json:"beforeUnknown,omitempty"`
+	}
+	keyChangeJSON struct {
+		Key    string `json:"key"`
+		Before *int64 `json:"before"`
+		After  *int64 `json:"after"`
+	}
+)
+
+func appendHistory(b []byte, m *messages.HistoryReply) []byte {
+	j := historyReplyJSON{GroupID: m.GetGroupId(), Entries: []historyEntryJSON{}, NextSeq: m.GetNextSeq()}
+	for _, e := range m.GetEntries() {
+		je := historyEntryJSON{Seq: e.GetSeq(), StreamSeq: e.GetStreamSeq(), Time: time.Unix(0, e.GetUnixNano()).UTC(),
+			Op: e.GetOp(), User: e.GetUser(), RequestID: e.GetRequestId(), Changes: []keyChangeJSON{}, BeforeUnknown: e.GetBeforeUnknown()}
+		for _, c := range e.GetChanges() {
+			je.Changes = append(je.Changes, keyChangeJSON{Key: c.GetKey(), Before: c.Before, After: c.After})
+		}
+		j.Entries = append(j.Entries, je)
+	}
+	out, err := json.Marshal(j)
+	if err != nil {
+		// Our own structs of strings and numbers always marshal.
+		panic(fmt.Sprintf("gateway: marshal history: %v", err))
+	}
+	return append(b, out...)
+}
