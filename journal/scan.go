@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tallyhq/tally/messages"
@@ -103,3 +104,7 @@ func (j *Journal) Remove(ctx context.Context, group string, seq uint64) error {
 	}
 	return nil
 }
+
+// Conn is the connection the journal reads and writes on: a tool that
+// also calls the node's services uses it.
+func (j *Journal) Conn() *nats.Conn { return j.js.Conn() }

@@ -16,8 +16,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/tallyhq/tally/actors"
 	"github.com/tallyhq/tally/audit"
+	"github.com/tallyhq/tally/gateway"
 	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/messages"
 	"github.com/tallyhq/tally/node"
@@ -41,7 +46,9 @@ commands:
   verify          checks every group's chain of events and lists each bad
                   event; exits 1 when there is one
   replay          rebuilds every group from the journal in commit order and
-                  prints what it found
+                  prints what it found; --verify compares each group with
+                  the running node's (through --nats-url) and lists every
+                  difference
   repair GROUP    removes the group's bad events (see verify) after showing
                   them and asking, or with --yes, so that the group loads
                   from its last good event again
@@ -73,6 +80,7 @@ type journalOptions struct {
 	limit      int
 	yes        bool
 	force      bool
+	verify     bool
 	stdin      io.Reader
 	progressTo io.Writer
 }
@@ -85,7 +93,9 @@ var journalCommands = map[string]journalCommand{
 	}},
 	"at":     {args: "GROUP SEQ|TIME", nargs: 2, run: runAt},
 	"verify": {run: runVerify},
-	"replay": {run: runReplay},
+	"replay": {run: runReplay, flags: func(fs *flag.FlagSet, o *journalOptions) {
+		fs.BoolVar(&o.verify, "verify", false, "compare every group with the running node's state (with --nats-url: the node must be serving) and list each difference; exits 1 when there is one")
+	}},
 	"repair": {args: "GROUP", nargs: 1, run: runRepair, flags: func(fs *flag.FlagSet, o *journalOptions) {
 		fs.BoolVar(&o.yes, "yes", false, "remove without asking")
 	}},
@@ -361,9 +371,94 @@ func runReplay(ctx context.Context, j *journal.Journal, o *journalOptions, args 
 		s.EventsPerSec = float64(c.events) / took.Seconds()
 	}
 	if out.json {
-		return out.row(s)
+		if err := out.row(s); err != nil {
+			return err
+		}
+	} else if err := out.text("%d groups, %d events, %d keys, in %v (%.0f events/s)", s.Groups, s.Events, s.Keys, took.Round(time.Millisecond), s.EventsPerSec); err != nil {
+		return err
 	}
-	return out.text("%d groups, %d events, %d keys, in %v (%.0f events/s)", s.Groups, s.Events, s.Keys, took.Round(time.Millisecond), s.EventsPerSec)
+	if !o.verify {
+		return nil
+	}
+	diffs, err := compareLive(ctx, j, states)
+	if err != nil {
+		return err
+	}
+	for _, d := range diffs {
+		if err := out.row(d, d.Group, d.What); err != nil {
+			return err
+		}
+	}
+	if len(diffs) > 0 {
+		if err := out.flush(); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %d groups differ from the running node", errBadJournal, len(diffs))
+	}
+	return out.text("the running node agrees on every group")
+}
+
+// difference is a group whose replayed state is not the running node's.
+type difference struct {
+	Group string `json:"groupID"`
+	What  string `json:"difference"`
+}
+
+// compareLive reads every replayed group from the running node (an admin
+// get over the journal's connection) and lists those that differ. A
+// group written since the replay read it is compared with the journal's
+// state at the seq the node answered, so that writes going on meanwhile
+// make no difference.
+func compareLive(ctx context.Context, j *journal.Journal, states map[string]*messages.GroupState) ([]difference, error) {
+	var diffs []difference
+	for _, g := range slices.Sorted(maps.Keys(states)) {
+		want := states[g]
+		live, err := liveGet(ctx, j.Conn(), g)
+		if errors.Is(err, nats.ErrNoResponders) {
+			return diffs, errors.New("replay --verify: no node answers tally.v1.admin.get here; give --nats-url of a running node's server, with credentials of its journal's account")
+		}
+		if err != nil {
+			return diffs, fmt.Errorf("replay --verify: get %s from the running node: %w", g, err)
+		}
+		counters, version := want.GetCounters(), want.GetVersion()
+		if live.GetSeq() > version {
+			st, err := audit.At(ctx, j, g, audit.Point{Seq: live.GetSeq()})
+			if err != nil {
+				return diffs, fmt.Errorf("replay --verify: %s at %d: %w", g, live.GetSeq(), err)
+			}
+			counters, version = st.Counters, st.Seq
+		}
+		switch {
+		case live.GetSeq() != version:
+			diffs = append(diffs, difference{g, fmt.Sprintf("the node is at change %d, the journal at %d", live.GetSeq(), version)})
+		case !maps.Equal(live.GetCounters(), counters):
+			diffs = append(diffs, difference{g, fmt.Sprintf("the node has %v, the journal %v at change %d", live.GetCounters(), counters, version)})
+		}
+	}
+	return diffs, nil
+}
+
+// liveGet asks the running node for a group's counters, in protobuf.
+func liveGet(ctx context.Context, nc *nats.Conn, group string) (*messages.GetReply, error) {
+	data, err := proto.Marshal(&messages.GetRequest{GroupId: group})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	m, err := nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: "tally.v1.admin.get", Data: data,
+		Header: nats.Header{"Content-Type": []string{gateway.ContentTypeProtobuf}}})
+	if err != nil {
+		return nil, err
+	}
+	if code := m.Header.Get(micro.ErrorCodeHeader); code != "" {
+		return nil, fmt.Errorf("error %s: %s", code, m.Header.Get(micro.ErrorHeader))
+	}
+	var r messages.GetReply
+	if err := proto.Unmarshal(m.Data, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
 }
 
 func runRepair(ctx context.Context, j *journal.Journal, o *journalOptions, args []string, out *output) error {

@@ -10,16 +10,19 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/audit"
 	"github.com/tallyhq/tally/client"
 	"github.com/tallyhq/tally/journal/journaltest"
+	"github.com/tallyhq/tally/messages"
 	"github.com/tallyhq/tally/node/nodetest"
 )
 
@@ -325,5 +328,114 @@ func TestJournalToolsRefuseBadInput(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "missing")); err == nil {
 		t.Error("a tool made a data directory it was pointed at")
+	}
+}
+
+// TestReplayVerify replays the journal of a running node while clients
+// write: --verify finds no difference, however the writes and the replay
+// interleave; then an event planted in the journal, which the running
+// node does not know, is found.
+func TestReplayVerify(t *testing.T) {
+	listen := freeAddr(t)
+	conf := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(conf, []byte("listen: "+listen+"\n"+nodetest.OpsConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startProc(t, "--data", t.TempDir(), "--nats-config", conf)
+	ctx := context.Background()
+	admin, err := client.NewAdmin(journaltest.ConnectURL(t, "nats://"+listen))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.IncreaseGroupCounter(ctx, "quiet", "n", 1); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	var written atomic.Int64
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			written.Add(1)
+			if _, err := admin.IncreaseGroupCounter(ctx, fmt.Sprintf("busy%d", i%10), "n", 1); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	ops := "--nats-url=nats://ops:ops@" + listen
+	for range 3 {
+		from := written.Load()
+		if out, errOut, code := tool(t, "", "replay", "--verify", ops); code != 0 || !strings.Contains(out, "agrees on every group") {
+			t.Errorf("replay --verify under writes exited %d: %s%s", code, out, errOut)
+		}
+		if written.Load() == from {
+			t.Error("no write went on during the replay")
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// A valid event appended behind the node's back.
+	nc := journaltest.ConnectURL(t, "nats://ops:ops@"+listen)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, "TALLY_JOURNAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := stream.GetLastMsgForSubject(ctx, "tally.journal.quiet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prev messages.Event
+	if err := proto.Unmarshal(last.Data, &prev); err != nil {
+		t.Fatal(err)
+	}
+	v := prev.GetState().GetVersion()
+	planted, _ := proto.Marshal(&messages.Event{PrevSeq: last.Sequence, UnixNano: time.Now().UnixNano(),
+		Changes: []*messages.Change{{Seq: v + 1, Op: messages.Op_OP_INCREASE, Key: "n", Amount: 100, Value: 101}},
+		State:   &messages.GroupState{Counters: map[string]int64{"n": 101}, Version: v + 1}})
+	if _, err := js.Publish(ctx, "tally.journal.quiet", planted, jetstream.WithExpectLastSequencePerSubject(last.Sequence)); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := tool(t, "", "replay", "--verify", "--json", ops)
+	if code == 0 {
+		t.Fatalf("replay --verify missed the planted event: %s", out)
+	}
+	var diffs []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		var d struct{ GroupID, Difference string }
+		if err := json.Unmarshal([]byte(line), &d); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		diffs = append(diffs, d.GroupID+": "+d.Difference)
+	}
+	if len(diffs) != 1 || !strings.HasPrefix(diffs[0], "quiet: the node is at change 1, the journal at 2") {
+		t.Errorf("replay --verify found %q, want quiet's planted change; stderr %s", diffs, errOut)
+	}
+	// Without a running node to compare with, it says so.
+	dir := t.TempDir()
+	p := startProc(t, "--data", dir, "--listen", "127.0.0.1:0")
+	other, err := client.NewAdmin(journaltest.ConnectURL(t, p.url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.IncreaseGroupCounter(ctx, "g", "n", 1); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.wait(t)
+	if _, errOut, code := tool(t, "", "replay", "--verify", "--data", dir); code == 0 || !strings.Contains(errOut, "no node answers") {
+		t.Errorf("replay --verify of a stopped node's data exited %d: %s", code, errOut)
 	}
 }
