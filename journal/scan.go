@@ -108,3 +108,13 @@ func (j *Journal) Remove(ctx context.Context, group string, seq uint64) error {
 // Conn is the connection the journal reads and writes on: a tool that
 // also calls the node's services uses it.
 func (j *Journal) Conn() *nats.Conn { return j.js.Conn() }
+
+// Events is how many messages the journal's stream holds: every group's
+// events.
+func (j *Journal) Events(ctx context.Context) (uint64, error) {
+	info, err := j.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("journal: stream info: %w", err)
+	}
+	return info.State.Msgs, nil
+}

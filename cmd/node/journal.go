@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/actors"
@@ -81,6 +84,7 @@ type journalOptions struct {
 	yes        bool
 	force      bool
 	verify     bool
+	progress   bool
 	stdin      io.Reader
 	progressTo io.Writer
 }
@@ -95,6 +99,7 @@ var journalCommands = map[string]journalCommand{
 	"verify": {run: runVerify},
 	"replay": {run: runReplay, flags: func(fs *flag.FlagSet, o *journalOptions) {
 		fs.BoolVar(&o.verify, "verify", false, "compare every group with the running node's state (with --nats-url: the node must be serving) and list each difference; exits 1 when there is one")
+		fs.BoolVar(&o.progress, "progress", isTerminal(o.progressTo), "show a progress bar on stderr (default: when it is a terminal)")
 	}},
 	"repair": {args: "GROUP", nargs: 1, run: runRepair, flags: func(fs *flag.FlagSet, o *journalOptions) {
 		fs.BoolVar(&o.yes, "yes", false, "remove without asking")
@@ -342,23 +347,47 @@ type replaySummary struct {
 	EventsPerSec float64 `json:"eventsPerSecond"`
 }
 
-// counting counts the events a replay reads.
+// counting counts the events a replay reads, on a progress bar if any.
 type counting struct {
 	j      *journal.Journal
 	events int
+	bar    *progressbar.ProgressBar
 }
 
 func (c *counting) Replay(ctx context.Context, fn func(group string, seq uint64, ev *messages.Event) error) error {
 	return c.j.Replay(ctx, func(group string, seq uint64, ev *messages.Event) error {
 		c.events++
+		if c.bar != nil {
+			c.bar.Add(1)
+		}
 		return fn(group, seq, ev)
 	})
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func runReplay(ctx context.Context, j *journal.Journal, o *journalOptions, args []string, out *output) error {
 	start := time.Now()
 	c := &counting{j: j}
+	if o.progress {
+		total, err := j.Events(ctx)
+		if err != nil {
+			return err
+		}
+		c.bar = progressbar.NewOptions64(int64(total), progressbar.OptionSetWriter(o.progressTo),
+			progressbar.OptionSetDescription("replaying"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("events"), progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionShowElapsedTimeOnFinish(),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(o.progressTo) }))
+	}
 	states, err := actors.Rebuild(ctx, c)
+	if c.bar != nil {
+		c.bar.Finish()
+	}
 	if err != nil {
 		return fmt.Errorf("replay: %w (tally-node journal verify lists every bad event)", err)
 	}

@@ -205,6 +205,14 @@ func TestJournalTools(t *testing.T) {
 		}
 		return fmt.Sprint(s)
 	}
+	// A progress bar when asked (by default when stderr is a terminal,
+	// which here it is not).
+	if _, errOut, _ := tool(t, "", append([]string{"replay", "--progress"}, data...)...); !strings.Contains(errOut, "replaying 100%") || !strings.Contains(errOut, "(5/5") {
+		t.Errorf("replay --progress drew no bar that ends at 5 of 5 events: %q", errOut)
+	}
+	if _, errOut, _ := tool(t, "", append([]string{"replay"}, data...)...); strings.Contains(errOut, "replaying") {
+		t.Errorf("replay drew a progress bar on a stderr that is no terminal: %q", errOut)
+	}
 	if a, b := replayed(data), replayed(moved); a != b || a != "{2 5 2}" {
 		t.Errorf("replay: %s before the move, %s after; want {2 5 2} both", a, b)
 	}
