@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"github.com/tallyhq/tally/metrics"
+
 	"context"
 	"errors"
 	"fmt"
@@ -73,6 +75,8 @@ type Config struct {
 	Clock Clock
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Metrics, when set, count appends, calls per append and reloads.
+	Metrics *metrics.Metrics
 
 	// PassivateAfter is how long an idle group stays in memory; after it,
 	// the group's next call reads it from the journal.

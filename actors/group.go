@@ -73,6 +73,7 @@ type group struct {
 	queue    []*pending // arrived, not yet in an append
 	inflight []*pending // in the append in flight
 	event    *messages.Event
+	sent     time.Time // when the append in flight was sent
 	// The last append's batch and event, and the callback of every append,
 	// kept for the next append so that it allocates less.
 	spareBatch []*pending
@@ -398,12 +399,25 @@ func (g *group) append(ev *messages.Event) {
 		pass := &g.pass
 		g.appendDone = func(seq uint64, err error) { pass.send(&appended{seq: seq, err: err}) }
 	}
+	if g.cfg.Metrics != nil {
+		g.sent = time.Now()
+	}
 	g.cfg.Journal.AppendAsync(g.id, g.seq, ev, g.appendDone)
 }
 
 func (g *group) onAppended(m *appended) {
 	batch, ev := g.inflight, g.event
 	g.busy, g.inflight, g.event = false, nil, nil
+	if mt := g.cfg.Metrics; mt != nil {
+		result := "ok"
+		switch {
+		case errors.Is(m.err, journal.ErrConflict):
+			result = "conflict"
+		case m.err != nil:
+			result = "error"
+		}
+		mt.Appended(len(batch), time.Since(g.sent), result)
+	}
 	switch {
 	case m.err == nil:
 		g.commit(m.seq, ev, batch)
@@ -425,6 +439,7 @@ func (g *group) onAppended(m *appended) {
 			requeue = append(requeue, p)
 		}
 		g.queue = append(requeue, g.queue...)
+		g.cfg.Metrics.Reloaded()
 		g.load(g.seq)
 	default:
 		// The append may or may not be stored: answer unknown, and reload,
@@ -435,6 +450,7 @@ func (g *group) onAppended(m *appended) {
 			g.finish(p)
 		}
 		g.recycle(batch, ev)
+		g.cfg.Metrics.Reloaded()
 		g.load(g.seq)
 	}
 }

@@ -229,3 +229,18 @@ func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (h minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{h.Handler.WithGroup(name), h.level}
 }
+
+// Stats are what a node holds in memory, for its metrics.
+type Stats struct {
+	Groups, Snapshots, Limiters int // live group actors, groups held as snapshots, live limiters
+	RequestIDs, RequestIDBytes  int // the dedupe window's table
+}
+
+// Stats counts what the node holds now.
+func (n *Node) Stats() Stats {
+	var s Stats
+	s.Groups, s.Snapshots = n.groups.counts()
+	s.Limiters, _ = n.limiters.counts()
+	s.RequestIDs, s.RequestIDBytes = n.seen.Len(), n.seen.Bytes()
+	return s
+}

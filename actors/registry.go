@@ -268,3 +268,21 @@ func (r *registry) stopAll() {
 		s.mu.Unlock()
 	}
 }
+
+// counts returns how many names have a live actor and how many are held
+// as a snapshot only (for the metrics: it takes every shard's lock in
+// turn).
+func (r *registry) counts() (live, snapshots int) {
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.RLock()
+		live += len(s.live)
+		for _, e := range s.entries {
+			if e.pid == nil && e.stop == nil && e.snap != nil {
+				snapshots++
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return live, snapshots
+}

@@ -536,6 +536,7 @@ func (c *Cluster) renew(ctx context.Context, p int) {
 	rev, err := c.leases.Update(ctx, leaseKey(p), c.lease, pt.rev)
 	switch {
 	case err == nil:
+		c.cfg.Metrics.Renewed("ok")
 		pt.rev, pt.renewed = rev, sent
 		pt.until.Store(sent + c.ttl)
 	case isWrongLastSequence(err):
@@ -548,11 +549,14 @@ func (c *Cluster) renew(ctx context.Context, p int) {
 			pt.renewed = sent - int64(c.cfg.Heartbeat)/2
 		case gerr == nil || errors.Is(gerr, jetstream.ErrKeyNotFound) || errors.Is(gerr, jetstream.ErrKeyDeleted):
 			c.log.Warn("lost the lease on a partition: it expired before its renewal", slog.Int("partition", p))
+			c.cfg.Metrics.Renewed("lost")
 			c.lose(p)
 		default:
+			c.cfg.Metrics.Renewed("failed")
 			pt.renewed = sent - int64(c.cfg.Heartbeat)/2 // cannot tell yet: it lapses unless renewed
 		}
 	default:
+		c.cfg.Metrics.Renewed("failed")
 		pt.renewed = sent - int64(c.cfg.Heartbeat)/2 // try again in half a heartbeat
 		c.log.Debug("renewing a lease failed", slog.Int("partition", p), slog.Any("error", err))
 	}

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"github.com/tallyhq/tally/metrics"
+
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,6 +59,8 @@ type Config struct {
 	LeasesBucket  string
 
 	Logger *slog.Logger
+	// Metrics, when set, count lease renewals by result.
+	Metrics *metrics.Metrics
 }
 
 // DefaultConfig returns the documented timings: leases of 4 s renewed

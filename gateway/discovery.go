@@ -10,6 +10,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+
+	"github.com/tallyhq/tally/messages"
+	"github.com/tallyhq/tally/metrics"
 )
 
 // The gateway answers the micro protocol's $SRV subjects itself, so that
@@ -22,6 +25,7 @@ type endpoint struct {
 	name, subject string
 	sub           *nats.Subscription
 
+	metrics   *metrics.Endpoint
 	requests  atomic.Int64
 	errors    atomic.Int64
 	nanos     atomic.Int64 // from taking a request to its reply, summed
@@ -29,8 +33,10 @@ type endpoint struct {
 	lastError string
 }
 
-// done records a reply, sent after taking the request for elapsed.
-func (e *endpoint) done(elapsed time.Duration, err error) {
+// done records a reply, sent after taking the request for elapsed, with
+// its error and that error's code (0 for none).
+func (e *endpoint) done(elapsed time.Duration, err error, code messages.Code) {
+	e.metrics.Done(elapsed, code)
 	e.requests.Add(1)
 	e.nanos.Add(int64(elapsed))
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tallyhq/tally/actors"
 	"github.com/tallyhq/tally/messages"
+	"github.com/tallyhq/tally/metrics"
 )
 
 // Node is what the gateway needs of the actors: calls that answer later,
@@ -62,6 +63,9 @@ type Config struct {
 	// from change fromSeq on, at most limit, read from the journal (any
 	// node reads it, so the call is never forwarded).
 	History func(ctx context.Context, group string, fromSeq uint64, limit int) (*messages.HistoryReply, error)
+	// Metrics, when set, count requests by operation and result code,
+	// their latency, the requests in flight and the calls forwarded.
+	Metrics *metrics.Metrics
 	// LeaveGrace is how long a node that left still forwards the calls
 	// other nodes send it before they know it left.
 	LeaveGrace time.Duration
@@ -166,6 +170,7 @@ func Start(nc *nats.Conn, node Node, cfg Config) (*Gateway, error) {
 		g.unsubscribe()
 		return nil, err
 	}
+	cfg.Metrics.Gauge("tally_requests_in_flight", "Requests taken and not answered yet.", func() float64 { return float64(len(g.slots)) })
 	if cfg.Router != nil {
 		sub, err := cfg.Internal.Subscribe(cfg.Router.Inbox(), g.onForward)
 		if err != nil {
@@ -189,7 +194,7 @@ func Start(nc *nats.Conn, node Node, cfg Config) (*Gateway, error) {
 }
 
 func (g *Gateway) serve(name, subject string, o op, admin bool) error {
-	e := &endpoint{name: name, subject: subject}
+	e := &endpoint{name: name, subject: subject, metrics: g.cfg.Metrics.Endpoint(opNames[o], admin)}
 	sub, err := g.nc.QueueSubscribe(subject, g.cfg.QueueGroup, g.handler(e, o, admin))
 	if err != nil {
 		g.unsubscribe()
@@ -318,7 +323,11 @@ func (r *request) respond(reply proto.Message, err error) {
 		}
 		<-g.slots
 	}()
-	r.ep.done(time.Since(r.taken), err)
+	code := messages.Code(0)
+	if err != nil {
+		code = actorsCode(err)
+	}
+	r.ep.done(time.Since(r.taken), err, code)
 	if r.reply == "" {
 		return // published without a reply subject: nobody to answer
 	}
@@ -335,7 +344,6 @@ func (r *request) respond(reply proto.Message, err error) {
 		if r.format == formatProto {
 			msg.Header.Set("Content-Type", ContentTypeProtobuf)
 		}
-		code := actorsCode(err)
 		if code == messages.Code_CODE_INTERNAL {
 			g.cfg.Logger.Warn("request failed", slog.String("subject", r.subject), slog.Any("error", err))
 		}

@@ -6,6 +6,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tallyhq/tally/messages"
+	"github.com/tallyhq/tally/metrics"
 )
 
 // Publisher publishes counter updates as JSON on <prefix>.updates.<group>.
@@ -19,6 +20,8 @@ type Publisher struct {
 	// server sets it to the server account's SubscriptionInterest; on an
 	// external server every update is published.
 	Interest func(subject string) bool
+	// Metrics, when set, count the updates published.
+	Metrics *metrics.Metrics
 }
 
 // NewPublisher returns a publisher on nc; prefix is "tally.v1".
@@ -45,4 +48,5 @@ func (p *Publisher) Publish(subject string, ups []*messages.Update) {
 			return
 		}
 	}
+	p.Metrics.Published(len(ups))
 }

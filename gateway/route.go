@@ -178,6 +178,7 @@ func (r *request) forward(inbox string, f *messages.Forward, hops uint32) {
 		r.respond(nil, fmt.Errorf("%w: forward the call: %w", actors.ErrUnavailable, err))
 		return
 	}
+	g.cfg.Metrics.Forwarded()
 	<-g.slots
 }
 

@@ -69,8 +69,11 @@ type Config struct {
 	// DedupeWindow, so that a restart finds every request ID of the window.
 	JournalKeep int
 
-	// HTTP, when set, is the address of /healthz and /readyz.
+	// HTTP, when set, is the address of /healthz, /readyz and /metrics.
 	HTTP string
+	// NATSMonitor, when set, is the address of the embedded NATS server's
+	// own monitoring endpoints (/varz, /jsz, /connz, ...).
+	NATSMonitor string
 	// ExitUnreadyAfter stops a node whose embedded journal has taken no
 	// write for this long, so that a supervisor restarts it; 0 never does.
 	ExitUnreadyAfter time.Duration
@@ -144,6 +147,13 @@ func (c Config) Validate() error {
 		errs = append(errs, c.Credentials.validate())
 	case c.NATSConfig == "":
 		if _, _, err := c.hostPort(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.NATSMonitor != "" {
+		if c.NATSURL != "" {
+			errs = append(errs, errors.New("--nats-monitor is the embedded server's; an external server has its own monitoring port"))
+		} else if _, _, err := splitHostPort("--nats-monitor", c.NATSMonitor); err != nil {
 			errs = append(errs, err)
 		}
 	}

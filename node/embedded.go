@@ -82,6 +82,16 @@ func embeddedOptions(cfg Config, prefix, nodeKey, frontKey string) (opts *server
 	if err := clusterOptions(cfg, opts); err != nil {
 		return nil, false, err
 	}
+	if cfg.NATSMonitor != "" {
+		host, port, err := splitHostPort("--nats-monitor", cfg.NATSMonitor)
+		if err != nil {
+			return nil, false, err
+		}
+		opts.HTTPHost, opts.HTTPPort = host, port
+		if port == 0 {
+			opts.HTTPPort = server.RANDOM_PORT
+		}
+	}
 	opts.JetStream = true
 	if opts.StoreDir == "" {
 		opts.StoreDir = cfg.DataDir

@@ -155,6 +155,7 @@ func (n *Node) serveHTTP(addr string) error {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("/metrics", n.metrics.Handler())
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if ok, why := n.Ready(); !ok {
 			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)

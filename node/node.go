@@ -18,6 +18,7 @@ import (
 	"github.com/tallyhq/tally/cluster"
 	"github.com/tallyhq/tally/gateway"
 	"github.com/tallyhq/tally/journal"
+	"github.com/tallyhq/tally/metrics"
 )
 
 // attemptTimeout bounds each attempt to reach JetStream at start-up; the
@@ -29,14 +30,16 @@ const attemptTimeout = time.Second
 
 // Node is a running tally node.
 type Node struct {
-	cfg   Config
-	tool  bool // opened by OpenJournal: no client listener
-	log   *slog.Logger
-	lock  *dirLock
-	ns    *server.Server // nil on an external NATS server
-	user  nodeUser       // the node in ServiceAccount
-	front *nodeUser      // the gateway in ClientAccount, when it serves from there
-	url   string
+	cfg  Config
+	tool bool // opened by OpenJournal: no client listener
+	// metrics are served on --http at /metrics
+	metrics *metrics.Metrics
+	log     *slog.Logger
+	lock    *dirLock
+	ns      *server.Server // nil on an external NATS server
+	user    nodeUser       // the node in ServiceAccount
+	front   *nodeUser      // the gateway in ClientAccount, when it serves from there
+	url     string
 
 	stopOnce sync.Once
 	stopErr  error
@@ -63,7 +66,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, health: health{failed: make(chan struct{})}}
+	n := &Node{cfg: cfg, log: cfg.Logger, health: health{failed: make(chan struct{})}, metrics: metrics.New()}
 	if err := n.start(ctx); err != nil {
 		n.close()
 		return nil, err
@@ -122,7 +125,7 @@ func (n *Node) start(ctx context.Context) error {
 		}
 		gcfg.Router, gcfg.Internal, gcfg.Leave = n.cluster, ic, n.cluster.Stop
 	}
-	gcfg.History = n.history
+	gcfg.History, gcfg.Metrics = n.history, n.metrics
 	if err := n.startActors(ctx, gcfg.Prefix); err != nil {
 		return err
 	}
@@ -215,7 +218,7 @@ func (n *Node) joinCluster(ctx context.Context, js jetstream.JetStream, replicas
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	cfg := cluster.DefaultConfig()
-	cfg.Name, cfg.Replicas, cfg.Logger = n.cfg.Name, replicas, n.log
+	cfg.Name, cfg.Replicas, cfg.Logger, cfg.Metrics = n.cfg.Name, replicas, n.log, n.metrics
 	// One identity for every attempt below.
 	cfg.Inbox, cfg.Started = cluster.NewInbox(cfg.Prefix), time.Now()
 	// An attempt may wait for a crashed process's member record of the
@@ -333,8 +336,9 @@ func (n *Node) startActors(ctx context.Context, prefix string) error {
 		return err
 	}
 	cfg := actors.DefaultConfig()
-	cfg.Journal, cfg.Logger = n.journal, n.log
+	cfg.Journal, cfg.Logger, cfg.Metrics = n.journal, n.log, n.metrics
 	pub := gateway.NewPublisher(n.updates, prefix, n.log)
+	pub.Metrics = n.metrics
 	if n.ns != nil {
 		name := ServiceAccount
 		if n.front != nil {
@@ -360,6 +364,7 @@ func (n *Node) startActors(ctx context.Context, prefix string) error {
 	if n.actors, err = actors.Start(cfg); err != nil {
 		return err
 	}
+	n.registerMetrics()
 	if n.cluster != nil {
 		// A node that takes a partition reads back the request IDs of its
 		// groups as it loads them (actors.Config.RecoverEvents).

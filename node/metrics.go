@@ -1,0 +1,23 @@
+package node
+
+import "github.com/tallyhq/tally/actors"
+
+// registerMetrics adds the gauges read from the node's parts at each
+// scrape: what the actors hold, the cluster's partitions, the fsyncs.
+func (n *Node) registerMetrics() {
+	m := n.metrics
+	stat := func(f func(s actors.Stats) int) func() float64 {
+		return func() float64 { return float64(f(n.actors.Stats())) }
+	}
+	m.Gauge("tally_groups_active", "Groups with a live actor.", stat(func(s actors.Stats) int { return s.Groups }))
+	m.Gauge("tally_groups_snapshots", "Groups held as a compact snapshot, without an actor.", stat(func(s actors.Stats) int { return s.Snapshots }))
+	m.Gauge("tally_limiters_active", "Users with a live rate-limit actor.", stat(func(s actors.Stats) int { return s.Limiters }))
+	m.Gauge("tally_request_ids", "Request IDs of the dedupe window the node remembers.", stat(func(s actors.Stats) int { return s.RequestIDs }))
+	m.Gauge("tally_request_ids_bytes", "Bytes the remembered request IDs take.", stat(func(s actors.Stats) int { return s.RequestIDBytes }))
+	if n.syncer != nil {
+		m.Counter("tally_journal_fsyncs_total", "syncfs(2) calls of --sync=always on one server.", func() float64 { return float64(n.syncer.Syncs()) })
+	}
+	if n.cluster != nil {
+		m.Gauge("tally_partitions_owned", "Partitions whose lease this node holds.", func() float64 { return float64(n.cluster.Owned()) })
+	}
+}
