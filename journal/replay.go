@@ -119,38 +119,69 @@ func (j *Journal) replay(ctx context.Context, cfg jetstream.OrderedConsumerConfi
 }
 
 // consume calls fn for each message an ordered consumer of cfg delivers,
-// up to stream sequence last or the last one pending.
+// up to stream sequence last or the last one pending. On a cluster a
+// consumer's creation can go unanswered right after the stream changed
+// leaders, and a consumer on a replica that is catching up can deliver
+// nothing for a while: either is given up after replayStall and made
+// again, from the message after the last one delivered.
 func (j *Journal) consume(ctx context.Context, cfg jetstream.OrderedConsumerConfig, last uint64, fn func(Stored) error) error {
-	cons, err := j.stream.OrderedConsumer(ctx, cfg)
+	for {
+		next, err := j.consumeOnce(ctx, cfg, last, fn)
+		if !errors.Is(err, ErrStalled) || ctx.Err() != nil {
+			return err
+		}
+		if next > 0 {
+			cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverByStartSequencePolicy, next, nil
+		}
+	}
+}
+
+// consumeOnce is one consumer's part of consume; on ErrStalled it returns
+// the stream sequence to go on from (0: from where cfg starts).
+func (j *Journal) consumeOnce(ctx context.Context, cfg jetstream.OrderedConsumerConfig, last uint64, fn func(Stored) error) (uint64, error) {
+	cctx, cancel := context.WithTimeout(ctx, replayStall)
+	cons, err := j.stream.OrderedConsumer(cctx, cfg)
+	cancel()
 	if err != nil {
-		return fmt.Errorf("journal: read: consumer: %w", err)
+		if ctx.Err() == nil && Unanswered(err) {
+			return 0, ErrStalled
+		}
+		return 0, fmt.Errorf("journal: read: consumer: %w", err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(replayBatch))
 	if err != nil {
-		return fmt.Errorf("journal: read: %w", err)
+		return 0, fmt.Errorf("journal: read: %w", err)
 	}
 	defer it.Stop()
+	var next uint64
 	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
+		nctx, cancel := context.WithTimeout(ctx, replayStall)
+		msg, err := it.Next(jetstream.NextContext(nctx))
+		stalled := nctx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if stalled {
+			return next, ErrStalled
+		}
 		if err != nil {
-			return fmt.Errorf("journal: read: %w", err)
+			return 0, fmt.Errorf("journal: read: %w", err)
 		}
 		meta, err := msg.Metadata()
 		if err != nil {
-			return fmt.Errorf("journal: read: %w", err)
+			return 0, fmt.Errorf("journal: read: %w", err)
 		}
 		group, ok := j.Group(msg.Subject())
 		if !ok {
-			return fmt.Errorf("journal: read: subject %s: %w", msg.Subject(), ErrCorrupt)
+			return 0, fmt.Errorf("journal: read: subject %s: %w", msg.Subject(), ErrCorrupt)
 		}
 		s := Stored{Group: group, Seq: meta.Sequence.Stream, Time: meta.Timestamp, Data: msg.Data()}
 		if err := fn(s); err != nil {
-			return err
+			return 0, err
 		}
+		next = s.Seq + 1
 		// The stream's last sequence may be a message deleted since (a
 		// repair): the consumer's count of what is left ends the read.
 		if s.Seq >= last || meta.NumPending == 0 {
-			return nil
+			return 0, nil
 		}
 	}
 }

@@ -82,11 +82,49 @@ func (j *Journal) Scan(ctx context.Context, group string, from uint64, fn func(S
 	if from > last {
 		return nil
 	}
+	if group != "" {
+		// A group's first events are read one by one through the leader:
+		// most histories are short, and a get needs no consumer, which on
+		// a cluster can take a second to deliver.
+		var done bool
+		var err error
+		if from, done, err = j.scanGets(ctx, group, max(from, 1), last, fn); err != nil || done {
+			return err
+		}
+	}
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}}
 	if from > 1 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
 	}
 	return j.consume(ctx, cfg, last, fn)
+}
+
+// scanGets is how many of a group's events Scan reads by gets before it
+// reads on through a consumer.
+const scanGets = 256
+
+// scanGets reads group's events from stream sequence from on by gets, up
+// to scanGets of them; done says whether it reached last, and next is
+// where a consumer goes on.
+func (j *Journal) scanGets(ctx context.Context, group string, from, last uint64, fn func(Stored) error) (next uint64, done bool, err error) {
+	subject := j.Subject(group)
+	for range scanGets {
+		msg, err := j.stream.GetMsg(ctx, from, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return 0, true, nil
+		}
+		if err != nil {
+			return 0, false, fmt.Errorf("journal: scan %s: %w", group, err)
+		}
+		if err := fn(Stored{Group: group, Seq: msg.Sequence, Time: msg.Time, Data: msg.Data}); err != nil {
+			return 0, false, err
+		}
+		if msg.Sequence >= last {
+			return 0, true, nil
+		}
+		from = msg.Sequence + 1
+	}
+	return from, false, nil
 }
 
 // Remove deletes the stored message at stream sequence seq, which must be

@@ -3,6 +3,8 @@ package journal_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -81,5 +83,45 @@ func TestScanAndRemove(t *testing.T) {
 	seqs = nil
 	if err := b.Scan(ctx, "", 0, func(s journal.Stored) error { seqs = append(seqs, s.Seq); return nil }); err != nil || len(seqs) != 2 {
 		t.Errorf("Scan after Remove: %v %v, want 2 messages", err, seqs)
+	}
+}
+
+// TestScanLongGroup reads a group of more events than Scan gets one by
+// one: the consumer goes on from the first event the gets left, and a
+// scan from a later sequence starts there.
+func TestScanLongGroup(t *testing.T) {
+	js := journaltest.JetStream(t, journaltest.Connect(t, journaltest.StartServer(t)))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	j, err := journal.Open(ctx, js, journal.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []uint64
+	var last uint64
+	for v := int64(1); v <= 300; v++ {
+		ev := &messages.Event{PrevSeq: last, Changes: []*messages.Change{{Seq: uint64(v), Op: messages.Op_OP_INCREASE, Key: "k", Amount: 1, Value: v}},
+			State: &messages.GroupState{Counters: map[string]int64{"k": v}, Version: uint64(v)}}
+		if last, err = j.Append(ctx, "long", last, ev); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, last)
+		if _, err := j.Append(ctx, fmt.Sprintf("other%d", v), 0, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []uint64
+	if err := j.Scan(ctx, "long", 0, func(s journal.Stored) error { got = append(got, s.Seq); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Scan of 300 events gave %d: %v...", len(got), got[:min(len(got), 5)])
+	}
+	got = nil
+	if err := j.Scan(ctx, "long", want[200], func(s journal.Stored) error { got = append(got, s.Seq); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want[200:]) {
+		t.Errorf("Scan from %d gave %d events, want %d", want[200], len(got), len(want[200:]))
 	}
 }
