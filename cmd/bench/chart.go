@@ -76,6 +76,11 @@ func writeChart(path string, r report) error {
 		draw.Draw(img, image.Rect(x, panelH+35, x+12, panelH+47), &image.Uniform{palette[sys]}, image.Point{}, draw.Src)
 		text(img, x+16, panelH+46, sys, color.Black)
 	}
+	return writePNG(path, img)
+}
+
+// writePNG writes img to path as a PNG.
+func writePNG(path string, img image.Image) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err

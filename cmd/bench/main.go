@@ -52,6 +52,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.BoolVar(&o.profile, "profile", false, "write CPU and allocation profiles of the tally node for each workload (first round), its live heap at the end of w1-w3, and heap profiles for the memory measurement, to -out; with -cluster, of every node of each setup and of the forwarding measurement (first round)")
 	quick := fs.Bool("quick", false, "short run: 1 s warm-up, 3 s per workload, smaller extras")
 	cluster := fs.Bool("cluster", false, "measure w1 and w2 on three nodes of one cluster (clients on one node, on all three, and with one replica) against one node, the cost of a forwarded call, and the write pauses of a SIGKILL and of a rolling restart, instead of the peers")
+	dashboard := fs.Bool("dashboard", false, "draw deploy/monitoring's Grafana dashboard over a run of w1-w3 on one node into -out/dashboard.png, from the series Debian's Prometheus (installed when missing) scraped, instead of the peers")
 	baseline := fs.String("baseline", "", "compare tally built from this checkout with this one on w1-w3 (alternating rounds), instead of the peers")
 	rounds := fs.Int("rounds", 3, "rounds of w1-w3: each round measures every system once, in alternating order, and the report gives each row's median round and the median of the per-round ratios; with -baseline, alternating rounds of the two builds")
 	if err := fs.Parse(args); err != nil {
@@ -96,6 +97,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *cluster {
 		return b.cluster(ctx, *rounds, stdout)
+	}
+	if *dashboard {
+		if err := os.MkdirAll(o.out, 0o755); err != nil {
+			return err
+		}
+		return b.dashboard(ctx, filepath.Join(o.out, "dashboard.png"))
 	}
 	rep := report{
 		Cores:   runtime.NumCPU(),

@@ -206,19 +206,22 @@ func waitRedisLoaded(p *proc) error {
 	return errors.New("redis still loading after 5 minutes")
 }
 
-func installRedis() error {
+func installRedis() error { return installDebian("redis-server", "redis-server") }
+
+// installDebian installs a Debian package, and stops the system-wide
+// service the package starts: the benchmark runs its own.
+func installDebian(pkg, service string) error {
 	if os.Geteuid() != 0 {
-		return errors.New("redis-server is missing and installing it needs root")
+		return fmt.Errorf("%s is missing and installing it needs root", pkg)
 	}
-	for _, args := range [][]string{{"update"}, {"install", "-y", "redis-server"}} {
+	for _, args := range [][]string{{"update"}, {"install", "-y", pkg}} {
 		cmd := exec.Command("apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("apt-get %s: %w: %s", args[0], err, out)
 		}
 	}
-	// The package starts a system-wide server; the benchmark runs its own.
-	exec.Command("service", "redis-server", "stop").Run()
+	exec.Command("service", service, "stop").Run()
 	return nil
 }
 
