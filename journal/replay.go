@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -110,9 +111,9 @@ func (j *Journal) replay(ctx context.Context, cfg jetstream.OrderedConsumerConfi
 		return nil // nothing stored since
 	}
 	return j.consume(ctx, cfg, info.State.LastSeq, func(s Stored) error {
-		ev, err := decode(s.Data, j.Subject(s.Group), s.Seq)
+		ev, err := decodeEvent(s.Data)
 		if err != nil {
-			return err
+			return fmt.Errorf("event %d on %s: %w: %w", s.Seq, j.Subject(s.Group), ErrCorrupt, err)
 		}
 		return fn(s.Group, s.Seq, ev)
 	})
@@ -153,18 +154,32 @@ func (j *Journal) consumeOnce(ctx context.Context, cfg jetstream.OrderedConsumer
 		return 0, fmt.Errorf("journal: read: %w", err)
 	}
 	defer it.Stop()
+	// A watchdog rather than a timeout per message: a replay reads
+	// hundreds of thousands per second, and a context each would cost a
+	// sixth of the rate.
+	wctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	var progress atomic.Int64
+	progress.Store(time.Now().UnixNano())
+	var watch *time.Timer
+	watch = time.AfterFunc(replayStall, func() {
+		if idle := time.Since(time.Unix(0, progress.Load())); idle >= replayStall {
+			stop(ErrStalled)
+		} else {
+			watch.Reset(replayStall - idle)
+		}
+	})
+	defer watch.Stop()
 	var next uint64
 	for {
-		nctx, cancel := context.WithTimeout(ctx, replayStall)
-		msg, err := it.Next(jetstream.NextContext(nctx))
-		stalled := nctx.Err() != nil && ctx.Err() == nil
-		cancel()
-		if stalled {
-			return next, ErrStalled
-		}
+		msg, err := it.Next(jetstream.NextContext(wctx))
 		if err != nil {
+			if ctx.Err() == nil && errors.Is(context.Cause(wctx), ErrStalled) {
+				return next, ErrStalled
+			}
 			return 0, fmt.Errorf("journal: read: %w", err)
 		}
+		progress.Store(time.Now().UnixNano())
 		meta, err := msg.Metadata()
 		if err != nil {
 			return 0, fmt.Errorf("journal: read: %w", err)
