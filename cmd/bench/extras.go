@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -17,10 +19,13 @@ import (
 )
 
 type extras struct {
-	ReplayEvents     int         `json:"replay_events"`
-	ReplayGroups     int         `json:"replay_groups"`
-	ReplaySeconds    float64     `json:"replay_seconds"`
-	ReplayPerS       float64     `json:"replay_events_per_s"`
+	ReplayEvents  int     `json:"replay_events"`
+	ReplayGroups  int     `json:"replay_groups"`
+	ReplaySeconds float64 `json:"replay_seconds"`
+	ReplayPerS    float64 `json:"replay_events_per_s"`
+	// The same journal replayed by tally-node journal replay, a process
+	// on the stopped node's data directory.
+	ToolReplayPerS   float64     `json:"tool_replay_events_per_s"`
 	ActivationGroups int         `json:"activation_groups"`
 	ActivationP50ms  float64     `json:"activation_p50_ms"`
 	ActivationP99ms  float64     `json:"activation_p99_ms"`
@@ -110,6 +115,24 @@ func (b *bench) replay(e *extras) error {
 		return fmt.Errorf("replay rebuilt %d groups, r0 n=%d", len(states), states["r0"].GetCounters()["n"])
 	}
 	e.ReplayEvents, e.ReplayGroups, e.ReplaySeconds, e.ReplayPerS = n, groups, d.Seconds(), float64(n)/d.Seconds()
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := tn.Stop(sctx); err != nil {
+		return err
+	}
+	b.logf("replay: tally-node journal replay ...")
+	out, err := exec.Command(b.tallyBin, "journal", "replay", "--json", "--data", cfg.DataDir).Output()
+	if err != nil {
+		return fmt.Errorf("tally-node journal replay: %w", err)
+	}
+	var tool struct {
+		Events       int     `json:"events"`
+		EventsPerSec float64 `json:"eventsPerSecond"`
+	}
+	if err := json.Unmarshal(out, &tool); err != nil || tool.Events != n {
+		return fmt.Errorf("tally-node journal replay said %s (%v), want %d events", out, err, n)
+	}
+	e.ToolReplayPerS = tool.EventsPerSec
 	return nil
 }
 

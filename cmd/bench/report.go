@@ -53,7 +53,7 @@ func (r *report) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\ntally alone (--sync=interval):\n")
 	if e.ReplayEvents > 0 {
-		fmt.Fprintf(w, "  journal replay: %d events over %d groups in %.2f s: %.0f events/s\n", e.ReplayEvents, e.ReplayGroups, e.ReplaySeconds, e.ReplayPerS)
+		fmt.Fprintf(w, "  journal replay: %d events over %d groups in %.2f s: %.0f events/s; tally-node journal replay: %.0f events/s\n", e.ReplayEvents, e.ReplayGroups, e.ReplaySeconds, e.ReplayPerS, e.ToolReplayPerS)
 	}
 	if e.ActivationGroups > 0 {
 		fmt.Fprintf(w, "  group activation (first get after a restart, one at a time): p50 %.3f ms, p99 %.3f ms over %d groups\n", e.ActivationP50ms, e.ActivationP99ms, e.ActivationGroups)
