@@ -147,9 +147,24 @@ func TestJournalTools(t *testing.T) {
 			t.Errorf("history entries %d and %d are out of order: %+v, %+v", i-1, i, got[i-1], got[i])
 		}
 	}
-	out, _, _ = tool(t, "", append([]string{"history", "room", "--json", "--from", "2", "--limit", "2"}, data...)...)
-	if page := jsonLines[audit.Entry](t, out); len(page) != 2 || page[0].Seq != 2 || page[1].Seq != 3 {
-		t.Errorf("history --from 2 --limit 2 gave %+v, want changes 2 and 3", page)
+	for _, c := range []struct {
+		args []string
+		want []uint64
+	}{
+		{[]string{"--from", "2", "--limit", "2"}, []uint64{2, 3}},
+		{[]string{"--to", "2"}, []uint64{1, 2}},
+		{[]string{"--from", between.UTC().Format(time.RFC3339Nano)}, []uint64{2, 3, 4}},
+		{[]string{"--to", between.UTC().Format(time.RFC3339Nano)}, []uint64{1}},
+		{[]string{"--from", "3", "--to", "3"}, []uint64{3}},
+	} {
+		out, errOut, code := tool(t, "", append(append([]string{"history", "room", "--json"}, c.args...), data...)...)
+		var seqs []uint64
+		for _, e := range jsonLines[audit.Entry](t, out) {
+			seqs = append(seqs, e.Seq)
+		}
+		if code != 0 || !cmp.Equal(seqs, c.want) {
+			t.Errorf("history %v gave changes %v (exit %d, %s), want %v", c.args, seqs, code, errOut, c.want)
+		}
 	}
 	// The table form names the users, and the admin's calls as such.
 	out, _, _ = tool(t, "", append([]string{"history", "room"}, data...)...)
