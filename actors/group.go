@@ -359,7 +359,7 @@ func reused(id string) error {
 func (g *group) draft() *messages.GroupState {
 	d := g.spare
 	if d == nil {
-		return cloneState(g.state)
+		return CloneState(g.state)
 	}
 	g.spare = nil
 	clear(d.Counters)
@@ -603,12 +603,12 @@ func checkLast(ctx context.Context, j Journal, group string, ev *messages.Event,
 		if err != nil {
 			return fmt.Errorf("event %d follows event %d: %w", seq, prev, err)
 		}
-		before = cloneState(p.GetState())
+		before = CloneState(p.GetState())
 	}
 	if err := Apply(before, ev); err != nil {
 		return fmt.Errorf("event %d: %w", seq, err)
 	}
-	if !sameState(before, ev.GetState()) {
+	if !SameState(before, ev.GetState()) {
 		return fmt.Errorf("event %d carries a state its changes do not give: %w", seq, ErrCorruptEvent)
 	}
 	return nil
@@ -683,7 +683,7 @@ func (g *group) onLoaded(m *loaded) {
 		g.disown()
 		return
 	}
-	g.state, g.seq = cloneState(m.ev.GetState()), m.seq
+	g.state, g.seq = CloneState(m.ev.GetState()), m.seq
 	now := g.cfg.Clock.Now().UnixNano()
 	for _, r := range m.recent {
 		rememberChange(g.seen, g.id, r.change, r.at+int64(g.cfg.DedupeWindow), now)

@@ -24,7 +24,7 @@ func Rebuild(ctx context.Context, r Replayer) (map[string]*messages.GroupState, 
 	err := r.Replay(ctx, func(group string, seq uint64, ev *messages.Event) error {
 		st, ok := states[group]
 		if !ok && ev.GetPrevSeq() != 0 {
-			states[group], last[group] = cloneState(ev.GetState()), seq
+			states[group], last[group] = CloneState(ev.GetState()), seq
 			return nil
 		}
 		if !ok {
@@ -37,7 +37,7 @@ func Rebuild(ctx context.Context, r Replayer) (map[string]*messages.GroupState, 
 		if err := Apply(st, ev); err != nil {
 			return fmt.Errorf("group %s: event %d: %w", group, seq, err)
 		}
-		if !sameState(st, ev.GetState()) {
+		if !SameState(st, ev.GetState()) {
 			return fmt.Errorf("group %s: event %d stores a state its changes do not give: %w", group, seq, ErrCorruptEvent)
 		}
 		last[group] = seq
@@ -49,9 +49,10 @@ func Rebuild(ctx context.Context, r Replayer) (map[string]*messages.GroupState, 
 	return states, nil
 }
 
-// sameState compares two states; proto.Equal does the same by reflection,
-// several times slower, and replay compares every event.
-func sameState(a, b *messages.GroupState) bool {
+// SameState reports whether two states have the same version and
+// counters; proto.Equal does the same by reflection, several times
+// slower, and replay compares every event.
+func SameState(a, b *messages.GroupState) bool {
 	if a.GetVersion() != b.GetVersion() || len(a.GetCounters()) != len(b.GetCounters()) {
 		return false
 	}

@@ -19,7 +19,8 @@ func newState() *messages.GroupState {
 	return &messages.GroupState{Counters: map[string]int64{}}
 }
 
-func cloneState(st *messages.GroupState) *messages.GroupState {
+// CloneState returns a copy of st that shares nothing with it.
+func CloneState(st *messages.GroupState) *messages.GroupState {
 	c := maps.Clone(st.GetCounters())
 	if c == nil {
 		c = map[string]int64{}

@@ -92,22 +92,22 @@ func walk(ctx context.Context, j Journal, group string, fn func(s journal.Stored
 			var after *messages.GroupState
 			switch {
 			case state != nil:
-				after = clone(state)
+				after = actors.CloneState(state)
 				if err := actors.Apply(after, &messages.Event{Changes: []*messages.Change{c}}); err != nil {
 					return fmt.Errorf("%w: group %s, stream sequence %d: %w", ErrBadEvent, group, s.Seq, err)
 				}
 			case i == len(ev.GetChanges())-1:
-				after = clone(ev.GetState()) // what the event carries
+				after = actors.CloneState(ev.GetState()) // what the event carries
 			}
 			if err := fn(s, ev, c, state, after); err != nil {
 				return err
 			}
 			state = after
 		}
-		if state != nil && !same(state, ev.GetState()) {
+		if state != nil && !actors.SameState(state, ev.GetState()) {
 			return fmt.Errorf("%w: group %s, stream sequence %d carries a state its changes do not give", ErrBadEvent, group, s.Seq)
 		}
-		state = clone(ev.GetState())
+		state = actors.CloneState(ev.GetState())
 		return nil
 	})
 }
@@ -279,11 +279,11 @@ func (ch *chain) follow(first bool, ev *messages.Event) string {
 		if err := actors.Apply(ch.state, ev); err != nil {
 			return fmt.Sprintf("its changes do not apply: %v", err)
 		}
-		if !same(ch.state, ev.GetState()) {
+		if !actors.SameState(ch.state, ev.GetState()) {
 			return "carries a state its changes do not give"
 		}
 	}
-	ch.state = clone(ev.GetState())
+	ch.state = actors.CloneState(ev.GetState())
 	return ""
 }
 
@@ -353,15 +353,3 @@ func value(st *messages.GroupState, k string) *int64 {
 }
 
 func ptr(v int64) *int64 { return &v }
-
-func clone(st *messages.GroupState) *messages.GroupState {
-	c := maps.Clone(st.GetCounters())
-	if c == nil {
-		c = map[string]int64{}
-	}
-	return &messages.GroupState{Counters: c, Version: st.GetVersion()}
-}
-
-func same(a, b *messages.GroupState) bool {
-	return a.GetVersion() == b.GetVersion() && maps.Equal(a.GetCounters(), b.GetCounters())
-}

@@ -10,6 +10,9 @@
 // codes through actors.Code, in the micro service error headers and an
 // {"code","message"} body.
 //
+// The admin history endpoint (Config.History) reads the journal on a
+// goroutine of its own, at most a few at once, and is never forwarded.
+//
 // The gateway answers the micro protocol's $SRV.PING, $SRV.INFO and
 // $SRV.STATS itself, with statistics counted when each reply is sent.
 package gateway

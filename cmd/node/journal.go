@@ -530,16 +530,13 @@ func runExport(ctx context.Context, j *journal.Journal, o *journalOptions, args 
 	return nil
 }
 
-// errStop ends a scan early.
-var errStop = errors.New("stop")
-
 func runImport(ctx context.Context, j *journal.Journal, o *journalOptions, args []string, out *output) error {
-	err := j.Scan(ctx, "", 0, func(journal.Stored) error { return errStop })
+	held, err := j.Events(ctx)
 	switch {
-	case errors.Is(err, errStop) && !o.force:
-		return errors.New("import: the journal holds events already; import into an empty one, or give --force to add to it")
-	case err != nil && !errors.Is(err, errStop):
+	case err != nil:
 		return fmt.Errorf("import: %w", err)
+	case held > 0 && !o.force:
+		return errors.New("import: the journal holds events already; import into an empty one, or give --force to add to it")
 	}
 	n, err := audit.Import(ctx, j, o.stdin)
 	if err != nil {

@@ -267,6 +267,14 @@ func TestJournalTools(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The history over NATS names the bad event rather than skip it.
+	m, err := journaltest.ConnectURL(t, "nats://"+listen).Request("tally.v1.admin.history", []byte(`{"groupID":"room"}`), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := m.Header.Get("Nats-Service-Error-Code"), m.Header.Get("Nats-Service-Error"); code != "10002" || !strings.Contains(msg, fmt.Sprintf("stream sequence %d", ack.Sequence)) {
+		t.Errorf("history of a group with a bad event: code %q, %q; want 10002 naming event %d", code, msg, ack.Sequence)
+	}
 	stop(p)
 	out, errOut, code = tool(t, "", append([]string{"verify", "--json"}, data...)...)
 	if code == 0 {
@@ -314,7 +322,9 @@ func TestJournalToolsRefuseBadInput(t *testing.T) {
 		t.Errorf("verify on a running node's data exited %d: %s", code, errOut)
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	p.wait(t)
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("node exited %d", code)
+	}
 	for _, args := range [][]string{
 		{},
 		{"nope"},

@@ -141,8 +141,10 @@ func TestMetrics(t *testing.T) {
 	if got, _ := value(m, "tally_journal_calls_per_append", map[string]string{}); got != appends {
 		t.Errorf("calls per append observed %v appends, want %v", got, appends)
 	}
-	if f := m["tally_journal_calls_per_append"]; f == nil || f.GetMetric()[0].GetHistogram().GetSampleSum() != 21 {
-		t.Errorf("calls per append sum to %v, want the 21 writes", f.GetMetric()[0].GetHistogram().GetSampleSum())
+	if f := m["tally_journal_calls_per_append"]; f == nil || len(f.GetMetric()) != 1 {
+		t.Errorf("calls per append: %v, want one histogram", f)
+	} else if sum := f.GetMetric()[0].GetHistogram().GetSampleSum(); sum != 21 {
+		t.Errorf("calls per append sum to %v, want the 21 writes", sum)
 	}
 	// Updates: 20 increases and a set of two keys.
 	if got, _ := value(m, "tally_updates_published_total", map[string]string{}); got != 22 {
