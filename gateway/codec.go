@@ -65,7 +65,7 @@ func decodeJSON(data []byte, v any) error {
 	var syntaxErr *json.SyntaxError
 	switch {
 	case err == nil:
-		return nil
+		return checkMembers(data, fieldNames(reflect.TypeOf(v).Elem()))
 	case errors.As(err, &typeErr):
 		if typeErr.Field == "counters" && typeErr.Type.Kind() == reflect.Int64 {
 			return fmt.Errorf("%w: every counter must be %s, not a JSON %s", actors.ErrInvalidParameter, jsonKind(typeErr.Type), typeErr.Value)

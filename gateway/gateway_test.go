@@ -120,6 +120,17 @@ func TestErrors(t *testing.T) {
 		{"lone high surrogate", "set", `{"groupID":"u8","counters":{"k\ud800":1}}`, 10004},
 		{"lone low surrogate", "increase", `{"groupID":"u8","key":"\udc00k","value":1}`, 10004},
 		{"high surrogate then a letter", "increase", `{"groupID":"u8","key":"\ud83dx","value":1}`, 10004},
+		// Field names are exact: a proxy that reads JSON otherwise must
+		// not be shown one request while tally acts on another.
+		{"field names in capitals", "increase", `{"GROUPID":"u8","KEY":"k","VALUE":3}`, 10004},
+		{"one field name in another case", "increase", `{"groupID":"u8","key":"k","Value":3}`, 10004},
+		{"field name folded by Unicode", "increase", `{"groupID":"u8","key":"k","value":1,"requeſtID":"r"}`, 10004},
+		{"group ID twice", "increase", `{"groupID":"g","groupID":"u8","key":"k","value":1}`, 10004},
+		{"group ID twice, once escaped", "increase", `{"groupID":"g","group\u0049D":"u8","key":"k","value":1}`, 10004},
+		{"counters twice", "set", `{"groupID":"u8","counters":{"a":1},"counters":{"b":2}}`, 10004},
+		{"a counter twice", "set", `{"groupID":"u8","counters":{"a":1,"a":2}}`, 10004},
+		{"a counter twice, once escaped", "set", `{"groupID":"u8","counters":{"a":1,"\u0061":2}}`, 10004},
+		{"key list twice", "get", `{"groupID":"u8","keyList":["a"],"keyList":["b"]}`, 10004},
 		{"invalid UTF-8 in a request ID", "increase", "{\"groupID\":\"u8\",\"key\":\"k\",\"value\":1,\"requestID\":\"\xff\"}", 10004},
 	}
 	for _, tt := range tests {
@@ -158,6 +169,11 @@ func TestErrors(t *testing.T) {
 		t.Errorf("increase of a key with a surrogate pair and an escaped backslash = %s", got.Data)
 	}
 	next(t, ups) // u8's
+	// Unknown fields stay ignored, whatever they hold.
+	if got := e.request(t, "tally.v1.admin.increase", []byte(`{"groupID":"u8","key":"k","value":1,"extra":{"a":1,"a":2,"GROUPID":3},"more":[{"x":"\u00e9"},[],"]}"]}`), false); string(got.Data) != `{"groupID":"u8","key":"k","value":1}` {
+		t.Errorf("increase with unknown fields = %s", got.Data)
+	}
+	next(t, ups)
 	// The first update after the refused requests is this write's.
 	e.request(t, "tally.v1.admin.increase", []byte(`{"groupID":"g","key":"k1","value":1}`), false)
 	if m := next(t, ups); string(m.Data) != `{"groupID":"g","key":"k1","value":2,"seq":2}` {
