@@ -52,6 +52,6 @@ func rememberChange(t *dedupe.Table, group string, c *messages.Change, expires, 
 	if c.GetOp() == messages.Op_OP_DELETE {
 		fp = c.GetRequestHash() // its keys are those removed, not those asked for
 	}
-	t.Put(t.Key(group, c.GetRequestId()), dedupe.Outcome{Fingerprint: fp, Seq: c.GetSeq(), Value: c.GetValue()}, expires, now)
+	t.Put(t.Key(group, c.GetUser(), c.GetRequestId()), dedupe.Outcome{Fingerprint: fp, Seq: c.GetSeq(), Value: c.GetValue()}, expires, now)
 	return true
 }

@@ -81,7 +81,7 @@ type group struct {
 	appendDone func(seq uint64, err error)
 	updates    string // the subject of the group's updates, once known
 
-	waiting map[string]*pending // request IDs of queued and in-flight commands
+	waiting map[dedupe.Key]*pending // request IDs (by user) of queued and in-flight commands
 
 	lastAppend int64 // unix nanos, by the system clock, of the last append's start
 	paced      bool  // a wake-up is due to start the next append
@@ -210,8 +210,8 @@ func (g *group) onChange(c *call) {
 	cmd := c.change
 	p := &pending{cmd: cmd, reply: c.reply}
 	if id := cmd.GetRequestId(); id != "" {
-		p.id, p.fp = g.seen.Key(g.id, id), fingerprint(cmd)
-		if first, ok := g.waiting[id]; ok {
+		p.id, p.fp = g.seen.Key(g.id, cmd.GetUser(), id), fingerprint(cmd)
+		if first, ok := g.waiting[p.id]; ok {
 			if first.fp != p.fp {
 				p.reply(nil, reused(id))
 				return
@@ -220,9 +220,9 @@ func (g *group) onChange(c *call) {
 			return
 		}
 		if g.waiting == nil {
-			g.waiting = map[string]*pending{}
+			g.waiting = map[dedupe.Key]*pending{}
 		}
-		g.waiting[id] = p
+		g.waiting[p.id] = p
 	}
 	g.queue = append(g.queue, p)
 	g.flush()
@@ -507,8 +507,8 @@ func (g *group) finish(p *pending) {
 	for _, d := range p.dups {
 		d(res, p.err)
 	}
-	if id := p.cmd.GetRequestId(); id != "" && g.waiting[id] == p {
-		delete(g.waiting, id)
+	if p.cmd.GetRequestId() != "" && g.waiting[p.id] == p {
+		delete(g.waiting, p.id)
 	}
 }
 

@@ -405,3 +405,57 @@ func TestReusedIDWhilePending(t *testing.T) {
 		t.Errorf("k = %d, want 1", v)
 	}
 }
+
+// TestRequestIDsAreScopedByUser writes under one request ID as alice, bob
+// and a trusted back end: each is its own write, also while another's is
+// pending and after a restart, and each user's retry gets its own first
+// reply.
+func TestRequestIDsAreScopedByUser(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	inc := func(by int64) *messages.Change {
+		c := increase("k", by)
+		c.RequestId = "same"
+		return c
+	}
+	// In flight together: none is taken for a copy of another.
+	done := make(chan error, 3)
+	for i, user := range []string{"alice", "bob", ""} {
+		e.node.SubmitChange(user, "g", inc(int64(i+1)), func(_ proto.Message, err error) { done <- err })
+	}
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v := get(t, e.node, "g")["k"]; v != 6 {
+		t.Fatalf("k = %d after alice's 1, bob's 2 and the back end's 3 under one ID, want 6", v)
+	}
+	// Their retries, now and after a restart, change nothing; another
+	// request under one's own ID is refused.
+	check := func(t *testing.T, n *actors.Node) {
+		t.Helper()
+		for i, user := range []string{"alice", "bob", ""} {
+			if _, err := n.Change(ctx, user, "g", inc(int64(i+1))); err != nil {
+				t.Errorf("retry by %q: %v", user, err)
+			}
+			if _, err := n.Change(ctx, user, "g", inc(10)); !errors.Is(err, actors.ErrInvalidParameter) {
+				t.Errorf("another request under %q's ID: %v, want ErrInvalidParameter", user, err)
+			}
+		}
+		if v := get(t, n, "g")["k"]; v != 6 {
+			t.Errorf("k = %d after the retries, want 6", v)
+		}
+	}
+	check(t, e.node)
+	e.node.Stop()
+	again := startNode(t, e.journal, e.clock, e.pub, nil)
+	if n, err := again.Recover(ctx, e.journal); err != nil || n != 3 {
+		t.Fatalf("Recover = %d, %v; want 3 request IDs", n, err)
+	}
+	check(t, again)
+	// A user not seen before writes under the ID as its own.
+	if got := change(t, again, "carol", "g", inc(4)); got.GetValue() != 10 {
+		t.Errorf("carol's write under a used ID = %d, want 10", got.GetValue())
+	}
+}

@@ -126,6 +126,9 @@ func (n *Node) SubmitChange(user, group string, cmd *messages.Change, reply Repl
 		reply(nil, err)
 		return
 	}
+	if user != "" {
+		cmd.User = user // the journal's record, and the scope of its request ID
+	}
 	n.submit(user, &call{group: group, change: cmd, reply: reply})
 }
 

@@ -39,19 +39,27 @@ func New() *Table {
 	return &Table{seedHi: maphash.MakeSeed(), seedLo: maphash.MakeSeed()}
 }
 
-// Key hashes a group and a request ID.
-func (t *Table) Key(group, requestID string) Key {
+// Key hashes a group, the user who wrote (empty for the admin subjects)
+// and a request ID: request IDs are scoped by their user, so that one
+// user's ID never matches another's write.
+func (t *Table) Key(group, user, requestID string) Key {
 	var h maphash.Hash
 	h.SetSeed(t.seedHi)
-	h.WriteString(group)
-	h.WriteByte(0)
-	h.WriteString(requestID)
+	writeKey(&h, group, user, requestID)
 	hi := h.Sum64()
 	h.SetSeed(t.seedLo)
+	writeKey(&h, group, user, requestID)
+	return Key{hi: hi, lo: h.Sum64()}
+}
+
+// writeKey writes the parts of a key, each ended by a zero byte, which no
+// group or user ID holds.
+func writeKey(h *maphash.Hash, group, user, requestID string) {
 	h.WriteString(group)
 	h.WriteByte(0)
+	h.WriteString(user)
+	h.WriteByte(0)
 	h.WriteString(requestID)
-	return Key{hi: hi, lo: h.Sum64()}
 }
 
 func (t *Table) shard(k Key) *shard { return &t.shards[k.hi%shards] }

@@ -24,7 +24,7 @@ func TestAgainstAMap(t *testing.T) {
 	for step := range 200_000 {
 		now += int64(r.IntN(3))
 		id := fmt.Sprintf("r%d", r.IntN(5_000))
-		k := tab.Key("g", id)
+		k := tab.Key("g", "u", id)
 		switch r.IntN(3) {
 		case 0:
 			o := dedupe.Outcome{Fingerprint: r.Uint64(), Seq: uint64(step), Value: r.Int64()}
@@ -46,20 +46,26 @@ func TestAgainstAMap(t *testing.T) {
 	}
 }
 
-// TestGroupsAreApart checks that one request ID in two groups is two keys.
-func TestGroupsAreApart(t *testing.T) {
+// TestKeysAreApart checks that one request ID in two groups, or of two
+// users, is two keys.
+func TestKeysAreApart(t *testing.T) {
 	tab := dedupe.New()
-	tab.Put(tab.Key("g1", "r"), dedupe.Outcome{Value: 1}, 100, 0)
-	if _, ok := tab.Get(tab.Key("g2", "r"), 0); ok {
-		t.Error("g2's r found after a put of g1's r")
+	tab.Put(tab.Key("g1", "alice", "r"), dedupe.Outcome{Value: 1}, 100, 0)
+	for _, k := range []struct{ group, user, id string }{
+		{"g2", "alice", "r"},
+		{"g1", "bob", "r"},
+		{"g1", "", "r"}, // the admin subjects' user
+		{"g", "1alice", "r"},
+		{"g1", "alic", "er"},
+	} {
+		if _, ok := tab.Get(tab.Key(k.group, k.user, k.id), 0); ok {
+			t.Errorf("%q found after a put of (g1, alice, r)", k)
+		}
 	}
-	if _, ok := tab.Get(tab.Key("g", "1r"), 0); ok {
-		t.Error(`("g", "1r") found after a put of ("g1", "r")`)
-	}
-	if o, ok := tab.Get(tab.Key("g1", "r"), 99); !ok || o.Value != 1 {
+	if o, ok := tab.Get(tab.Key("g1", "alice", "r"), 99); !ok || o.Value != 1 {
 		t.Errorf("g1's r = %v, %v", o, ok)
 	}
-	if _, ok := tab.Get(tab.Key("g1", "r"), 100); ok {
+	if _, ok := tab.Get(tab.Key("g1", "alice", "r"), 100); ok {
 		t.Error("g1's r found at its expiry")
 	}
 }
@@ -76,7 +82,7 @@ func TestSize(t *testing.T) {
 func fill(n int) *dedupe.Table {
 	tab := dedupe.New()
 	for i := range n {
-		tab.Put(tab.Key(fmt.Sprintf("g%d", i%10_000), fmt.Sprintf("%020d", i)), dedupe.Outcome{Seq: uint64(i)}, 1<<62, 0)
+		tab.Put(tab.Key(fmt.Sprintf("g%d", i%10_000), "u", fmt.Sprintf("%020d", i)), dedupe.Outcome{Seq: uint64(i)}, 1<<62, 0)
 	}
 	return tab
 }
@@ -101,7 +107,7 @@ func BenchmarkPutGet(b *testing.B) {
 	tab := dedupe.New()
 	keys := make([]dedupe.Key, 1<<16)
 	for i := range keys {
-		keys[i] = tab.Key("group", fmt.Sprintf("request-%d", i))
+		keys[i] = tab.Key("group", "u", fmt.Sprintf("request-%d", i))
 	}
 	b.ResetTimer()
 	for i := range b.N {

@@ -292,6 +292,23 @@ func TestDeleteJSON(t *testing.T) {
 	}
 }
 
+// TestRequestIDOfAnotherUser sends bob's write under the request ID of
+// alice's, body and all: it is bob's own write, applied.
+func TestRequestIDOfAnotherUser(t *testing.T) {
+	e := newEnv(t)
+	inc := []byte(`{"groupID":"g","key":"k","value":1,"requestID":"r1"}`)
+	for _, step := range []struct{ subject, want string }{
+		{"tally.v1.user.alice.increase", `{"groupID":"g","key":"k","value":1}`},
+		{"tally.v1.user.bob.increase", `{"groupID":"g","key":"k","value":2}`},
+		{"tally.v1.admin.increase", `{"groupID":"g","key":"k","value":3}`},
+		{"tally.v1.user.bob.increase", `{"groupID":"g","key":"k","value":2}`}, // bob's retry
+	} {
+		if m := e.request(t, step.subject, inc, false); string(m.Data) != step.want {
+			t.Errorf("%s = %s, want %s", step.subject, m.Data, step.want)
+		}
+	}
+}
+
 func TestRateLimitOverNATS(t *testing.T) {
 	e := newEnv(t)
 	inc := []byte(`{"groupID":"g","key":"k","value":1}`)
