@@ -53,14 +53,35 @@ type Publisher interface {
 }
 
 // Clock tells the time; tests pass a fake one to move rate-limit windows
-// without sleeping.
+// without sleeping. Now, the wall clock, stamps events; Mono, a clock that
+// never steps, times the rate limits and the dedupe window, so that a wall
+// clock set back or forward neither refuses a user for an hour nor
+// forgets a request ID early.
 type Clock interface {
 	Now() time.Time
+	// Mono is nanoseconds on a clock that only moves forward, from an
+	// arbitrary zero.
+	Mono() int64
 }
 
 type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
+
+// monoZero is the system clock's monotonic zero: time.Since reads Go's
+// monotonic clock.
+var monoZero = time.Now()
+
+func (systemClock) Mono() int64 { return int64(time.Since(monoZero)) }
+
+// expiry returns the monotonic time now and when an entry of the dedupe
+// window for an event stamped at (unix nanoseconds, by the wall clock)
+// expires.
+func expiry(c Clock, window time.Duration, at int64) (now, expires int64) {
+	now = c.Mono()
+	age := max(c.Now().UnixNano()-at, 0)
+	return now, now + int64(window) - age
+}
 
 // Config configures a Node.
 type Config struct {

@@ -26,11 +26,11 @@ func (n *Node) Recover(ctx context.Context, r RecentReplayer) (int, error) {
 	// The server's clock stamps the messages, the writer's the events: a
 	// second's margin covers a skew between them.
 	since := time.Now().Add(-window - time.Second)
-	now := n.cfg.Clock.Now().UnixNano()
 	found := 0
 	err := r.ReplaySince(ctx, since, func(group string, _ uint64, ev *messages.Event) error {
+		now, expires := expiry(n.cfg.Clock, window, ev.GetUnixNano())
 		for _, c := range ev.GetChanges() {
-			if rememberChange(n.seen, group, c, ev.GetUnixNano()+int64(window), now) {
+			if rememberChange(n.seen, group, c, expires, now) {
 				found++
 			}
 		}

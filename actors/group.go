@@ -83,8 +83,8 @@ type group struct {
 
 	waiting map[dedupe.Key]*pending // request IDs (by user) of queued and in-flight commands
 
-	lastAppend int64 // unix nanos, by the system clock, of the last append's start
-	paced      bool  // a wake-up is due to start the next append
+	lastAppend time.Time // when the last append started
+	paced      bool      // a wake-up is due to start the next append
 
 	pass    passivator
 	drained bool  // passivating, and the marker came back: stop once idle
@@ -255,9 +255,9 @@ func (g *group) flush() {
 		if g.pace() {
 			return
 		}
-		now := g.cfg.Clock.Now().UnixNano()
+		now := g.cfg.Clock.Mono()
 		next := g.draft()
-		ev := g.newEvent(now)
+		ev := g.newEvent(g.cfg.Clock.Now().UnixNano())
 		batch := g.spareBatch
 		g.spareBatch = nil
 		n := 0
@@ -289,7 +289,7 @@ func (g *group) flush() {
 		}
 		ev.State = next
 		g.busy, g.inflight, g.event = true, batch, ev
-		g.lastAppend = time.Now().UnixNano()
+		g.lastAppend = time.Now()
 		g.append(ev)
 	}
 }
@@ -301,7 +301,7 @@ func (g *group) pace() bool {
 	if gap <= 0 {
 		return false
 	}
-	wait := g.lastAppend + gap - time.Now().UnixNano()
+	wait := gap - int64(time.Since(g.lastAppend))
 	if wait <= 0 {
 		return false
 	}
@@ -463,7 +463,7 @@ func (g *group) commit(seq uint64, ev *messages.Event, batch []*pending) {
 	// draft.
 	g.spare, g.state, g.seq = g.state, ev.State, seq
 	if g.cfg.DedupeWindow > 0 {
-		now, expires := g.cfg.Clock.Now().UnixNano(), ev.UnixNano+int64(g.cfg.DedupeWindow)
+		now, expires := expiry(g.cfg.Clock, g.cfg.DedupeWindow, ev.GetUnixNano())
 		for _, p := range batch {
 			if p.err == nil && p.result.GetSeq() > 0 && p.cmd.GetRequestId() != "" {
 				g.seen.Put(p.id, dedupe.Outcome{Fingerprint: p.fp, Seq: p.result.GetSeq(), Value: p.result.GetValue()}, expires, now)
@@ -684,9 +684,9 @@ func (g *group) onLoaded(m *loaded) {
 		return
 	}
 	g.state, g.seq = CloneState(m.ev.GetState()), m.seq
-	now := g.cfg.Clock.Now().UnixNano()
 	for _, r := range m.recent {
-		rememberChange(g.seen, g.id, r.change, r.at+int64(g.cfg.DedupeWindow), now)
+		now, expires := expiry(g.cfg.Clock, g.cfg.DedupeWindow, r.at)
+		rememberChange(g.seen, g.id, r.change, expires, now)
 	}
 	g.ready = true
 	writes := g.queue[:0]

@@ -70,7 +70,7 @@ func (l *limiter) Receive(ctx actor.Context) {
 	case *idleCheck:
 		// Once both windows have slid past the last admitted call the state
 		// is the same as a new limiter's, so stopping loses nothing.
-		now := l.cfg.Clock.Now().UnixNano()
+		now := l.cfg.Clock.Mono()
 		if now-max(l.writes.newest(), l.reads.newest()) >= int64(l.cfg.LimitWindow) {
 			l.pass.begin()
 		}
@@ -102,7 +102,7 @@ func (l *limiter) check(read bool) error {
 	if read {
 		w = &l.reads
 	}
-	if !w.admit(l.cfg.Clock.Now().UnixNano(), l.cfg.LimitWindow) {
+	if !w.admit(l.cfg.Clock.Mono(), l.cfg.LimitWindow) {
 		// Until the window frees a place, the gateway refuses the user's
 		// calls of this kind itself (Node.Refused).
 		l.refusals.refuse(l.user, read, w.freed(l.cfg.LimitWindow))

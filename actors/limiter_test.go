@@ -93,3 +93,45 @@ func TestIdleLimiterPassivates(t *testing.T) {
 		t.Errorf("first call after passivation = %v", err)
 	}
 }
+
+// TestWallClockSteps sets the wall clock back an hour and forward an hour
+// while a user is at the limit and a request ID is remembered: the rate
+// limit and the dedupe window follow the time that passed, not the wall
+// clock.
+func TestWallClockSteps(t *testing.T) {
+	e := newEnv(t, nil)
+	n := e.node
+	ctx := context.Background()
+	write := func(user string, c *messages.Change) (*messages.Change, error) { return n.Change(ctx, user, "g", c) }
+	for i := range 20 {
+		if _, err := write("alice", increase("k", 1)); err != nil {
+			t.Fatalf("write %d = %v", i+1, err)
+		}
+	}
+	retried := increase("k", 1)
+	retried.RequestId = "r1"
+	if _, err := write("bob", retried); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := write("alice", increase("k", 1)); !errors.Is(err, actors.ErrRateLimited) {
+		t.Fatalf("21st write = %v, want ErrRateLimited", err)
+	}
+
+	e.clock.SetWall(-time.Hour)
+	e.clock.Advance(5 * time.Second)
+	if err := n.Refused("alice", false); err != nil {
+		t.Errorf("Refused 5 s after the limit, the wall clock set back an hour = %v, want nil", err)
+	}
+	if _, err := write("alice", increase("k", 1)); err != nil {
+		t.Errorf("write 5 s after the limit, the wall clock set back an hour = %v, want nil", err)
+	}
+
+	e.clock.SetWall(2 * time.Hour) // an hour ahead of where it began
+	if got, err := write("bob", retried); err != nil || got.GetValue() != 21 {
+		t.Errorf("retry within the window, the wall clock set forward = %v, %v; want its first reply (21)", got, err)
+	}
+	e.clock.Advance(actors.DefaultConfig().DedupeWindow)
+	if got, err := write("bob", retried); err != nil || got.GetValue() != 23 {
+		t.Errorf("write after the window = %v, %v; want it applied again (23)", got, err)
+	}
+}

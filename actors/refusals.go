@@ -16,7 +16,7 @@ type refusals struct {
 }
 
 type refusal struct {
-	writes, reads atomic.Int64 // unix nanos by the node's clock; 0: none
+	writes, reads atomic.Int64 // by the node's monotonic clock (Clock.Mono); 0: none
 }
 
 func (r *refusals) until(user string) *refusal {
@@ -62,7 +62,7 @@ func (n *Node) Refused(user string, read bool) error {
 	if read {
 		until = f.reads.Load()
 	}
-	if until == 0 || n.cfg.Clock.Now().UnixNano() >= until {
+	if until == 0 || n.cfg.Clock.Mono() >= until {
 		return nil
 	}
 	return rateLimited(&n.cfg, user, read)

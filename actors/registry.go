@@ -82,7 +82,7 @@ func newRegistry(root *actor.RootContext, props *actor.Props, idle, keep time.Du
 		r.shards[i].entries = map[string]*entry{}
 		r.shards[i].live = map[string]*entry{}
 	}
-	r.now.Store(time.Now().UnixNano())
+	r.now.Store(systemClock{}.Mono())
 	go r.sweep(min(max(idle/4, time.Millisecond), time.Second))
 	return r
 }
@@ -204,13 +204,13 @@ func (r *registry) sweep(tick time.Duration) {
 	defer close(r.done)
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	lastIdle, lastKeep := time.Now().UnixNano(), time.Now().UnixNano()
+	lastIdle, lastKeep := systemClock{}.Mono(), systemClock{}.Mono()
 	for {
 		select {
 		case <-r.stop:
 			return
-		case now := <-t.C:
-			n := now.UnixNano()
+		case <-t.C:
+			n := systemClock{}.Mono()
 			r.now.Store(n)
 			if n-lastIdle >= r.idle/2 {
 				lastIdle = n
