@@ -267,12 +267,15 @@ func (g *Gateway) Stop(ctx context.Context) error {
 			}
 		}
 	}
-	// Holding every slot means every request taken has been answered.
-	for range cap(g.slots) {
-		select {
-		case g.slots <- struct{}{}:
-		case <-ctx.Done():
-			return errors.Join(err, fmt.Errorf("gateway: waiting for requests in flight: %w", ctx.Err()))
+	// Holding every slot and every read means every request taken has
+	// been answered.
+	for _, c := range []chan struct{}{g.slots, g.reads} {
+		for range cap(c) {
+			select {
+			case c <- struct{}{}:
+			case <-ctx.Done():
+				return errors.Join(err, fmt.Errorf("gateway: waiting for requests in flight: %w", ctx.Err()))
+			}
 		}
 	}
 	return err
@@ -290,12 +293,16 @@ func (g *Gateway) handler(e *endpoint, o op, admin bool) nats.MsgHandler {
 		if !admin {
 			user = userOf(m.Subject)
 		}
-		g.slots <- struct{}{} // released by respond
 		r := &request{g: g, ep: e, op: o, format: f, subject: m.Subject, reply: m.Reply, taken: time.Now(), part: -1}
 		if o == opHistory {
+			// A history holds one of the journal reads, not a request
+			// slot: histories wait here, on their own subscription, and
+			// never hold up other calls.
+			g.reads <- struct{}{} // released by respond
 			go g.history(r, m.Data)
 			return
 		}
+		g.slots <- struct{}{} // released by respond
 		if g.cfg.Router != nil {
 			g.route(r, user, m.Data, 0)
 			return
@@ -321,7 +328,11 @@ func (r *request) respond(reply proto.Message, err error) {
 		if r.part >= 0 {
 			g.cfg.Router.Exit(r.part)
 		}
-		<-g.slots
+		if r.op == opHistory {
+			<-g.reads
+		} else {
+			<-g.slots
+		}
 	}()
 	code := messages.Code(0)
 	if err != nil {

@@ -4,7 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/actors"
 	"github.com/tallyhq/tally/contract"
@@ -46,8 +50,9 @@ func decodeHistory(f format, data []byte) (*messages.HistoryRequest, error) {
 	return req, nil
 }
 
-// history answers tally.v1.admin.history on its own goroutine: it reads
-// the journal, which takes a consumer's round trips.
+// history answers tally.v1.admin.history on its own goroutine, holding one
+// of the journal reads: it reads the journal, which takes a consumer's
+// round trips.
 func (g *Gateway) history(r *request, data []byte) {
 	req, err := decodeHistory(r.format, data)
 	if err == nil {
@@ -64,12 +69,57 @@ func (g *Gateway) history(r *request, data []byte) {
 	if limit == 0 {
 		limit = historyPage
 	}
-	g.reads <- struct{}{}
-	defer func() { <-g.reads }()
 	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
 	defer cancel()
 	reply, err := g.cfg.History(ctx, req.GetGroupId(), max(req.GetFromSeq(), 1), limit)
-	r.respond(reply, err)
+	if err == nil {
+		reply, err = fitHistory(r.format, reply, int(g.nc.MaxPayload())-replyHeaderRoom)
+	}
+	if err != nil {
+		r.respond(nil, err)
+		return
+	}
+	r.respond(reply, nil)
+}
+
+// replyHeaderRoom is what a reply's headers may take of the connection's
+// largest message: a protobuf reply's Content-Type.
+const replyHeaderRoom = 128
+
+// fitHistory returns the page of m whose encoding fits in limit bytes: as
+// many of its first entries as fit, with nextSeq at the first left out,
+// so that the caller pages on from there.
+func fitHistory(f format, m *messages.HistoryReply, limit int) (*messages.HistoryReply, error) {
+	all := m.GetEntries()
+	// The page's size without entries, with the largest nextSeq it may
+	// carry, then each entry's: its own encoding and what frames it.
+	size := len(encode(f, &messages.HistoryReply{GroupId: m.GetGroupId(), NextSeq: math.MaxUint64}))
+	n := 0
+	for ; n < len(all); n++ {
+		if size += entrySize(f, all[n]); size > limit {
+			break
+		}
+	}
+	switch {
+	case n == len(all):
+		return m, nil
+	case n == 0:
+		return nil, fmt.Errorf("%w: change %d of group %s does not fit in a message of %d bytes (the server's max_payload)",
+			actors.ErrUnavailable, all[0].GetSeq(), m.GetGroupId(), limit+replyHeaderRoom)
+	}
+	return &messages.HistoryReply{GroupId: m.GetGroupId(), Entries: all[:n], NextSeq: all[n].GetSeq()}, nil
+}
+
+// entrySize is what an entry adds to an encoded history reply.
+func entrySize(f format, e *messages.HistoryEntry) int {
+	if f == formatProto {
+		return 1 + protowire.SizeBytes(proto.Size(e)) // the field's tag, its length and the entry
+	}
+	b, err := json.Marshal(entryJSON(e))
+	if err != nil {
+		panic(fmt.Sprintf("gateway: marshal history entry: %v", err))
+	}
+	return len(b) + 1 // and a comma
 }
 
 // The JSON form of a history reply: int64 values as numbers, times in
@@ -97,15 +147,19 @@ type (
 	}
 )
 
+func entryJSON(e *messages.HistoryEntry) historyEntryJSON {
+	je := historyEntryJSON{Seq: e.GetSeq(), StreamSeq: e.GetStreamSeq(), Time: time.Unix(0, e.GetUnixNano()).UTC(),
+		Op: e.GetOp(), User: e.GetUser(), RequestID: e.GetRequestId(), Changes: []keyChangeJSON{}, BeforeUnknown: e.GetBeforeUnknown()}
+	for _, c := range e.GetChanges() {
+		je.Changes = append(je.Changes, keyChangeJSON{Key: c.GetKey(), Before: c.Before, After: c.After})
+	}
+	return je
+}
+
 func appendHistory(b []byte, m *messages.HistoryReply) []byte {
 	j := historyReplyJSON{GroupID: m.GetGroupId(), Entries: []historyEntryJSON{}, NextSeq: m.GetNextSeq()}
 	for _, e := range m.GetEntries() {
-		je := historyEntryJSON{Seq: e.GetSeq(), StreamSeq: e.GetStreamSeq(), Time: time.Unix(0, e.GetUnixNano()).UTC(),
-			Op: e.GetOp(), User: e.GetUser(), RequestID: e.GetRequestId(), Changes: []keyChangeJSON{}, BeforeUnknown: e.GetBeforeUnknown()}
-		for _, c := range e.GetChanges() {
-			je.Changes = append(je.Changes, keyChangeJSON{Key: c.GetKey(), Before: c.Before, After: c.After})
-		}
-		j.Entries = append(j.Entries, je)
+		j.Entries = append(j.Entries, entryJSON(e))
 	}
 	out, err := json.Marshal(j)
 	if err != nil {

@@ -1,10 +1,13 @@
 package gateway_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +16,10 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tallyhq/tally/actors"
+	"github.com/tallyhq/tally/gateway"
+	"github.com/tallyhq/tally/journal"
+	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/messages"
 )
 
@@ -132,5 +139,167 @@ func TestHistoryOverNATS(t *testing.T) {
 	// History is for back ends: no user subject serves it.
 	if _, err := e.nc.Request("tally.v1.user.alice.history", []byte(`{"groupID":"g1"}`), 200*time.Millisecond); !errors.Is(err, nats.ErrNoResponders) {
 		t.Errorf("a user's history request: %v, want no responders", err)
+	}
+}
+
+// TestHistoryPagesFit writes changes as large as the contract allows (20
+// keys of 128 bytes that JSON escapes to twice their size, values of 20
+// digits) and reads them with every page size, in JSON and protobuf: each
+// page holds what fits in a NATS message, and nextSeq leads through every
+// change exactly once.
+func TestHistoryPagesFit(t *testing.T) {
+	e := newEnv(t)
+	const changes = 60
+	for i := range changes {
+		counters := map[string]int64{}
+		for k := range 20 {
+			counters[fmt.Sprintf("%02d", k)+strings.Repeat(`"`, 126)] = -1<<63 + int64(i)
+		}
+		body, _ := json.Marshal(map[string]any{"groupID": "big", "counters": counters})
+		if m := e.request(t, "tally.v1.admin.set", body, false); m.Header.Get(micro.ErrorCodeHeader) != "" {
+			t.Fatalf("set %d: %s", i, m.Data)
+		}
+	}
+	// And an ordinary group: 100 changes of one key with 3-digit values.
+	for i := range 100 {
+		e.request(t, "tally.v1.admin.increase", []byte(fmt.Sprintf(`{"groupID":"plain","key":"likes","value":%d}`, 100+i)), false)
+	}
+	max := int(e.nc.MaxPayload())
+	for _, c := range []struct {
+		group    string
+		changes  int
+		limit    uint32
+		protobuf bool
+	}{
+		{"big", changes, 0, false}, {"big", changes, 1000, false}, {"big", changes, 1, false}, {"big", changes, 1000, true},
+		{"plain", 100, 0, false}, {"plain", 100, 0, true},
+	} {
+		t.Run(fmt.Sprintf("%s limit %d protobuf %v", c.group, c.limit, c.protobuf), func(t *testing.T) {
+			var seqs []uint64
+			from, pages := uint64(1), 0
+			for from != 0 && pages <= c.changes {
+				pages++
+				var m *nats.Msg
+				var h messages.HistoryReply
+				if c.protobuf {
+					data, _ := proto.Marshal(&messages.HistoryRequest{GroupId: c.group, FromSeq: from, Limit: c.limit})
+					m = e.request(t, "tally.v1.admin.history", data, true)
+					if err := proto.Unmarshal(m.Data, &h); err != nil {
+						t.Fatalf("page from %d: %v", from, err)
+					}
+				} else {
+					m = e.request(t, "tally.v1.admin.history", []byte(fmt.Sprintf(`{"groupID":%q,"fromSeq":%d,"limit":%d}`, c.group, from, c.limit)), false)
+					var j historyReply
+					if err := json.Unmarshal(m.Data, &j); err != nil {
+						t.Fatalf("page from %d: %v: %.200s", from, err, m.Data)
+					}
+					h.NextSeq = j.NextSeq
+					for _, en := range j.Entries {
+						h.Entries = append(h.Entries, &messages.HistoryEntry{Seq: en.Seq})
+					}
+				}
+				if code := m.Header.Get(micro.ErrorCodeHeader); code != "" {
+					t.Fatalf("page from %d: error %s %s", from, code, m.Data)
+				}
+				if size := len(m.Data); size > max || len(h.GetEntries()) == 0 {
+					t.Fatalf("page from %d: %d bytes and %d entries, want at most %d bytes and at least one entry", from, size, len(h.GetEntries()), max)
+				}
+				for _, en := range h.GetEntries() {
+					seqs = append(seqs, en.GetSeq())
+				}
+				from = h.GetNextSeq()
+			}
+			for i, s := range seqs {
+				if s != uint64(i+1) {
+					t.Fatalf("pages gave changes %v, want 1..%d once each", seqs, c.changes)
+				}
+			}
+			if len(seqs) != c.changes {
+				t.Errorf("pages gave %d changes, want %d", len(seqs), c.changes)
+			}
+			t.Logf("%d changes in %d pages", len(seqs), pages)
+		})
+	}
+}
+
+// TestSlowHistoriesDoNotHoldUpCalls starts a gateway whose journal reads
+// for histories hang, sends more histories than the gateway takes
+// requests at once, then writes: every write is answered while the
+// histories still wait.
+func TestSlowHistoriesDoNotHoldUpCalls(t *testing.T) {
+	s := journaltest.StartServer(t)
+	js := journaltest.JetStream(t, journaltest.Connect(t, s))
+	j, err := journal.Open(context.Background(), js, journal.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	acfg := actors.DefaultConfig()
+	acfg.Journal, acfg.Logger = j, slog.New(slog.DiscardHandler)
+	an, err := actors.Start(acfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(an.Stop)
+
+	release := make(chan struct{})
+	var reading atomic.Int64
+	cfg := gateway.DefaultConfig()
+	cfg.MaxInFlight, cfg.Logger = 16, slog.New(slog.DiscardHandler)
+	cfg.History = func(ctx context.Context, group string, _ uint64, _ int) (*messages.HistoryReply, error) {
+		reading.Add(1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return &messages.HistoryReply{GroupId: group}, nil
+	}
+	g, err := gateway.Start(journaltest.Connect(t, s), an, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		g.Stop(ctx)
+	})
+
+	nc := journaltest.Connect(t, s)
+	histories := make(chan *nats.Msg, 100)
+	inbox := nats.NewInbox()
+	sub, err := nc.ChanSubscribe(inbox, histories)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	for range 4 * cfg.MaxInFlight {
+		if err := nc.PublishRequest("tally.v1.admin.history", inbox, []byte(`{"groupID":"g"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	journaltest.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := reading.Load(); n < 8 {
+			return fmt.Errorf("%d histories reading, want 8", n)
+		}
+		return nil
+	})
+	for i := range 2 * cfg.MaxInFlight {
+		m, err := nc.Request("tally.v1.admin.increase", []byte(`{"groupID":"g","key":"k","value":1}`), 5*time.Second)
+		if err != nil {
+			t.Fatalf("write %d while histories wait: %v", i+1, err)
+		}
+		if want := fmt.Sprintf(`{"groupID":"g","key":"k","value":%d}`, i+1); string(m.Data) != want {
+			t.Fatalf("write %d = %s, want %s", i+1, m.Data, want)
+		}
+	}
+	if len(histories) != 0 {
+		t.Errorf("%d histories answered before their reads ended", len(histories))
+	}
+	close(release)
+	for i := range 4 * cfg.MaxInFlight {
+		select {
+		case <-histories:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d histories answered once their reads ended", i, 4*cfg.MaxInFlight)
+		}
 	}
 }
