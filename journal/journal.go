@@ -23,8 +23,8 @@ type Journal struct {
 	acks   *acks
 }
 
-// Open creates the journal's stream and the stream of its write probes
-// (see Probe), or updates them to cfg, and returns the journal.
+// Open creates the journal's stream, or updates it to cfg, and returns the
+// journal.
 func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, error) {
 	if js == nil {
 		return nil, errNoJetStream
@@ -35,7 +35,10 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, er
 	stream, err := ensureStream(ctx, js, jetstream.StreamConfig{
 		Name:        cfg.Stream,
 		Description: "tally journal: one subject per group, each event with the group's whole state",
-		Subjects:    []string{cfg.SubjectPrefix + ".>"},
+		// Probe writes go to the journal's own store, so that they fail
+		// whenever appends would; each rolls up the one before.
+		Subjects:    []string{cfg.SubjectPrefix + ".>", probeSubject(cfg)},
+		AllowRollup: true,
 		Storage:     cfg.Storage,
 		Replicas:    cfg.Replicas,
 		Retention:   jetstream.LimitsPolicy,
@@ -56,20 +59,10 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, er
 	if err := awaitGet(ctx, stream, cfg.SubjectPrefix+"._probe"); err != nil {
 		return nil, fmt.Errorf("journal: stream %s: %w", cfg.Stream, err)
 	}
-	// Probe writes go to a stream of their own that keeps one message per
-	// writer: none of them is a group's event.
-	_, err = ensureStream(ctx, js, jetstream.StreamConfig{
-		Name:              cfg.Stream + "_PROBE",
-		Description:       "tally journal's write probes: one message per node",
-		Subjects:          []string{cfg.SubjectPrefix + "-probe.>"},
-		Storage:           cfg.Storage,
-		Replicas:          cfg.Replicas,
-		MaxMsgsPerSubject: 1,
-		// A subject per journal opened: a restarted node's old one ages out.
-		MaxAge: time.Hour,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("journal: open stream %s_PROBE: %w", cfg.Stream, err)
+	// Earlier versions probed a stream of its own, which could take
+	// writes while the journal's store took none.
+	if err := js.DeleteStream(ctx, cfg.Stream+"_PROBE"); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("journal: delete stream %s_PROBE: %w", cfg.Stream, err)
 	}
 	acks, err := startAcks(js.Conn(), cfg.AckTimeout, cfg.Resend, cfg.Syncer)
 	if err != nil {
@@ -87,7 +80,7 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 		got := stream.CachedInfo().Config
 		if got.Description == want.Description && slices.Equal(got.Subjects, want.Subjects) && got.Storage == want.Storage &&
 			got.Replicas == want.Replicas && got.Retention == want.Retention && got.Discard == want.Discard &&
-			got.AllowDirect == want.AllowDirect && got.MaxMsgsPerSubject == want.MaxMsgsPerSubject &&
+			got.AllowDirect == want.AllowDirect && got.AllowRollup == want.AllowRollup && got.MaxMsgsPerSubject == want.MaxMsgsPerSubject &&
 			got.MaxAge == want.MaxAge && (want.Duplicates == 0 || got.Duplicates == want.Duplicates) {
 			return stream, nil
 		}
@@ -114,12 +107,19 @@ func (j *Journal) Stored() time.Time {
 	return time.Time{}
 }
 
-// Probe writes a message to the journal's store, as an append would, and
+// probeSubject is the subject of every writer's probes, which is no
+// group's.
+func probeSubject(cfg Config) string { return cfg.SubjectPrefix + "-probe" }
+
+// rollup makes a probe replace the one before, so that the journal keeps
+// one.
+var rollup = nats.Header{jetstream.MsgRollup: []string{jetstream.MsgRollupSubject}}
+
+// Probe writes a message to the journal's stream, as an append would, and
 // waits for its acknowledgement: it tells whether the journal would take
 // a write now.
 func (j *Journal) Probe(ctx context.Context) error {
-	subj := j.cfg.SubjectPrefix + "-probe." + j.acks.id
-	if _, err := j.js.Publish(ctx, subj, nil); err != nil {
+	if _, err := j.js.PublishMsg(ctx, &nats.Msg{Subject: probeSubject(j.cfg), Header: rollup}); err != nil {
 		return fmt.Errorf("journal: probe write: %w", err)
 	}
 	j.acks.lastStored.Store(time.Now().UnixNano())

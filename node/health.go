@@ -14,11 +14,12 @@ import (
 
 // Health timings: every probeEvery the node checks that its journal
 // acknowledged an append within readyFor, and probes it with a write when
-// it did not.
+// it did not. A journal that stops taking writes makes the node unready
+// within readyFor + probeEvery + probeTimeout.
 const (
-	probeEvery   = time.Second
-	probeTimeout = 2 * time.Second
-	readyFor     = 3 * time.Second
+	probeEvery   = 500 * time.Millisecond
+	probeTimeout = time.Second
+	readyFor     = time.Second
 )
 
 // ErrStorage means the embedded NATS server's store takes no write after

@@ -51,6 +51,80 @@ func TestHealthEndpoints(t *testing.T) {
 	}
 }
 
+// smallDisk mounts a tmpfs of size bytes for a test, or skips the test
+// where it may not mount one, and returns a nats-server configuration
+// with the store on it and a JetStream limit larger than the disk.
+func smallDisk(t *testing.T, size int) (mnt, conf string) {
+	t.Helper()
+	mnt = t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("a full disk needs a small tmpfs, which this machine does not let the test mount: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	conf = filepath.Join(t.TempDir(), "full.conf")
+	data := filepath.Join(mnt, "data")
+	if err := os.WriteFile(conf, []byte("listen: 127.0.0.1:-1\njetstream { store_dir: \""+data+"\", max_file_store: 1GB }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return mnt, conf
+}
+
+// fill writes a file at path until the disk is full.
+func fill(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			return // no space left
+		}
+	}
+}
+
+// awaitUnready waits until /readyz answers 503 and $SRV.PING finds
+// nobody, and returns how long that took.
+func awaitUnready(t *testing.T, addr, url string) time.Duration {
+	t.Helper()
+	nc := journaltest.ConnectURL(t, url)
+	start := time.Now()
+	journaltest.CheckFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+		res, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusServiceUnavailable {
+			return fmt.Errorf("/readyz = %d", res.StatusCode)
+		}
+		if _, err := nc.Request("$SRV.PING.tally", nil, 200*time.Millisecond); err == nil {
+			return errors.New("$SRV.PING.tally answered while not ready")
+		}
+		return nil
+	})
+	return time.Since(start)
+}
+
+// awaitStorageExit waits for the node to exit non-zero saying why.
+func awaitStorageExit(t *testing.T, p *proc) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the node did not exit")
+	}
+	var exit *exec.ExitError
+	if !errors.As(p.err, &exit) || exit.ExitCode() == 0 {
+		t.Fatalf("node exit = %v, want a non-zero code", p.err)
+	}
+	if !strings.Contains(p.stderr.String(), "storage error") {
+		t.Errorf("stderr does not say why the node stopped:\n%s", p.stderr)
+	}
+}
+
 // TestFullDisk gives the embedded server a JetStream limit larger than
 // its 4 MB disk, a quarter of it taken by another file, and writes until
 // the disk is full. The journal then takes no write, even once the disk
@@ -59,22 +133,13 @@ func TestHealthEndpoints(t *testing.T) {
 // the other file is gone, the restarted node has every write it
 // acknowledged and takes new ones.
 func TestFullDisk(t *testing.T) {
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("a full disk needs a small tmpfs, which this machine does not let the test mount: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
-	data, filler := filepath.Join(mnt, "data"), filepath.Join(mnt, "filler")
+	mnt, conf := smallDisk(t, 4<<20)
+	filler := filepath.Join(mnt, "filler")
 	if err := os.WriteFile(filler, make([]byte, 1<<20), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	conf := filepath.Join(t.TempDir(), "full.conf")
-	if err := os.WriteFile(conf, []byte("listen: 127.0.0.1:-1\njetstream { store_dir: \""+data+"\", max_file_store: 1GB }\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
 	p := startProc(t, "--nats-config", conf, "--exit-unready-after", "2s", "--http", addr)
-	nc := journaltest.ConnectURL(t, p.url)
 	admin, err := client.NewAdmin(journaltest.ConnectURL(t, p.url), client.WithRetries(0), client.WithTimeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -92,33 +157,8 @@ func TestFullDisk(t *testing.T) {
 		}
 		acked++
 	}
-	// Not ready: /readyz says so, and $SRV.PING finds nobody.
-	journaltest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
-		res, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return err
-		}
-		res.Body.Close()
-		if res.StatusCode != http.StatusServiceUnavailable {
-			return fmt.Errorf("/readyz = %d", res.StatusCode)
-		}
-		if _, err := nc.Request("$SRV.PING.tally", nil, 200*time.Millisecond); err == nil {
-			return errors.New("$SRV.PING.tally answered while not ready")
-		}
-		return nil
-	})
-	select {
-	case <-p.done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the node did not exit")
-	}
-	var exit *exec.ExitError
-	if !errors.As(p.err, &exit) || exit.ExitCode() == 0 {
-		t.Fatalf("node exit = %v, want a non-zero code", p.err)
-	}
-	if !strings.Contains(p.stderr.String(), "storage error") {
-		t.Errorf("stderr does not say why the node stopped:\n%s", p.stderr)
-	}
+	awaitUnready(t, addr, p.url)
+	awaitStorageExit(t, p)
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
@@ -135,4 +175,69 @@ func TestFullDisk(t *testing.T) {
 		t.Errorf("a write after the restart: %v", err)
 	}
 	t.Logf("%d writes acknowledged before the disk filled", acked)
+}
+
+// TestDiskFilledAfterStart fills the disk of a node that is taking writes
+// with another file: the journal's store fails, the node stops being
+// ready and exits saying why, and once the file is gone the restarted
+// node has every write it acknowledged. (A probe of a store of its own
+// would still find room in its last page and call the node ready.)
+func TestDiskFilledAfterStart(t *testing.T) {
+	mnt, conf := smallDisk(t, 16<<20)
+	addr := freeAddr(t)
+	p := startProc(t, "--nats-config", conf, "--exit-unready-after", "3s", "--http", addr)
+	admin, err := client.NewAdmin(journaltest.ConnectURL(t, p.url), client.WithRetries(0), client.WithTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Writes go on through the fill: each group's counter counts the
+	// writes acknowledged.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	acked := map[string]int64{}
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			g := fmt.Sprintf("g%d", i%5)
+			if _, err := admin.IncreaseGroupCounter(context.Background(), g, "k", 1); err == nil {
+				acked[g]++
+			}
+		}
+	}()
+	journaltest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if code, _ := httpGet(t, "http://"+addr+"/readyz"); code != http.StatusOK {
+			return fmt.Errorf("/readyz = %d", code)
+		}
+		return nil
+	})
+	filler := filepath.Join(mnt, "filler")
+	fill(t, filler)
+	took := awaitUnready(t, addr, p.url)
+	t.Logf("not ready %v after the disk filled", took)
+	awaitStorageExit(t, p)
+	close(stop)
+	<-done
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	again := startProc(t, "--nats-config", conf)
+	a2, _ := client.NewAdmin(journaltest.ConnectURL(t, again.url))
+	for g, n := range acked {
+		got, err := a2.GetGroupCounters(context.Background(), g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got["k"] < n {
+			t.Errorf("after the restart %s is %d, but %d writes were acknowledged", g, got["k"], n)
+		}
+	}
+	if _, err := a2.IncreaseGroupCounter(context.Background(), "g0", "k", 1); err != nil {
+		t.Errorf("a write after the restart: %v", err)
+	}
+	t.Logf("writes acknowledged: %v", acked)
 }
