@@ -69,6 +69,7 @@ type group struct {
 	seq   uint64               // stream sequence of the group's last event
 	ready bool                 // state is loaded and current
 	busy  bool                 // a load or an append is in flight
+	stale bool                 // another writer wrote the group while busy: load again after
 
 	queue    []*pending // arrived, not yet in an append
 	inflight []*pending // in the append in flight
@@ -158,6 +159,8 @@ func (g *group) Receive(ctx actor.Context) {
 		default:
 			m.reply(g.read(m.get), nil)
 		}
+	case *stale:
+		g.onStale()
 	case *loaded:
 		g.onLoaded(m)
 	case *appended:
@@ -204,6 +207,32 @@ func (g *group) stopIfDone() {
 		}
 		g.pass.stop(snap)
 	}
+}
+
+// onStale reloads a group that another writer than this node wrote in the
+// journal: its state here is no longer the journal's, and the journal is
+// the truth, also when what was written is damaged.
+func (g *group) onStale() {
+	switch {
+	case g.failed != nil:
+	case g.busy:
+		g.stale = true // what is in flight may have read or written before it
+	default:
+		g.cfg.Logger.Info("group written by another writer; reloading", slog.String("group", g.id))
+		g.cfg.Metrics.Reloaded()
+		g.load(g.seq)
+	}
+}
+
+// reloadIfStale loads a group that went stale while busy, and reports
+// whether it did.
+func (g *group) reloadIfStale() bool {
+	if !g.stale {
+		return false
+	}
+	g.stale = false
+	g.onStale()
+	return true
 }
 
 func (g *group) onChange(c *call) {
@@ -422,6 +451,9 @@ func (g *group) onAppended(m *appended) {
 	case m.err == nil:
 		g.commit(m.seq, ev, batch)
 		g.recycle(batch, ev)
+		if g.reloadIfStale() {
+			return
+		}
 		g.flush()
 		g.stopIfDone()
 	case errors.Is(m.err, journal.ErrConflict):
@@ -687,6 +719,9 @@ func (g *group) onLoaded(m *loaded) {
 	for _, r := range m.recent {
 		now, expires := expiry(g.cfg.Clock, g.cfg.DedupeWindow, r.at)
 		rememberChange(g.seen, g.id, r.change, expires, now)
+	}
+	if g.reloadIfStale() {
+		return
 	}
 	g.ready = true
 	writes := g.queue[:0]

@@ -157,6 +157,15 @@ func (n *Node) submit(user string, c *call) {
 	n.limiters.send(user, c)
 }
 
+// stale tells a group that another writer wrote it in the journal.
+type stale struct{}
+
+// Stale tells the node that another writer than this node wrote group's
+// subject of the journal (a tool, an operator, a forger): a group in
+// memory reloads from the journal, and serves nothing if its last event
+// is damaged; one not in memory loads from the journal when next called.
+func (n *Node) Stale(group string) { n.groups.notify(group, &stale{}) }
+
 // admission asks a user's limiter whether a call of the kind may go on.
 type admission struct {
 	read bool

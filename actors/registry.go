@@ -130,6 +130,26 @@ func (r *registry) send(name string, msg any) {
 	r.root.Send(e.pid, msg)
 }
 
+// notify posts msg to name's actor only when it has one, live or
+// stopping (the next actor gets it), and drops the snapshot a stopped
+// actor left: the next actor starts from the journal. It activates
+// nothing.
+func (r *registry) notify(name string, msg any) {
+	s := r.shard(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.entries[name]
+	switch {
+	case !ok:
+	case e.pid != nil:
+		r.root.Send(e.pid, msg)
+	case e.stop != nil:
+		e.stop.waiting = append(e.stop.waiting, msg)
+	default:
+		delete(s.entries, name)
+	}
+}
+
 // backOff lengthens the name's idle time when a message came back soon
 // after its actor stopped, and resets it otherwise.
 func (e *entry) backOff(soon bool) {

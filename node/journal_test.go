@@ -139,3 +139,54 @@ func TestDamagedEarlierEvent(t *testing.T) {
 		t.Errorf("increase after the repair = %d, want 10 (from the last event's 9)", v)
 	}
 }
+
+// TestOtherWritersReachGroupsInMemory writes a group, reads it so that it
+// is in memory, and has another writer store events on its subject
+// through the node's own account, with no call to the node meanwhile: a
+// good event is served at once by the next gets, and a damaged one is
+// never served, not even from memory.
+func TestOtherWritersReachGroupsInMemory(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	ctx := context.Background()
+	a := admin(t, n.ClientURL())
+	if _, err := a.SetGroupCounters(ctx, "g", map[string]int64{"k": 7}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.GetGroupCounters(ctx, "g"); err != nil || got["k"] != 7 {
+		t.Fatalf("get = %v, %v", got, err)
+	}
+	js, stream := internalJournal(t, n)
+	last, err := stream.GetLastMsgForSubject(ctx, "tally.journal.g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := proto.Marshal(&messages.Event{
+		PrevSeq: last.Sequence,
+		Changes: []*messages.Change{{Seq: 2, Op: messages.Op_OP_SET, Counters: map[string]int64{"k": 42}}},
+		State:   &messages.GroupState{Counters: map[string]int64{"k": 42}, Version: 2},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "tally.journal.g", good); err != nil {
+		t.Fatal(err)
+	}
+	journaltest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		got, err := a.GetGroupCounters(ctx, "g")
+		if err != nil || got["k"] != 42 {
+			return fmt.Errorf("get after another writer's event = %v, %v; want k 42", got, err)
+		}
+		return nil
+	})
+	bad, err := js.Publish(ctx, "tally.journal.g", []byte("\xff\xff garbage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	journaltest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		_, err := a.GetGroupCounters(ctx, "g")
+		if err == nil || !strings.Contains(err.Error(), "10002") || !strings.Contains(err.Error(), fmt.Sprintf("event %d", bad.Sequence)) {
+			return fmt.Errorf("get after a damaged event = %v, want 10002 naming event %d", err, bad.Sequence)
+		}
+		return nil
+	})
+}

@@ -52,7 +52,8 @@ type Node struct {
 	updates *nats.Conn
 	syncer  *journal.Syncer
 	journal *journal.Journal
-	cluster *cluster.Cluster // in a cluster
+	watcher *nats.Subscription // other writers' events, on a node alone
+	cluster *cluster.Cluster   // in a cluster
 	actors  *actors.Node
 	gateway *gateway.Gateway
 }
@@ -145,7 +146,9 @@ func (n *Node) start(ctx context.Context) error {
 
 // jetStream connects the journal's connection.
 func (n *Node) jetStream() (jetstream.JetStream, error) {
-	jc, err := n.Connect("journal", nats.PingInterval(2*time.Second), nats.MaxPingsOutstanding(3))
+	// NoEcho: the journal's own appends never reach its watcher (see
+	// watchJournal).
+	jc, err := n.Connect("journal", nats.PingInterval(2*time.Second), nats.MaxPingsOutstanding(3), nats.NoEcho())
 	if err != nil {
 		return nil, err
 	}
@@ -370,6 +373,16 @@ func (n *Node) startActors(ctx context.Context, prefix string) error {
 		// groups as it loads them (actors.Config.RecoverEvents).
 		return nil
 	}
+	// A node alone is its journal's only writer: an event that another
+	// writer stores (a tool, an operator, a forger) makes the group reload
+	// from the journal, so that a group in memory never serves a state
+	// the journal no longer has, nor one whose last event is damaged. In a
+	// cluster, leases and each group's fenced appends keep one writer per
+	// group, and every node sees the others' appends: a foreign event is
+	// found at the group's next write or load.
+	if n.watcher, err = n.journal.WatchOthers(n.actors.Stale); err != nil {
+		return err
+	}
 	start := time.Now()
 	ids, err := n.actors.Recover(ctx, n.journal)
 	if err != nil {
@@ -492,6 +505,9 @@ func (n *Node) close() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		n.cluster.Stop(ctx) // after a failed start; Stop left it already
 		cancel()
+	}
+	if n.watcher != nil {
+		n.watcher.Unsubscribe() // before the actors it tells stop
 	}
 	if n.actors != nil {
 		n.actors.Stop()
