@@ -472,3 +472,129 @@ func TestReplayVerify(t *testing.T) {
 		t.Errorf("replay --verify of a stopped node's data exited %d: %s", code, errOut)
 	}
 }
+
+// TestJournalToolsShowHostileText: text a user chose (a request ID with
+// terminal escapes, a key with a bidi override) reaches an operator's
+// terminal escaped, in the table and in JSON, and JSON still decodes to
+// the text itself; a group ID outside the contract (a NATS wildcard
+// would read other groups) is a usage error.
+func TestJournalToolsShowHostileText(t *testing.T) {
+	dir := t.TempDir()
+	p := startProc(t, "--data", dir, "--listen", "127.0.0.1:0")
+	ctx := context.Background()
+	alice, err := client.New(journaltest.ConnectURL(t, p.url), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		forged = "\x1b[1A\x1b[2K\rforged\u009b2J\x7f"
+		key    = "price\u202e\u2066evil\u200f"
+	)
+	if _, err := alice.SetGroupCounters(ctx, "room", map[string]int64{key: 1}, client.WithRequestID(forged)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.IncreaseGroupCounter(ctx, "secret", "n", 42); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("node exited %d", code)
+	}
+	raw := []string{"\x1b", "\r", "\u009b", "\x7f", "\u202e", "\u2066", "\u200f"}
+	tests := []struct {
+		name string
+		args []string
+		want []string // in the output, escaped
+	}{
+		{"history table", []string{"history", "room"}, []string{`\x1b[1A\x1b[2K\rforged\u009b2J\x7f`, `price\u202e\u2066evil\u200f: - -> 1`}},
+		{"history JSON", []string{"history", "room", "--json"}, []string{`\u001b[1A`, `price\u202e\u2066evil\u200f`}},
+		{"at table", []string{"at", "room", "1"}, []string{`price\u202e\u2066evil\u200f`}},
+		{"at JSON", []string{"at", "room", "1", "--json"}, []string{`price\u202e\u2066evil\u200f`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := tool(t, "", append(tt.args, "--data", dir)...)
+			if code != 0 {
+				t.Fatalf("exited %d: %s", code, errOut)
+			}
+			for _, r := range raw {
+				if strings.Contains(out, r) {
+					t.Errorf("the output holds %q unescaped:\n%q", r, out)
+				}
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("the output lacks %s:\n%s", w, out)
+				}
+			}
+		})
+	}
+	t.Run("JSON decodes to the text", func(t *testing.T) {
+		out, _, _ := tool(t, "", "history", "room", "--json", "--data", dir)
+		got := jsonLines[audit.Entry](t, out)
+		if len(got) != 1 || got[0].RequestID != forged || len(got[0].Changes) != 1 || got[0].Changes[0].Key != key {
+			t.Errorf("history --json = %+v, want request ID %q and key %q", got, forged, key)
+		}
+	})
+	for _, args := range [][]string{
+		{"history", "*"},
+		{"history", ">"},
+		{"history", "room.x"},
+		{"at", ">", "1"},
+		{"at", "s*", "1"},
+		{"repair", ">", "--yes"},
+		{"export", "room", "a b"},
+		{"history", strings.Repeat("g", 49)},
+		{"history", "g\x1b[2J"},
+	} {
+		t.Run(fmt.Sprintf("%q", args), func(t *testing.T) {
+			out, errOut, code := tool(t, "", append(args, "--data", dir)...)
+			if code != 2 || !strings.Contains(errOut, "group ID") || strings.Contains(out, "42") {
+				t.Errorf("exited %d: %s%s; want 2 and a message about the group ID", code, out, errOut)
+			}
+			if strings.Contains(errOut, "\x1b") {
+				t.Errorf("the error holds an escape unescaped: %q", errOut)
+			}
+		})
+	}
+}
+
+// TestJournalImportAllOrNothing: an import that fails, at a line or at an
+// append, leaves the journal as it was, so that the corrected import
+// needs no --force.
+func TestJournalImportAllOrNothing(t *testing.T) {
+	ev := func(group string, seq, prev, version uint64, key string, value int64) string {
+		change := fmt.Sprintf(`{"seq":"%d","op":"OP_SET","counters":{%q:"%d"}}`, version, key, value)
+		return fmt.Sprintf(`{"groupID":%q,"streamSeq":%d,"event":{"prevSeq":"%d","changes":[%s],"state":{"counters":{%q:"%d"},"version":"%d"}}}`+"\n",
+			group, seq, prev, change, key, value, version)
+	}
+	dir := t.TempDir()
+	if out, errOut, code := tool(t, ev("b", 1, 0, 1, "x", 1), "import", "--data", dir); code != 0 {
+		t.Fatalf("import exited %d: %s%s", code, out, errOut)
+	}
+	held, _, _ := tool(t, "", "export", "--data", dir)
+	export := ev("a", 1, 0, 1, "k", 1) + ev("a", 2, 1, 2, "k", 2) + ev("b", 3, 0, 1, "y", 1)
+	tests := []struct {
+		name   string
+		export string
+		want   string
+	}{
+		{"a group the journal holds", export, "line 3, group b"},
+		{"an altered prevSeq", ev("a", 1, 0, 1, "k", 1) + ev("a", 2, 5, 2, "k", 2), "line 2, group a"},
+		{"a group with a dot", ev("a", 1, 0, 1, "k", 1) + ev("a.b", 2, 0, 1, "k", 1), "line 2"},
+		{"a key with NUL", ev("a", 1, 0, 1, "k", 1) + ev("c", 2, 0, 1, "k\x00", 1), "line 2"},
+		{"a line of 1 MB", ev("a", 1, 0, 1, "k", 1) + ev("c", 2, 0, 1, strings.Repeat("k", 1<<20), 1), "line 2 is longer than"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := tool(t, tt.export, "import", "--force", "--data", dir)
+			if code != 1 || !strings.Contains(errOut, tt.want) {
+				t.Errorf("import exited %d: %s%s; want 1 and an error naming %q", code, out, errOut, tt.want)
+			}
+			out, _, _ = tool(t, "", "export", "--data", dir)
+			if out != held {
+				t.Errorf("the journal after a failed import holds\n%s\nwant\n%s", out, held)
+			}
+		})
+	}
+}
