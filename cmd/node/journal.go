@@ -71,14 +71,14 @@ Text from the journal (keys, request IDs, user and group IDs) is shown
 with control and format characters escaped (\x1b, \u202e) and a
 backslash as \\.
 
-The journal of an embedded cluster (nodes started with --cluster) is read
-through the running cluster: --nats-url of one of its servers, as a user
-of account TALLY, which the nodes' --nats-config declares:
-  accounts { TALLY { jetstream: enabled, users: [{user: tally-admin,
-    password: $TALLY_ADMIN_PASSWORD}], exports: [...] } }
-and --nats-user tally-admin with $TALLY_NATS_PASSWORD.
-
-Run tally-node journal <command> --help for a command's flags.
+With --nats-url on a node's embedded server, the tools need a user of
+account TALLY, where the journal lives: the node's --nats-config declares
+account TALLY (as deploy/tally-embedded.conf does) with a user for
+operators, users: [{user: tally-admin, password: $TALLY_ADMIN_PASSWORD}],
+and the tools get --nats-user tally-admin and $TALLY_NATS_PASSWORD. That
+is also how the journal of an embedded cluster is read, through any of
+its running servers: a cluster node's data directory holds its share of
+a clustered store, which cannot be opened alone.
 `
 
 // errBadJournal makes tally-node exit 1 after verify found bad events.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -30,7 +31,16 @@ import (
 // and exit status.
 func tool(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return toolEnv(t, nil, stdin, args...)
+}
+
+// toolEnv is tool with variables added to the test's environment.
+func toolEnv(t *testing.T, env []string, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	cmd := exec.Command(binary, append([]string{"journal"}, args...)...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var out, errOut bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errOut
 	err := cmd.Run()
@@ -596,5 +606,76 @@ func TestJournalImportAllOrNothing(t *testing.T) {
 				t.Errorf("the journal after a failed import holds\n%s\nwant\n%s", out, held)
 			}
 		})
+	}
+}
+
+// TestJournalToolsOnEmbeddedCluster: the journal of a cluster of embedded
+// nodes is read through the running cluster, as a user of account TALLY
+// that the nodes' configuration declares; without such a user, and on a
+// stopped node's data directory, the tools say what they need.
+func TestJournalToolsOnEmbeddedCluster(t *testing.T) {
+	c := startCluster(t, 3, true) // each node's --nats-config declares ops/ops in TALLY
+	ctx := context.Background()
+	for i, step := range []func(a *client.Admin) error{
+		func(a *client.Admin) error {
+			_, err := a.SetGroupCounters(ctx, "room", map[string]int64{"k": 1}, client.WithRequestID("r1"))
+			return err
+		},
+		func(a *client.Admin) error {
+			_, err := a.IncreaseGroupCounter(ctx, "room", "k", 2, client.WithRequestID("r2"))
+			return err
+		},
+	} {
+		a, err := client.NewAdmin(c.connect(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := step(a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ops := []string{"TALLY_NATS_PASSWORD=ops"}
+	want := []audit.Entry{
+		{Seq: 1, Op: "set", RequestID: "r1", Changes: []audit.KeyChange{{Key: "k", After: i64(1)}}},
+		{Seq: 2, Op: "increase", RequestID: "r2", Changes: []audit.KeyChange{{Key: "k", Before: i64(1), After: i64(3)}}},
+	}
+	ignore := cmp.FilterPath(func(p cmp.Path) bool {
+		name := p.Last().String()
+		return name == ".Time" || name == ".StreamSeq"
+	}, cmp.Ignore())
+	for _, m := range c.members {
+		out, errOut, code := toolEnv(t, ops, "", "history", "room", "--json", "--nats-url", m.url, "--nats-user", "ops")
+		if code != 0 {
+			t.Fatalf("history through %s exited %d: %s", m.name, code, errOut)
+		}
+		if diff := cmp.Diff(want, jsonLines[audit.Entry](t, out), ignore); diff != "" {
+			t.Errorf("history through %s (-want +got):\n%s", m.name, diff)
+		}
+	}
+	if out, errOut, code := toolEnv(t, ops, "", "verify", "--nats-url", c.members[0].url, "--nats-user", "ops"); code != 0 || !strings.Contains(out, "1 groups, 2 events, 0 bad") {
+		t.Errorf("verify through the cluster exited %d: %s%s", code, out, errOut)
+	}
+
+	// Without a user of TALLY the connection enters the clients' account.
+	_, errOut, code := tool(t, "", "history", "room", "--nats-url", c.members[0].url)
+	if code != 1 || !strings.Contains(errOut, "account TALLY") || !strings.Contains(errOut, "--nats-user") {
+		t.Errorf("history without credentials exited %d: %s; want 1 and what to give", code, errOut)
+	}
+
+	// A stopped node's data directory, with its flags or --data alone.
+	m := c.members[2]
+	m.p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := m.p.wait(t); code != 0 {
+		t.Fatalf("node %s exited %d", m.name, code)
+	}
+	data := m.args[slices.Index(m.args, "--data")+1]
+	for _, args := range [][]string{
+		{"--data", data},
+		m.args,
+	} {
+		_, errOut, code := tool(t, "", append([]string{"history", "room"}, args...)...)
+		if code != 1 || !strings.Contains(errOut, "--nats-url") || !strings.Contains(errOut, "account TALLY") {
+			t.Errorf("history on %v exited %d: %s; want 1 and the way through the running cluster", args, code, errOut)
+		}
 	}
 }
