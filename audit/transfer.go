@@ -167,7 +167,7 @@ func Import(ctx context.Context, j Importer, r io.Reader) (int, error) {
 	}
 	defer os.Remove(spool.Name())
 	defer spool.Close()
-	if err := check(r, spool); err != nil {
+	if err := check(r, spool, MaxLine); err != nil {
 		return 0, fmt.Errorf("import: %w", err)
 	}
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
@@ -184,10 +184,10 @@ func Import(ctx context.Context, j Importer, r io.Reader) (int, error) {
 	return 0, fmt.Errorf("import: %w (nothing imported: the %d events appended before it were removed)", err, len(done))
 }
 
-// check reads an export from r, checks every line and every group's
-// chain, and writes the lines to w.
-func check(r io.Reader, w io.Writer) error {
-	lines := newLineReader(r, MaxLine)
+// check reads an export of lines of at most max bytes from r, checks
+// every line and every group's chain, and writes the lines to w.
+func check(r io.Reader, w io.Writer, max int) error {
+	lines := newLineReader(r, max)
 	chains := map[string]*chain{}
 	bw := bufio.NewWriter(w)
 	for {
