@@ -1,10 +1,11 @@
 // Package audit reads a tally journal as the history it is: each change of
 // a group with its user, request ID and the values before and after it
 // (History), a group's counters as they were at a change or at a time
-// (At), and a check of every group's chain of events (Verify), with the
-// repair of a group whose chain ends in bad events (Repair). It reads the
-// stream as stored, undecodable events included, and builds states with
-// the actors' own Apply.
+// (At), a check of every group's chain of events (Verify), with the
+// repair of a group whose chain ends in bad events (Repair), and the move
+// of events between journals (Export, Import). It reads the stream as
+// stored, undecodable events included, builds states with the actors' own
+// Apply, and checks every event with one rule (chain.follow).
 package audit
 
 import (
@@ -15,7 +16,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/tallyhq/tally/actors"
+	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/messages"
 )
@@ -67,48 +68,25 @@ var ErrBadEvent = errors.New("audit: bad event")
 
 // walk calls fn for each change of group in order, with the state before
 // it and after it, either nil when the journal no longer keeps what it
-// takes to know it. It fails at
-// the first event that does not decode or does not follow its
-// predecessor.
+// takes to know it. It fails at the first event that does not decode or
+// does not follow its predecessor (see chain.follow).
 func walk(ctx context.Context, j Journal, group string, fn func(s journal.Stored, ev *messages.Event, c *messages.Change, before, after *messages.GroupState) error) error {
-	var state *messages.GroupState // nil: unknown
-	var last uint64
-	first := true
+	if err := contract.CheckGroupID(group); err != nil {
+		return err
+	}
+	ch := &chain{group: group}
 	return j.Scan(ctx, group, 0, func(s journal.Stored) error {
 		ev, err := s.Event()
 		if err != nil {
-			return fmt.Errorf("%w: group %s, stream sequence %d: %w", ErrBadEvent, group, s.Seq, err)
+			return fmt.Errorf("%w: group %s, stream sequence %d: does not decode: %w", ErrBadEvent, group, s.Seq, err)
 		}
-		switch {
-		case first && ev.GetPrevSeq() == 0:
-			state = &messages.GroupState{Counters: map[string]int64{}}
-		case first:
-			state = nil
-		case ev.GetPrevSeq() != last:
-			return fmt.Errorf("%w: group %s, stream sequence %d names %d as its predecessor, not %d", ErrBadEvent, group, s.Seq, ev.GetPrevSeq(), last)
+		err = ch.follow(s.Seq, ev, func(c *messages.Change, before, after *messages.GroupState) error {
+			return fn(s, ev, c, before, after)
+		})
+		if b, ok := errors.AsType[*badEvent](err); ok {
+			return fmt.Errorf("%w: group %s, stream sequence %d: %s", ErrBadEvent, group, s.Seq, b.reason)
 		}
-		first, last = false, s.Seq
-		for i, c := range ev.GetChanges() {
-			var after *messages.GroupState
-			switch {
-			case state != nil:
-				after = actors.CloneState(state)
-				if err := actors.Apply(after, &messages.Event{Changes: []*messages.Change{c}}); err != nil {
-					return fmt.Errorf("%w: group %s, stream sequence %d: %w", ErrBadEvent, group, s.Seq, err)
-				}
-			case i == len(ev.GetChanges())-1:
-				after = actors.CloneState(ev.GetState()) // what the event carries
-			}
-			if err := fn(s, ev, c, state, after); err != nil {
-				return err
-			}
-			state = after
-		}
-		if state != nil && !actors.SameState(state, ev.GetState()) {
-			return fmt.Errorf("%w: group %s, stream sequence %d carries a state its changes do not give", ErrBadEvent, group, s.Seq)
-		}
-		state = actors.CloneState(ev.GetState())
-		return nil
+		return err
 	})
 }
 
@@ -215,76 +193,46 @@ type Report struct {
 	Bad    []Bad `json:"bad"`
 }
 
-// chain is one group's state while Verify walks the journal.
-type chain struct {
-	last   uint64
-	state  *messages.GroupState // nil: unknown (the group's older events are not kept)
-	broken uint64               // the stream sequence of its first bad event, or 0
-}
-
 // Verify checks every group's chain (group "" ) or one group's: each event
-// decodes, names the group's previous event as its predecessor, and
+// decodes, is one the service writes (IDs and keys of the contract, see
+// checkEvent), names the group's previous event as its predecessor, and
 // carries the state its predecessor's with its changes applied gives.
 // Every event from a group's first bad one on is reported: the later ones
 // follow from it.
 func Verify(ctx context.Context, j Journal, group string) (Report, error) {
 	var r Report
+	if group != "" {
+		if err := contract.CheckGroupID(group); err != nil {
+			return r, err
+		}
+	}
 	chains := map[string]*chain{}
+	broken := map[string]uint64{} // a group's first bad event
 	err := j.Scan(ctx, group, 0, func(s journal.Stored) error {
 		r.Events++
 		ch, ok := chains[s.Group]
 		if !ok {
-			ch = &chain{}
+			ch = &chain{group: s.Group}
 			chains[s.Group] = ch
 		}
-		bad := func(format string, args ...any) {
-			r.Bad = append(r.Bad, Bad{Group: s.Group, StreamSeq: s.Seq, Reason: fmt.Sprintf(format, args...)})
-			if ch.broken == 0 {
-				ch.broken = s.Seq
+		why := ""
+		if first, ok := broken[s.Group]; ok {
+			why = fmt.Sprintf("follows bad event %d", first)
+		} else if ev, err := s.Event(); err != nil {
+			why = fmt.Sprintf("does not decode: %v", err)
+		} else if err := ch.follow(s.Seq, ev, nil); err != nil {
+			why = err.Error()
+		}
+		if why != "" {
+			r.Bad = append(r.Bad, Bad{Group: s.Group, StreamSeq: s.Seq, Reason: why})
+			if _, ok := broken[s.Group]; !ok {
+				broken[s.Group] = s.Seq
 			}
-		}
-		defer func() { ch.last = s.Seq }()
-		if ch.broken != 0 {
-			bad("follows bad event %d", ch.broken)
-			return nil
-		}
-		ev, err := s.Event()
-		if err != nil {
-			bad("does not decode: %v", err)
-			return nil
-		}
-		if ok && ev.GetPrevSeq() != ch.last {
-			bad("names %d as its predecessor, the group's previous event is %d", ev.GetPrevSeq(), ch.last)
-			return nil
-		}
-		if why := ch.follow(!ok, ev); why != "" {
-			bad("%s", why)
 		}
 		return nil
 	})
 	r.Groups = len(chains)
 	return r, err
-}
-
-// follow takes ev as the chain's next event (its first when first) and
-// says why it does not follow from the state before, or "".
-func (ch *chain) follow(first bool, ev *messages.Event) string {
-	switch {
-	case first && ev.GetPrevSeq() == 0:
-		ch.state = &messages.GroupState{Counters: map[string]int64{}}
-	case first:
-		ch.state = nil // its predecessors are not kept: trust its state
-	}
-	if ch.state != nil {
-		if err := actors.Apply(ch.state, ev); err != nil {
-			return fmt.Sprintf("its changes do not apply: %v", err)
-		}
-		if !actors.SameState(ch.state, ev.GetState()) {
-			return "carries a state its changes do not give"
-		}
-	}
-	ch.state = actors.CloneState(ev.GetState())
-	return ""
 }
 
 // Repair removes group's bad events, those Verify reports: from its first

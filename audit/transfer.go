@@ -2,14 +2,18 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/messages"
 )
@@ -23,15 +27,25 @@ type Exported struct {
 	Event     json.RawMessage `json:"event"`
 }
 
+// MaxLine is the longest line of an export that Import reads, newline
+// included. The largest event the service writes fits in a NATS message
+// (node.MaxPayload, 16 KiB); in JSON, its strings escaped and its
+// numbers quoted, it grows at most about sevenfold.
+const MaxLine = 256 << 10
+
 // Export writes the events of groups (every group when there is none) to
 // w as JSON lines, each group's in commit order, and returns how many. An
 // event that does not decode stops it: verify and repair first.
 func Export(ctx context.Context, j Journal, groups []string, w io.Writer) (int, error) {
+	for _, g := range groups {
+		if err := contract.CheckGroupID(g); err != nil {
+			return 0, err
+		}
+	}
 	if len(groups) == 0 {
 		groups = []string{""}
 	}
 	bw := bufio.NewWriter(w)
-	enc := json.NewEncoder(bw)
 	n := 0
 	for _, g := range groups {
 		err := j.Scan(ctx, g, 0, func(s journal.Stored) error {
@@ -39,12 +53,13 @@ func Export(ctx context.Context, j Journal, groups []string, w io.Writer) (int, 
 			if err != nil {
 				return fmt.Errorf("%w: group %s, stream sequence %d: %w", ErrBadEvent, s.Group, s.Seq, err)
 			}
-			b, err := protojson.Marshal(ev)
+			line, err := encodeLine(s.Group, s.Seq, ev)
 			if err != nil {
 				return err
 			}
 			n++
-			return enc.Encode(Exported{Group: s.Group, StreamSeq: s.Seq, Event: b})
+			_, err = bw.Write(line)
+			return err
 		})
 		if err != nil {
 			return n, err
@@ -53,56 +68,204 @@ func Export(ctx context.Context, j Journal, groups []string, w io.Writer) (int, 
 	return n, bw.Flush()
 }
 
-// Appender is what Import writes to: a *journal.Journal.
-type Appender interface {
+// encodeLine is one line of an export, newline included.
+func encodeLine(group string, seq uint64, ev *messages.Event) ([]byte, error) {
+	b, err := protojson.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	line, err := json.Marshal(Exported{Group: group, StreamSeq: seq, Event: b})
+	if err != nil {
+		return nil, err
+	}
+	return append(line, '\n'), nil
+}
+
+// decodeLine reads one line of an export: one JSON object with the
+// fields of Exported and no other, whose event is one the service
+// writes (see checkEvent).
+func decodeLine(line []byte) (Exported, *messages.Event, error) {
+	var x Exported
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&x); err != nil {
+		return x, nil, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return x, nil, errors.New("more than one JSON value")
+	}
+	if x.Group == "" || x.StreamSeq == 0 || len(x.Event) == 0 {
+		return x, nil, errors.New(`want {"groupID","streamSeq","event"}`)
+	}
+	ev := new(messages.Event)
+	if err := protojson.Unmarshal(x.Event, ev); err != nil {
+		return x, nil, fmt.Errorf("event: %w", err)
+	}
+	if err := checkEvent(x.Group, ev); err != nil {
+		return x, nil, fmt.Errorf("group %s: %w: %w", contract.Quote(x.Group), ErrBadEvent, err)
+	}
+	return x, ev, nil
+}
+
+// lineReader reads lines of at most max bytes, newline included, and
+// skips blank ones. A longer line is refused without reading the rest
+// of it.
+type lineReader struct {
+	r   *bufio.Reader
+	max int
+	n   int // the number of the last line read
+}
+
+func newLineReader(r io.Reader, max int) *lineReader {
+	return &lineReader{r: bufio.NewReaderSize(r, max), max: max}
+}
+
+// next returns the next line that is not blank, valid until the next
+// call, or io.EOF.
+func (l *lineReader) next() ([]byte, error) {
+	for {
+		line, err := l.r.ReadSlice('\n')
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			return nil, fmt.Errorf("line %d is longer than %d bytes", l.n+1, l.max)
+		case errors.Is(err, io.EOF) && len(line) == 0:
+			return nil, io.EOF
+		case err != nil && !errors.Is(err, io.EOF):
+			return nil, fmt.Errorf("line %d: %w", l.n+1, err)
+		}
+		l.n++
+		if line = bytes.TrimSpace(line); len(line) > 0 {
+			return line, nil
+		}
+	}
+}
+
+// Importer is what Import writes to: a *journal.Journal.
+type Importer interface {
 	Append(ctx context.Context, group string, expected uint64, ev *messages.Event) (uint64, error)
+	Remove(ctx context.Context, group string, seq uint64) error
 }
 
 // Import appends the events of an export read from r, each group's after
 // the one before it (the events name their new predecessors; a group
 // whose export starts after events its journal no longer kept keeps
-// saying so), and returns how many. It checks each group's chain as
-// Verify does and stops at the first event that does not follow. Importing into a journal that holds
-// one of the groups already fails at that group's first event: each
-// append is fenced by the group's last one.
-func Import(ctx context.Context, j Appender, r io.Reader) (int, error) {
-	dec := json.NewDecoder(r)
-	last := map[string]uint64{}
+// saying so), and returns how many. It appends all of them or none.
+//
+// First it reads and checks the whole export: each line at most MaxLine
+// bytes and one event of a group as the service writes them, each group's
+// chain as Verify checks it. The first line that fails refuses the
+// export, and nothing is appended. What it checked waits in a temporary
+// file (in os.TempDir), so that memory holds only each group's last state
+// and a few bytes per event. Then it appends; should an append fail (a
+// group the journal holds already fails at its first event: each append
+// is fenced by the group's last one), it removes what it appended, newest
+// first, so that the journal holds what it held before.
+func Import(ctx context.Context, j Importer, r io.Reader) (int, error) {
+	spool, err := os.CreateTemp("", "tally-import-*")
+	if err != nil {
+		return 0, fmt.Errorf("import: %w", err)
+	}
+	defer os.Remove(spool.Name())
+	defer spool.Close()
+	if err := check(r, spool, MaxLine); err != nil {
+		return 0, fmt.Errorf("import: %w", err)
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("import: %w", err)
+	}
+	var done []appended
+	err = appendAll(ctx, j, spool, &done)
+	if err == nil {
+		return len(done), nil
+	}
+	if rerr := rollBack(ctx, j, done); rerr != nil {
+		return 0, fmt.Errorf("import: %w; %w", err, rerr)
+	}
+	return 0, fmt.Errorf("import: %w (nothing imported: the %d events appended before it were removed)", err, len(done))
+}
+
+// check reads an export of lines of at most max bytes from r, checks
+// every line and every group's chain, and writes the lines to w.
+func check(r io.Reader, w io.Writer, max int) error {
+	lines := newLineReader(r, max)
 	chains := map[string]*chain{}
-	n := 0
+	bw := bufio.NewWriter(w)
 	for {
-		var x Exported
-		err := dec.Decode(&x)
+		line, err := lines.next()
 		if errors.Is(err, io.EOF) {
-			return n, nil
+			return bw.Flush()
 		}
 		if err != nil {
-			return n, fmt.Errorf("import: line %d: %w", n+1, err)
+			return err
 		}
-		if x.Group == "" || len(x.Event) == 0 {
-			return n, fmt.Errorf("import: line %d: want {\"groupID\",\"streamSeq\",\"event\"}", n+1)
+		x, ev, err := decodeLine(line)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", lines.n, err)
 		}
-		var ev messages.Event
-		if err := protojson.Unmarshal(x.Event, &ev); err != nil {
-			return n, fmt.Errorf("import: line %d: event: %w", n+1, err)
-		}
-		ch, seen := chains[x.Group]
-		if !seen {
-			ch = &chain{}
+		ch, ok := chains[x.Group]
+		if !ok {
+			ch = &chain{group: x.Group}
 			chains[x.Group] = ch
 		}
-		if why := ch.follow(!seen, &ev); why != "" {
-			return n, fmt.Errorf("import: line %d, group %s: %w: %s", n+1, x.Group, ErrBadEvent, why)
+		if err := ch.follow(x.StreamSeq, ev, nil); err != nil {
+			return fmt.Errorf("line %d, group %s: %w: %w", lines.n, x.Group, ErrBadEvent, err)
 		}
-		prev := last[x.Group]
-		if seen {
-			ev.PrevSeq = prev
+		if _, err := bw.Write(append(line, '\n')); err != nil {
+			return err
 		}
-		seq, err := j.Append(ctx, x.Group, prev, &ev)
-		if err != nil {
-			return n, fmt.Errorf("import: line %d, group %s: %w", n+1, x.Group, err)
-		}
-		last[x.Group] = seq
-		n++
 	}
+}
+
+// appended is an event Import appended.
+type appended struct {
+	group string
+	seq   uint64
+}
+
+// appendAll appends the checked export read from r, and lists in done
+// what it appended.
+func appendAll(ctx context.Context, j Importer, r io.Reader, done *[]appended) error {
+	lines := newLineReader(r, MaxLine)
+	groups := map[string]*appended{} // each group's last event in j
+	for {
+		line, err := lines.next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		x, ev, err := decodeLine(line)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", lines.n, err)
+		}
+		g, seen := groups[x.Group]
+		if !seen {
+			g = &appended{group: x.Group}
+			groups[x.Group] = g
+		} else {
+			ev.PrevSeq = g.seq
+		}
+		seq, err := j.Append(ctx, g.group, g.seq, ev)
+		if err != nil {
+			return fmt.Errorf("line %d, group %s: %w", lines.n, g.group, err)
+		}
+		g.seq = seq
+		*done = append(*done, appended{g.group, seq}) // the group's name shared
+	}
+}
+
+// rollBack removes what an import appended, newest first, also when ctx
+// ended: an import stopped halfway must not leave half of it behind.
+func rollBack(ctx context.Context, j Importer, done []appended) error {
+	ctx = context.WithoutCancel(ctx)
+	for i := len(done) - 1; i >= 0; i-- {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := j.Remove(rctx, done[i].group, done[i].seq)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("removing the events it appended failed, %d of them remain (tally-node journal history GROUP shows them): %w", i+1, err)
+		}
+	}
+	return nil
 }

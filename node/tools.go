@@ -6,14 +6,28 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tallyhq/tally/gateway"
 	"github.com/tallyhq/tally/journal"
 )
 
 // ErrClusteredData means the journal tools were pointed at the data
-// directory of a cluster's node: its embedded server cannot run alone.
-var ErrClusteredData = errors.New("the journal tools read a cluster's journal through --nats-url (a cluster node's data directory cannot be opened alone)")
+// directory of a cluster's node: its embedded server cannot run alone,
+// and the journal's stream belongs to the cluster's JetStream.
+var ErrClusteredData = errors.New("the journal of an embedded cluster is read through the running cluster, not a node's data directory: " +
+	"give --nats-url of one of its servers and the credentials of a user of account " + ServiceAccount +
+	" (declare one in the nodes' --nats-config: accounts { " + ServiceAccount + " { users: [...] } })")
+
+// ErrNoJournalAccount means the tools' connection (--nats-url) entered an
+// account without JetStream, where no journal can be.
+var ErrNoJournalAccount = errors.New("the connection's account has no JetStream: an embedded node's journal lives in its account " + ServiceAccount +
+	", which only a user declared there reaches; declare one in the nodes' --nats-config (accounts { " + ServiceAccount +
+	" { users: [{user: tally-admin, password: ...}] } }) and give --nats-user tally-admin with $TALLY_NATS_PASSWORD, or --nats-creds; " +
+	"on a NATS server of your own, give the credentials of the node's account")
 
 // OpenJournal opens the journal of a node's configuration for the
 // journal tools, without serving anything: with NATS embedded, it starts
@@ -25,7 +39,7 @@ var ErrClusteredData = errors.New("the journal tools read a cluster's journal th
 // existing one is opened as it is, its settings untouched. close stops
 // what OpenJournal started.
 func OpenJournal(ctx context.Context, cfg Config, create bool) (j *journal.Journal, close func(), err error) {
-	if cfg.Cluster != "" {
+	if cfg.Cluster != "" || (cfg.NATSURL == "" && clusteredStore(cfg.DataDir)) {
 		return nil, nil, ErrClusteredData
 	}
 	if cfg.Logger == nil {
@@ -54,6 +68,9 @@ func OpenJournal(ctx context.Context, cfg Config, create bool) (j *journal.Journ
 	if err != nil {
 		return nil, nil, err
 	}
+	if _, err := js.AccountInfo(ctx); errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+		return nil, nil, fmt.Errorf("%w (%w)", ErrNoJournalAccount, err)
+	}
 	if create {
 		if jcfg.Replicas, err = n.replicas(js); err != nil {
 			return nil, nil, err
@@ -66,4 +83,11 @@ func OpenJournal(ctx context.Context, cfg Config, create bool) (j *journal.Journ
 		return nil, nil, err
 	}
 	return j, func() { j.Close(); n.close() }, nil
+}
+
+// clusteredStore reports whether dir is the store of a clustered
+// JetStream server: it holds the cluster's meta group.
+func clusteredStore(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, server.JetStreamStoreDir, server.DEFAULT_SYSTEM_ACCOUNT, "_js_", "_meta_"))
+	return err == nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,6 +23,7 @@ import (
 
 	"github.com/tallyhq/tally/actors"
 	"github.com/tallyhq/tally/audit"
+	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/gateway"
 	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/messages"
@@ -58,19 +57,47 @@ commands:
   export [GROUP...]
                   writes the events of the groups (all when none) to
                   stdout as JSON lines: to back up, move or inspect
-  import          appends the events of an export read from stdin; it
-                  refuses a journal that holds events unless --force
+  import          appends the events of an export read from stdin, all
+                  or none: it first reads and checks the whole export
+                  (lines of at most 256 KiB, each group's chain, every ID
+                  and key by the contract), keeping it in a temporary
+                  file ($TMPDIR) and each group's last state in memory,
+                  then appends, and removes what it appended should an
+                  append fail; it refuses a journal that holds events
+                  unless --force
 
-Run tally-node journal <command> --help for a command's flags.
+A group ID is 1..48 bytes of printable ASCII without . * > or spaces.
+Text from the journal (keys, request IDs, user and group IDs) is shown
+with control and format characters escaped (\x1b, \u202e) and a
+backslash as \\.
+
+With --nats-url on a node's embedded server, the tools need a user of
+account TALLY, where the journal lives: the node's --nats-config declares
+account TALLY (as deploy/tally-embedded.conf does) with a user for
+operators, users: [{user: tally-admin, password: $TALLY_ADMIN_PASSWORD}],
+and the tools get --nats-user tally-admin and $TALLY_NATS_PASSWORD. That
+is also how the journal of an embedded cluster is read, through any of
+its running servers: a cluster node's data directory holds its share of
+a clustered store, which cannot be opened alone.
 `
 
 // errBadJournal makes tally-node exit 1 after verify found bad events.
 var errBadJournal = errors.New("the journal has bad events")
 
+// usageError is a command line a journal tool cannot run: tally-node
+// exits 2 after it.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usage(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
 // journalCommand is one command of tally-node journal.
 type journalCommand struct {
 	args   string // the positional arguments, for the usage line
 	nargs  int    // how many; -1: any
+	groups int    // how many of them, first, are group IDs; -1: all
 	create bool   // make the journal when there is none
 	flags  func(fs *flag.FlagSet, o *journalOptions)
 	run    func(ctx context.Context, j *journal.Journal, o *journalOptions, args []string, out *output) error
@@ -90,21 +117,21 @@ type journalOptions struct {
 }
 
 var journalCommands = map[string]journalCommand{
-	"history": {args: "GROUP", nargs: 1, run: runHistory, flags: func(fs *flag.FlagSet, o *journalOptions) {
+	"history": {args: "GROUP", nargs: 1, groups: 1, run: runHistory, flags: func(fs *flag.FlagSet, o *journalOptions) {
 		fs.StringVar(&o.from, "from", "", "first change: a change sequence or an RFC 3339 time")
 		fs.StringVar(&o.to, "to", "", "last change: a change sequence or an RFC 3339 time")
 		fs.IntVar(&o.limit, "limit", 0, "at most this many changes (0: all)")
 	}},
-	"at":     {args: "GROUP SEQ|TIME", nargs: 2, run: runAt},
+	"at":     {args: "GROUP SEQ|TIME", nargs: 2, groups: 1, run: runAt},
 	"verify": {run: runVerify},
 	"replay": {run: runReplay, flags: func(fs *flag.FlagSet, o *journalOptions) {
 		fs.BoolVar(&o.verify, "verify", false, "compare every group with the running node's state (with --nats-url: the node must be serving) and list each difference; exits 1 when there is one")
 		fs.BoolVar(&o.progress, "progress", isTerminal(o.progressTo), "show a progress bar on stderr (default: when it is a terminal)")
 	}},
-	"repair": {args: "GROUP", nargs: 1, run: runRepair, flags: func(fs *flag.FlagSet, o *journalOptions) {
+	"repair": {args: "GROUP", nargs: 1, groups: 1, run: runRepair, flags: func(fs *flag.FlagSet, o *journalOptions) {
 		fs.BoolVar(&o.yes, "yes", false, "remove without asking")
 	}},
-	"export": {args: "[GROUP...]", nargs: -1, run: runExport},
+	"export": {args: "[GROUP...]", nargs: -1, groups: -1, run: runExport},
 	"import": {create: true, run: runImport, flags: func(fs *flag.FlagSet, o *journalOptions) {
 		fs.BoolVar(&o.force, "force", false, "import into a journal that holds events already (a group it holds fails)")
 	}},
@@ -115,14 +142,14 @@ func runJournal(ctx context.Context, args []string, getenv env, stdin io.Reader,
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stderr, journalUsage)
 		if len(args) == 0 {
-			return errors.New("journal: a command is missing")
+			return usage("journal: a command is missing")
 		}
 		return flag.ErrHelp
 	}
 	cmd, ok := journalCommands[args[0]]
 	if !ok {
 		fmt.Fprint(stderr, journalUsage)
-		return fmt.Errorf("journal: unknown command %q", args[0])
+		return usage("journal: unknown command %q", args[0])
 	}
 	o := &journalOptions{stdin: stdin, progressTo: stderr}
 	name := "tally-node journal " + args[0]
@@ -136,11 +163,23 @@ func runJournal(ctx context.Context, args []string, getenv env, stdin io.Reader,
 			fs.PrintDefaults()
 		}
 	})
-	if err != nil {
+	if errors.Is(err, flag.ErrHelp) {
 		return err
 	}
+	if err != nil {
+		return usageError{err}
+	}
 	if cmd.nargs >= 0 && len(rest) != cmd.nargs {
-		return fmt.Errorf("journal %s: want %s, got %q", args[0], cmd.args, rest)
+		return usage("journal %s: want %s, got %q", args[0], cmd.args, rest)
+	}
+	groups := rest
+	if cmd.groups >= 0 {
+		groups = rest[:cmd.groups]
+	}
+	for _, g := range groups {
+		if err := contract.CheckGroupID(g); err != nil {
+			return usage("journal %s: %w", args[0], err)
+		}
 	}
 	cfg.node.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: max(cfg.logLevel, slog.LevelWarn)}))
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -157,59 +196,6 @@ func runJournal(ctx context.Context, args []string, getenv env, stdin io.Reader,
 	return out.flush()
 }
 
-// output prints a command's result as a table or as JSON lines.
-type output struct {
-	w    io.Writer
-	json bool
-	tw   *tabwriter.Writer
-}
-
-// row prints v as a JSON line, or cells as a table row.
-func (o *output) row(v any, cells ...string) error {
-	if o.json {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(o.w, "%s\n", b)
-		return err
-	}
-	if o.tw == nil {
-		o.tw = tabwriter.NewWriter(o.w, 0, 0, 2, ' ', 0)
-	}
-	_, err := fmt.Fprintln(o.tw, strings.Join(cells, "\t"))
-	return err
-}
-
-// header prints a table's header row; JSON lines have none.
-func (o *output) header(cells ...string) error {
-	if o.json {
-		return nil
-	}
-	return o.row(nil, cells...)
-}
-
-// text prints a line of the table form only.
-func (o *output) text(format string, args ...any) error {
-	if o.json {
-		return nil
-	}
-	if err := o.flush(); err != nil {
-		return err
-	}
-	_, err := fmt.Fprintf(o.w, format+"\n", args...)
-	return err
-}
-
-func (o *output) flush() error {
-	if o.tw == nil {
-		return nil
-	}
-	err := o.tw.Flush()
-	o.tw = nil
-	return err
-}
-
 // parsePoint reads a change sequence or an RFC 3339 time.
 func parsePoint(s string) (seq uint64, t time.Time, err error) {
 	if seq, err = strconv.ParseUint(s, 10, 64); err == nil && seq > 0 {
@@ -224,19 +210,19 @@ func parsePoint(s string) (seq uint64, t time.Time, err error) {
 func runHistory(ctx context.Context, j *journal.Journal, o *journalOptions, args []string, out *output) error {
 	f := audit.Filter{Limit: o.limit}
 	if o.limit < 0 {
-		return fmt.Errorf("--limit %d: want 0 (all) or more", o.limit)
+		return usage("--limit %d: want 0 (all) or more", o.limit)
 	}
 	if o.from != "" {
 		seq, t, err := parsePoint(o.from)
 		if err != nil {
-			return fmt.Errorf("--from: %w", err)
+			return usage("--from: %w", err)
 		}
 		f.FromSeq, f.From = seq, t
 	}
 	if o.to != "" {
 		seq, t, err := parsePoint(o.to)
 		if err != nil {
-			return fmt.Errorf("--to: %w", err)
+			return usage("--to: %w", err)
 		}
 		f.ToSeq, f.To = seq, t
 	}
@@ -278,7 +264,7 @@ func show(v *int64) string {
 func runAt(ctx context.Context, j *journal.Journal, o *journalOptions, args []string, out *output) error {
 	seq, t, err := parsePoint(args[1])
 	if err != nil {
-		return err
+		return usageError{err}
 	}
 	st, err := audit.At(ctx, j, args[0], audit.Point{Seq: seq, Time: t})
 	if err != nil {
@@ -498,7 +484,7 @@ func runRepair(ctx context.Context, j *journal.Journal, o *journalOptions, args 
 		}
 		fmt.Fprintf(o.progressTo, "%s: %d bad events; removing them gives up their changes, and the group loads from its last good event:\n", group, len(bad))
 		for _, b := range bad {
-			fmt.Fprintf(o.progressTo, "  stream sequence %d: %s\n", b.StreamSeq, b.Reason)
+			fmt.Fprintf(o.progressTo, "  stream sequence %d: %s\n", b.StreamSeq, printable(b.Reason))
 		}
 		if o.yes {
 			return true
@@ -540,7 +526,7 @@ func runImport(ctx context.Context, j *journal.Journal, o *journalOptions, args 
 	}
 	n, err := audit.Import(ctx, j, o.stdin)
 	if err != nil {
-		return fmt.Errorf("%w (%d events imported before it)", err, n)
+		return err
 	}
 	if out.json {
 		return out.row(map[string]int{"imported": n})

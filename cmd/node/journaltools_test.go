@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -30,7 +31,16 @@ import (
 // and exit status.
 func tool(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return toolEnv(t, nil, stdin, args...)
+}
+
+// toolEnv is tool with variables added to the test's environment.
+func toolEnv(t *testing.T, env []string, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	cmd := exec.Command(binary, append([]string{"journal"}, args...)...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var out, errOut bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errOut
 	err := cmd.Run()
@@ -470,5 +480,202 @@ func TestReplayVerify(t *testing.T) {
 	p.wait(t)
 	if _, errOut, code := tool(t, "", "replay", "--verify", "--data", dir); code == 0 || !strings.Contains(errOut, "no node answers") {
 		t.Errorf("replay --verify of a stopped node's data exited %d: %s", code, errOut)
+	}
+}
+
+// TestJournalToolsShowHostileText: text a user chose (a request ID with
+// terminal escapes, a key with a bidi override) reaches an operator's
+// terminal escaped, in the table and in JSON, and JSON still decodes to
+// the text itself; a group ID outside the contract (a NATS wildcard
+// would read other groups) is a usage error.
+func TestJournalToolsShowHostileText(t *testing.T) {
+	dir := t.TempDir()
+	p := startProc(t, "--data", dir, "--listen", "127.0.0.1:0")
+	ctx := context.Background()
+	alice, err := client.New(journaltest.ConnectURL(t, p.url), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		forged = "\x1b[1A\x1b[2K\rforged\u009b2J\x7f"
+		key    = "price\u202e\u2066evil\u200f"
+	)
+	if _, err := alice.SetGroupCounters(ctx, "room", map[string]int64{key: 1}, client.WithRequestID(forged)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.IncreaseGroupCounter(ctx, "secret", "n", 42); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("node exited %d", code)
+	}
+	raw := []string{"\x1b", "\r", "\u009b", "\x7f", "\u202e", "\u2066", "\u200f"}
+	tests := []struct {
+		name string
+		args []string
+		want []string // in the output, escaped
+	}{
+		{"history table", []string{"history", "room"}, []string{`\x1b[1A\x1b[2K\rforged\u009b2J\x7f`, `price\u202e\u2066evil\u200f: - -> 1`}},
+		{"history JSON", []string{"history", "room", "--json"}, []string{`\u001b[1A`, `price\u202e\u2066evil\u200f`}},
+		{"at table", []string{"at", "room", "1"}, []string{`price\u202e\u2066evil\u200f`}},
+		{"at JSON", []string{"at", "room", "1", "--json"}, []string{`price\u202e\u2066evil\u200f`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := tool(t, "", append(tt.args, "--data", dir)...)
+			if code != 0 {
+				t.Fatalf("exited %d: %s", code, errOut)
+			}
+			for _, r := range raw {
+				if strings.Contains(out, r) {
+					t.Errorf("the output holds %q unescaped:\n%q", r, out)
+				}
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("the output lacks %s:\n%s", w, out)
+				}
+			}
+		})
+	}
+	t.Run("JSON decodes to the text", func(t *testing.T) {
+		out, _, _ := tool(t, "", "history", "room", "--json", "--data", dir)
+		got := jsonLines[audit.Entry](t, out)
+		if len(got) != 1 || got[0].RequestID != forged || len(got[0].Changes) != 1 || got[0].Changes[0].Key != key {
+			t.Errorf("history --json = %+v, want request ID %q and key %q", got, forged, key)
+		}
+	})
+	for _, args := range [][]string{
+		{"history", "*"},
+		{"history", ">"},
+		{"history", "room.x"},
+		{"at", ">", "1"},
+		{"at", "s*", "1"},
+		{"repair", ">", "--yes"},
+		{"export", "room", "a b"},
+		{"history", strings.Repeat("g", 49)},
+		{"history", "g\x1b[2J"},
+	} {
+		t.Run(fmt.Sprintf("%q", args), func(t *testing.T) {
+			out, errOut, code := tool(t, "", append(args, "--data", dir)...)
+			if code != 2 || !strings.Contains(errOut, "group ID") || strings.Contains(out, "42") {
+				t.Errorf("exited %d: %s%s; want 2 and a message about the group ID", code, out, errOut)
+			}
+			if strings.Contains(errOut, "\x1b") {
+				t.Errorf("the error holds an escape unescaped: %q", errOut)
+			}
+		})
+	}
+}
+
+// TestJournalImportAllOrNothing: an import that fails, at a line or at an
+// append, leaves the journal as it was, so that the corrected import
+// needs no --force.
+func TestJournalImportAllOrNothing(t *testing.T) {
+	ev := func(group string, seq, prev, version uint64, key string, value int64) string {
+		change := fmt.Sprintf(`{"seq":"%d","op":"OP_SET","counters":{%q:"%d"}}`, version, key, value)
+		return fmt.Sprintf(`{"groupID":%q,"streamSeq":%d,"event":{"prevSeq":"%d","changes":[%s],"state":{"counters":{%q:"%d"},"version":"%d"}}}`+"\n",
+			group, seq, prev, change, key, value, version)
+	}
+	dir := t.TempDir()
+	if out, errOut, code := tool(t, ev("b", 1, 0, 1, "x", 1), "import", "--data", dir); code != 0 {
+		t.Fatalf("import exited %d: %s%s", code, out, errOut)
+	}
+	held, _, _ := tool(t, "", "export", "--data", dir)
+	export := ev("a", 1, 0, 1, "k", 1) + ev("a", 2, 1, 2, "k", 2) + ev("b", 3, 0, 1, "y", 1)
+	tests := []struct {
+		name   string
+		export string
+		want   string
+	}{
+		{"a group the journal holds", export, "line 3, group b"},
+		{"an altered prevSeq", ev("a", 1, 0, 1, "k", 1) + ev("a", 2, 5, 2, "k", 2), "line 2, group a"},
+		{"a group with a dot", ev("a", 1, 0, 1, "k", 1) + ev("a.b", 2, 0, 1, "k", 1), "line 2"},
+		{"a key with NUL", ev("a", 1, 0, 1, "k", 1) + ev("c", 2, 0, 1, "k\x00", 1), "line 2"},
+		{"a line of 1 MB", ev("a", 1, 0, 1, "k", 1) + ev("c", 2, 0, 1, strings.Repeat("k", 1<<20), 1), "line 2 is longer than"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := tool(t, tt.export, "import", "--force", "--data", dir)
+			if code != 1 || !strings.Contains(errOut, tt.want) {
+				t.Errorf("import exited %d: %s%s; want 1 and an error naming %q", code, out, errOut, tt.want)
+			}
+			out, _, _ = tool(t, "", "export", "--data", dir)
+			if out != held {
+				t.Errorf("the journal after a failed import holds\n%s\nwant\n%s", out, held)
+			}
+		})
+	}
+}
+
+// TestJournalToolsOnEmbeddedCluster: the journal of a cluster of embedded
+// nodes is read through the running cluster, as a user of account TALLY
+// that the nodes' configuration declares; without such a user, and on a
+// stopped node's data directory, the tools say what they need.
+func TestJournalToolsOnEmbeddedCluster(t *testing.T) {
+	c := startCluster(t, 3, true) // each node's --nats-config declares ops/ops in TALLY
+	ctx := context.Background()
+	for i, step := range []func(a *client.Admin) error{
+		func(a *client.Admin) error {
+			_, err := a.SetGroupCounters(ctx, "room", map[string]int64{"k": 1}, client.WithRequestID("r1"))
+			return err
+		},
+		func(a *client.Admin) error {
+			_, err := a.IncreaseGroupCounter(ctx, "room", "k", 2, client.WithRequestID("r2"))
+			return err
+		},
+	} {
+		a, err := client.NewAdmin(c.connect(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := step(a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ops := []string{"TALLY_NATS_PASSWORD=ops"}
+	want := []audit.Entry{
+		{Seq: 1, Op: "set", RequestID: "r1", Changes: []audit.KeyChange{{Key: "k", After: i64(1)}}},
+		{Seq: 2, Op: "increase", RequestID: "r2", Changes: []audit.KeyChange{{Key: "k", Before: i64(1), After: i64(3)}}},
+	}
+	ignore := cmp.FilterPath(func(p cmp.Path) bool {
+		name := p.Last().String()
+		return name == ".Time" || name == ".StreamSeq"
+	}, cmp.Ignore())
+	for _, m := range c.members {
+		out, errOut, code := toolEnv(t, ops, "", "history", "room", "--json", "--nats-url", m.url, "--nats-user", "ops")
+		if code != 0 {
+			t.Fatalf("history through %s exited %d: %s", m.name, code, errOut)
+		}
+		if diff := cmp.Diff(want, jsonLines[audit.Entry](t, out), ignore); diff != "" {
+			t.Errorf("history through %s (-want +got):\n%s", m.name, diff)
+		}
+	}
+	if out, errOut, code := toolEnv(t, ops, "", "verify", "--nats-url", c.members[0].url, "--nats-user", "ops"); code != 0 || !strings.Contains(out, "1 groups, 2 events, 0 bad") {
+		t.Errorf("verify through the cluster exited %d: %s%s", code, out, errOut)
+	}
+
+	// Without a user of TALLY the connection enters the clients' account.
+	_, errOut, code := tool(t, "", "history", "room", "--nats-url", c.members[0].url)
+	if code != 1 || !strings.Contains(errOut, "account TALLY") || !strings.Contains(errOut, "--nats-user") {
+		t.Errorf("history without credentials exited %d: %s; want 1 and what to give", code, errOut)
+	}
+
+	// A stopped node's data directory, with its flags or --data alone.
+	m := c.members[2]
+	m.p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := m.p.wait(t); code != 0 {
+		t.Fatalf("node %s exited %d", m.name, code)
+	}
+	data := m.args[slices.Index(m.args, "--data")+1]
+	for _, args := range [][]string{
+		{"--data", data},
+		m.args,
+	} {
+		_, errOut, code := tool(t, "", append([]string{"history", "room"}, args...)...)
+		if code != 1 || !strings.Contains(errOut, "--nats-url") || !strings.Contains(errOut, "account TALLY") {
+			t.Errorf("history on %v exited %d: %s; want 1 and the way through the running cluster", args, code, errOut)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -20,7 +21,13 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
-		fmt.Fprintln(os.Stderr, "tally-node:", err)
+		// An error may quote text from the journal or the command line.
+		for line := range strings.Lines(err.Error()) {
+			fmt.Fprintln(os.Stderr, "tally-node:", printable(strings.TrimSuffix(line, "\n")))
+		}
+		if errors.As(err, new(usageError)) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
