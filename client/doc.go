@@ -9,4 +9,9 @@
 // Every write carries a request ID, the caller's or a generated one, so a
 // write that failed with ErrInternal (the outcome is unknown) is retried
 // with the same ID and applied at most once.
+//
+// A call that the NATS server's permissions refuse, because the connection
+// may not publish on the call's subject or may not subscribe to its own
+// replies (_INBOX_<user>.> for a Client), fails at once, without retries,
+// with an error that names the subject and wraps nats.ErrPermissionViolation.
 package client

@@ -13,6 +13,64 @@ import (
 	"github.com/tallyhq/tally/client"
 )
 
+// The README's example: counters, below, run against a node.
+func Example_readme() {
+	nc, err := nats.Connect(tallyURL) // nats.DefaultURL for `make run`
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+	if err := counters(context.Background(), nc); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// key1: 2
+	// map[key1:2] map[key1:2 key2:0]
+}
+
+// counters sets, increases and gets group1's counters as user alice, and
+// deletes one of them as a trusted back end.
+func counters(ctx context.Context, nc *nats.Conn) error {
+	alice, err := client.New(nc, "alice")
+	if err != nil {
+		return err
+	}
+	unsubscribe, err := alice.OnGroupCounterUpdated("group1", func(u client.Update) {
+		log.Printf("update: %+v", u) // key, value, seq; Deleted for a delete
+	})
+	if err != nil {
+		return err
+	}
+	defer unsubscribe()
+
+	if _, err := alice.SetGroupCounters(ctx, "group1", map[string]int64{"key1": 0, "key2": 0}); err != nil {
+		return err
+	}
+	v, err := alice.IncreaseGroupCounter(ctx, "group1", "key1", 2)
+	if errors.Is(err, client.ErrRateLimited) {
+		return fmt.Errorf("slow down: %w", err) // 2996: 20 writes per 5 s
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Println("key1:", v)
+	some, err := alice.GetGroupCounters(ctx, "group1", "key1") // listed keys
+	if err != nil {
+		return err
+	}
+	all, err := alice.GetGroupCounters(ctx, "group1") // every key
+	if err != nil {
+		return err
+	}
+	fmt.Println(some, all)
+
+	admin, err := client.NewAdmin(nc) // admin subjects: no rate limit, plus delete
+	if err != nil {
+		return err
+	}
+	return admin.DeleteGroupCounters(ctx, "group1", "key2")
+}
+
 // The four calls of Tencent's group counter API, as user alice.
 func Example() {
 	nc, err := nats.Connect(tallyURL) // e.g. nats.DefaultURL for `make run`

@@ -33,7 +33,8 @@ func WithTimeout(d time.Duration) Option {
 }
 
 // WithRetries sets how often a call that failed with ErrInternal, a timeout
-// or no responders is tried again (default 3).
+// or no responders is tried again (default 3). A call refused by the
+// server's permissions is not retried.
 func WithRetries(n int) Option {
 	return func(o *options) error {
 		if n < 0 {
