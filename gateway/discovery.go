@@ -71,7 +71,7 @@ func (g *Gateway) discover() error {
 			micro.APIPrefix + "." + verb.String() + "." + g.cfg.Name,
 			micro.APIPrefix + "." + verb.String() + "." + g.cfg.Name + "." + g.id,
 		} {
-			sub, err := g.nc.Subscribe(subject, g.answer(verb))
+			sub, err := g.admin.Subscribe(subject, g.answer(verb))
 			if err != nil {
 				return fmt.Errorf("gateway: subscribe to %s: %w", subject, err)
 			}

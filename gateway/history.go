@@ -73,7 +73,7 @@ func (g *Gateway) history(r *request, data []byte) {
 	defer cancel()
 	reply, err := g.cfg.History(ctx, req.GetGroupId(), max(req.GetFromSeq(), 1), limit)
 	if err == nil {
-		reply, err = fitHistory(r.format, reply, int(g.nc.MaxPayload())-replyHeaderRoom)
+		reply, err = fitHistory(r.format, reply, int(r.nc.MaxPayload())-replyHeaderRoom)
 	}
 	if err != nil {
 		r.respond(nil, err)

@@ -198,12 +198,12 @@ func (g *Gateway) onForward(m *nats.Msg) {
 	if f.GetProtobuf() {
 		format = formatProto
 	}
-	e := g.byOp[0][o]
+	e, nc := g.byOp[0][o], g.nc
 	if admin {
-		e = g.byOp[1][o]
+		e, nc = g.byOp[1][o], g.admin
 	}
 	g.slots <- struct{}{} // released by respond or forward
-	r := &request{g: g, ep: e, op: o, format: format, subject: f.GetSubject(), reply: f.GetReply(), taken: time.Now(), part: -1}
+	r := &request{g: g, nc: nc, ep: e, op: o, format: format, subject: f.GetSubject(), reply: f.GetReply(), taken: time.Now(), part: -1}
 	switch {
 	case !f.GetAdmitted():
 		g.route(r, user, f.GetPayload(), f.GetHops())

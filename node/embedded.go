@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
@@ -37,9 +38,12 @@ const (
 	MaxPayload = 16 << 10
 	// MaxPending is how much the server buffers for a connection that
 	// does not read, an update subscriber for instance, before it cuts it
-	// as a slow consumer. The node's gateway is a connection too: 512
-	// requests of MaxPayload arriving at once would fill it.
-	MaxPending = 8 << 20
+	// as a slow consumer; it is NATS's default. The node's gateway is a
+	// connection too, which every user's requests flow into: past three
+	// quarters of it the server slows the senders down, and the rest must
+	// absorb what they send meanwhile (8 MB did not: a flood of 15 KB
+	// requests from one user's 8 connections got the gateway cut).
+	MaxPending = 64 << 20
 )
 
 // services are the subjects the service account serves to clients, and
@@ -374,7 +378,9 @@ func (u nodeUser) option() nats.Option {
 }
 
 // natsLogger sends nats-server's log to slog; its notices are routine, so
-// they go at debug level. The first fatal error also goes to fatal.
+// they go at debug level, but for a slow consumer's: the server cut a
+// connection that did not read what it was sent, which an operator must
+// hear of. The first fatal error also goes to fatal.
 type natsLogger struct {
 	log   *slog.Logger
 	fatal chan<- string
@@ -384,11 +390,18 @@ func (l natsLogger) logf(level slog.Level, format string, v []any) {
 	l.log.Log(context.Background(), level, fmt.Sprintf(format, v...))
 }
 
-func (l natsLogger) Noticef(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }
-func (l natsLogger) Warnf(format string, v ...any)   { l.logf(slog.LevelWarn, format, v) }
-func (l natsLogger) Errorf(format string, v ...any)  { l.logf(slog.LevelError, format, v) }
-func (l natsLogger) Debugf(format string, v ...any)  { l.logf(slog.LevelDebug, format, v) }
-func (l natsLogger) Tracef(format string, v ...any)  { l.logf(slog.LevelDebug-4, format, v) }
+func (l natsLogger) Noticef(format string, v ...any) {
+	level := slog.LevelDebug
+	if strings.Contains(format, "Slow Consumer") {
+		level = slog.LevelWarn
+	}
+	l.logf(level, format, v)
+}
+
+func (l natsLogger) Warnf(format string, v ...any)  { l.logf(slog.LevelWarn, format, v) }
+func (l natsLogger) Errorf(format string, v ...any) { l.logf(slog.LevelError, format, v) }
+func (l natsLogger) Debugf(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }
+func (l natsLogger) Tracef(format string, v ...any) { l.logf(slog.LevelDebug-4, format, v) }
 
 func (l natsLogger) Fatalf(format string, v ...any) {
 	l.logf(slog.LevelError, format, v)

@@ -14,6 +14,7 @@ func (n *Node) registerMetrics() {
 	m.Gauge("tally_limiters_active", "Users with a live rate-limit actor.", stat(func(s actors.Stats) int { return s.Limiters }))
 	m.Gauge("tally_request_ids", "Request IDs of the dedupe window the node remembers.", stat(func(s actors.Stats) int { return s.RequestIDs }))
 	m.Gauge("tally_request_ids_bytes", "Bytes the remembered request IDs take.", stat(func(s actors.Stats) int { return s.RequestIDBytes }))
+	m.Counter("tally_updates_dropped_total", "Updates dropped because the NATS server took them slower than groups changed.", func() float64 { return float64(n.publisher.Dropped()) })
 	if n.syncer != nil {
 		m.Counter("tally_journal_fsyncs_total", "syncfs(2) calls of --sync=always on one server.", func() float64 { return float64(n.syncer.Syncs()) })
 	}

@@ -41,21 +41,23 @@ type Node struct {
 	front   *nodeUser      // the gateway in ClientAccount, when it serves from there
 	url     string
 
-	stopOnce sync.Once
-	stopErr  error
-	health   health
-	http     *http.Server
-	httpAddr string
+	stopOnce   sync.Once
+	stopErr    error
+	natsWarned sync.Map // connection and subject -> when natsError last warned
+	health     health
+	http       *http.Server
+	httpAddr   string
 
-	mu      sync.Mutex
-	conns   []*nats.Conn // closed by Stop
-	updates *nats.Conn
-	syncer  *journal.Syncer
-	journal *journal.Journal
-	watcher *nats.Subscription // other writers' events, on a node alone
-	cluster *cluster.Cluster   // in a cluster
-	actors  *actors.Node
-	gateway *gateway.Gateway
+	mu        sync.Mutex
+	conns     []*nats.Conn // closed by Stop
+	updates   *nats.Conn
+	publisher *gateway.Publisher // on updates
+	syncer    *journal.Syncer
+	journal   *journal.Journal
+	watcher   *nats.Subscription // other writers' events, on a node alone
+	cluster   *cluster.Cluster   // in a cluster
+	actors    *actors.Node
+	gateway   *gateway.Gateway
 }
 
 // Start starts a node and returns once it answers requests. ctx bounds the
@@ -138,6 +140,9 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	gc, err := n.connectFront("gateway")
 	if err != nil {
+		return err
+	}
+	if gcfg.Admin, err = n.connectFront("gateway-admin"); err != nil {
 		return err
 	}
 	n.gateway, err = gateway.Start(gc, n.actors, gcfg)
@@ -341,6 +346,7 @@ func (n *Node) startActors(ctx context.Context, prefix string) error {
 	cfg := actors.DefaultConfig()
 	cfg.Journal, cfg.Logger, cfg.Metrics = n.journal, n.log, n.metrics
 	pub := gateway.NewPublisher(n.updates, prefix, n.log)
+	n.publisher = pub
 	pub.Metrics = n.metrics
 	if n.ns != nil {
 		name := ServiceAccount
@@ -455,7 +461,7 @@ func (n *Node) connectFront(name string) (*nats.Conn, error) {
 }
 
 func (n *Node) connect(name string, user nodeUser, opts []nats.Option) (*nats.Conn, error) {
-	base := []nats.Option{nats.Name("tally-" + name), nats.MaxReconnects(-1)}
+	base := []nats.Option{nats.Name("tally-" + name), nats.MaxReconnects(-1), nats.ErrorHandler(n.natsError)}
 	if n.ns != nil {
 		base = append(base, nats.InProcessServer(n.ns), user.option())
 	} else {
@@ -475,6 +481,29 @@ func (n *Node) connect(name string, user nodeUser, opts []nats.Option) (*nats.Co
 	return nc, nil
 }
 
+// natsError logs what the NATS client reports of a node's connection
+// without a call to report it to: a subscription that fell behind and
+// dropped messages (the gateway sheds requests it cannot take in time), a
+// permission the server refused.
+// A flood makes a subscription drop messages again and again: it is said
+// once per connection and subject every 10 s, with how many it dropped.
+func (n *Node) natsError(nc *nats.Conn, sub *nats.Subscription, err error) {
+	key, attrs := nc.Opts.Name, []any{slog.String("connection", nc.Opts.Name), slog.Any("error", err)}
+	if sub != nil {
+		key += " " + sub.Subject
+		attrs = append(attrs, slog.String("subject", sub.Subject))
+		if dropped, derr := sub.Dropped(); derr == nil {
+			attrs = append(attrs, slog.Int("dropped", dropped))
+		}
+	}
+	now := time.Now()
+	if last, ok := n.natsWarned.Load(key); ok && now.Sub(last.(time.Time)) < 10*time.Second {
+		return
+	}
+	n.natsWarned.Store(key, now)
+	n.log.Warn("NATS connection", attrs...)
+}
+
 // Stop stops taking requests, answers those taken, flushes the updates and
 // stops everything, at most until ctx ends. Calls after the first return
 // the first's result.
@@ -487,7 +516,11 @@ func (n *Node) stop(ctx context.Context) error {
 	n.log.Info("stopping: no new requests; finishing those taken")
 	err := n.gateway.Stop(ctx)
 	n.stopHealth(ctx)
-	// Updates of the last changes are still in the publisher's buffer.
+	// Updates of the last changes are still in the publisher's queue and
+	// the connection's buffer.
+	if perr := n.publisher.Close(ctx); perr != nil {
+		err = errors.Join(err, fmt.Errorf("publish updates: %w", perr))
+	}
 	if ferr := n.updates.FlushWithContext(ctx); ferr != nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
 		err = errors.Join(err, fmt.Errorf("flush updates: %w", ferr))
 	}
@@ -511,6 +544,11 @@ func (n *Node) close() {
 	}
 	if n.actors != nil {
 		n.actors.Stop()
+	}
+	if n.publisher != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		n.publisher.Close(ctx) // after a failed start; Stop closed it already
+		cancel()
 	}
 	n.mu.Lock()
 	for _, nc := range n.conns {

@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	quick := fs.Bool("quick", false, "short run: 1 s warm-up, 3 s per workload, smaller extras")
 	cluster := fs.Bool("cluster", false, "measure w1 and w2 on three nodes of one cluster (clients on one node, on all three, and with one replica) against one node, the cost of a forwarded call, and the write pauses of a SIGKILL and of a rolling restart, instead of the peers")
 	dashboard := fs.Bool("dashboard", false, "draw deploy/monitoring's Grafana dashboard over a run of w1-w3 on one node into -out/dashboard.png, from the series Debian's Prometheus (installed when missing) scraped, instead of the peers")
+	hostile := fs.Bool("hostile", false, "measure what one hostile client costs the others on one node (a user's flood of 15 KB requests from 8 connections; a subscriber to every update that never reads), each against a quiet run, instead of the peers; writes -out/hostile.json")
 	baseline := fs.String("baseline", "", "compare tally built from this checkout with this one on w1-w3 (alternating rounds), instead of the peers")
 	rounds := fs.Int("rounds", 3, "rounds of w1-w3: each round measures every system once, in alternating order, and the report gives each row's median round and the median of the per-round ratios; with -baseline, alternating rounds of the two builds")
 	if err := fs.Parse(args); err != nil {
@@ -97,6 +98,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *cluster {
 		return b.cluster(ctx, *rounds, stdout)
+	}
+	if *hostile {
+		return b.hostile(ctx, *rounds, stdout)
 	}
 	if *dashboard {
 		if err := os.MkdirAll(o.out, 0o755); err != nil {

@@ -58,7 +58,7 @@ func TestDeployExternal(t *testing.T) {
 	if err != nil {
 		t.Fatalf("deploy/nats-server.conf: %v", err)
 	}
-	if !opts.NoSublistCache || opts.MaxPayload != 16<<10 || opts.MaxPending != 8<<20 {
+	if !opts.NoSublistCache || opts.MaxPayload != 16<<10 || opts.MaxPending != 64<<20 {
 		t.Errorf("deploy/nats-server.conf: subject cache off %v, max_payload %d, max_pending %d; want tally-node's settings", opts.NoSublistCache, opts.MaxPayload, opts.MaxPending)
 	}
 	opts.NoLog, opts.NoSigs = true, true
