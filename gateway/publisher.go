@@ -40,7 +40,7 @@ type Publisher struct {
 	queue   chan published
 	done    chan struct{}
 	dropped atomic.Int64
-	warned    atomic.Int64 // unix nanos of the last warning of drops
+	warned  atomic.Int64 // unix nanos of the last warning of drops
 }
 
 // published is one change's updates on their subject; one without a
