@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
@@ -376,8 +378,8 @@ func TestJournalToolsRefuseBadInput(t *testing.T) {
 
 // TestReplayVerify replays the journal of a running node while clients
 // write: --verify finds no difference, however the writes and the replay
-// interleave; then an event planted in the journal, which the running
-// node does not know, is found.
+// interleave, nor after an event planted in the journal, which the node
+// follows. (TestJournalToolsOnEmbeddedCluster has --verify find one.)
 func TestReplayVerify(t *testing.T) {
 	listen := freeAddr(t)
 	conf := filepath.Join(t.TempDir(), "nats.conf")
@@ -426,45 +428,18 @@ func TestReplayVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A valid event appended behind the node's back.
+	// A valid event appended behind the node's back: a node alone watches
+	// its journal and follows it, so --verify agrees once it has.
 	nc := journaltest.ConnectURL(t, "nats://ops:ops@"+listen)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := js.Stream(ctx, "TALLY_JOURNAL")
-	if err != nil {
-		t.Fatal(err)
-	}
-	last, err := stream.GetLastMsgForSubject(ctx, "tally.journal.quiet")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var prev messages.Event
-	if err := proto.Unmarshal(last.Data, &prev); err != nil {
-		t.Fatal(err)
-	}
-	v := prev.GetState().GetVersion()
-	planted, _ := proto.Marshal(&messages.Event{PrevSeq: last.Sequence, UnixNano: time.Now().UnixNano(),
-		Changes: []*messages.Change{{Seq: v + 1, Op: messages.Op_OP_INCREASE, Key: "n", Amount: 100, Value: 101}},
-		State:   &messages.GroupState{Counters: map[string]int64{"n": 101}, Version: v + 1}})
-	if _, err := js.Publish(ctx, "tally.journal.quiet", planted, jetstream.WithExpectLastSequencePerSubject(last.Sequence)); err != nil {
-		t.Fatal(err)
-	}
-	out, errOut, code := tool(t, "", "replay", "--verify", "--json", ops)
-	if code == 0 {
-		t.Fatalf("replay --verify missed the planted event: %s", out)
-	}
-	var diffs []string
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
-		var d struct{ GroupID, Difference string }
-		if err := json.Unmarshal([]byte(line), &d); err != nil {
-			t.Fatalf("%q: %v", line, err)
+	plantEvent(t, nc, "quiet")
+	journaltest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		if out, errOut, code := tool(t, "", "replay", "--verify", ops); code != 0 {
+			return fmt.Errorf("replay --verify after a planted event exited %d: %s%s", code, out, errOut)
 		}
-		diffs = append(diffs, d.GroupID+": "+d.Difference)
-	}
-	if len(diffs) != 1 || !strings.HasPrefix(diffs[0], "quiet: the node is at change 1, the journal at 2") {
-		t.Errorf("replay --verify found %q, want quiet's planted change; stderr %s", diffs, errOut)
+		return nil
+	})
+	if got, err := admin.GetGroupCounters(ctx, "quiet"); err != nil || got["n"] != 101 {
+		t.Errorf("quiet after the planted event = %v, %v; want n 101", got, err)
 	}
 	// Without a running node to compare with, it says so.
 	dir := t.TempDir()
@@ -481,6 +456,39 @@ func TestReplayVerify(t *testing.T) {
 	if _, errOut, code := tool(t, "", "replay", "--verify", "--data", dir); code == 0 || !strings.Contains(errOut, "no node answers") {
 		t.Errorf("replay --verify of a stopped node's data exited %d: %s", code, errOut)
 	}
+}
+
+// plantEvent appends a valid event to group's subject through nc, a
+// connection to the journal's account, as a writer other than the node:
+// an increase of n by 100. It returns the event's change sequence.
+func plantEvent(t *testing.T, nc *nats.Conn, group string) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, "TALLY_JOURNAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := stream.GetLastMsgForSubject(ctx, "tally.journal."+group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prev messages.Event
+	if err := proto.Unmarshal(last.Data, &prev); err != nil {
+		t.Fatal(err)
+	}
+	v, counters := prev.GetState().GetVersion(), maps.Clone(prev.GetState().GetCounters())
+	counters["n"] += 100
+	planted, _ := proto.Marshal(&messages.Event{PrevSeq: last.Sequence, UnixNano: time.Now().UnixNano(),
+		Changes: []*messages.Change{{Seq: v + 1, Op: messages.Op_OP_INCREASE, Key: "n", Amount: 100, Value: counters["n"]}},
+		State:   &messages.GroupState{Counters: counters, Version: v + 1}})
+	if _, err := js.Publish(ctx, "tally.journal."+group, planted, jetstream.WithExpectLastSequencePerSubject(last.Sequence)); err != nil {
+		t.Fatal(err)
+	}
+	return v + 1
 }
 
 // TestJournalToolsShowHostileText: text a user chose (a request ID with
@@ -656,8 +664,28 @@ func TestJournalToolsOnEmbeddedCluster(t *testing.T) {
 		t.Errorf("verify through the cluster exited %d: %s%s", code, out, errOut)
 	}
 
+	// An event planted behind the cluster's back, which the group's owner
+	// does not know (nodes of a cluster do not watch the journal): replay
+	// --verify finds it.
+	plantEvent(t, c.connectWith(0, nats.UserInfo("ops", "ops")), "room")
+	out, errOut, code := toolEnv(t, ops, "", "replay", "--verify", "--json", "--nats-url", c.members[1].url, "--nats-user", "ops")
+	if code == 0 {
+		t.Fatalf("replay --verify missed the planted event: %s", out)
+	}
+	var diffs []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		var d struct{ GroupID, Difference string }
+		if err := json.Unmarshal([]byte(line), &d); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		diffs = append(diffs, d.GroupID+": "+d.Difference)
+	}
+	if len(diffs) != 1 || !strings.HasPrefix(diffs[0], "room: the node is at change 2, the journal at 3") {
+		t.Errorf("replay --verify found %q, want room's planted change; stderr %s", diffs, errOut)
+	}
+
 	// Without a user of TALLY the connection enters the clients' account.
-	_, errOut, code := tool(t, "", "history", "room", "--nats-url", c.members[0].url)
+	_, errOut, code = tool(t, "", "history", "room", "--nats-url", c.members[0].url)
 	if code != 1 || !strings.Contains(errOut, "account TALLY") || !strings.Contains(errOut, "--nats-user") {
 		t.Errorf("history without credentials exited %d: %s; want 1 and what to give", code, errOut)
 	}
