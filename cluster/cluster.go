@@ -32,6 +32,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 	"google.golang.org/protobuf/proto"
@@ -77,6 +78,8 @@ type Cluster struct {
 	log     *slog.Logger
 	members jetstream.KeyValue
 	leases  jetstream.KeyValue
+	nc      *nats.Conn
+	pong    *nats.Subscription // answers the others' probes
 	inbox   string
 	record  []byte // this node's member record
 	lease   []byte // this node's lease value
@@ -99,7 +102,8 @@ type Cluster struct {
 	// did not, and whether the last one did not
 	beatingSince atomic.Int64
 	beatFailed   atomic.Bool
-	failed       chan error // ErrNameTaken, when another node took the name
+	probed       atomic.Pointer[probe] // the last probe of the other members
+	failed       chan error            // ErrNameTaken, when another node took the name
 	membersSeen  atomic.Bool
 	leasesSeen   atomic.Bool
 	poke         chan struct{}
@@ -108,6 +112,17 @@ type Cluster struct {
 	owned        atomic.Int32 // partitions owned, for logs
 	lastLogOwned int32
 }
+
+// probe is what a probe of the other members found.
+type probe struct {
+	at       int64 // mono nanos
+	answered int
+	asked    int
+}
+
+// reaching reports whether the probe reached most of the cluster, this
+// node included.
+func (p *probe) reaching() bool { return 2*(p.answered+1) > p.asked+1 }
 
 type ranked struct {
 	name  string
@@ -155,13 +170,19 @@ func Start(ctx context.Context, js jetstream.JetStream, cfg Config) (*Cluster, e
 	}
 	// Another node may have set the bucket's TTL: count from the shorter.
 	c.ttl = int64(min(status.TTL(), cfg.LeaseTTL) - cfg.LeaseMargin)
+	c.nc = js.Conn()
+	if c.pong, err = c.nc.Subscribe(c.inbox+probeSuffix, func(m *nats.Msg) { m.Respond(nil) }); err != nil {
+		return nil, fmt.Errorf("cluster: subscribe %s: %w", c.inbox+probeSuffix, err)
+	}
 	if err := c.register(ctx); err != nil {
+		c.pong.Unsubscribe()
 		return nil, err
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	if err := c.watch(rctx); err != nil {
 		cancel()
+		c.pong.Unsubscribe()
 		return nil, err
 	}
 	c.wg.Go(func() { c.heartbeat(rctx) })
@@ -316,9 +337,10 @@ func (c *Cluster) Lease(p int) (epoch uint64, since int64, ok bool) {
 
 // Place finds where a call on partition p is served and calls fn: with ""
 // when here, the partition then entered (the caller calls Exit(p) once it
-// answered the call), with a node's inbox to forward the call to, or with
-// ErrNoOwner when no node took the partition within ParkFor. fn may be
-// called before Place returns, or later from another goroutine.
+// answered the call), with a node's inbox to forward the call to, with
+// ErrNoOwner when no node took the partition within ParkFor, or with
+// ErrCutOff or ErrNoLeader when this node's heartbeats do not get through.
+// fn may be called before Place returns, or later from another goroutine.
 func (c *Cluster) Place(p int, fn func(inbox string, err error)) {
 	if c.enter(p) {
 		fn("", nil)
@@ -326,8 +348,8 @@ func (c *Cluster) Place(p int, fn func(inbox string, err error)) {
 	}
 	if !c.member() {
 		// The others do not count this node, and it may not reach them:
-		// say so rather than forward the call into the void.
-		fn("", fmt.Errorf("%w: partition %d: its heartbeats have not reached the members bucket for %v", ErrCutOff, p, c.cfg.MemberTTL))
+		// say why rather than forward the call into the void.
+		fn("", c.notMember(p))
 		return
 	}
 	c.mu.Lock()
@@ -685,6 +707,7 @@ func (c *Cluster) heartbeat(ctx context.Context) {
 		switch {
 		case c.beaten.Load() == before:
 			c.beatFailed.Store(true)
+			c.probeOthers(ctx)
 			next = c.cfg.Heartbeat / 4 // nor does the bucket answer reads
 		case failed:
 			c.reconcile(ctx)
@@ -843,8 +866,56 @@ func (c *Cluster) adopt(ctx context.Context) int {
 
 // ErrCutOff means this node cannot prove it is a member of its cluster:
 // its heartbeats have not reached the members bucket for longer than a
-// member record lasts, so the other nodes count it out.
+// member record lasts, and it does not reach most of the other members.
 var ErrCutOff = errors.New("this node is cut off from its cluster")
+
+// ErrNoLeader means the members bucket takes no heartbeats while this node
+// reaches most of the other members: the bucket's leader is gone (its
+// server died or stopped) and its replicas elect another, which takes
+// seconds in JetStream's raft.
+var ErrNoLeader = errors.New("the cluster's members bucket has no leader: it is electing one, and calls resume once it has one")
+
+// probeSuffix follows a node's inbox in the subject on which it answers
+// the others' probes.
+const probeSuffix = ".probe"
+
+// probe asks the other members in the view whether they answer, once a
+// heartbeat did not get through: a node that reaches most of the cluster
+// is not cut off from it; its members bucket is without a leader.
+func (c *Cluster) probeOthers(ctx context.Context) {
+	c.mu.Lock()
+	var inboxes []string
+	for _, r := range c.ranked {
+		if r.name != c.cfg.Name {
+			inboxes = append(inboxes, r.inbox)
+		}
+	}
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout/2)
+	defer cancel()
+	var answered atomic.Int64
+	var wg sync.WaitGroup
+	for _, inbox := range inboxes {
+		wg.Go(func() {
+			if _, err := c.nc.RequestWithContext(ctx, inbox+probeSuffix, nil); err == nil {
+				answered.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	c.probed.Store(&probe{at: c.mono(), answered: int(answered.Load()), asked: len(inboxes)})
+}
+
+// notMember is the error of a call on p that this node cannot place
+// because it is not a member now: ErrNoLeader when a probe since its last
+// heartbeat that got through reached most of the cluster, else ErrCutOff.
+func (c *Cluster) notMember(p int) error {
+	if pr := c.probed.Load(); pr != nil && pr.at > c.beaten.Load() && pr.reaching() {
+		return fmt.Errorf("%w: partition %d: heartbeats have not reached the members bucket for %v; this node reaches %d of the %d other members",
+			ErrNoLeader, p, c.cfg.MemberTTL, pr.answered, pr.asked)
+	}
+	return fmt.Errorf("%w: partition %d: its heartbeats have not reached the members bucket for %v", ErrCutOff, p, c.cfg.MemberTTL)
+}
 
 // member reports whether the node's last heartbeat that got through is
 // recent enough for its record to be live.
@@ -1007,6 +1078,9 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	}
 	c.cancel()
 	c.wg.Wait()
+	if uerr := c.pong.Unsubscribe(); uerr != nil && !errors.Is(uerr, nats.ErrConnectionClosed) {
+		c.log.Debug("leaving: unsubscribe from probes", slog.Any("error", uerr))
+	}
 	c.replaceAll()
 	return err
 }
