@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+
+	"github.com/tallyhq/tally/journal"
 )
 
 // Accounts of the embedded server.
@@ -99,7 +101,12 @@ func embeddedOptions(cfg Config, prefix, nodeKey, frontKey string) (opts *server
 	opts.NoSigs = true
 	// SyncAlways is done by the journal's Syncer, which shares one flush
 	// among the appends in flight; the server syncs on its interval too.
+	// Where the Syncer cannot work (no syncfs(2)), the server syncs every
+	// write itself.
 	opts.SyncInterval = cfg.SyncInterval
+	if cfg.Sync == SyncAlways && !journal.HasSyncer {
+		opts.SyncAlways = true
+	}
 	// tally publishes on one subject per group (journal), per user
 	// (requests) and per request (replies): the account's 1,024-entry
 	// subject cache nearly always misses, and each miss takes the subject
