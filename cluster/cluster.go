@@ -67,7 +67,8 @@ type Cluster struct {
 	beatingSince atomic.Int64
 	beatFailed   atomic.Bool
 	probed       atomic.Pointer[probe] // the last probe of the other members
-	failed       chan error            // ErrNameTaken, when another node took the name
+	probing      atomic.Bool
+	failed       chan error // ErrNameTaken, when another node took the name
 	membersSeen  atomic.Bool
 	leasesSeen   atomic.Bool
 	poke         chan struct{}

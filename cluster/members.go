@@ -74,7 +74,10 @@ func (c *Cluster) heartbeat(ctx context.Context) {
 		switch {
 		case c.beaten.Load() == before:
 			c.beatFailed.Store(true)
-			c.probeOthers(ctx)
+			if c.probing.CompareAndSwap(false, true) {
+				// Not in the heartbeats' way: a probe may wait OpTimeout.
+				c.wg.Go(func() { defer c.probing.Store(false); c.probeOthers(ctx) })
+			}
 			next = c.cfg.Heartbeat / 4 // nor does the bucket answer reads
 		case failed:
 			c.reconcile(ctx)

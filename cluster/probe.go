@@ -34,7 +34,7 @@ func (c *Cluster) probeOthers(ctx context.Context) {
 		}
 	}
 	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout/2)
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
 	defer cancel()
 	var answered atomic.Int64
 	var wg sync.WaitGroup
