@@ -1,14 +1,14 @@
 package cluster
 
 import (
-	"github.com/tallyhq/tally/metrics"
-
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tallyhq/tally/metrics"
 )
 
 // Config configures a node's membership of a cluster. Every node of a

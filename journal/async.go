@@ -169,7 +169,7 @@ func parseAck(m *nats.Msg) (uint64, error) {
 		return 0, fmt.Errorf("journal: acknowledgement %q: %w", m.Data, err)
 	}
 	if ack.Error != nil {
-		if isWrongLastSequence(ack.Error) {
+		if WrongLastSequence(ack.Error) {
 			return 0, ErrConflict
 		}
 		if ack.Error.ErrorCode == jsErrDuplicateInProcess {

@@ -22,10 +22,11 @@ var (
 	ErrRemoved = errors.New("journal: event removed")
 )
 
-// isWrongLastSequence reports whether err is JetStream's refusal of an
-// append whose expected last subject sequence is stale: 10071 on R1 streams,
-// 10164 on replicated ones.
-func isWrongLastSequence(err error) bool {
+// WrongLastSequence reports whether err is JetStream's refusal of a write
+// whose expected last (subject) sequence is stale: 10071 on R1 streams,
+// 10164 on replicated ones. A key-value bucket refuses a stale revision
+// with the same errors.
+func WrongLastSequence(err error) bool {
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) {
 		return false

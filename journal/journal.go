@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -32,7 +31,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, er
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	stream, err := ensureStream(ctx, js, jetstream.StreamConfig{
+	stream, err := EnsureStream(ctx, js, jetstream.StreamConfig{
 		Name:        cfg.Stream,
 		Description: "tally journal: one subject per group, each event with the group's whole state",
 		// Probe writes go to the journal's own store, so that they fail
@@ -69,23 +68,6 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, er
 		return nil, err
 	}
 	return &Journal{js: js, stream: stream, cfg: cfg, prefix: cfg.SubjectPrefix + ".", acks: acks}, nil
-}
-
-// ensureStream creates or updates a stream to want, unless it has want's
-// settings already: on a cluster every update is a proposal to the meta
-// leader, which a busy cluster may not answer in time, and a node that
-// restarts needs none.
-func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) (jetstream.Stream, error) {
-	if stream, err := js.Stream(ctx, want.Name); err == nil {
-		got := stream.CachedInfo().Config
-		if got.Description == want.Description && slices.Equal(got.Subjects, want.Subjects) && got.Storage == want.Storage &&
-			got.Replicas == want.Replicas && got.Retention == want.Retention && got.Discard == want.Discard &&
-			got.AllowDirect == want.AllowDirect && got.AllowRollup == want.AllowRollup && got.MaxMsgsPerSubject == want.MaxMsgsPerSubject &&
-			got.MaxAge == want.MaxAge && (want.Duplicates == 0 || got.Duplicates == want.Duplicates) {
-			return stream, nil
-		}
-	}
-	return js.CreateOrUpdateStream(ctx, want)
 }
 
 // duplicates is the stream's duplicate window: long enough for every
@@ -141,7 +123,7 @@ func (j *Journal) Append(ctx context.Context, group string, expected uint64, ev 
 	subj := j.Subject(group)
 	ack, err := j.js.Publish(ctx, subj, data, jetstream.WithExpectLastSequencePerSubject(expected))
 	if err != nil {
-		if isWrongLastSequence(err) {
+		if WrongLastSequence(err) {
 			return 0, fmt.Errorf("append %s after %d: %w", subj, expected, ErrConflict)
 		}
 		return 0, fmt.Errorf("journal: append %s: %w", subj, err)

@@ -98,6 +98,9 @@ func TestConfigValidate(t *testing.T) {
 
 // TestSyncedJournal runs the suite with appends synced to disk in batches.
 func TestSyncedJournal(t *testing.T) {
+	if !journal.HasSyncer {
+		t.Skip("no syncfs(2) on this system")
+	}
 	dir := t.TempDir()
 	js := journaltest.JetStream(t, journaltest.Connect(t, journaltest.StartServerIn(t, dir)))
 	s, err := journal.NewSyncer(dir)

@@ -6,8 +6,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-
-	"golang.org/x/sys/unix"
 )
 
 // ErrSync means the data of an acknowledged append could not be made
@@ -33,7 +31,12 @@ type Syncer struct {
 }
 
 // NewSyncer opens dir, the server's store directory, and starts syncing.
+// It needs syncfs(2): on systems without it (HasSyncer is false) it fails,
+// and the server must sync every write itself (server.Options.SyncAlways).
 func NewSyncer(dir string) (*Syncer, error) {
+	if !HasSyncer {
+		return nil, errNoSyncfs
+	}
 	f, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("journal: syncer: %w", err)
@@ -67,7 +70,7 @@ func (s *Syncer) run() {
 		s.queue = nil
 		s.mu.Unlock()
 		if len(batch) > 0 {
-			err := unix.Syncfs(int(s.dir.Fd()))
+			err := syncfs(s.dir)
 			s.syncs.Add(1)
 			if err != nil {
 				err = fmt.Errorf("%w: %w", ErrSync, err)

@@ -25,16 +25,22 @@ const (
 // Config is what a node is made of. DefaultConfig gives the documented
 // defaults; tally-node fills it from its flags.
 type Config struct {
-	// DataDir is the embedded server's JetStream store, unless NATSConfig
-	// names a store_dir of its own.
+	// DataDir is the embedded server's JetStream store.
 	DataDir string
 	// Listen is the embedded server's client address; port 0 picks a free
-	// port. Ignored when NATSConfig is set: the file says where to listen.
+	// port.
 	Listen string
 	// NATSConfig is a nats-server configuration file for the embedded
 	// server (accounts, users, permissions, TLS, limits); the node adds
-	// its own account to it.
+	// its own account to it. Where the file and a setting of Config both
+	// say something, Explicit decides.
 	NATSConfig string
+	// Explicit names, by their tally-node flags, the settings given on
+	// purpose: on the command line or by their environment variables. Such
+	// a setting overrides what NATSConfig says of it, as nats-server's
+	// command line overrides its configuration file; any other yields to
+	// the file, and fills in only what the file leaves out.
+	Explicit map[string]bool
 	// NATSURL, when set, is an existing NATS server or cluster to use
 	// instead of embedding one (URLs separated by commas); Credentials
 	// authenticate the node there.
@@ -145,7 +151,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("--nats-url and --nats-config exclude each other: the file configures the embedded server"))
 	case c.NATSURL != "":
 		errs = append(errs, c.Credentials.validate())
-	case c.NATSConfig == "":
+	case c.NATSConfig == "" || c.Explicit["listen"]:
 		if _, _, err := c.hostPort(); err != nil {
 			errs = append(errs, err)
 		}

@@ -70,40 +70,13 @@ func embeddedOptions(cfg Config, prefix, nodeKey, frontKey string) (opts *server
 		if opts.Username != "" || opts.Authorization != "" {
 			return nil, false, fmt.Errorf("NATS configuration %s: authorization by a single user or token cannot host tally's own account; list users in authorization.users or in accounts", cfg.NATSConfig)
 		}
-	} else {
-		host, port, err := cfg.hostPort()
-		if err != nil {
-			return nil, false, err
-		}
-		if port == 0 {
-			port = server.RANDOM_PORT
-		}
-		opts.Host, opts.Port = host, port
 	}
-	if opts.ServerName == "" {
-		opts.ServerName = cfg.Name
-	}
-	if err := clusterOptions(cfg, opts); err != nil {
+	if err := applySettings(cfg, opts); err != nil {
 		return nil, false, err
 	}
-	if cfg.NATSMonitor != "" {
-		host, port, err := splitHostPort("--nats-monitor", cfg.NATSMonitor)
-		if err != nil {
-			return nil, false, err
-		}
-		opts.HTTPHost, opts.HTTPPort = host, port
-		if port == 0 {
-			opts.HTTPPort = server.RANDOM_PORT
-		}
-	}
+	clusterOptions(cfg, opts)
 	opts.JetStream = true
-	if opts.StoreDir == "" {
-		opts.StoreDir = cfg.DataDir
-	}
 	opts.NoSigs = true
-	// SyncAlways is done by the journal's Syncer, which shares one flush
-	// among the appends in flight; the server syncs on its interval too.
-	opts.SyncInterval = cfg.SyncInterval
 	// tally publishes on one subject per group (journal), per user
 	// (requests) and per request (replies): the account's 1,024-entry
 	// subject cache nearly always misses, and each miss takes the subject
@@ -147,22 +120,13 @@ func embeddedOptions(cfg Config, prefix, nodeKey, frontKey string) (opts *server
 	return opts, front, nil
 }
 
-// clusterOptions makes the embedded server a member of the NATS cluster
-// of cfg.Routes, with JetStream clustered.
-func clusterOptions(cfg Config, opts *server.Options) error {
+// clusterOptions sets the timings of the embedded server's routes when
+// the node joins a cluster (its address, name and routes are settings, see
+// fileSettings).
+func clusterOptions(cfg Config, opts *server.Options) {
 	if cfg.Cluster == "" {
-		return nil
+		return
 	}
-	host, port, err := splitHostPort("--cluster", cfg.Cluster)
-	if err != nil {
-		return err
-	}
-	routes, err := routeURLs(cfg.Routes)
-	if err != nil {
-		return err
-	}
-	opts.Cluster.Name, opts.Cluster.Host, opts.Cluster.Port = cfg.ClusterName, host, port
-	opts.Routes = routes
 	// A route or a client that stops answering is dropped within a few
 	// seconds rather than nats-server's default two minutes, so that a
 	// paused server does not hold the others' traffic for long.
@@ -170,10 +134,6 @@ func clusterOptions(cfg Config, opts *server.Options) error {
 	if opts.PingInterval == 0 {
 		opts.PingInterval, opts.MaxPingsOut = 2*time.Second, 3
 	}
-	// In a cluster an append is acknowledged once a majority of the
-	// journal's servers stored it: with --sync=always each of them syncs
-	// it to disk first.
-	opts.SyncAlways = cfg.Sync == SyncAlways
 	// A stopping node's server goes into lame duck mode (see Node.close):
 	// it hands the leadership of the journal, the buckets and JetStream's
 	// meta group to another server and waits a second for the transfer,
@@ -184,7 +144,6 @@ func clusterOptions(cfg Config, opts *server.Options) error {
 	if opts.LameDuckDuration == 0 {
 		opts.LameDuckDuration, opts.LameDuckGracePeriod = time.Second, 100*time.Millisecond
 	}
-	return nil
 }
 
 // addClientAccounts makes every client account of opts import the service

@@ -10,6 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// lockEnforced reports whether lockExclusive keeps a second node out.
+const lockEnforced = true
+
 // lockExclusive takes an advisory lock on f without waiting; the kernel
 // drops it when the process exits, however it exits.
 func lockExclusive(f *os.File) error {

@@ -97,7 +97,7 @@ func (n *Node) start(ctx context.Context) error {
 		if err := n.embed(ctx, jcfg.Stream, gcfg.Prefix); err != nil {
 			return err
 		}
-		if n.cfg.Sync == SyncAlways && n.cfg.Cluster == "" {
+		if n.cfg.Sync == SyncAlways && n.cfg.Cluster == "" && journal.HasSyncer {
 			var err error
 			if n.syncer, err = journal.NewSyncer(n.ns.StoreDir()); err != nil {
 				return err
@@ -424,6 +424,9 @@ func (n *Node) embed(ctx context.Context, stream, prefix string) error {
 	}
 	if n.lock, err = lockDir(opts.StoreDir); err != nil {
 		return err
+	}
+	if !lockEnforced {
+		n.log.Warn("the data directory's lock is not enforced on this system: never start two nodes on one data directory", slog.String("data", opts.StoreDir))
 	}
 	if n.ns, err = startEmbedded(ctx, opts, stream, n.log); err != nil {
 		return err

@@ -14,7 +14,8 @@ import (
 )
 
 // config is the node's settings: flags, with environment variables as
-// their defaults.
+// their defaults. Both give a setting on purpose (node.Config.Explicit),
+// which then overrides what --nats-config's file says of it.
 type config struct {
 	node     node.Config
 	logLevel slog.Level
@@ -58,7 +59,11 @@ func parseFlags(name string, args []string, getenv env, usage io.Writer, extra f
 		extra(fs)
 	}
 	var errs []error
+	// Each flag's environment variable: one that is set gives the flag on
+	// purpose, as the command line does.
+	envOf := map[string]string{"replicas": "TALLY_REPLICAS", "journal-keep": "TALLY_JOURNAL_KEEP"}
 	str := func(p *string, name, envName, help string) {
+		envOf[name] = envName
 		def := *p
 		if v := getenv(envName); v != "" {
 			def = v
@@ -66,6 +71,7 @@ func parseFlags(name string, args []string, getenv env, usage io.Writer, extra f
 		fs.StringVar(p, name, def, help+" ($"+envName+")")
 	}
 	dur := func(p *time.Duration, name, envName, help string) {
+		envOf[name] = envName
 		def := *p
 		if v := getenv(envName); v != "" {
 			d, err := time.ParseDuration(v)
@@ -79,6 +85,7 @@ func parseFlags(name string, args []string, getenv env, usage io.Writer, extra f
 	// secret is str for passwords and tokens: the environment's value is not
 	// shown as the flag's default in --help.
 	secret := func(p *string, name, envName, help string) {
+		envOf[name] = envName
 		fs.StringVar(p, name, "", help+" ($"+envName+")")
 		*p = getenv(envName)
 	}
@@ -122,6 +129,13 @@ func parseFlags(name string, args []string, getenv env, usage io.Writer, extra f
 			break
 		}
 		rest, args = append(rest, fs.Arg(0)), fs.Args()[1:]
+	}
+	n.Explicit = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { n.Explicit[f.Name] = true })
+	for name, envName := range envOf {
+		if getenv(envName) != "" {
+			n.Explicit[name] = true
+		}
 	}
 	n.Routes = nil
 	for _, r := range strings.Split(routes, ",") {

@@ -210,14 +210,14 @@ func checkLinearizable(t *testing.T, c *testCluster) {
 	progress(100)
 
 	paused := c.members[1]
-	if err := paused.p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := sigstop(t, paused.p.cmd.Process); err != nil {
 		t.Fatal(err)
 	}
 	// Longer than a lease (4 s): the others take its partitions meanwhile.
 	pause := time.Now()
 	progress(50)
 	time.Sleep(6*time.Second - time.Since(pause)) // the pause is the fault itself
-	if err := paused.p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := sigcont(paused.p.cmd.Process); err != nil {
 		t.Fatal(err)
 	}
 	progress(100)

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tallyhq/tally/client"
+	"github.com/tallyhq/tally/cluster"
 	"github.com/tallyhq/tally/journal/journaltest"
 )
 
@@ -249,7 +250,7 @@ func checkCutOffNode(t *testing.T, start func(*testing.T) (*testCluster, [][]*pr
 	}
 	t.Logf("the majority served every group %v after the cut", time.Since(cutAt).Round(time.Millisecond))
 	// Past a lease, the cut node answers 10002 or not at all, never with a
-	// value: it holds nothing it can prove.
+	// value: it holds nothing it can prove, and says that it is cut off.
 	journaltest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if _, err := cut.GetGroupCounters(ctx, groups[0], "k"); !errors.Is(err, client.ErrInternal) {
 			return fmt.Errorf("get through the cut node = %v, want 10002", err)
@@ -261,6 +262,8 @@ func checkCutOffNode(t *testing.T, start func(*testing.T) (*testCluster, [][]*pr
 		switch {
 		case err == nil:
 			t.Errorf("the cut node served %s = %d", g, got["k"])
+		case errors.Is(err, client.ErrInternal) && !strings.Contains(err.Error(), cluster.ErrCutOff.Error()):
+			t.Errorf("the cut node answered %s with %v, want 10002 saying %q", g, err, cluster.ErrCutOff)
 		case !errors.Is(err, client.ErrInternal) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout):
 			t.Errorf("the cut node answered %s with %v, want 10002", g, err)
 		}
