@@ -428,6 +428,7 @@ var seedOutcomes = map[string]map[string]messages.Code{
 		"surrogate-pair":            0,
 		"escaped-backslash-u":       0,
 		"huge-number":               10004,
+		"huge-literal":              10004,
 		"min-int64":                 0,
 		"fraction":                  10004,
 		"exponent":                  10004,
@@ -474,6 +475,7 @@ var seedOutcomes = map[string]map[string]messages.Code{
 		"negative-zero":                0,
 		"max-int64":                    0,
 		"huge-number":                  10004,
+		"huge-literal":                 10004,
 		"fraction":                     10004,
 		"string-number":                10004,
 		"nul-key":                      10004,
@@ -544,6 +546,7 @@ var seedOutcomes = map[string]map[string]messages.Code{
 		"duplicate-limit":          10004,
 		"unknown-field-duplicates": 0,
 		"group-15KB":               10015,
+		"huge-literal":             10004,
 	},
 	"FuzzDecodeSetProto": {
 		"valid":                   0,

@@ -90,6 +90,9 @@ func TestErrors(t *testing.T) {
 		{"value as string", "increase", `{"groupID":"g","key":"k1","value":"2"}`, 10004},
 		{"value as fraction", "increase", `{"groupID":"g","key":"k1","value":2.5}`, 10004},
 		{"value past int64", "increase", `{"groupID":"g","key":"k1","value":9223372036854775808}`, 10004},
+		// The refusal quotes the start of the number: quoted whole, it made a
+		// reply too big to send for a literal of half the max_payload.
+		{"value of 5,000 digits", "increase", `{"groupID":"g","key":"k1","value":` + strings.Repeat("9", 5000) + `}`, 10004},
 		{"missing value", "increase", `{"groupID":"g","key":"k1"}`, 10004},
 		{"negative value", "decrease", `{"groupID":"g","key":"k1","value":-1}`, 10004},
 		{"group ID as number", "increase", `{"groupID":5,"key":"k1","value":1}`, 10004},
