@@ -433,6 +433,7 @@ var seedOutcomes = map[string]map[string]messages.Code{
 		"fraction":                  10004,
 		"exponent":                  10004,
 		"string-number":             10004,
+		"null-counter":              10004,
 		"true-counter":              10004,
 		"null-counters":             10004,
 		"null-groupID":              10015,

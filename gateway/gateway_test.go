@@ -98,6 +98,7 @@ func TestErrors(t *testing.T) {
 		{"group ID as number", "increase", `{"groupID":5,"key":"k1","value":1}`, 10004},
 		{"counters as array", "set", `{"groupID":"g","counters":[1]}`, 10004},
 		{"counter as string", "set", `{"groupID":"g","counters":{"k1":"1"}}`, 10004},
+		{"counter as null", "set", `{"groupID":"g","counters":{"k1":null}}`, 10004},
 		{"empty set", "set", `{"groupID":"g","counters":{}}`, 10004},
 		{"set without counters", "set", `{"groupID":"g"}`, 10004},
 		{"21st key by set", "set", `{"groupID":"g","counters":{"new":1}}`, 10004},
