@@ -470,6 +470,7 @@ var seedOutcomes = map[string]map[string]messages.Code{
 		"duplicate-value-escaped":      10004,
 		"escaped-field-names":          0,
 		"unknown-field-duplicates":     0,
+		"unknown-counters-duplicates":  0,
 		"missing-value":                10004,
 		"null-value":                   10004,
 		"negative-value":               10004,

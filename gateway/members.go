@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf16"
@@ -36,8 +37,9 @@ func fieldNames(t reflect.Type) []string {
 
 var fieldCache sync.Map // reflect.Type -> []string
 
-// countersField is the one object member whose own members are checked:
-// two values of one counter would be ambiguous, and a null is no value.
+// countersField is the one object member whose own members are checked,
+// in the requests that have it: two values of one counter would be
+// ambiguous, and a null is no value.
 const countersField = "counters"
 
 // checkMembers checks the members of the JSON object data, which
@@ -51,7 +53,7 @@ func checkMembers(data []byte, names []string) error {
 				return fmt.Errorf("%w: unknown field %s: field names are case-sensitive, want %q", actors.ErrInvalidParameter, contract.Quote(name), n)
 			}
 		}
-		if name == countersField && s.peek() == '{' {
+		if name == countersField && s.peek() == '{' && slices.Contains(names, countersField) {
 			return s.object("counter", func(key string) error {
 				if s.peek() == 'n' {
 					return fmt.Errorf("%w: counter %s is null, want an integer", actors.ErrInvalidParameter, contract.Quote(key))
