@@ -68,9 +68,9 @@ func decodeJSON(data []byte, v any) error {
 		return checkMembers(data, fieldNames(reflect.TypeOf(v).Elem()))
 	case errors.As(err, &typeErr):
 		if typeErr.Field == "counters" && typeErr.Type.Kind() == reflect.Int64 {
-			return fmt.Errorf("%w: every counter must be %s, not a JSON %s", actors.ErrInvalidParameter, jsonKind(typeErr.Type), typeErr.Value)
+			return fmt.Errorf("%w: every counter must be %s, not a JSON %s", actors.ErrInvalidParameter, jsonKind(typeErr.Type), jsonValue(typeErr.Value))
 		}
-		return fmt.Errorf("%w: %s must be %s, not a JSON %s", actors.ErrInvalidParameter, typeErr.Field, jsonKind(typeErr.Type), typeErr.Value)
+		return fmt.Errorf("%w: %s must be %s, not a JSON %s", actors.ErrInvalidParameter, typeErr.Field, jsonKind(typeErr.Type), jsonValue(typeErr.Value))
 	case errors.As(err, &syntaxErr):
 		return fmt.Errorf("%w: malformed JSON at byte %d: %w", actors.ErrInvalidParameter, syntaxErr.Offset, err)
 	default:
@@ -125,6 +125,17 @@ func hex4(b []byte) (rune, bool) {
 		}
 	}
 	return r, true
+}
+
+// jsonValue shortens the value an UnmarshalTypeError names, which holds
+// a number's whole literal: a refusal goes out in a reply's header and
+// body, and must fit whatever the payload's size.
+func jsonValue(v string) string {
+	const most = 40 // "number " and a number of any int64 or uint64
+	if len(v) <= most {
+		return v
+	}
+	return v[:most] + "... (" + strconv.Itoa(len(v)) + " bytes)"
 }
 
 // jsonKind names the JSON a Go type wants, for error messages.

@@ -90,11 +90,15 @@ func TestErrors(t *testing.T) {
 		{"value as string", "increase", `{"groupID":"g","key":"k1","value":"2"}`, 10004},
 		{"value as fraction", "increase", `{"groupID":"g","key":"k1","value":2.5}`, 10004},
 		{"value past int64", "increase", `{"groupID":"g","key":"k1","value":9223372036854775808}`, 10004},
+		// The refusal quotes the start of the number: quoted whole, it made a
+		// reply too big to send for a literal of half the max_payload.
+		{"value of 5,000 digits", "increase", `{"groupID":"g","key":"k1","value":` + strings.Repeat("9", 5000) + `}`, 10004},
 		{"missing value", "increase", `{"groupID":"g","key":"k1"}`, 10004},
 		{"negative value", "decrease", `{"groupID":"g","key":"k1","value":-1}`, 10004},
 		{"group ID as number", "increase", `{"groupID":5,"key":"k1","value":1}`, 10004},
 		{"counters as array", "set", `{"groupID":"g","counters":[1]}`, 10004},
 		{"counter as string", "set", `{"groupID":"g","counters":{"k1":"1"}}`, 10004},
+		{"counter as null", "set", `{"groupID":"g","counters":{"k1":null}}`, 10004},
 		{"empty set", "set", `{"groupID":"g","counters":{}}`, 10004},
 		{"set without counters", "set", `{"groupID":"g"}`, 10004},
 		{"21st key by set", "set", `{"groupID":"g","counters":{"new":1}}`, 10004},

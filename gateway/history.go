@@ -50,16 +50,24 @@ func decodeHistory(f format, data []byte) (*messages.HistoryRequest, error) {
 	return req, nil
 }
 
+// checkHistory checks a decoded history request: its group ID and page.
+func checkHistory(req *messages.HistoryRequest) error {
+	if err := contract.CheckGroupID(req.GetGroupId()); err != nil {
+		return err
+	}
+	if req.GetLimit() > historyMaxPage {
+		return fmt.Errorf("%w: limit %d, want at most %d", actors.ErrInvalidParameter, req.GetLimit(), historyMaxPage)
+	}
+	return nil
+}
+
 // history answers tally.v1.admin.history on its own goroutine, holding one
 // of the journal reads: it reads the journal, which takes a consumer's
 // round trips.
 func (g *Gateway) history(r *request, data []byte) {
 	req, err := decodeHistory(r.format, data)
 	if err == nil {
-		err = contract.CheckGroupID(req.GetGroupId())
-	}
-	if err == nil && req.GetLimit() > historyMaxPage {
-		err = fmt.Errorf("%w: limit %d, want at most %d", actors.ErrInvalidParameter, req.GetLimit(), historyMaxPage)
+		err = checkHistory(req)
 	}
 	if err != nil {
 		r.respond(nil, err)

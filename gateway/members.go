@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf16"
@@ -17,7 +18,8 @@ import (
 // value, so that a proxy that parses JSON otherwise could be shown one
 // request and tally act on another. checkMembers refuses what it would
 // have read differently: a member named like a field in another case, a
-// member given twice, and a key given twice in the counters object.
+// member given twice, and a key given twice in the counters object. It
+// also refuses a null counter, which encoding/json reads as 0.
 
 // fieldNames returns the JSON names of a request struct's fields.
 func fieldNames(t reflect.Type) []string {
@@ -35,8 +37,9 @@ func fieldNames(t reflect.Type) []string {
 
 var fieldCache sync.Map // reflect.Type -> []string
 
-// countersField is the one object member whose own members are checked
-// for repeats: two values of one counter would be ambiguous.
+// countersField is the one object member whose own members are checked,
+// in the requests that have it: two values of one counter would be
+// ambiguous, and a null is no value.
 const countersField = "counters"
 
 // checkMembers checks the members of the JSON object data, which
@@ -50,8 +53,14 @@ func checkMembers(data []byte, names []string) error {
 				return fmt.Errorf("%w: unknown field %s: field names are case-sensitive, want %q", actors.ErrInvalidParameter, contract.Quote(name), n)
 			}
 		}
-		if name == countersField && s.peek() == '{' {
-			return s.object("counter", func(string) error { s.skip(); return nil })
+		if name == countersField && s.peek() == '{' && slices.Contains(names, countersField) {
+			return s.object("counter", func(key string) error {
+				if s.peek() == 'n' {
+					return fmt.Errorf("%w: counter %s is null, want an integer", actors.ErrInvalidParameter, contract.Quote(key))
+				}
+				s.skip()
+				return nil
+			})
 		}
 		s.skip()
 		return nil
