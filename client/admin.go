@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 
@@ -15,13 +16,19 @@ type Admin struct {
 	Client
 }
 
-// NewAdmin returns an admin client on nc.
+// NewAdmin returns an admin client on nc. Its replies come under the
+// connection's inbox prefix, _INBOX.> unless nc was given another, as
+// nats.go's own requests' do, on a subscription of the admin's. Like New,
+// it chains a handler in front of nc's error handler.
 func NewAdmin(nc *nats.Conn, opts ...Option) (*Admin, error) {
 	o, err := apply(opts)
 	if err != nil {
 		return nil, err
 	}
-	return &Admin{Client{nc: nc, opts: o, subject: o.prefix + ".admin."}}, nil
+	// nc.NewInbox is the prefix, a dot and a random token.
+	prefix := nc.NewInbox()
+	prefix = prefix[:strings.LastIndexByte(prefix, '.')]
+	return &Admin{Client{nc: nc, opts: o, subject: o.prefix + ".admin.", inbox: newInbox(nc, prefix)}}, nil
 }
 
 // DeleteGroupCounters removes the listed counters of a group, or all of them

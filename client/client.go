@@ -24,13 +24,14 @@ type Client struct {
 	nc      *nats.Conn
 	opts    options
 	subject string // prefix of the request subjects, ending in "."
-	inbox   *inbox // nil: the connection's own inbox
+	inbox   *inbox
 }
 
 // New returns a client acting as userID on nc. Its replies come on
 // _INBOX_<userID>.>, so NATS permissions can let each user read only its
 // own (subscribe: _INBOX_alice.>). A user ID the service would refuse is
-// refused here.
+// refused here. New chains a handler in front of nc's error handler, to fail
+// the calls the server's permissions refuse (see the package doc).
 func New(nc *nats.Conn, userID string, opts ...Option) (*Client, error) {
 	if err := contract.CheckUserID(userID); err != nil {
 		return nil, fmt.Errorf("client: %w", err)
@@ -243,13 +244,7 @@ func (c *Client) once(ctx context.Context, subject string, data []byte, reply pr
 	msg := nats.NewMsg(subject)
 	msg.Data = data
 	msg.Header.Set("Content-Type", contentTypeProtobuf)
-	var err error
-	var res *nats.Msg
-	if c.inbox != nil {
-		res, err = c.inbox.request(ctx, msg)
-	} else {
-		res, err = c.nc.RequestMsgWithContext(ctx, msg)
-	}
+	res, err := c.inbox.request(ctx, msg)
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = fmt.Errorf("%w: %w", nats.ErrTimeout, err)
 	}
