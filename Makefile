@@ -6,7 +6,7 @@ BIN           := $(CURDIR)/bin
 PROTOC_VERSION := 3.21.12
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: run cluster test build bench proto clean
+.PHONY: run cluster test fuzz build bench proto clean
 
 # run builds the node and replaces the shell with it, so that Ctrl-C reaches
 # the node alone: it stops gracefully and make reports no error.
@@ -31,6 +31,11 @@ test:
 	for os in darwin windows freebsd; do GOOS=$$os $(GO) build ./... || exit 1; done
 	GOOS=windows $(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
+
+# fuzz runs every fuzz target for FUZZTIME each (10s unless set); make test
+# runs their seed corpora.
+fuzz:
+	.ci/fuzz
 
 build:
 	$(GO) build -o $(BIN)/tally-node ./cmd/node
