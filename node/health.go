@@ -165,18 +165,14 @@ func (n *Node) serveHTTP(addr string) error {
 		fmt.Fprintln(w, "ready")
 	})
 	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	n.httpAddr = l.Addr().String()
 	n.health.wg.Go(func() {
 		if err := n.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Warn("health server", slog.Any("error", err))
 		}
 	})
-	n.log.Info("serving health", slog.String("url", "http://"+n.httpAddr+"/readyz"))
+	n.log.Info("serving health", slog.String("url", "http://"+l.Addr().String()+"/readyz"))
 	return nil
 }
-
-// HTTPAddr is the address --http listens on, once the node serves.
-func (n *Node) HTTPAddr() string { return n.httpAddr }
 
 // stopHealth stops the prober and the health server.
 func (n *Node) stopHealth(ctx context.Context) {

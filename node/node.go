@@ -46,7 +46,6 @@ type Node struct {
 	natsWarned sync.Map // connection and subject -> when natsError last warned
 	health     health
 	http       *http.Server
-	httpAddr   string
 
 	mu        sync.Mutex
 	conns     []*nats.Conn // closed by Stop
