@@ -13,38 +13,27 @@ type Replayer interface {
 }
 
 // Rebuild replays the journal and returns every group's state, built with
-// Apply exactly as the group actors build it. It checks that each event
-// follows the one before it and that its stored state is what applying its
-// changes gives. A group whose first stored event follows one the journal
-// no longer keeps (its per-group limit dropped it) starts from that
-// event's state.
+// Apply exactly as the group actors build it, each event checked with the
+// journal's rule (see Chain).
 func Rebuild(ctx context.Context, r Replayer) (map[string]*messages.GroupState, error) {
-	states := map[string]*messages.GroupState{}
-	last := map[string]uint64{}
+	chains := map[string]*Chain{}
 	err := r.Replay(ctx, func(group string, seq uint64, ev *messages.Event) error {
-		st, ok := states[group]
-		if !ok && ev.GetPrevSeq() != 0 {
-			states[group], last[group] = CloneState(ev.GetState()), seq
-			return nil
-		}
+		ch, ok := chains[group]
 		if !ok {
-			st = newState()
-			states[group] = st
+			ch = NewChain(group)
+			chains[group] = ch
 		}
-		if ev.GetPrevSeq() != last[group] {
-			return fmt.Errorf("group %s: event %d follows %d but names %d: %w", group, seq, last[group], ev.GetPrevSeq(), ErrCorruptEvent)
-		}
-		if err := Apply(st, ev); err != nil {
+		if err := ch.Follow(seq, ev, nil); err != nil {
 			return fmt.Errorf("group %s: event %d: %w", group, seq, err)
 		}
-		if !SameState(st, ev.GetState()) {
-			return fmt.Errorf("group %s: event %d stores a state its changes do not give: %w", group, seq, ErrCorruptEvent)
-		}
-		last[group] = seq
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	states := make(map[string]*messages.GroupState, len(chains))
+	for group, ch := range chains {
+		states[group] = ch.State()
 	}
 	return states, nil
 }

@@ -10,8 +10,10 @@ import (
 	"github.com/tallyhq/tally/messages"
 )
 
-// ErrCorruptEvent means an event does not follow from the state before it:
-// a gap in the change sequence, a value that is not old+amount, a 21st key.
+// ErrCorruptEvent means an event breaks the journal's rule (see Chain): it
+// does not follow from the state before it (a gap in the change sequence,
+// a value that is not old+amount, a 21st key), or it is not one the
+// service writes (a key outside the contract).
 var ErrCorruptEvent = errors.New("event does not follow from the state before it")
 
 // newState returns the state of a group that has no events.
@@ -144,6 +146,22 @@ func deletedKeys(st *messages.GroupState, want []string) []string {
 	}
 	slices.Sort(keys)
 	return slices.Compact(keys)
+}
+
+// OpName is op as the contract names it: set, increase, decrease or
+// delete.
+func OpName(op messages.Op) string {
+	switch op {
+	case messages.Op_OP_SET:
+		return "set"
+	case messages.Op_OP_INCREASE:
+		return "increase"
+	case messages.Op_OP_DECREASE:
+		return "decrease"
+	case messages.Op_OP_DELETE:
+		return "delete"
+	}
+	return op.String()
 }
 
 func verb(op messages.Op) string {

@@ -18,6 +18,11 @@ func ValidateChange(group string, c *messages.Change) error {
 	if err := contract.CheckGroupID(group); err != nil {
 		return err
 	}
+	return validateCommand(c)
+}
+
+// validateCommand checks what ValidateChange checks of c itself.
+func validateCommand(c *messages.Change) error {
 	if err := contract.CheckRequestID(c.GetRequestId()); err != nil {
 		return err
 	}

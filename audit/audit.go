@@ -5,7 +5,7 @@
 // repair of a group whose chain ends in bad events (Repair), and the move
 // of events between journals (Export, Import). It reads the stream as
 // stored, undecodable events included, builds states with the actors' own
-// Apply, and checks every event with one rule (chain.follow).
+// Apply, and checks every event with the journal's one rule (actors.Chain).
 package audit
 
 import (
@@ -16,6 +16,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tallyhq/tally/actors"
 	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/messages"
@@ -69,22 +70,22 @@ var ErrBadEvent = errors.New("audit: bad event")
 // walk calls fn for each change of group in order, with the state before
 // it and after it, either nil when the journal no longer keeps what it
 // takes to know it. It fails at the first event that does not decode or
-// does not follow its predecessor (see chain.follow).
+// breaks the journal's rule (see actors.Chain).
 func walk(ctx context.Context, j Journal, group string, fn func(s journal.Stored, ev *messages.Event, c *messages.Change, before, after *messages.GroupState) error) error {
 	if err := contract.CheckGroupID(group); err != nil {
 		return err
 	}
-	ch := &chain{group: group}
+	ch := actors.NewChain(group)
 	return j.Scan(ctx, group, 0, func(s journal.Stored) error {
 		ev, err := s.Event()
 		if err != nil {
 			return fmt.Errorf("%w: group %s, stream sequence %d: does not decode: %w", ErrBadEvent, group, s.Seq, err)
 		}
-		err = ch.follow(s.Seq, ev, func(c *messages.Change, before, after *messages.GroupState) error {
+		err = ch.Follow(s.Seq, ev, func(c *messages.Change, before, after *messages.GroupState) error {
 			return fn(s, ev, c, before, after)
 		})
-		if b, ok := errors.AsType[*badEvent](err); ok {
-			return fmt.Errorf("%w: group %s, stream sequence %d: %s", ErrBadEvent, group, s.Seq, b.reason)
+		if b, ok := errors.AsType[*actors.BadEventError](err); ok {
+			return fmt.Errorf("%w: group %s, stream sequence %d: %s", ErrBadEvent, group, s.Seq, b.Reason)
 		}
 		return err
 	})
@@ -102,7 +103,7 @@ func History(ctx context.Context, j Journal, group string, f Filter) ([]Entry, e
 		if f.Limit > 0 && len(out) == f.Limit {
 			return errFull
 		}
-		e := Entry{Seq: c.GetSeq(), StreamSeq: s.Seq, Time: t, Op: opName(c.GetOp()),
+		e := Entry{Seq: c.GetSeq(), StreamSeq: s.Seq, Time: t, Op: actors.OpName(c.GetOp()),
 			User: c.GetUser(), RequestID: c.GetRequestId(), BeforeUnknown: before == nil}
 		for _, k := range keysOf(c) {
 			kc := KeyChange{Key: k}
@@ -195,7 +196,7 @@ type Report struct {
 
 // Verify checks every group's chain (group "" ) or one group's: each event
 // decodes, is one the service writes (IDs and keys of the contract, see
-// checkEvent), names the group's previous event as its predecessor, and
+// actors.CheckEvent), names the group's previous event as its predecessor, and
 // carries the state its predecessor's with its changes applied gives.
 // Every event from a group's first bad one on is reported: the later ones
 // follow from it.
@@ -206,13 +207,13 @@ func Verify(ctx context.Context, j Journal, group string) (Report, error) {
 			return r, err
 		}
 	}
-	chains := map[string]*chain{}
+	chains := map[string]*actors.Chain{}
 	broken := map[string]uint64{} // a group's first bad event
 	err := j.Scan(ctx, group, 0, func(s journal.Stored) error {
 		r.Events++
 		ch, ok := chains[s.Group]
 		if !ok {
-			ch = &chain{group: s.Group}
+			ch = actors.NewChain(s.Group)
 			chains[s.Group] = ch
 		}
 		why := ""
@@ -220,7 +221,7 @@ func Verify(ctx context.Context, j Journal, group string) (Report, error) {
 			why = fmt.Sprintf("follows bad event %d", first)
 		} else if ev, err := s.Event(); err != nil {
 			why = fmt.Sprintf("does not decode: %v", err)
-		} else if err := ch.follow(s.Seq, ev, nil); err != nil {
+		} else if err := ch.Follow(s.Seq, ev, nil); err != nil {
 			why = err.Error()
 		}
 		if why != "" {
@@ -277,20 +278,6 @@ func keysOf(c *messages.Change) []string {
 	default:
 		return []string{c.GetKey()}
 	}
-}
-
-func opName(op messages.Op) string {
-	switch op {
-	case messages.Op_OP_SET:
-		return "set"
-	case messages.Op_OP_INCREASE:
-		return "increase"
-	case messages.Op_OP_DECREASE:
-		return "decrease"
-	case messages.Op_OP_DELETE:
-		return "delete"
-	}
-	return op.String()
 }
 
 func value(st *messages.GroupState, k string) *int64 {

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
+	"github.com/tallyhq/tally/actors"
 	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/messages"
@@ -92,9 +93,9 @@ func FuzzCheckEvent(f *testing.F) {
 		if err != nil {
 			return
 		}
-		whole := (&chain{group: group}).follow(1, ev, nil)
+		whole := actors.NewChain(group).Follow(1, ev, nil)
 		changes := 0
-		each := (&chain{group: group}).follow(1, ev, func(*messages.Change, *messages.GroupState, *messages.GroupState) error {
+		each := actors.NewChain(group).Follow(1, ev, func(*messages.Change, *messages.GroupState, *messages.GroupState) error {
 			changes++
 			return nil
 		})

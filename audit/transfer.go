@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/tallyhq/tally/actors"
 	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/messages"
@@ -83,7 +84,7 @@ func encodeLine(group string, seq uint64, ev *messages.Event) ([]byte, error) {
 
 // decodeLine reads one line of an export: one JSON object with the
 // fields of Exported and no other, whose event is one the service
-// writes (see checkEvent).
+// writes (see actors.CheckEvent).
 func decodeLine(line []byte) (Exported, *messages.Event, error) {
 	var x Exported
 	dec := json.NewDecoder(bytes.NewReader(line))
@@ -101,7 +102,7 @@ func decodeLine(line []byte) (Exported, *messages.Event, error) {
 	if err := protojson.Unmarshal(x.Event, ev); err != nil {
 		return x, nil, fmt.Errorf("event: %w", err)
 	}
-	if err := checkEvent(x.Group, ev); err != nil {
+	if err := actors.CheckEvent(x.Group, ev); err != nil {
 		return x, nil, fmt.Errorf("group %s: %w: %w", contract.Quote(x.Group), ErrBadEvent, err)
 	}
 	return x, ev, nil
@@ -188,7 +189,7 @@ func Import(ctx context.Context, j Importer, r io.Reader) (int, error) {
 // every line and every group's chain, and writes the lines to w.
 func check(r io.Reader, w io.Writer, max int) error {
 	lines := newLineReader(r, max)
-	chains := map[string]*chain{}
+	chains := map[string]*actors.Chain{}
 	bw := bufio.NewWriter(w)
 	for {
 		line, err := lines.next()
@@ -204,10 +205,10 @@ func check(r io.Reader, w io.Writer, max int) error {
 		}
 		ch, ok := chains[x.Group]
 		if !ok {
-			ch = &chain{group: x.Group}
+			ch = actors.NewChain(x.Group)
 			chains[x.Group] = ch
 		}
-		if err := ch.follow(x.StreamSeq, ev, nil); err != nil {
+		if err := ch.Follow(x.StreamSeq, ev, nil); err != nil {
 			return fmt.Errorf("line %d, group %s: %w: %w", lines.n, x.Group, ErrBadEvent, err)
 		}
 		if _, err := bw.Write(append(line, '\n')); err != nil {

@@ -36,20 +36,38 @@ func (b *logBuffer) String() string {
 }
 
 // TestDamagedEventIsNeverServed plants, through the node's own account, a
-// last event that does not decode and one that does not follow the event
-// before it. The group then answers 10002 saying what is wrong, the log
-// names the group and the stream sequence, and once the bad event is
-// removed (as the README's repair does) the group loads again from its
-// last good event.
+// last event that does not decode, one that does not follow the event
+// before it, and one that follows it but that the service never writes (a
+// key with NUL, as `tally-node journal verify` reports). The group then
+// answers 10002 saying what is wrong, the log names the group and the
+// stream sequence, and once the bad event is removed (as the README's
+// repair does) the group loads again from its last good event.
 func TestDamagedEventIsNeverServed(t *testing.T) {
-	forged, err := proto.Marshal(&messages.Event{
-		Changes: []*messages.Change{{Seq: 2, Op: messages.Op_OP_SET, Counters: map[string]int64{"k": 999_999_999}}},
-		State:   &messages.GroupState{Counters: map[string]int64{"k": 999_999_999}, Version: 2},
-	})
-	if err != nil {
-		t.Fatal(err)
+	forge := func(t *testing.T, ev *messages.Event) []byte {
+		t.Helper()
+		b, err := proto.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}
-	for name, bad := range map[string][]byte{"garbage": []byte("\xff\xff garbage"), "does not follow": forged} {
+	for name, bad := range map[string]func(t *testing.T, prev uint64) []byte{
+		"garbage": func(*testing.T, uint64) []byte { return []byte("\xff\xff garbage") },
+		"does not follow": func(t *testing.T, _ uint64) []byte {
+			return forge(t, &messages.Event{
+				Changes: []*messages.Change{{Seq: 2, Op: messages.Op_OP_SET, Counters: map[string]int64{"k": 999_999_999}}},
+				State:   &messages.GroupState{Counters: map[string]int64{"k": 999_999_999}, Version: 2},
+			})
+		},
+		"outside the contract": func(t *testing.T, prev uint64) []byte {
+			return forge(t, &messages.Event{
+				PrevSeq:  prev,
+				UnixNano: time.Now().UnixNano(),
+				Changes:  []*messages.Change{{Seq: 2, Op: messages.Op_OP_SET, Counters: map[string]int64{"k\x00": 1}}},
+				State:    &messages.GroupState{Counters: map[string]int64{"k": 7, "k\x00": 1}, Version: 2},
+			})
+		},
+	} {
 		t.Run(name, func(t *testing.T) {
 			var log logBuffer
 			n := startNode(t, t.TempDir(), func(c *node.Config) { c.Logger = slog.New(slog.NewTextHandler(&log, nil)) })
@@ -60,7 +78,11 @@ func TestDamagedEventIsNeverServed(t *testing.T) {
 				t.Fatal(err)
 			}
 			js, stream := internalJournal(t, n)
-			ack, err := js.Publish(ctx, "tally.journal.g", bad)
+			good, err := stream.GetLastMsgForSubject(ctx, "tally.journal.g")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ack, err := js.Publish(ctx, "tally.journal.g", bad(t, good.Sequence))
 			if err != nil {
 				t.Fatal(err)
 			}
