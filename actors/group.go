@@ -70,6 +70,7 @@ type group struct {
 	ready bool                 // state is loaded and current
 	busy  bool                 // a load or an append is in flight
 	stale bool                 // another writer wrote the group while busy: load again after
+	past  uint64               // the next load reads until the last event is past this sequence
 
 	queue    []*pending // arrived, not yet in an append
 	inflight []*pending // in the append in flight
@@ -220,6 +221,9 @@ func (g *group) onStale() {
 	default:
 		g.cfg.Logger.Info("group written by another writer; reloading", slog.String("group", g.id))
 		g.cfg.Metrics.Reloaded()
+		// The watcher sees the event on its way to the journal's stream,
+		// which may not have stored it yet.
+		g.past = g.seq
 		g.load(g.seq)
 	}
 }
@@ -572,6 +576,8 @@ func (g *group) load(known uint64) {
 	// Only a replicated journal changes leaders, and leaves reads
 	// unanswered meanwhile.
 	retry := g.leases != nil
+	past := g.past
+	g.past = 0
 	g.loads.run(func(ctx context.Context) {
 		c, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
@@ -582,10 +588,22 @@ func (g *group) load(known uint64) {
 				log.Info("slow group load", slog.String("group", id), slog.Duration("took", took), slog.Int("requestIDs", len(res.recent)), slog.Bool("recover", recent))
 			}
 		}()
-		if retry {
-			res.ev, res.seq, res.err = lastEvent(c, j, id)
-		} else {
-			res.ev, res.seq, res.err = j.Last(c, id)
+		read := func() {
+			if retry {
+				res.ev, res.seq, res.err = lastEvent(c, j, id)
+			} else {
+				res.ev, res.seq, res.err = j.Last(c, id)
+			}
+		}
+		read()
+		// Another writer's event, once stored, is past the group's last;
+		// one the stream refused never comes.
+		for i := 0; past > 0 && res.err == nil && res.seq <= past && i < staleReads && c.Err() == nil; i++ {
+			select {
+			case <-c.Done():
+			case <-time.After(staleWait):
+				read()
+			}
 		}
 		if res.err == nil && res.ev != nil {
 			res.err = checkLast(c, j, id, res.ev, res.seq)
@@ -596,6 +614,13 @@ func (g *group) load(known uint64) {
 		pass.send(res)
 	})
 }
+
+// A reload for another writer's event reads the group's last event again
+// every staleWait until it is the new one, at most staleReads times.
+const (
+	staleReads = 50
+	staleWait  = 10 * time.Millisecond
+)
 
 // slowLoad is how long a load takes before the log says so.
 const slowLoad = 250 * time.Millisecond

@@ -20,14 +20,6 @@ import (
 	"github.com/tallyhq/tally/messages"
 )
 
-// hostileRow is one measurement of the others' calls while one user or
-// subscriber misbehaves, or while none does.
-type hostileRow struct {
-	Scenario string `json:"scenario"`
-	Hostile  bool   `json:"hostile"`
-	result
-}
-
 // hostile measures what one hostile client costs everyone else on one
 // node: a flood of 15 KB requests on one user's subjects from 8
 // connections, against other users' increases and a back end's admin
@@ -35,12 +27,12 @@ type hostileRow struct {
 // 20-key sets from 32 writers. Each is measured quiet and hostile, in
 // alternating order, on a fresh node.
 func (b *bench) hostile(ctx context.Context, rounds int, stdout io.Writer) error {
-	var rows [][]hostileRow
+	var rows [][]result
 	for r := range rounds {
 		for _, hostile := range []bool{r%2 == 1, r%2 == 0} {
 			for _, s := range []struct {
 				name string
-				run  func(ctx context.Context, url string, hostile bool) ([]hostileRow, error)
+				run  func(ctx context.Context, url string, hostile bool) ([]result, error)
 			}{{"flood", b.flood}, {"dead subscriber", b.deadSubscriber}} {
 				node, err := startTally(b.tallyBin, b.dir(fmt.Sprintf("hostile-%d-%v-%s", r, hostile, s.name)), "interval", false)
 				if err != nil {
@@ -52,15 +44,21 @@ func (b *bench) hostile(ctx context.Context, rounds int, stdout io.Writer) error
 				if err != nil {
 					return fmt.Errorf("%s: %w", s.name, err)
 				}
+				for i := range got {
+					got[i].System, got[i].Sync = s.name, quietOrHostile(hostile)
+				}
 				rows = append(rows, got)
 			}
 		}
 	}
-	out := medianHostile(rows)
+	out := medianRows(rows)
+	slices.SortStableFunc(out, func(a, b result) int {
+		return cmp.Or(strings.Compare(a.System, b.System), strings.Compare(a.Workload, b.Workload), -strings.Compare(a.Sync, b.Sync))
+	})
 	fmt.Fprintf(stdout, "what one hostile client costs the others (one node, %d rounds, medians)\n", rounds)
-	fmt.Fprintf(stdout, "%-16s %-22s %-8s %10s %8s %8s %7s\n", "scenario", "callers", "hostile", "calls/s", "p50 ms", "p99 ms", "failed")
+	fmt.Fprintf(stdout, "%-16s %-22s %-8s %10s %8s %8s %7s\n", "scenario", "callers", "run", "calls/s", "p50 ms", "p99 ms", "failed")
 	for _, r := range out {
-		fmt.Fprintf(stdout, "%-16s %-22s %-8v %10.0f %8.2f %8.2f %7d\n", r.Scenario, r.Workload, r.Hostile, r.OpsPerS, r.P50ms, r.P99ms, r.Failed)
+		fmt.Fprintf(stdout, "%-16s %-22s %-8s %10.0f %8.2f %8.2f %7d\n", r.System, r.Workload, r.Sync, r.OpsPerS, r.P50ms, r.P99ms, r.Failed)
 	}
 	if err := os.MkdirAll(b.o.out, 0o755); err != nil {
 		return err
@@ -74,7 +72,7 @@ func (b *bench) hostile(ctx context.Context, rounds int, stdout io.Writer) error
 
 // flood measures other users' increases (16 connections) and a back end's
 // admin increases (4 connections), with or without one user flooding.
-func (b *bench) flood(ctx context.Context, url string, hostile bool) ([]hostileRow, error) {
+func (b *bench) flood(ctx context.Context, url string, hostile bool) ([]result, error) {
 	users, err := newTallyClient(url, 16)
 	if err != nil {
 		return nil, err
@@ -107,7 +105,7 @@ func (b *bench) flood(ctx context.Context, url string, hostile bool) ([]hostileR
 	})
 	wg.Wait()
 	ur.Workload, br.Workload = "other users (16 conns)", "back end (4 conns)"
-	return []hostileRow{{"flood", hostile, ur}, {"flood", hostile, br}}, nil
+	return []result{ur, br}, nil
 }
 
 // startFlood has conns connections send 15 KB requests on one user's
@@ -150,7 +148,7 @@ func startFlood(url string, conns int) (func(), error) {
 
 // deadSubscriber measures 20-key sets from 32 writers, with or without a
 // subscriber to every update that never reads.
-func (b *bench) deadSubscriber(ctx context.Context, url string, hostile bool) ([]hostileRow, error) {
+func (b *bench) deadSubscriber(ctx context.Context, url string, hostile bool) ([]result, error) {
 	if hostile {
 		conn, err := deadSubscribe(url, "tally.v1.updates.>")
 		if err != nil {
@@ -184,7 +182,7 @@ func (b *bench) deadSubscriber(ctx context.Context, url string, hostile bool) ([
 		return c.call(w, "tally.v1.admin.set", &messages.SetRequest{GroupId: fmt.Sprintf("d%d", n%100), Counters: counters})
 	})
 	r.Workload = "20-key sets (32 conns)"
-	return []hostileRow{{"dead subscriber", hostile, r}}, nil
+	return []result{r}, nil
 }
 
 // deadSubscribe subscribes to subject on a raw connection and never reads
@@ -210,42 +208,9 @@ func deadSubscribe(url, subject string) (net.Conn, error) {
 	return conn, nil
 }
 
-// medianHostile returns, for each scenario, callers and hostility, the
-// row of the median calls/s over the rounds.
-func medianHostile(rounds [][]hostileRow) []hostileRow {
-	type key struct {
-		scenario, workload string
-		hostile            bool
+func quietOrHostile(hostile bool) string {
+	if hostile {
+		return "hostile"
 	}
-	var order []key
-	byKey := map[key][]hostileRow{}
-	for _, rows := range rounds {
-		for _, r := range rows {
-			k := key{r.Scenario, r.Workload, r.Hostile}
-			if _, ok := byKey[k]; !ok {
-				order = append(order, k)
-			}
-			byKey[k] = append(byKey[k], r)
-		}
-	}
-	var out []hostileRow
-	for _, k := range order {
-		rs := byKey[k]
-		slices.SortFunc(rs, func(a, b hostileRow) int { return cmp.Compare(a.OpsPerS, b.OpsPerS) })
-		out = append(out, rs[len(rs)/2])
-	}
-	slices.SortStableFunc(out, func(a, b hostileRow) int {
-		return cmp.Or(strings.Compare(a.Scenario, b.Scenario), strings.Compare(a.Workload, b.Workload), boolCmp(a.Hostile, b.Hostile))
-	})
-	return out
-}
-
-func boolCmp(a, b bool) int {
-	switch {
-	case a == b:
-		return 0
-	case !a:
-		return -1
-	}
-	return 1
+	return "quiet"
 }
