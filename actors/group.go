@@ -70,7 +70,7 @@ type group struct {
 	ready bool                 // state is loaded and current
 	busy  bool                 // a load or an append is in flight
 	stale bool                 // another writer wrote the group while busy: load again after
-	past  uint64               // the next load reads until the last event is past this sequence
+	await bool                 // the next load reads until the last event is past seq
 
 	queue    []*pending // arrived, not yet in an append
 	inflight []*pending // in the append in flight
@@ -223,7 +223,7 @@ func (g *group) onStale() {
 		g.cfg.Metrics.Reloaded()
 		// The watcher sees the event on its way to the journal's stream,
 		// which may not have stored it yet.
-		g.past = g.seq
+		g.await = true
 		g.load(g.seq)
 	}
 }
@@ -557,7 +557,9 @@ func (g *group) finish(p *pending) {
 // partition for less than a window (known = 0: the whole window).
 func (g *group) load(known uint64) {
 	horizon := g.cfg.Clock.Now().UnixNano() - int64(g.cfg.DedupeWindow)
-	recent := known > 0
+	// After a conflict or another writer's event, read the request IDs of
+	// the events the node did not write.
+	recent := known > 0 || g.await
 	if g.leases != nil {
 		epoch, since, ok := g.leases.Lease(g.part)
 		if !ok {
@@ -576,8 +578,8 @@ func (g *group) load(known uint64) {
 	// Only a replicated journal changes leaders, and leaves reads
 	// unanswered meanwhile.
 	retry := g.leases != nil
-	past := g.past
-	g.past = 0
+	await, past := g.await, g.seq
+	g.await = false
 	g.loads.run(func(ctx context.Context) {
 		c, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
@@ -598,7 +600,7 @@ func (g *group) load(known uint64) {
 		read()
 		// Another writer's event, once stored, is past the group's last;
 		// one the stream refused never comes.
-		for i := 0; past > 0 && res.err == nil && res.seq <= past && i < staleReads && c.Err() == nil; i++ {
+		for i := 0; await && res.err == nil && res.seq <= past && i < staleReads && c.Err() == nil; i++ {
 			select {
 			case <-c.Done():
 			case <-time.After(staleWait):

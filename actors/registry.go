@@ -58,6 +58,7 @@ const maxBackoff = 3
 type stopping struct {
 	id      string // the stopping actor's PID
 	waiting []any  // messages for the next actor
+	stale   bool   // notified meanwhile: the snapshot it leaves is not kept
 }
 
 // activate is the first message of every actor the registry spawns: the
@@ -130,10 +131,9 @@ func (r *registry) send(name string, msg any) {
 	r.root.Send(e.pid, msg)
 }
 
-// notify posts msg to name's actor only when it has one, live or
-// stopping (the next actor gets it), and drops the snapshot a stopped
-// actor left: the next actor starts from the journal. It activates
-// nothing.
+// notify posts msg to name's live actor; of an actor that is stopping,
+// or that stopped, it drops the snapshot, so that the next actor starts
+// from the journal. It activates nothing.
 func (r *registry) notify(name string, msg any) {
 	s := r.shard(name)
 	s.mu.Lock()
@@ -144,7 +144,7 @@ func (r *registry) notify(name string, msg any) {
 	case e.pid != nil:
 		r.root.Send(e.pid, msg)
 	case e.stop != nil:
-		e.stop.waiting = append(e.stop.waiting, msg)
+		e.stop.stale = true
 	default:
 		delete(s.entries, name)
 	}
@@ -200,6 +200,9 @@ func (r *registry) finish(name string, pid *actor.PID, snap *snapshot) {
 		return // not pid's name any more
 	}
 	waiting := e.stop.waiting
+	if e.stop.stale {
+		snap = nil
+	}
 	e.stop = nil
 	if len(waiting) > 0 {
 		e.pid = r.spawn(name, snap)

@@ -64,22 +64,24 @@ func writeKey(h *maphash.Hash, group, user, requestID string) {
 
 func (t *Table) shard(k Key) *shard { return &t.shards[k.hi%shards] }
 
-// Get returns the outcome remembered for k, unless it expired by now (unix
-// nanoseconds).
+// Get returns the outcome remembered for k, unless it expired by now
+// (nanoseconds by the caller's clock, the same for every call).
 func (t *Table) Get(k Key, now int64) (Outcome, bool) {
 	s := t.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expire(now)
-	if i, ok := s.find(k); ok {
+	// An entry recovered from the journal may expire before entries put
+	// ahead of it in the ring, which drops them in order.
+	if i, ok := s.find(k); ok && s.ring[i].expires > now {
 		e := &s.ring[i]
 		return Outcome{Fingerprint: e.fingerprint, Seq: e.seq, Value: e.value}, true
 	}
 	return Outcome{}, false
 }
 
-// Put remembers o for k until expires (unix nanoseconds), replacing what
-// k had. now expires older entries first.
+// Put remembers o for k until expires (by the caller's clock, as Get's
+// now), replacing what k had. now expires older entries first.
 func (t *Table) Put(k Key, o Outcome, expires, now int64) {
 	s := t.shard(k)
 	s.mu.Lock()

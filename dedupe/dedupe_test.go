@@ -117,3 +117,19 @@ func BenchmarkPutGet(b *testing.B) {
 		tab.Get(k, now)
 	}
 }
+
+// TestEarlierExpiryBehindLater puts an entry that expires before one put
+// ahead of it (as a request ID read back from the journal can): it is not
+// found past its own expiry, though the ring has not reached it.
+func TestEarlierExpiryBehindLater(t *testing.T) {
+	tab := dedupe.New()
+	first, second := tab.Key("g", "u", "late"), tab.Key("g", "u", "early")
+	tab.Put(first, dedupe.Outcome{Value: 1}, 200, 0)
+	tab.Put(second, dedupe.Outcome{Value: 2}, 100, 0)
+	if _, ok := tab.Get(second, 150); ok {
+		t.Error("an entry found past its expiry")
+	}
+	if o, ok := tab.Get(first, 150); !ok || o.Value != 1 {
+		t.Errorf("the entry before it = %v, %v; want it found", o, ok)
+	}
+}

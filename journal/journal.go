@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,6 +21,7 @@ type Journal struct {
 	cfg    Config
 	prefix string // SubjectPrefix + "."
 	acks   *acks
+	probed atomic.Uint64 // the stream sequence of this journal's last probe
 }
 
 // Open creates the journal's stream, or updates it to cfg, and returns the
@@ -35,13 +37,12 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, er
 		Name:        cfg.Stream,
 		Description: "tally journal: one subject per group, each event with the group's whole state",
 		// Probe writes go to the journal's own store, so that they fail
-		// whenever appends would; each rolls up the one before.
-		Subjects:    []string{cfg.SubjectPrefix + ".>", probeSubject(cfg)},
-		AllowRollup: true,
-		Storage:     cfg.Storage,
-		Replicas:    cfg.Replicas,
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardNew,
+		// whenever appends would; each writer deletes its last one.
+		Subjects:  []string{cfg.SubjectPrefix + ".>", probeSubject(cfg)},
+		Storage:   cfg.Storage,
+		Replicas:  cfg.Replicas,
+		Retention: jetstream.LimitsPolicy,
+		Discard:   jetstream.DiscardNew,
 		// Any replica answers a direct get, also one that lags behind the
 		// leader: a replicated journal is read through its leader, so that
 		// a group's new owner never loads an old state.
@@ -93,18 +94,22 @@ func (j *Journal) Stored() time.Time {
 // group's.
 func probeSubject(cfg Config) string { return cfg.SubjectPrefix + "-probe" }
 
-// rollup makes a probe replace the one before, so that the journal keeps
-// one.
-var rollup = nats.Header{jetstream.MsgRollup: []string{jetstream.MsgRollupSubject}}
-
 // Probe writes a message to the journal's stream, as an append would, and
 // waits for its acknowledgement: it tells whether the journal would take
-// a write now.
+// a write now. It then deletes its previous probe, so that the journal
+// keeps one probe per writer, and one of each writer that stopped while
+// it probed.
 func (j *Journal) Probe(ctx context.Context) error {
-	if _, err := j.js.PublishMsg(ctx, &nats.Msg{Subject: probeSubject(j.cfg), Header: rollup}); err != nil {
+	ack, err := j.js.Publish(ctx, probeSubject(j.cfg), nil)
+	if err != nil {
 		return fmt.Errorf("journal: probe write: %w", err)
 	}
 	j.acks.lastStored.Store(time.Now().UnixNano())
+	if prev := j.probed.Swap(ack.Sequence); prev != 0 {
+		if err := j.stream.DeleteMsg(ctx, prev); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return fmt.Errorf("journal: delete the last probe: %w", err)
+		}
+	}
 	return nil
 }
 

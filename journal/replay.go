@@ -110,7 +110,11 @@ func (j *Journal) replay(ctx context.Context, cfg jetstream.OrderedConsumerConfi
 	if cfg.OptStartTime != nil && !info.State.LastTime.IsZero() && info.State.LastTime.Before(*cfg.OptStartTime) {
 		return nil // nothing stored since
 	}
-	return j.consume(ctx, cfg, info.State.LastSeq, func(s Stored) error {
+	last, err := j.lastOf(ctx, j.prefix+">")
+	if err != nil || last == 0 {
+		return err
+	}
+	return j.consume(ctx, cfg, last, func(s Stored) error {
 		ev, err := decodeEvent(s.Data)
 		if err != nil {
 			return fmt.Errorf("event %d on %s: %w: %w", s.Seq, j.Subject(s.Group), ErrCorrupt, err)
@@ -120,16 +124,23 @@ func (j *Journal) replay(ctx context.Context, cfg jetstream.OrderedConsumerConfi
 }
 
 // consume calls fn for each message an ordered consumer of cfg delivers,
-// up to stream sequence last or the last one pending. On a cluster a
-// consumer's creation can go unanswered right after the stream changed
-// leaders, and a consumer on a replica that is catching up can deliver
-// nothing for a while: either is given up after replayStall and made
-// again, from the message after the last one delivered.
+// up to stream sequence last, the last message of cfg's subjects. On a
+// cluster a consumer's creation can go unanswered right after the stream
+// changed leaders, and a consumer on a replica that is catching up can
+// deliver nothing for a while (its count of what is pending can be short
+// too): either is given up after replayStall and made again, from the
+// message after the last one delivered, unless the subjects' last message
+// is now before it (last was deleted since: a repair).
 func (j *Journal) consume(ctx context.Context, cfg jetstream.OrderedConsumerConfig, last uint64, fn func(Stored) error) error {
 	for {
 		next, err := j.consumeOnce(ctx, cfg, last, fn)
 		if !errors.Is(err, ErrStalled) || ctx.Err() != nil {
 			return err
+		}
+		if now, err := j.lastOf(ctx, cfg.FilterSubjects[0]); err == nil && now < max(next, 1) {
+			return nil
+		} else if err == nil {
+			last = min(last, now)
 		}
 		if next > 0 {
 			cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverByStartSequencePolicy, next, nil
@@ -193,9 +204,7 @@ func (j *Journal) consumeOnce(ctx context.Context, cfg jetstream.OrderedConsumer
 			return 0, err
 		}
 		next = s.Seq + 1
-		// The stream's last sequence may be a message deleted since (a
-		// repair): the consumer's count of what is left ends the read.
-		if s.Seq >= last || meta.NumPending == 0 {
+		if s.Seq >= last {
 			return 0, nil
 		}
 	}

@@ -52,34 +52,35 @@ func (s Stored) Event() (*messages.Event, error) {
 	return decodeEvent(s.Data)
 }
 
+// lastOf returns the stream sequence of the last message on the subjects
+// of filter (a wildcard one too), read through the stream's leader, or 0
+// when there is none: where a read of them ends. The stream's own last
+// sequence may be a message of another subject (a probe's).
+func (j *Journal) lastOf(ctx context.Context, filter string) (uint64, error) {
+	msg, err := j.stream.GetLastMsgForSubject(ctx, filter)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("last message of %s: %w", filter, err)
+	}
+	return msg.Sequence, nil
+}
+
 // Scan calls fn for each message stored on the journal's subjects when it
 // starts (one group's when group is not empty), from stream sequence from
 // on, in commit order, undecoded: a tool sees the events that do not
 // decode too. It stops at the first error fn returns.
 func (j *Journal) Scan(ctx context.Context, group string, from uint64, fn func(Stored) error) error {
 	filter := j.prefix + ">"
-	var last uint64
 	if group != "" {
 		filter = j.Subject(group)
-		msg, err := j.stream.GetLastMsgForSubject(ctx, filter)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("journal: scan %s: %w", group, err)
-		}
-		last = msg.Sequence
-	} else {
-		info, err := j.stream.Info(ctx)
-		if err != nil {
-			return fmt.Errorf("journal: scan: stream info: %w", err)
-		}
-		if info.State.Msgs == 0 {
-			return nil
-		}
-		last = info.State.LastSeq
 	}
-	if from > last {
+	last, err := j.lastOf(ctx, filter)
+	if err != nil {
+		return fmt.Errorf("journal: scan: %w", err)
+	}
+	if last == 0 || from > last {
 		return nil
 	}
 	if group != "" {

@@ -79,7 +79,7 @@ func (n *Node) fail(err error) {
 	})
 }
 
-// watch probes the journal every second until Stop.
+// watch checks the journal every probeEvery until Stop.
 func (n *Node) watch() {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.health.cancel = cancel
