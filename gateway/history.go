@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -123,7 +124,7 @@ func entrySize(f format, e *messages.HistoryEntry) int {
 	if f == formatProto {
 		return 1 + protowire.SizeBytes(proto.Size(e)) // the field's tag, its length and the entry
 	}
-	b, err := json.Marshal(entryJSON(e))
+	b, err := marshalJSON(entryJSON(e))
 	if err != nil {
 		panic(fmt.Sprintf("gateway: marshal history entry: %v", err))
 	}
@@ -169,10 +170,23 @@ func appendHistory(b []byte, m *messages.HistoryReply) []byte {
 	for _, e := range m.GetEntries() {
 		j.Entries = append(j.Entries, entryJSON(e))
 	}
-	out, err := json.Marshal(j)
+	out, err := marshalJSON(j)
 	if err != nil {
 		// Our own structs of strings and numbers always marshal.
 		panic(fmt.Sprintf("gateway: marshal history: %v", err))
 	}
 	return append(b, out...)
+}
+
+// marshalJSON is json.Marshal without its HTML escapes: a key of 128 "<"
+// would take six bytes per character, and one change of 20 such keys more
+// than a NATS message.
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

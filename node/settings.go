@@ -155,6 +155,13 @@ func applySettings(cfg Config, opts *server.Options) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	// Whether the node runs as a member of a cluster follows from
+	// --cluster: a cluster the file alone sets would run a clustered
+	// server under a node that takes itself to be alone (no leases, one
+	// replica).
+	if cfg.NATSConfig != "" && opts.Cluster.Port != 0 && cfg.Cluster == "" {
+		return fmt.Errorf("NATS configuration %s sets a cluster: give the node --cluster (and --routes) for it, so that it joins as a member of a tally cluster", cfg.NATSConfig)
+	}
 	for _, s := range fileSettings {
 		if cfg.NATSConfig != "" {
 			file, given := s.inFile(opts)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -16,10 +18,12 @@ import (
 // TestFloodFromOneUser has one user send 15 KB requests from 8
 // connections as fast as they can, on every operation of its own
 // subjects, while a back end increases a counter: none of the node's
-// connections is cut (the server says so in the node's log when it cuts
-// one), and every one of the back end's calls succeeds, exactly once.
+// connections is closed (the embedded server's monitoring lists the
+// connections it closed, and why), and every one of the back end's calls
+// succeeds, exactly once.
 func TestFloodFromOneUser(t *testing.T) {
-	p := startProc(t, "--data", t.TempDir(), "--listen", "127.0.0.1:0")
+	monitor := freeAddr(t)
+	p := startProc(t, "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--nats-monitor", monitor)
 	body := []byte(`{"groupID":"g","key":"k","value":1,"pad":"` + strings.Repeat("x", 15_000) + `"}`)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -56,6 +60,18 @@ func TestFloodFromOneUser(t *testing.T) {
 	}
 	if got, err := admin.GetGroupCounters(ctx, "backend"); err != nil || got["k"] != int64(calls) {
 		t.Errorf("backend = %v, %v; want k %d", got, err, calls)
+	}
+	code, connz := httpGet(t, "http://"+monitor+"/connz?state=closed")
+	var closed struct {
+		Conns []struct{ Name, Reason string } `json:"connections"`
+	}
+	if err := json.Unmarshal([]byte(connz), &closed); code != http.StatusOK || err != nil {
+		t.Fatalf("/connz?state=closed = %d %v: %.200s", code, err, connz)
+	}
+	for _, c := range closed.Conns {
+		if strings.HasPrefix(c.Name, "tally-") {
+			t.Errorf("the server closed the node's connection %s: %s", c.Name, c.Reason)
+		}
 	}
 	if log := p.stderr.String(); strings.Contains(log, "Slow Consumer") && strings.Contains(log, "tally-") {
 		t.Errorf("the server cut a connection of the node:\n%s", log)

@@ -172,6 +172,10 @@ func TestBadConfiguration(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	clustered := filepath.Join(t.TempDir(), "clustered.conf")
+	if err := os.WriteFile(clustered, []byte("listen: 127.0.0.1:-1\ncluster { listen: 127.0.0.1:-1 }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -187,6 +191,7 @@ func TestBadConfiguration(t *testing.T) {
 		{"bad listen address", []string{"--listen", "nowhere"}, nil, "--listen"},
 		{"unknown flag", []string{"--colour"}, nil, "flag provided but not defined"},
 		{"stray argument", []string{"extra"}, nil, "unexpected arguments"},
+		{"a cluster in the NATS configuration alone", []string{"--nats-config", clustered}, nil, "give the node --cluster"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
