@@ -40,6 +40,7 @@ type Publisher struct {
 	queue   chan published
 	done    chan struct{}
 	dropped atomic.Int64
+	closed  atomic.Bool
 	warned  atomic.Int64 // unix nanos of the last warning of drops
 }
 
@@ -69,6 +70,9 @@ func (p *Publisher) Wants(subject string) bool {
 // Publish queues one message per update on subject, to be sent in order.
 // It does not wait; the caller must not change ups afterwards.
 func (p *Publisher) Publish(subject string, ups []*messages.Update) {
+	if p.closed.Load() {
+		return
+	}
 	select {
 	case p.queue <- published{subject, ups}:
 	default:
@@ -96,14 +100,16 @@ func (p *Publisher) run() {
 		if m.subject == "" {
 			return
 		}
+		sent := 0
 		for _, u := range m.ups {
 			buf = AppendJSON(buf[:0], u)
 			if err := p.nc.Publish(m.subject, buf); err != nil {
 				p.log.Warn("publish update", slog.String("subject", m.subject), slog.Any("error", err))
 				break
 			}
+			sent++
 		}
-		p.Metrics.Published(len(m.ups))
+		p.Metrics.Published(sent)
 	}
 }
 
@@ -111,6 +117,7 @@ func (p *Publisher) run() {
 // ctx ends, and stops the publisher: updates published after it are
 // never sent.
 func (p *Publisher) Close(ctx context.Context) error {
+	p.closed.Store(true)
 	select {
 	case p.queue <- published{}:
 	case <-p.done:
