@@ -31,72 +31,35 @@ func (j *Journal) ReplaySince(ctx context.Context, since time.Time, fn func(grou
 	}, fn)
 }
 
-// replayStall is how long ReplayGroup waits for the next event.
+// replayStall is how long a read waits for its next event before it makes
+// its consumer again.
 const replayStall = time.Second
 
 // ErrStalled means a replay's consumer delivered nothing for a while.
 var ErrStalled = errors.New("journal: the replay delivers nothing")
 
 // ReplayGroup calls fn for the group's events stored at or after since, up
-// to its event at stream sequence last, which must be stored.
+// to its event at stream sequence last, which must be stored. Like every
+// read of the journal it goes on through a consumer's stall or a leader's
+// change (see consume) until ctx ends.
 func (j *Journal) ReplayGroup(ctx context.Context, group string, since time.Time, last uint64, fn func(seq uint64, ev *messages.Event) error) error {
 	subject := j.Subject(group)
-	var cons jetstream.Consumer
-	for {
-		// Right after a replicated stream changed leaders, creating a
-		// consumer can go unanswered: try again soon rather than wait.
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		var err error
-		cons, err = j.stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
-			FilterSubjects: []string{subject},
-			DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-			OptStartTime:   &since,
-		})
-		cancel()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil || !Unanswered(err) {
-			return fmt.Errorf("journal: replay %s: consumer: %w", group, err)
-		}
+	cfg := jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &since,
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(replayBatch))
+	err := j.consume(ctx, cfg, last, func(s Stored) error {
+		ev, err := decode(s.Data, subject, s.Seq)
+		if err != nil {
+			return err
+		}
+		return fn(s.Seq, ev)
+	})
 	if err != nil {
 		return fmt.Errorf("journal: replay %s: %w", group, err)
 	}
-	defer it.Stop()
-	for {
-		// The consumer may live on a replica that is still catching up:
-		// one that delivers nothing for a while is given up.
-		nctx, cancel := context.WithTimeout(ctx, replayStall)
-		msg, err := it.Next(jetstream.NextContext(nctx))
-		stalled := nctx.Err() != nil && ctx.Err() == nil
-		cancel()
-		if stalled {
-			return fmt.Errorf("journal: replay %s: %w", group, ErrStalled)
-		}
-		if err != nil {
-			return fmt.Errorf("journal: replay %s: %w", group, err)
-		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("journal: replay %s: %w", group, err)
-		}
-		seq := meta.Sequence.Stream
-		if seq > last {
-			return nil
-		}
-		ev, err := decode(msg.Data(), subject, seq)
-		if err != nil {
-			return err
-		}
-		if err := fn(seq, ev); err != nil {
-			return err
-		}
-		if seq == last {
-			return nil
-		}
-	}
+	return nil
 }
 
 func (j *Journal) replay(ctx context.Context, cfg jetstream.OrderedConsumerConfig, fn func(group string, seq uint64, ev *messages.Event) error) error {
