@@ -131,6 +131,11 @@ func TestPermissionViolationFailsOnlyItsCalls(t *testing.T) {
 		done <- err
 	}()
 	journaltest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		select {
+		case err := <-done:
+			t.Fatalf("alice's IncreaseGroupCounter ended before the service answered: %v", err)
+		default:
+		}
 		if s.served("tally.v1.user.alice.increase") == 0 {
 			return errors.New("alice's call has not reached the service")
 		}
@@ -239,6 +244,11 @@ func startPermissions(t testing.TB, hold <-chan struct{}) *permissions {
 		if err := svc.AddEndpoint(name, handler, micro.WithEndpointSubject(subject)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Once flushed, the server has the endpoints' subscriptions: a call
+	// made now finds its responder.
+	if err := p.service.Flush(); err != nil {
+		t.Fatal(err)
 	}
 	return p
 }
