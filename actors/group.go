@@ -624,6 +624,10 @@ const (
 	staleWait  = 10 * time.Millisecond
 )
 
+// replayGroupTimeout bounds a group's replay of its recent events before
+// a load walks them one by one instead.
+const replayGroupTimeout = 2 * time.Second
+
 // slowLoad is how long a load takes before the log says so.
 const slowLoad = 250 * time.Millisecond
 
@@ -691,16 +695,21 @@ func recentChanges(ctx context.Context, j Journal, group string, ev *messages.Ev
 				// its own: a second's margin covers a skew between them.
 				since := time.Unix(0, horizon).Add(-time.Second)
 				walked := len(out)
-				err := r.ReplayGroup(ctx, group, since, last, func(seq uint64, ev *messages.Event) error {
+				// A replay goes on through its consumers' stalls; one that
+				// takes too long (a replica far behind) gives way to the
+				// walk, one event at a time through the leader.
+				rctx, cancel := context.WithTimeout(ctx, replayGroupTimeout)
+				err := r.ReplayGroup(rctx, group, since, last, func(seq uint64, ev *messages.Event) error {
 					if seq > known && ev.GetUnixNano() >= horizon {
 						collect(ev)
 					}
 					return nil
 				})
-				if err == nil || ctx.Err() != nil || !(errors.Is(err, journal.ErrStalled) || journal.Unanswered(err)) {
+				stalled := rctx.Err() != nil && ctx.Err() == nil
+				cancel()
+				if !stalled {
 					return out[walked:], err
 				}
-				// The replay stalls: walk on, one event at a time.
 				out, limit = out[:walked], math.MaxInt
 			}
 		}

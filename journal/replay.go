@@ -35,8 +35,8 @@ func (j *Journal) ReplaySince(ctx context.Context, since time.Time, fn func(grou
 // its consumer again.
 const replayStall = time.Second
 
-// ErrStalled means a replay's consumer delivered nothing for a while.
-var ErrStalled = errors.New("journal: the replay delivers nothing")
+// errStalled means a read's consumer delivered nothing for a while.
+var errStalled = errors.New("journal: the replay delivers nothing")
 
 // ReplayGroup calls fn for the group's events stored at or after since, up
 // to its event at stream sequence last, which must be stored. Like every
@@ -97,7 +97,7 @@ func (j *Journal) replay(ctx context.Context, cfg jetstream.OrderedConsumerConfi
 func (j *Journal) consume(ctx context.Context, cfg jetstream.OrderedConsumerConfig, last uint64, fn func(Stored) error) error {
 	for {
 		next, err := j.consumeOnce(ctx, cfg, last, fn)
-		if !errors.Is(err, ErrStalled) || ctx.Err() != nil {
+		if !errors.Is(err, errStalled) || ctx.Err() != nil {
 			return err
 		}
 		if now, err := j.lastOf(ctx, cfg.FilterSubjects[0]); err == nil && now < max(next, 1) {
@@ -111,7 +111,7 @@ func (j *Journal) consume(ctx context.Context, cfg jetstream.OrderedConsumerConf
 	}
 }
 
-// consumeOnce is one consumer's part of consume; on ErrStalled it returns
+// consumeOnce is one consumer's part of consume; on errStalled it returns
 // the stream sequence to go on from (0: from where cfg starts).
 func (j *Journal) consumeOnce(ctx context.Context, cfg jetstream.OrderedConsumerConfig, last uint64, fn func(Stored) error) (uint64, error) {
 	cctx, cancel := context.WithTimeout(ctx, replayStall)
@@ -119,7 +119,7 @@ func (j *Journal) consumeOnce(ctx context.Context, cfg jetstream.OrderedConsumer
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil && Unanswered(err) {
-			return 0, ErrStalled
+			return 0, errStalled
 		}
 		return 0, fmt.Errorf("journal: read: consumer: %w", err)
 	}
@@ -138,7 +138,7 @@ func (j *Journal) consumeOnce(ctx context.Context, cfg jetstream.OrderedConsumer
 	var watch *time.Timer
 	watch = time.AfterFunc(replayStall, func() {
 		if idle := time.Since(time.Unix(0, progress.Load())); idle >= replayStall {
-			stop(ErrStalled)
+			stop(errStalled)
 		} else {
 			watch.Reset(replayStall - idle)
 		}
@@ -148,8 +148,8 @@ func (j *Journal) consumeOnce(ctx context.Context, cfg jetstream.OrderedConsumer
 	for {
 		msg, err := it.Next(jetstream.NextContext(wctx))
 		if err != nil {
-			if ctx.Err() == nil && errors.Is(context.Cause(wctx), ErrStalled) {
-				return next, ErrStalled
+			if ctx.Err() == nil && errors.Is(context.Cause(wctx), errStalled) {
+				return next, errStalled
 			}
 			return 0, fmt.Errorf("journal: read: %w", err)
 		}
