@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -61,7 +60,12 @@ func services(prefix string) (singleton []string, streamed []string, updates str
 // cost 0.78-0.83x the calls/s). The gateway user has no permissions: they
 // cost another 5-10% of the calls/s, and what keeps replies from becoming
 // requests is the gateway's refusal of reply subjects under tally. and $.
-func embeddedOptions(cfg Config, prefix, nodeKey, frontKey string) (opts *server.Options, front bool, err error) {
+//
+// With callout, end users sign in by the node's auth callout into
+// UsersAccount (see endUserOptions); the server's largest payload is then
+// raised for the callout's answers, and the accounts the node builds keep
+// the limit the server had (see planPayload).
+func embeddedOptions(cfg Config, prefix, nodeKey, frontKey string, callout *calloutKeys) (opts *server.Options, front bool, err error) {
 	opts = &server.Options{}
 	if cfg.NATSConfig != "" {
 		if opts, err = server.ProcessConfigFile(cfg.NATSConfig); err != nil {
@@ -88,26 +92,38 @@ func embeddedOptions(cfg Config, prefix, nodeKey, frontKey string) (opts *server
 	if opts.MaxPending == 0 {
 		opts.MaxPending = MaxPending
 	}
+	if cfg.WebSocket != "" && callout == nil && len(opts.Users)+len(opts.Nkeys) == 0 {
+		return nil, false, fmt.Errorf("--websocket: NATS configuration %s has no users, and without --user-sig-key nobody could sign in", cfg.NATSConfig)
+	}
+	plan, err := planPayload(opts, callout, prefix)
+	if err != nil {
+		return nil, false, err
+	}
 
 	svc := findAccount(opts, ServiceAccount)
+	from := svc
 	switch {
 	case svc == nil && len(clientAccounts(opts)) == 0:
-		if svc, err = serviceAccount(prefix, false); err != nil {
+		if svc, err = serviceAccount(prefix, false, plan.account); err != nil {
 			return nil, false, err
 		}
 		opts.Accounts = append(opts.Accounts, svc)
-		if err := addFrontAccount(opts, prefix, frontKey); err != nil {
+		if from, err = addFrontAccount(opts, frontKey, plan.account); err != nil {
 			return nil, false, err
 		}
 		front = true
 	case svc == nil:
-		if svc, err = serviceAccount(prefix, true); err != nil {
+		if svc, err = serviceAccount(prefix, true, plan.account); err != nil {
 			return nil, false, err
 		}
 		if err := addClientAccounts(opts, svc, prefix); err != nil {
 			return nil, false, err
 		}
 		opts.Accounts = append(opts.Accounts, svc)
+		from = svc
+	}
+	if err := endUserOptions(cfg, opts, from, front, prefix, callout, plan); err != nil {
+		return nil, false, err
 	}
 	// A configuration that defines the service account itself decides who
 	// imports what from it (one account per end user, say, importing only
@@ -160,13 +176,16 @@ func addClientAccounts(opts *server.Options, svc *server.Account, prefix string)
 // addFrontAccount makes ClientAccount, which clients enter without
 // credentials, and the node's gateway user in it, allowed in-process
 // connections only.
-func addFrontAccount(opts *server.Options, prefix, frontKey string) error {
+func addFrontAccount(opts *server.Options, frontKey string, payload int32) (*server.Account, error) {
 	// The account's user is an nkey whose seed nobody keeps.
 	_, anyone, err := newNodeUser()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	app := server.NewAccount(ClientAccount)
+	app, err := limitedAccount(ClientAccount, payload, 0, "")
+	if err != nil {
+		return nil, err
+	}
 	opts.Accounts = append(opts.Accounts, app)
 	opts.Nkeys = append(opts.Nkeys,
 		&server.NkeyUser{Nkey: anyone, Account: app},
@@ -176,7 +195,7 @@ func addFrontAccount(opts *server.Options, prefix, frontKey string) error {
 			AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeInProcess: {}},
 		})
 	opts.NoAuthUser = anyone
-	return nil
+	return app, nil
 }
 
 func findAccount(opts *server.Options, name string) *server.Account {
@@ -189,11 +208,11 @@ func findAccount(opts *server.Options, name string) *server.Account {
 }
 
 // serviceAccount builds the service account from configuration text, the
-// only way to give an account JetStream before the server starts; with
-// exports, it exports the service to client accounts.
-func serviceAccount(prefix string, exports bool) (*server.Account, error) {
+// only way to give an account JetStream (or limits) before the server
+// starts; with exports, it exports the service to client accounts.
+func serviceAccount(prefix string, exports bool, payload int32) (*server.Account, error) {
 	singleton, streamed, updates := services(prefix)
-	conf := "accounts: { " + ServiceAccount + ": { jetstream: enabled"
+	conf := "jetstream: enabled"
 	if exports {
 		conf += ", exports: ["
 		for _, s := range singleton {
@@ -204,17 +223,7 @@ func serviceAccount(prefix string, exports bool) (*server.Account, error) {
 		}
 		conf += fmt.Sprintf("{stream: %q}]", updates)
 	}
-	conf += " } }"
-	var o server.Options
-	if err := o.ProcessConfigString(conf); err != nil {
-		return nil, fmt.Errorf("service account: %w", err)
-	}
-	for _, acc := range o.Accounts {
-		if acc.Name == ServiceAccount {
-			return acc, nil
-		}
-	}
-	return nil, errors.New("service account: not in its own configuration")
+	return limitedAccount(ServiceAccount, payload, 0, conf)
 }
 
 // clientAccounts lists the accounts of opts that clients use: every
