@@ -129,7 +129,7 @@ func (s *Service) handle(m *nats.Msg) {
 	}
 	if refusal != nil {
 		attrs := []any{slog.String("reason", refusal.Error()),
-			slog.String("address", fmt.Sprintf("%s", req.ClientInformation.Host)),
+			slog.String("address", req.ClientInformation.Host),
 			slog.String("type", req.ClientInformation.Type)}
 		if g.user != "" {
 			attrs = append(attrs, slog.String("user", g.user))
