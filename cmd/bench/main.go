@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	cluster := fs.Bool("cluster", false, "measure w1 and w2 on three nodes of one cluster (clients on one node, on all three, and with one replica) against one node, the cost of a forwarded call, and the write pauses of a SIGKILL and of a rolling restart, instead of the peers")
 	dashboard := fs.Bool("dashboard", false, "draw deploy/monitoring's Grafana dashboard over a run of w1-w3 on one node into -out/dashboard.png, from the series Debian's Prometheus (installed when missing) scraped, instead of the peers")
 	hostile := fs.Bool("hostile", false, "measure what one hostile client costs the others on one node (a user's flood of 15 KB requests from 8 connections; a subscriber to every update that never reads), each against a quiet run, instead of the peers; writes -out/hostile.json")
+	endUsers := fs.Int("endusers", 0, "measure this many end users on one node (WebSocket connections signed in with user signatures, each calling at the per-user limit) beside a back end's calls over TCP, against the back end alone and with one user flooding, instead of the peers; writes -out/endusers.json")
 	baseline := fs.String("baseline", "", "compare tally built from this checkout with this one on w1-w3 (alternating rounds), instead of the peers")
 	rounds := fs.Int("rounds", 3, "rounds of w1-w3: each round measures every system once, in alternating order, and the report gives each row's median round and the median of the per-round ratios; with -baseline, alternating rounds of the two builds")
 	if err := fs.Parse(args); err != nil {
@@ -101,6 +102,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *hostile {
 		return b.hostile(ctx, *rounds, stdout)
+	}
+	if *endUsers > 0 {
+		return b.endUsers(ctx, *rounds, *endUsers, stdout)
 	}
 	if *dashboard {
 		if err := os.MkdirAll(o.out, 0o755); err != nil {

@@ -84,10 +84,10 @@ func startEcho(binary string, args ...string) (*proc, error) {
 	return startServing("natsecho", exec.Command(binary, args...), "natsecho: serving on ")
 }
 
-// startTally starts a node on a fresh or existing data directory and waits
-// until it serves.
-func startTally(binary, data, sync string, profile bool) (*proc, error) {
-	args := []string{"--data", data, "--listen", "127.0.0.1:0", "--sync", sync, "--passivate-after", "1h", "--log-level", "warn"}
+// startTally starts a node on a fresh or existing data directory, with
+// extra flags, and waits until it serves.
+func startTally(binary, data, sync string, profile bool, extra ...string) (*proc, error) {
+	args := append([]string{"--data", data, "--listen", "127.0.0.1:0", "--sync", sync, "--passivate-after", "1h", "--log-level", "warn"}, extra...)
 	var pprofAddr string
 	if profile {
 		port, err := freePort()
