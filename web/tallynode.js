@@ -8,14 +8,14 @@
 // private half mints signatures as an app's back end would.
 
 import { execFile, spawn } from "node:child_process";
-import { generateKeyPairSync, sign } from "node:crypto";
+import { generateKeyPairSync, randomUUID, sign } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { connect } from "@nats-io/transport-node";
+import { connectTCP } from "./natstcp.js";
 
 const run = promisify(execFile);
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -105,6 +105,7 @@ export class TallyNode {
     this.keys = keys ?? newUserSigKeys();
     this.log = log ?? process.env.TALLY_TEST_LOGS === "1";
     this.stderr = "";
+    this.backends = new Set();
   }
 
   async prepare() {
@@ -153,20 +154,36 @@ export class TallyNode {
   /**
    * backend connects to the node over TCP as a trusted back end: admin(op,
    * body) calls tally.v1.admin.<op> and resolves with the reply's JSON, or
-   * rejects with an Error whose code is the contract's.
+   * rejects with an Error whose code is the contract's. A write carries a
+   * request ID, so that trying it again is safe; after a restart, admin
+   * connects again.
    */
   async backend() {
-    const nc = await connect({ servers: this.natsURL, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
-    return {
-      nc,
+    const dial = () => connectTCP(this.port);
+    const b = {
+      nc: await dial(),
       async admin(op, body) {
-        const msg = await nc.request(`tally.v1.admin.${op}`, JSON.stringify(body), { timeout: 5000 });
-        const code = Number(msg.headers?.get("Nats-Service-Error-Code"));
-        if (code) throw Object.assign(new Error(msg.string()), { code });
-        return msg.json();
+        const payload = JSON.stringify(op === "get" || body.requestID ? body : { ...body, requestID: randomUUID() });
+        for (let attempt = 1; ; attempt++) {
+          let msg;
+          try {
+            if (b.nc.isClosed()) b.nc = await dial();
+            msg = await b.nc.request(`tally.v1.admin.${op}`, payload, { timeout: 2000 });
+            if (msg.status === "503") throw new Error(`no responders to tally.v1.admin.${op}`);
+          } catch (err) {
+            if (attempt >= 5) throw err;
+            await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+            continue;
+          }
+          const code = Number(msg.headers?.get("Nats-Service-Error-Code"));
+          if (code) throw Object.assign(new Error(msg.string()), { code });
+          return msg.json();
+        }
       },
-      close: () => nc.close(),
+      close: () => b.nc.close(),
     };
+    this.backends.add(b);
+    return b;
   }
 
   /** start starts the process and resolves once it prints that it serves. */
@@ -202,6 +219,7 @@ export class TallyNode {
   /** stop sends signal (SIGTERM: a graceful stop; SIGKILL: a crash) and waits for the exit. */
   async stop(signal = "SIGTERM", deadline = 30_000) {
     if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return;
+    await Promise.all([...this.backends].map((b) => b.nc.close()));
     this.child.kill(signal);
     let timer;
     const late = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`tally-node did not exit within ${deadline} ms`)), deadline)));

@@ -161,6 +161,8 @@ export class Chat {
         inboxPrefix: `_INBOX_${userID}`,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 1000,
+        // A dial that reached a stopping node gives up as a call would.
+        timeout: this.opts.timeout,
         ...this.opts.connectOptions,
       });
     } catch (err) {
