@@ -65,7 +65,11 @@ export interface CreateOptions {
   servers: string | string[];
   /** How long one attempt of a call waits for its reply, in ms. Default 5000. */
   timeout?: number;
-  /** How many times a call is tried again after a timeout, 10002 or a lost connection. Default 5. */
+  /**
+   * How many times a call is tried again after a timeout, 10002, no
+   * responders or a lost connection, waiting 0.25 s, 0.5 s, 1 s, then 2 s
+   * between attempts. Default 5.
+   */
   retries?: number;
   /**
    * How long before the signature's expiry USER_SIG_EXPIRING fires, in ms.
@@ -249,6 +253,10 @@ export class Chat {
     let last: unknown;
     for (let attempt = 0; attempt <= this.opts.retries; attempt++) {
       if (s.ended) break;
+      // A node that restarts takes connections before it serves: back off
+      // (0.25 s, 0.5 s, 1 s, then 2 s) rather than spend the attempts on
+      // its "no responders".
+      if (attempt > 0) await delay(Math.min(250 * 2 ** (attempt - 1), 2000));
       if (!s.connected) await Promise.race([s.back, delay(this.opts.timeout)]);
       let abort!: (err: Error) => void;
       const lost = new Promise<never>((_, reject) => (abort = reject));

@@ -1,15 +1,15 @@
 // A TCP proxy in front of a node's WebSocket port, which a test can make
-// drop what the node sends (so that a reply is lost), refuse connections,
-// or cut the ones it has.
+// drop what the node sends on the connections it has (so that a reply is
+// lost), refuse connections, or cut the ones it has.
 import { connect, createServer } from "node:net";
 
 export async function startProxy(targetPort) {
-  let mode = "pass"; // pass | drop | refuse
+  let mode = "pass"; // pass | refuse
   const pairs = new Set();
   const server = createServer((client) => {
     if (mode === "refuse") return client.destroy();
     const upstream = connect(targetPort, "127.0.0.1");
-    const pair = { client, upstream };
+    const pair = { client, upstream, drop: false };
     pairs.add(pair);
     const end = () => {
       pairs.delete(pair);
@@ -18,7 +18,7 @@ export async function startProxy(targetPort) {
     };
     client.on("data", (b) => upstream.write(b));
     upstream.on("data", (b) => {
-      if (mode === "pass") client.write(b);
+      if (!pair.drop) client.write(b);
     });
     for (const s of [client, upstream]) {
       s.on("close", end);
@@ -28,8 +28,10 @@ export async function startProxy(targetPort) {
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     url: `ws://127.0.0.1:${server.address().port}`,
-    /** drop: from now on, what the node sends never reaches the clients. */
-    drop: () => (mode = "drop"),
+    /** drop: from now on, what the node sends on today's connections never reaches their clients. */
+    drop() {
+      for (const p of pairs) p.drop = true;
+    },
     /** refuse: cut every connection and refuse new ones until pass. */
     refuse() {
       mode = "refuse";
