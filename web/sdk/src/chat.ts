@@ -330,7 +330,10 @@ export class Chat {
         if (!got || s.ended || this.watches.get(w.state.groupID) !== w) return;
         if (got.members && !w.state.members) {
           w.state.members = true;
-          this.subscribe(s, w, `${PREFIX}.updates.${w.state.groupID}.members`);
+          // The service publishes on tally.v1.updates.<g>.members; end
+          // users' account imports that to a subject outside updates.* (a
+          // grant of updates.* would also let a user subscribe updates.>).
+          this.subscribe(s, w, `${PREFIX}.member-updates.${w.state.groupID}`);
         }
         for (const u of w.state.baseline(got.counters, got.seq, emit)) this.emit(EVENT.GROUP_COUNTER_UPDATED, u);
       } while (w.refreshAgain);
