@@ -295,7 +295,7 @@ export class Chat {
   }
 
   private subscribe(s: Session, w: Watch, subject: string): void {
-    if (w.subject === subject) return;
+    if (w.subject === subject && w.sub && !w.sub.isClosed()) return;
     w.sub?.unsubscribe();
     w.subject = subject;
     w.sub = s.nc.subscribe(subject, {
@@ -328,13 +328,14 @@ export class Chat {
         w.refreshAgain = false;
         const got = await this.baselineGet(s, w.state.groupID);
         if (!got || s.ended || this.watches.get(w.state.groupID) !== w) return;
-        if (got.members && !w.state.members) {
-          w.state.members = true;
-          // The service publishes on tally.v1.updates.<g>.members; end
-          // users' account imports that to a subject outside updates.* (a
-          // grant of updates.* would also let a user subscribe updates.>).
-          this.subscribe(s, w, `${PREFIX}.member-updates.${w.state.groupID}`);
-        }
+        // A members-only group's updates: the service publishes them on
+        // tally.v1.updates.<g>.members, and the end users' account imports
+        // them to a subject outside updates.* (a grant of updates.* would
+        // also let a user subscribe to updates.>). Subscribing again here
+        // also revives a subscription the server refused before the user
+        // became a member.
+        w.state.members ||= got.members === true;
+        this.subscribe(s, w, w.state.members ? `${PREFIX}.member-updates.${w.state.groupID}` : `${PREFIX}.updates.${w.state.groupID}`);
         for (const u of w.state.baseline(got.counters, got.seq, emit)) this.emit(EVENT.GROUP_COUNTER_UPDATED, u);
       } while (w.refreshAgain);
     })().finally(() => (w.refreshing = undefined));
@@ -393,10 +394,9 @@ export class Chat {
     const now = Date.now();
     const lifetime = expiresAt - (s.claims.iat ? s.claims.iat * 1000 : now);
     const notice = Math.min(this.opts.renewBefore, Math.max(0, lifetime / 2));
-    s.timers = [
-      setTimeout(() => this.emit(EVENT.USER_SIG_EXPIRING, { userID: s.userID, expiresAt }), Math.max(0, expiresAt - notice - now)),
-      setTimeout(() => void this.kick(s, KICKED_OUT_TYPE.USERSIG_EXPIRED, "the signature expired"), Math.max(0, expiresAt - now)),
-    ];
+    s.timers = [];
+    at(s.timers, expiresAt - notice, () => this.emit(EVENT.USER_SIG_EXPIRING, { userID: s.userID, expiresAt }));
+    at(s.timers, expiresAt, () => void this.kick(s, KICKED_OUT_TYPE.USERSIG_EXPIRED, "the signature expired"));
   }
 
   private async kick(s: Session, type: KickedOutType, why: string): Promise<void> {
@@ -443,6 +443,14 @@ function reply<T>(msg: Msg): T {
   }
   if (typeof body !== "object" || body === null) throw new TallyError(CODE.INTERNAL, "internal error: a reply that is not JSON");
   return body as T;
+}
+
+// at calls fn at time t (ms since the epoch), in steps, since setTimeout
+// fires at once for a delay past 2^31-1 ms (24.8 days; a signature may last 30).
+function at(timers: ReturnType<typeof setTimeout>[], t: number, fn: () => void): void {
+  const wait = t - Date.now();
+  const step = Math.min(Math.max(0, wait), 2 ** 31 - 1);
+  timers.push(setTimeout(() => (wait > step ? at(timers, t, fn) : fn()), step));
 }
 
 function abortAll(s: Session, why: string): void {

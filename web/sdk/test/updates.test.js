@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { startNode } from "../../tallynode.js";
-import { login } from "./helpers.js";
+import { EVENT } from "../dist/index.js";
+import { collect, login } from "./helpers.js";
 
 describe("GROUP_COUNTER_UPDATED", () => {
   let node, alice, bob, backend;
@@ -61,5 +62,15 @@ describe("GROUP_COUNTER_UPDATED", () => {
     } finally {
       await carol.chat.logout();
     }
+  });
+
+  test("a session on a signature of 29 days lasts (timers past 24.8 days fire at once)", async () => {
+    const { chat } = await login(node, "longlived");
+    const kicked = collect(chat, EVENT.KICKED_OUT);
+    const expiring = collect(chat, EVENT.USER_SIG_EXPIRING);
+    await chat.renewUserSig(node.mint("longlived", { ttl: 29 * 24 * 3600 }));
+    for (let i = 0; i < 3; i++) await chat.getGroupCounters({ groupID: "long" });
+    assert.deepEqual([kicked.seen, expiring.seen], [[], []]);
+    await chat.logout();
   });
 });
