@@ -252,7 +252,7 @@ export class Chat {
     const payload = JSON.stringify(body);
     let last: unknown;
     for (let attempt = 0; attempt <= this.opts.retries; attempt++) {
-      if (s.ended) break;
+      if (s.ended) throw new TallyError(CODE.INTERNAL, `internal error: ${op} not answered: the session ended (logout or kicked out)`);
       // A node that restarts takes connections before it serves: back off
       // (0.25 s, 0.5 s, 1 s, then 2 s) rather than spend the attempts on
       // its "no responders".
