@@ -175,6 +175,7 @@ func endUserOptions(cfg Config, opts *server.Options, from *server.Account, fron
 		return err
 	}
 	userSubjects, updates := prefix+".user.>", prefix+".updates.>"
+	open, members := prefix+".updates.*", prefix+".updates.*.members"
 	if front {
 		if err := from.AddServiceExport(userSubjects, []*server.Account{users}); err != nil {
 			return fmt.Errorf("account %s: export %s: %w", from.Name, userSubjects, err)
@@ -186,8 +187,13 @@ func endUserOptions(cfg Config, opts *server.Options, from *server.Account, fron
 	if err := users.AddServiceImport(from, userSubjects, userSubjects); err != nil {
 		return fmt.Errorf("account %s: import %s from %s: %w", UsersAccount, userSubjects, from.Name, err)
 	}
-	if err := users.AddStreamImport(from, updates, ""); err != nil {
-		return fmt.Errorf("account %s: import %s from %s: %w", UsersAccount, updates, from.Name, err)
+	// Open groups' updates keep their subjects; members-only groups'
+	// come out of the updates' subjects (see signin.MembersSubject).
+	if err := users.AddStreamImport(from, open, ""); err != nil {
+		return fmt.Errorf("account %s: import %s from %s: %w", UsersAccount, open, from.Name, err)
+	}
+	if err := users.AddMappedStreamImport(from, members, signin.MembersSubject(prefix, "$1")); err != nil {
+		return fmt.Errorf("account %s: import %s from %s: %w", UsersAccount, members, from.Name, err)
 	}
 	co := server.NewAccount(CalloutAccount)
 	opts.Accounts = append(opts.Accounts, users, co)

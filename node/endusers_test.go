@@ -19,6 +19,7 @@ import (
 	"github.com/tallyhq/tally/client"
 	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/node"
+	"github.com/tallyhq/tally/signin"
 	"github.com/tallyhq/tally/usersig"
 )
 
@@ -79,7 +80,7 @@ func TestSignInGrantsManyGroups(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sign in as a member of 1,000 groups: %v", err)
 	}
-	last := "tally.v1.updates." + groups[999] + ".members"
+	last := signin.MembersSubject("tally.v1", groups[999])
 	sub, err := nc.SubscribeSync(last)
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +94,7 @@ func TestSignInGrantsManyGroups(t *testing.T) {
 	// The updates come from the node's gateway account; the test
 	// publishes one there as the node does.
 	anyone := journaltest.ConnectURL(t, n.ClientURL())
-	if err := anyone.Publish(last, []byte(`{"groupID":"x"}`)); err != nil {
+	if err := anyone.Publish("tally.v1.updates."+groups[999]+".members", []byte(`{"groupID":"x"}`)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := sub.NextMsg(5 * time.Second); err != nil {
