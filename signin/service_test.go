@@ -347,3 +347,99 @@ func checkNoLeak(t *testing.T, ts *testServer, nc *nats.Conn) {
 		t.Errorf("updates received = %q, want %q (never another group's members-only updates)", got, want)
 	}
 }
+
+// closed returns a channel closed when nc's connection closes.
+func closedChan() (chan struct{}, nats.Option) {
+	ch := make(chan struct{})
+	return ch, nats.ClosedHandler(func(*nats.Conn) { close(ch) })
+}
+
+// TestClusterSignInAndDisconnect signs users in on both servers of a
+// cluster, each server's requests answered by its own service (another's
+// answer, under another issuer, would be refused), and disconnects a
+// user's connections on both servers from one service, leaving another
+// user's.
+func TestClusterSignInAndDisconnect(t *testing.T) {
+	pub, priv, err := usersig.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers := startServers(t, 2, pub, nil)
+	var aliceClosed []chan struct{}
+	for range 5 {
+		for _, ts := range servers {
+			ch, opt := closedChan()
+			if _, err := connectAs(t, ts.s, mint(t, priv, "alice", time.Hour), opt); err != nil {
+				t.Fatalf("alice signs in on %s: %v", ts.s.Name(), err)
+			}
+			aliceClosed = append(aliceClosed, ch)
+		}
+	}
+	bobClosed, opt := closedChan()
+	bob, err := connectAs(t, servers[1].s, mint(t, priv, "bob", time.Hour), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := servers[0].svc.Disconnect(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	for i, ch := range aliceClosed {
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("alice's connection %d (server s%d) still open 5 s after Disconnect", i, i%2+1)
+		}
+	}
+	if err := bob.Flush(); err != nil {
+		t.Errorf("bob's connection after alice's disconnect: %v", err)
+	}
+	select {
+	case <-bobClosed:
+		t.Error("Disconnect(alice) closed bob's connection")
+	default:
+	}
+	if err := servers[0].svc.Disconnect(ctx, "a.b"); err == nil {
+		t.Error("Disconnect of an invalid user ID succeeded")
+	}
+}
+
+// TestConnectionCap refuses a user's connection past the cap, with the
+// reason in the log, lets other users in meanwhile, and lets the user in
+// again once one of its connections is gone.
+func TestConnectionCap(t *testing.T) {
+	pub, priv, err := usersig.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServers(t, 1, pub, func(c *signin.Config) { c.MaxConnsPerUser = 3 })[0]
+	sig := mint(t, priv, "alice", time.Hour)
+	var conns []*nats.Conn
+	for range 3 {
+		nc, err := connectAs(t, ts.s, sig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, nc)
+	}
+	if _, err := connectAs(t, ts.s, sig); !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("alice's 4th connection = %v, want %v", err, nats.ErrAuthorization)
+	}
+	awaitLog(t, ts.log, "sign-in refused", "too many connections", "user=alice")
+	if _, err := connectAs(t, ts.s, mint(t, priv, "bob", time.Hour)); err != nil {
+		t.Errorf("bob while alice is at the cap: %v", err)
+	}
+	conns[0].Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := connectAs(t, ts.s, sig)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alice after closing one of 3 connections: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
