@@ -130,7 +130,7 @@ authorization { auth_callout { issuer: %s, account: TALLY_SIGNIN, auth_users: [%
 		}
 		cfg := signin.DefaultConfig()
 		cfg.Key, cfg.Issuer, cfg.Server, cfg.Conns = key, issuer, s.ID(), signin.ServerConns(s)
-		cfg.Logger = slog.New(slog.NewTextHandler(ts.log, nil))
+		cfg.Logger = slog.New(slog.NewTextHandler(ts.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		if modify != nil {
 			modify(&cfg)
 		}
@@ -373,6 +373,11 @@ func TestClusterSignInAndDisconnect(t *testing.T) {
 				t.Fatalf("alice signs in on %s: %v", ts.s.Name(), err)
 			}
 			aliceClosed = append(aliceClosed, ch)
+		}
+	}
+	for _, ts := range servers {
+		if n := strings.Count(ts.log.String(), `msg="signed in" user=alice`); n != 5 {
+			t.Errorf("the service of %s signed alice in %d times, want 5 (its own server's sign-ins only)", ts.s.Name(), n)
 		}
 	}
 	bobClosed, opt := closedChan()
