@@ -198,14 +198,22 @@ func endUserOptions(cfg Config, opts *server.Options, from *server.Account, fron
 	co := server.NewAccount(CalloutAccount)
 	opts.Accounts = append(opts.Accounts, users, co)
 	// The users and nkeys of the configuration and the node's own never go
-	// to the callout: an account's user (but USERS has none) would,
-	// and so would one of the global account.
+	// to the callout (a user of the global account would). The exception
+	// is a no-credentials user outside the global account: the callout
+	// never hears of its TCP clients, its account being none of
+	// AllowedAccounts, but it does hear of a WebSocket client without
+	// credentials, which the user does not take (webSocketOptions), and
+	// refuses it with a reason in the log.
 	var bypass []string
 	for _, u := range opts.Users {
-		bypass = append(bypass, u.Username)
+		if u.Username != opts.NoAuthUser || global(u.Account) {
+			bypass = append(bypass, u.Username)
+		}
 	}
 	for _, u := range opts.Nkeys {
-		bypass = append(bypass, u.Nkey)
+		if u.Nkey != opts.NoAuthUser || global(u.Account) {
+			bypass = append(bypass, u.Nkey)
+		}
 	}
 	opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{
 		Nkey:                   callout.userKey,
@@ -224,6 +232,8 @@ func endUserOptions(cfg Config, opts *server.Options, from *server.Account, fron
 	}
 	return nil
 }
+
+func global(acc *server.Account) bool { return acc == nil || acc.Name == server.DEFAULT_GLOBAL_ACCOUNT }
 
 // webSocketOptions sets the WebSocket listener from the flags, and keeps
 // WebSocket clients from the no-credentials user: one without a valid
