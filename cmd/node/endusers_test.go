@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -315,5 +316,58 @@ func awaitNodeLog(t *testing.T, p *proc, want ...string) {
 			t.Fatalf("the node logged no line with %q", want)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestEndUserFlagsRefused checks that the node refuses end-user settings
+// that cannot work or would let the wrong people in, saying why.
+func TestEndUserFlagsRefused(t *testing.T) {
+	keyFile, _ := endUserKey(t)
+	priv := filepath.Join(t.TempDir(), "not-a-key")
+	if err := os.WriteFile(priv, []byte("-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	noUsers := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(noUsers, []byte("max_payload: 16384\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wsNoAuth := filepath.Join(t.TempDir(), "ws.conf")
+	if err := os.WriteFile(wsNoAuth, []byte("accounts { A { users: [{user: a, password: a}] } }\nwebsocket { listen: \"127.0.0.1:-1\", no_tls: true, no_auth_user: a }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no TLS on a public address", []string{"--websocket", "0.0.0.0:0", "--websocket-no-tls", "--user-sig-key", keyFile}, "not a loopback address"},
+		{"no TLS on every address", []string{"--websocket", ":0", "--websocket-no-tls", "--user-sig-key", keyFile}, "not a loopback address"},
+		{"TLS without a certificate", []string{"--websocket", "127.0.0.1:0", "--user-sig-key", keyFile}, "--websocket-tls-cert"},
+		{"no TLS and a certificate", []string{"--websocket", "127.0.0.1:0", "--websocket-no-tls", "--websocket-tls-cert", keyFile, "--websocket-tls-key", keyFile, "--user-sig-key", keyFile}, "excludes"},
+		{"nobody could sign in", []string{"--websocket", "127.0.0.1:0", "--websocket-no-tls"}, "--websocket needs --user-sig-key"},
+		{"a configuration without users", []string{"--websocket", "127.0.0.1:0", "--websocket-no-tls", "--nats-config", noUsers}, "has no users"},
+		{"the websocket block's no_auth_user", []string{"--nats-config", wsNoAuth, "--user-sig-key", keyFile}, "no_auth_user"},
+		{"websocket flags without --websocket", []string{"--websocket-no-tls"}, "need --websocket"},
+		{"a bad origin", []string{"--websocket", "127.0.0.1:0", "--websocket-no-tls", "--user-sig-key", keyFile, "--websocket-origins", "app.example.com"}, "--websocket-origins"},
+		{"not a public key", []string{"--user-sig-key", priv}, "--user-sig-key"},
+		{"a missing key file", []string{"--user-sig-key", filepath.Join(t.TempDir(), "none")}, "--user-sig-key"},
+		{"an external server without an issuer", []string{"--nats-url", "nats://127.0.0.1:1", "--user-sig-key", keyFile}, "--callout-issuer"},
+		{"an issuer without an external server", []string{"--callout-issuer", keyFile, "--user-sig-key", keyFile}, "--callout-issuer is for --nats-url"},
+		{"websocket on an external server", []string{"--nats-url", "nats://127.0.0.1:1", "--websocket", "127.0.0.1:0", "--websocket-no-tls", "--user-sig-key", keyFile}, "external NATS server"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, append([]string{"--data", t.TempDir(), "--listen", "127.0.0.1:0"}, tt.args...)...)
+			b, err := cmd.CombinedOutput()
+			code, out := cmd.ProcessState.ExitCode(), string(b)
+			if ctx.Err() != nil {
+				t.Fatalf("node %v still running after 20 s (err %v): %s", tt.args, err, out)
+			}
+			if code == 0 || !strings.Contains(out, tt.want) {
+				t.Errorf("node %v = exit %d, output %q; want a refusal mentioning %q", tt.args, code, out, tt.want)
+			}
+		})
 	}
 }
