@@ -371,3 +371,80 @@ func TestEndUserFlagsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestEndUsersOnCluster runs three nodes that take end users over
+// WebSocket, one signature key for all: on every node, a user signs in,
+// calls and receives the updates of calls made through the others; a
+// hostile user's admin write and foreign subscription are refused, and a
+// forged signature is refused with its reason in that node's log.
+func TestEndUsersOnCluster(t *testing.T) {
+	keyFile, key := endUserKey(t)
+	routes := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	var ws []string
+	c := &testCluster{t: t}
+	for i := range routes {
+		ws = append(ws, freeAddr(t))
+		m := &member{name: fmt.Sprintf("n%d", i+1)}
+		listen := freeAddr(t)
+		m.url = "nats://" + listen
+		m.args = []string{"--name", m.name, "--data", t.TempDir(), "--cluster", routes[i], "--routes", strings.Join(routes, ","),
+			"--listen", listen, "--websocket", ws[i], "--websocket-no-tls", "--user-sig-key", keyFile}
+		c.members = append(c.members, m)
+	}
+	c.launchAll()
+	ctx := context.Background()
+	var users []*client.Client
+	updates := make(chan client.Update, 100)
+	for i := range c.members {
+		user := fmt.Sprintf("u%d", i+1)
+		u, err := signInAt(t, "ws://"+ws[i], user, mintFor(t, key, user, time.Hour))
+		if err != nil {
+			t.Fatalf("%s signs in on node %d: %v", user, i+1, err)
+		}
+		cl, err := client.New(u.nc, user, client.WithTimeout(10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.OnGroupCounterUpdated("room", func(up client.Update) { updates <- up }); err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, cl)
+
+		mallory, err := signInAt(t, "ws://"+ws[i], "mallory", mintFor(t, key, "mallory", time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mallory.nc.PublishRequest("tally.v1.admin.set", "_INBOX_mallory.x", []byte(`{"groupID":"room","counters":{"likes":1000}}`)); err != nil {
+			t.Fatal(err)
+		}
+		mallory.refused(t, "publish", "tally.v1.admin.set")
+		if _, err := mallory.nc.SubscribeSync("tally.internal.>"); err != nil {
+			t.Fatal(err)
+		}
+		mallory.refused(t, "subscribe", "tally.internal.>")
+		p := strings.Split(mintFor(t, key, "mallory", time.Hour), ".")
+		if _, err := signInAt(t, "ws://"+ws[i], "alice", p[0]+"."+p[1]+"x."+p[2]); !errors.Is(err, nats.ErrAuthorization) {
+			t.Errorf("forged signature on node %d = %v, want %v", i+1, err, nats.ErrAuthorization)
+		}
+		awaitNodeLog(t, c.members[i].p, "sign-in refused", "type=websocket")
+	}
+	for i, u := range users {
+		if _, err := u.IncreaseGroupCounter(ctx, "room", "likes", 1); err != nil {
+			t.Fatalf("u%d's increase through node %d: %v", i+1, i+1, err)
+		}
+	}
+	// Each user receives the three increases, whichever node they went
+	// through.
+	seen := map[int64]int{}
+	for range 3 * len(users) {
+		select {
+		case up := <-updates:
+			seen[up.Value]++
+		case <-time.After(10 * time.Second):
+			t.Fatalf("updates seen %v, want each of 1, 2, 3 three times", seen)
+		}
+	}
+	if fmt.Sprint(seen) != "map[1:3 2:3 3:3]" {
+		t.Errorf("updates seen %v, want each of 1, 2, 3 three times", seen)
+	}
+}
