@@ -17,6 +17,7 @@ import (
 
 	"github.com/tallyhq/tally/client"
 	"github.com/tallyhq/tally/journal/journaltest"
+	"github.com/tallyhq/tally/node/nodetest"
 	"github.com/tallyhq/tally/usersig"
 )
 
@@ -447,4 +448,41 @@ func TestEndUsersOnCluster(t *testing.T) {
 	if fmt.Sprint(seen) != "map[1:3 2:3 3:3]" {
 		t.Errorf("updates seen %v, want each of 1, 2, 3 three times", seen)
 	}
+}
+
+// TestEndUserWithNATSConfig signs end users in next to a configuration
+// file's accounts (nodetest.OpsConfig): end users import the service from
+// TALLY, the file's no-credentials user keeps TCP but never takes a
+// WebSocket client, and its back end still serves.
+func TestEndUserWithNATSConfig(t *testing.T) {
+	keyFile, key := endUserKey(t)
+	listen, ws := freeAddr(t), freeAddr(t)
+	conf := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(conf, []byte("listen: "+listen+"\n"+nodetest.OpsConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startProc(t, "--data", t.TempDir(), "--nats-config", conf, "--websocket", ws, "--websocket-no-tls", "--user-sig-key", keyFile)
+	u, err := signInAt(t, "ws://"+ws, "alice", mintFor(t, key, "alice", time.Hour))
+	if err != nil {
+		t.Fatalf("alice signs in: %v", err)
+	}
+	alice, err := client.New(u.nc, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if v, err := alice.IncreaseGroupCounter(ctx, "room", "likes", 2); err != nil || v != 2 {
+		t.Fatalf("alice's increase = %d, %v; want 2", v, err)
+	}
+	admin, err := client.NewAdmin(journaltest.ConnectURL(t, p.url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := admin.GetGroupCounters(ctx, "room"); err != nil || got["likes"] != 2 {
+		t.Errorf("the back end reads room = %v, %v; want likes 2", got, err)
+	}
+	if _, err := signInAt(t, "ws://"+ws, "anyone", ""); !errors.Is(err, nats.ErrAuthorization) {
+		t.Errorf("WebSocket without credentials = %v, want %v", err, nats.ErrAuthorization)
+	}
+	awaitNodeLog(t, p, "sign-in refused", "no user signature", "type=websocket")
 }
