@@ -167,6 +167,9 @@ func endUserOptions(cfg Config, opts *server.Options, from *server.Account, fron
 	if callout == nil {
 		return nil
 	}
+	if opts.AuthCallout != nil {
+		return fmt.Errorf("NATS configuration %s has an auth_callout: with --user-sig-key the node serves its own", cfg.NATSConfig)
+	}
 	if findAccount(opts, UsersAccount) != nil || findAccount(opts, CalloutAccount) != nil {
 		return fmt.Errorf("NATS configuration %s: accounts %s and %s are tally's, for end users and their sign-in", cfg.NATSConfig, UsersAccount, CalloutAccount)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
 	"github.com/tallyhq/tally/client"
 	"github.com/tallyhq/tally/journal/journaltest"
@@ -336,11 +337,24 @@ func TestEndUserFlagsRefused(t *testing.T) {
 	if err := os.WriteFile(wsNoAuth, []byte("accounts { A { users: [{user: a, password: a}] } }\nwebsocket { listen: \"127.0.0.1:-1\", no_tls: true, no_auth_user: a }\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	issuer, err := nkeys.CreateAccount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuerPub, err := issuer.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	callout := filepath.Join(t.TempDir(), "callout.conf")
+	if err := os.WriteFile(callout, []byte("accounts { A { users: [{user: a, password: a}] } }\nauthorization { auth_callout { issuer: "+issuerPub+", account: A, auth_users: [a] } }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
 		want string
 	}{
+		{"a configuration's own auth_callout", []string{"--nats-config", callout, "--user-sig-key", keyFile}, "has an auth_callout"},
 		{"no TLS on a public address", []string{"--websocket", "0.0.0.0:0", "--websocket-no-tls", "--user-sig-key", keyFile}, "not a loopback address"},
 		{"no TLS on every address", []string{"--websocket", ":0", "--websocket-no-tls", "--user-sig-key", keyFile}, "not a loopback address"},
 		{"TLS without a certificate", []string{"--websocket", "127.0.0.1:0", "--user-sig-key", keyFile}, "--websocket-tls-cert"},
