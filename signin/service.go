@@ -42,8 +42,11 @@ type Service struct {
 
 	subs   []*nats.Subscription
 	sem    chan struct{}
-	wg     sync.WaitGroup
 	cancel context.CancelFunc
+
+	mu      sync.Mutex // guards stopped and the adds to wg
+	stopped bool
+	wg      sync.WaitGroup
 }
 
 // Start serves the callout on callout, a connection to the server's
@@ -87,7 +90,7 @@ func Start(callout, internal *nats.Conn, cfg Config) (*Service, error) {
 		}
 	}
 	if cfg.Conns != nil {
-		s.wg.Go(func() { s.sweep(ctx) })
+		s.goUnlessStopped(func() { s.sweep(ctx) })
 	}
 	return s, nil
 }
@@ -97,18 +100,35 @@ func (s *Service) Stop() {
 	for _, sub := range s.subs {
 		sub.Unsubscribe()
 	}
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+}
+
+// goUnlessStopped runs fn in a goroutine that Stop waits for, unless Stop
+// was called.
+func (s *Service) goUnlessStopped(fn func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.wg.Go(fn)
+	return true
 }
 
 // dispatch hands a request to a worker; while all are busy it holds the
 // subscription's delivery back.
 func (s *Service) dispatch(m *nats.Msg) {
 	s.sem <- struct{}{}
-	s.wg.Go(func() {
+	if !s.goUnlessStopped(func() {
 		defer func() { <-s.sem }()
 		s.handle(m)
-	})
+	}) {
+		<-s.sem
+	}
 }
 
 // handle answers one request, unless it is another server's.
