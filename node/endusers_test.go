@@ -159,3 +159,37 @@ func rawPublish(t *testing.T, url, token, subject string, size int) string {
 		}
 	}
 }
+
+// TestDisconnectUsers closes a user's end-user connections, and only
+// hers, when the node is told to (after a change of her groups).
+func TestDisconnectUsers(t *testing.T) {
+	keyFile, key := userSigKey(t)
+	n := startNode(t, t.TempDir(), func(c *node.Config) { c.UserSigKey = keyFile })
+	closed := make(chan string, 10)
+	var bob *nats.Conn
+	for _, user := range []string{"alice", "alice", "bob"} {
+		nc, err := signIn(t, n.ClientURL(), key, user, nats.ClosedHandler(func(*nats.Conn) { closed <- user }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bob = nc
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.DisconnectUsers(ctx, []string{"alice"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case u := <-closed:
+			if u != "alice" {
+				t.Errorf("DisconnectUsers(alice) closed %s's connection", u)
+			}
+		case <-ctx.Done():
+			t.Fatal("alice's connections still open 5 s after DisconnectUsers")
+		}
+	}
+	if err := bob.Flush(); err != nil {
+		t.Errorf("bob's connection after DisconnectUsers(alice): %v", err)
+	}
+}
