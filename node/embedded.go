@@ -123,7 +123,7 @@ func embeddedOptions(cfg Config, prefix, nodeKey, frontKey string, callout *call
 		opts.Accounts = append(opts.Accounts, svc)
 		from = svc
 	}
-	if err := endUserOptions(cfg, opts, from, front, prefix, callout, plan); err != nil {
+	if err := endUserOptions(cfg, opts, from, front, prefix, callout); err != nil {
 		return nil, false, err
 	}
 	// A configuration that defines the service account itself decides who

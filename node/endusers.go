@@ -92,7 +92,7 @@ func readIssuer(path string) (nkeys.KeyPair, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--callout-issuer %s: %w", path, err)
 	}
-	if seed, err := kp.Seed(); err != nil || len(seed) == 0 || seed[1] != 'A' {
+	if pub, err := kp.PublicKey(); err != nil || !nkeys.IsValidPublicAccountKey(pub) {
 		return nil, fmt.Errorf("--callout-issuer %s: want an account seed (SA...)", path)
 	}
 	return kp, nil
@@ -160,7 +160,7 @@ func limitedAccount(name string, payload, subs int32, extra string) (*server.Acc
 // the embedded server's options. from is the account end users import
 // the service from: the service account, or the client account the
 // gateway serves from.
-func endUserOptions(cfg Config, opts *server.Options, from *server.Account, front bool, prefix string, callout *calloutKeys, plan payloadPlan) error {
+func endUserOptions(cfg Config, opts *server.Options, from *server.Account, front bool, prefix string, callout *calloutKeys) error {
 	if err := webSocketOptions(cfg, opts); err != nil {
 		return err
 	}
