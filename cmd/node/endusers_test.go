@@ -349,11 +349,24 @@ func TestEndUserFlagsRefused(t *testing.T) {
 	if err := os.WriteFile(callout, []byte("accounts { A { users: [{user: a, password: a}] } }\nauthorization { auth_callout { issuer: "+issuerPub+", account: A, auth_users: [a] } }\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	userKP, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	userSeed, err := userKP.Seed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	notAccount := filepath.Join(t.TempDir(), "user.nk")
+	if err := os.WriteFile(notAccount, userSeed, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
 		want string
 	}{
+		{"an issuer that is not an account", []string{"--nats-url", "nats://127.0.0.1:1", "--user-sig-key", keyFile, "--callout-issuer", notAccount}, "want an account seed"},
 		{"a configuration's own auth_callout", []string{"--nats-config", callout, "--user-sig-key", keyFile}, "has an auth_callout"},
 		{"no TLS on a public address", []string{"--websocket", "0.0.0.0:0", "--websocket-no-tls", "--user-sig-key", keyFile}, "not a loopback address"},
 		{"no TLS on every address", []string{"--websocket", ":0", "--websocket-no-tls", "--user-sig-key", keyFile}, "not a loopback address"},
