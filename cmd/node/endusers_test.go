@@ -94,6 +94,19 @@ func signInAt(t *testing.T, url, user, token string) (*userConn, error) {
 	return u, nil
 }
 
+// refusedSignIn checks that a sign-in failed. Over WebSocket the server
+// may close the connection before the client reads its authorization
+// violation (the client then reports a broken pipe): the node's log says
+// why, which the callers check.
+func refusedSignIn(t *testing.T, what string, err error) {
+	t.Helper()
+	if err == nil {
+		t.Errorf("%s: signed in", what)
+	} else if !errors.Is(err, nats.ErrAuthorization) {
+		t.Logf("%s: %v (not the authorization violation: the connection closed first)", what, err)
+	}
+}
+
 // refused waits for the server's permissions violation naming subject.
 func (u *userConn) refused(t *testing.T, what, subject string) {
 	t.Helper()
@@ -151,10 +164,9 @@ func TestEndUserOverWebSocket(t *testing.T) {
 		unsubscribe()
 	}
 
-	if nc, err := nats.Connect(n.ws, nats.NoReconnect()); err == nil {
-		nc.Close()
-		t.Error("a WebSocket client without credentials connected")
-	}
+	_, err := signInAt(t, n.ws, "anyone", "")
+	refusedSignIn(t, "WebSocket without credentials", err)
+	awaitNodeLog(t, n.p, "sign-in refused", "no user signature", "type=websocket")
 
 	u, err := signInAt(t, n.ws, "brief", mintFor(t, n.key, "brief", 2*time.Second))
 	if err != nil {
@@ -232,9 +244,8 @@ func TestHostileEndUser(t *testing.T) {
 	defer t.Run("flood of bad sign-ins", func(t *testing.T) { checkLogFlood(t, n) })
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := signInAt(t, n.ws, "mallory", tt.token); !errors.Is(err, nats.ErrAuthorization) {
-				t.Errorf("sign in over WebSocket = %v, want %v", err, nats.ErrAuthorization)
-			}
+			_, err := signInAt(t, n.ws, "mallory", tt.token)
+			refusedSignIn(t, "sign in over WebSocket", err)
 			if tt.token == "" {
 				// Over TCP, no credentials is the node's no-credentials
 				// user, as without --user-sig-key; over WebSocket, never.
@@ -242,9 +253,8 @@ func TestHostileEndUser(t *testing.T) {
 				return
 			}
 			awaitNodeLog(t, n.p, "sign-in refused", tt.reason, "type=websocket")
-			if _, err := signInAt(t, n.p.url, "mallory", tt.token); !errors.Is(err, nats.ErrAuthorization) {
-				t.Errorf("sign in over TCP = %v, want %v", err, nats.ErrAuthorization)
-			}
+			_, err = signInAt(t, n.p.url, "mallory", tt.token)
+			refusedSignIn(t, "sign in over TCP", err)
 			awaitNodeLog(t, n.p, "sign-in refused", tt.reason, "type=nats")
 		})
 	}
@@ -451,9 +461,8 @@ func TestEndUsersOnCluster(t *testing.T) {
 		}
 		mallory.refused(t, "subscribe", "tally.internal.>")
 		p := strings.Split(mintFor(t, key, "mallory", time.Hour), ".")
-		if _, err := signInAt(t, "ws://"+ws[i], "alice", p[0]+"."+p[1]+"x."+p[2]); !errors.Is(err, nats.ErrAuthorization) {
-			t.Errorf("forged signature on node %d = %v, want %v", i+1, err, nats.ErrAuthorization)
-		}
+		_, err = signInAt(t, "ws://"+ws[i], "alice", p[0]+"."+p[1]+"x."+p[2])
+		refusedSignIn(t, fmt.Sprintf("forged signature on node %d", i+1), err)
 		awaitNodeLog(t, c.members[i].p, "sign-in refused", "type=websocket")
 	}
 	for i, u := range users {
@@ -508,8 +517,7 @@ func TestEndUserWithNATSConfig(t *testing.T) {
 	if got, err := admin.GetGroupCounters(ctx, "room"); err != nil || got["likes"] != 2 {
 		t.Errorf("the back end reads room = %v, %v; want likes 2", got, err)
 	}
-	if _, err := signInAt(t, "ws://"+ws, "anyone", ""); !errors.Is(err, nats.ErrAuthorization) {
-		t.Errorf("WebSocket without credentials = %v, want %v", err, nats.ErrAuthorization)
-	}
+	_, err = signInAt(t, "ws://"+ws, "anyone", "")
+	refusedSignIn(t, "WebSocket without credentials", err)
 	awaitNodeLog(t, p, "sign-in refused", "no user signature", "type=websocket")
 }
