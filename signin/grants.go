@@ -32,9 +32,9 @@ func (g grant) userClaims(userNkey, account, prefix string) *jwt.UserClaims {
 	for _, group := range g.groups {
 		uc.Sub.Allow.Add(MembersSubject(prefix, group))
 	}
-	// nats-server v2.15 applies a callout user's own limits only under an
-	// operator; without one, the account's limits hold (the node gives
-	// USERS these payload and subscription limits, for MaxGroups).
+	// nats-server v2.15.2 does not apply a callout user's own payload and
+	// subscription limits (it registers the user without its JWT): the
+	// account's hold, and the node gives USERS these, for MaxGroups.
 	uc.Limits.Payload = MaxPayload
 	uc.Limits.Subs = int64(2*len(g.groups) + BaseSubs)
 	uc.AllowedConnectionTypes.Add(jwt.ConnectionTypeStandard, jwt.ConnectionTypeWebsocket)
