@@ -91,6 +91,15 @@ func TestSignInGrantsManyGroups(t *testing.T) {
 	if err := nc.LastError(); err != nil {
 		t.Fatalf("subscribe to %s: %v", last, err)
 	}
+	// The node publishes an update only where a subscriber is: the
+	// member's subscription must show in the account it publishes from.
+	app, err := n.Server().LookupAccount(node.ClientAccount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !app.SubscriptionInterest("tally.v1.updates." + groups[999] + ".members") {
+		t.Errorf("%s shows no interest in the members-only updates a member subscribed to", node.ClientAccount)
+	}
 	// The updates come from the node's gateway account; the test
 	// publishes one there as the node does.
 	anyone := journaltest.ConnectURL(t, n.ClientURL())
