@@ -123,9 +123,6 @@ func embeddedOptions(cfg Config, prefix, nodeKey, frontKey string, callout *call
 		opts.Accounts = append(opts.Accounts, svc)
 		from = svc
 	}
-	if err := endUserOptions(cfg, opts, from, front, prefix, callout); err != nil {
-		return nil, false, err
-	}
 	// A configuration that defines the service account itself decides who
 	// imports what from it (one account per end user, say, importing only
 	// that user's subjects): tally adds only its own user.
@@ -134,6 +131,10 @@ func embeddedOptions(cfg Config, prefix, nodeKey, frontKey string, callout *call
 		Account:                svc,
 		AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeInProcess: {}},
 	})
+	// After every other user: the callout's bypass lists them all.
+	if err := endUserOptions(cfg, opts, from, front, prefix, callout); err != nil {
+		return nil, false, err
+	}
 	return opts, front, nil
 }
 
