@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/actors"
+	"github.com/tallyhq/tally/signin"
 )
 
 // Sync modes of the journal's disk writes.
@@ -74,6 +75,27 @@ type Config struct {
 	// keeps (0: all). A group then appends at most JournalKeep events per
 	// DedupeWindow, so that a restart finds every request ID of the window.
 	JournalKeep int
+
+	// WebSocket, when set, is the embedded server's WebSocket listener
+	// (HOST:PORT), for end users; TLS with WebSocketTLSCert and
+	// WebSocketTLSKey, or WebSocketNoTLS on a loopback HOST only (behind
+	// a proxy that ends TLS). WebSocketOrigins, when set, are the only
+	// origins (https://app.example) whose pages may connect.
+	WebSocket                         string
+	WebSocketTLSCert, WebSocketTLSKey string
+	WebSocketNoTLS                    bool
+	WebSocketOrigins                  []string
+	// UserSigKey is a file holding the public key (PEM "PUBLIC KEY",
+	// Ed25519) that verifies user signatures: with it the node serves the
+	// NATS auth callout that signs end users in (package signin).
+	UserSigKey string
+	// CalloutIssuer, with NATSURL and UserSigKey, is a file holding the
+	// account nkey seed that signs the callout's answers: the public key is
+	// the external server's auth_callout issuer.
+	CalloutIssuer string
+	// Groups lists a user's members-only groups at sign-in; nil grants
+	// none.
+	Groups signin.GroupsFunc
 
 	// HTTP, when set, is the address of /healthz, /readyz and /metrics.
 	HTTP string
@@ -163,6 +185,7 @@ func (c Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, c.validateEndUsers()...)
 	if c.NATSURL == "" && !c.Credentials.empty() {
 		errs = append(errs, errors.New("NATS credentials are for --nats-url; the embedded server's users are in its --nats-config file"))
 	}
@@ -242,4 +265,61 @@ func routeURLs(routes []string) ([]*url.URL, error) {
 		out = append(out, u)
 	}
 	return out, nil
+}
+
+// validateEndUsers checks the WebSocket and sign-in settings.
+func (c Config) validateEndUsers() []error {
+	var errs []error
+	if c.WebSocket == "" {
+		if c.WebSocketNoTLS || c.WebSocketTLSCert != "" || c.WebSocketTLSKey != "" || len(c.WebSocketOrigins) > 0 {
+			errs = append(errs, errors.New("--websocket-tls-cert, --websocket-tls-key, --websocket-no-tls and --websocket-origins need --websocket"))
+		}
+	} else {
+		errs = append(errs, c.validateWebSocket()...)
+	}
+	switch {
+	case c.CalloutIssuer != "" && (c.NATSURL == "" || c.UserSigKey == ""):
+		errs = append(errs, errors.New("--callout-issuer is for --nats-url with --user-sig-key: the embedded server's callout makes its own issuer"))
+	case c.NATSURL != "" && c.UserSigKey != "" && c.CalloutIssuer == "":
+		errs = append(errs, errors.New("--user-sig-key with --nats-url needs --callout-issuer, the seed of the account key the server's auth_callout names as its issuer"))
+	}
+	return errs
+}
+
+func (c Config) validateWebSocket() []error {
+	var errs []error
+	if c.NATSURL != "" {
+		return append(errs, errors.New("--websocket is the embedded server's; an external NATS server has a websocket block of its own"))
+	}
+	host, _, err := splitHostPort("--websocket", c.WebSocket)
+	if err != nil {
+		return append(errs, err)
+	}
+	switch {
+	case c.WebSocketNoTLS && (c.WebSocketTLSCert != "" || c.WebSocketTLSKey != ""):
+		errs = append(errs, errors.New("--websocket-no-tls excludes --websocket-tls-cert and --websocket-tls-key"))
+	case c.WebSocketNoTLS && !loopback(host):
+		errs = append(errs, fmt.Errorf("--websocket-no-tls: %q is not a loopback address: end users' signatures would cross the network in clear; give --websocket-tls-cert and --websocket-tls-key, or listen on 127.0.0.1 behind a proxy that ends TLS", host))
+	case !c.WebSocketNoTLS && (c.WebSocketTLSCert == "" || c.WebSocketTLSKey == ""):
+		errs = append(errs, errors.New("--websocket needs --websocket-tls-cert and --websocket-tls-key, or --websocket-no-tls on a loopback address"))
+	}
+	if c.UserSigKey == "" && c.NATSConfig == "" {
+		errs = append(errs, errors.New("--websocket needs --user-sig-key, so that end users sign in with a user signature (or --nats-config users): without either it would let nobody in"))
+	}
+	for _, o := range c.WebSocketOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			errs = append(errs, fmt.Errorf("--websocket-origins: %q is not an origin like https://app.example.com", o))
+		}
+	}
+	return errs
+}
+
+// loopback reports whether host names this machine's loopback interface
+// only.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -2,12 +2,12 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
@@ -61,7 +61,12 @@ func services(prefix string) (singleton []string, streamed []string, updates str
 // cost 0.78-0.83x the calls/s). The gateway user has no permissions: they
 // cost another 5-10% of the calls/s, and what keeps replies from becoming
 // requests is the gateway's refusal of reply subjects under tally. and $.
-func embeddedOptions(cfg Config, prefix, nodeKey, frontKey string) (opts *server.Options, front bool, err error) {
+//
+// With callout, end users sign in by the node's auth callout into
+// UsersAccount (see endUserOptions); the server's largest payload is then
+// raised for the callout's answers, and the accounts the node builds keep
+// the limit the server had (see planPayload).
+func embeddedOptions(cfg Config, prefix, nodeKey, frontKey string, callout *calloutKeys) (opts *server.Options, front bool, err error) {
 	opts = &server.Options{}
 	if cfg.NATSConfig != "" {
 		if opts, err = server.ProcessConfigFile(cfg.NATSConfig); err != nil {
@@ -88,26 +93,35 @@ func embeddedOptions(cfg Config, prefix, nodeKey, frontKey string) (opts *server
 	if opts.MaxPending == 0 {
 		opts.MaxPending = MaxPending
 	}
+	if cfg.WebSocket != "" && callout == nil && len(opts.Users)+len(opts.Nkeys) == 0 {
+		return nil, false, fmt.Errorf("--websocket: NATS configuration %s has no users, and without --user-sig-key nobody could sign in", cfg.NATSConfig)
+	}
+	plan, err := planPayload(opts, callout, prefix)
+	if err != nil {
+		return nil, false, err
+	}
 
 	svc := findAccount(opts, ServiceAccount)
+	from := svc
 	switch {
 	case svc == nil && len(clientAccounts(opts)) == 0:
-		if svc, err = serviceAccount(prefix, false); err != nil {
+		if svc, err = serviceAccount(prefix, false, plan.account); err != nil {
 			return nil, false, err
 		}
 		opts.Accounts = append(opts.Accounts, svc)
-		if err := addFrontAccount(opts, prefix, frontKey); err != nil {
+		if from, err = addFrontAccount(opts, frontKey, plan.account); err != nil {
 			return nil, false, err
 		}
 		front = true
 	case svc == nil:
-		if svc, err = serviceAccount(prefix, true); err != nil {
+		if svc, err = serviceAccount(prefix, true, plan.account); err != nil {
 			return nil, false, err
 		}
 		if err := addClientAccounts(opts, svc, prefix); err != nil {
 			return nil, false, err
 		}
 		opts.Accounts = append(opts.Accounts, svc)
+		from = svc
 	}
 	// A configuration that defines the service account itself decides who
 	// imports what from it (one account per end user, say, importing only
@@ -117,6 +131,10 @@ func embeddedOptions(cfg Config, prefix, nodeKey, frontKey string) (opts *server
 		Account:                svc,
 		AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeInProcess: {}},
 	})
+	// After every other user: the callout's bypass lists them all.
+	if err := endUserOptions(cfg, opts, from, front, prefix, callout); err != nil {
+		return nil, false, err
+	}
 	return opts, front, nil
 }
 
@@ -160,13 +178,16 @@ func addClientAccounts(opts *server.Options, svc *server.Account, prefix string)
 // addFrontAccount makes ClientAccount, which clients enter without
 // credentials, and the node's gateway user in it, allowed in-process
 // connections only.
-func addFrontAccount(opts *server.Options, prefix, frontKey string) error {
+func addFrontAccount(opts *server.Options, frontKey string, payload int32) (*server.Account, error) {
 	// The account's user is an nkey whose seed nobody keeps.
 	_, anyone, err := newNodeUser()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	app := server.NewAccount(ClientAccount)
+	app, err := limitedAccount(ClientAccount, payload, 0, "")
+	if err != nil {
+		return nil, err
+	}
 	opts.Accounts = append(opts.Accounts, app)
 	opts.Nkeys = append(opts.Nkeys,
 		&server.NkeyUser{Nkey: anyone, Account: app},
@@ -176,7 +197,7 @@ func addFrontAccount(opts *server.Options, prefix, frontKey string) error {
 			AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeInProcess: {}},
 		})
 	opts.NoAuthUser = anyone
-	return nil
+	return app, nil
 }
 
 func findAccount(opts *server.Options, name string) *server.Account {
@@ -189,11 +210,11 @@ func findAccount(opts *server.Options, name string) *server.Account {
 }
 
 // serviceAccount builds the service account from configuration text, the
-// only way to give an account JetStream before the server starts; with
-// exports, it exports the service to client accounts.
-func serviceAccount(prefix string, exports bool) (*server.Account, error) {
+// only way to give an account JetStream (or limits) before the server
+// starts; with exports, it exports the service to client accounts.
+func serviceAccount(prefix string, exports bool, payload int32) (*server.Account, error) {
 	singleton, streamed, updates := services(prefix)
-	conf := "accounts: { " + ServiceAccount + ": { jetstream: enabled"
+	conf := "jetstream: enabled"
 	if exports {
 		conf += ", exports: ["
 		for _, s := range singleton {
@@ -204,17 +225,7 @@ func serviceAccount(prefix string, exports bool) (*server.Account, error) {
 		}
 		conf += fmt.Sprintf("{stream: %q}]", updates)
 	}
-	conf += " } }"
-	var o server.Options
-	if err := o.ProcessConfigString(conf); err != nil {
-		return nil, fmt.Errorf("service account: %w", err)
-	}
-	for _, acc := range o.Accounts {
-		if acc.Name == ServiceAccount {
-			return acc, nil
-		}
-	}
-	return nil, errors.New("service account: not in its own configuration")
+	return limitedAccount(ServiceAccount, payload, 0, conf)
 }
 
 // clientAccounts lists the accounts of opts that clients use: every
@@ -277,7 +288,7 @@ func startEmbedded(ctx context.Context, opts *server.Options, stream string, log
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
 	}
 	fatal := make(chan string, 1)
-	s.SetLoggerV2(natsLogger{log: log.With(slog.String("component", "nats-server")), fatal: fatal}, false, false, false)
+	s.SetLoggerV2(natsLogger{log: log.With(slog.String("component", "nats-server")), fatal: fatal, clients: &lineLimiter{}}, false, false, false)
 	go s.Start()
 	for !s.ReadyForConnections(20 * time.Millisecond) {
 		select {
@@ -340,13 +351,74 @@ func (u nodeUser) option() nats.Option {
 // they go at debug level, but for a slow consumer's: the server cut a
 // connection that did not read what it was sent, which an operator must
 // hear of. The first fatal error also goes to fatal.
+//
+// What one client does wrong (bad credentials, a refused subject, a
+// dropped connection) is logged at most clientLines times a second, so that
+// a flood of hostile clients cannot flood the log; the sign-in service
+// logs a refused sign-in's reason itself, so the server's line for it goes
+// at debug level.
 type natsLogger struct {
-	log   *slog.Logger
-	fatal chan<- string
+	log     *slog.Logger
+	fatal   chan<- string
+	clients *lineLimiter
 }
 
 func (l natsLogger) logf(level slog.Level, format string, v []any) {
-	l.log.Log(context.Background(), level, fmt.Sprintf(format, v...))
+	msg := fmt.Sprintf(format, v...)
+	if strings.Contains(msg, "Auth callout service returned an error") {
+		level = slog.LevelDebug
+	}
+	if level > slog.LevelDebug && clientLine(msg) {
+		ok, dropped := l.clients.allow(time.Now())
+		if !ok {
+			return
+		}
+		if dropped > 0 {
+			l.log.Log(context.Background(), level, msg, slog.Int("client_lines_not_logged", dropped))
+			return
+		}
+	}
+	l.log.Log(context.Background(), level, msg)
+}
+
+// clientLine reports a line of the server about one client's misdeed.
+func clientLine(msg string) bool {
+	for _, s := range []string{"authentication error", "Authorization Violation", "Violation - Subject", "read error", "Maximum Payload"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientLines is how many lines about clients' misdeeds the server's log
+// gets a second.
+const clientLines = 20
+
+// lineLimiter lets clientLines lines a second through and counts the rest.
+type lineLimiter struct {
+	mu      sync.Mutex
+	start   time.Time
+	logged  int
+	dropped int
+}
+
+// allow reports whether a line may be logged at now and, if so, how many
+// were dropped since the last one logged.
+func (l *lineLimiter) allow(now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.start) >= time.Second {
+		l.start, l.logged = now, 0
+	}
+	if l.logged >= clientLines {
+		l.dropped++
+		return false, 0
+	}
+	l.logged++
+	dropped := l.dropped
+	l.dropped = 0
+	return true, dropped
 }
 
 func (l natsLogger) Noticef(format string, v ...any) {

@@ -19,6 +19,7 @@ import (
 	"github.com/tallyhq/tally/gateway"
 	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/metrics"
+	"github.com/tallyhq/tally/signin"
 )
 
 // attemptTimeout bounds each attempt to reach JetStream at start-up; the
@@ -57,6 +58,7 @@ type Node struct {
 	cluster   *cluster.Cluster   // in a cluster
 	actors    *actors.Node
 	gateway   *gateway.Gateway
+	signin    *signin.Service // with --user-sig-key
 }
 
 // Start starts a node and returns once it answers requests. ctx bounds the
@@ -106,6 +108,9 @@ func (n *Node) start(ctx context.Context) error {
 	} else {
 		n.url = n.cfg.NATSURL
 		n.log.Info("using NATS server", slog.String("url", Redact(n.url)))
+		if err := n.serveExternalSignIn(gcfg.Prefix); err != nil {
+			return err
+		}
 	}
 	js, err := n.jetStream()
 	if err != nil {
@@ -146,6 +151,21 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	n.gateway, err = gateway.Start(gc, n.actors, gcfg)
 	return err
+}
+
+// serveExternalSignIn serves the auth callout of an external server with
+// --user-sig-key: the node's user is the callout account's, and the
+// issuer the operator's (--callout-issuer).
+func (n *Node) serveExternalSignIn(prefix string) error {
+	keys, err := newCalloutKeys(n.cfg)
+	if err != nil || keys == nil {
+		return err
+	}
+	cc, err := n.Connect("signin-callout")
+	if err != nil {
+		return err
+	}
+	return n.serveSignIn(cc, keys, prefix, "", nil)
 }
 
 // jetStream connects the journal's connection.
@@ -408,7 +428,14 @@ func (n *Node) embed(ctx context.Context, stream, prefix string) error {
 		return err
 	}
 	n.user = user
-	opts, serveFront, err := embeddedOptions(n.cfg, prefix, key, frontKey)
+	cfg := n.cfg
+	var callout *calloutKeys
+	if n.tool {
+		cfg.WebSocket = "" // the journal tools' server serves no client
+	} else if callout, err = newCalloutKeys(cfg); err != nil {
+		return err
+	}
+	opts, serveFront, err := embeddedOptions(cfg, prefix, key, frontKey, callout)
 	if err != nil {
 		return err
 	}
@@ -435,7 +462,50 @@ func (n *Node) embed(ctx context.Context, stream, prefix string) error {
 	}
 	n.url = n.ns.ClientURL()
 	n.log.Info("embedded NATS server started", slog.String("url", n.url), slog.String("data", opts.StoreDir), slog.String("sync", n.cfg.Sync))
+	if opts.Websocket.Port != 0 {
+		n.log.Info("WebSocket listener", slog.String("address", fmt.Sprintf("%s:%d", opts.Websocket.Host, opts.Websocket.Port)), slog.Bool("tls", !opts.Websocket.NoTLS))
+	}
+	if callout == nil {
+		return nil
+	}
+	cc, err := n.connect("signin-callout", callout.user, nil)
+	if err != nil {
+		return err
+	}
+	return n.serveSignIn(cc, callout, prefix, n.ns.ID(), signin.ServerConns(n.ns))
+}
+
+// serveSignIn starts the sign-in callout's service on cc, a connection to
+// the callout account; on the embedded server it answers serverID's
+// requests only, counting and closing their connections through conns.
+func (n *Node) serveSignIn(cc *nats.Conn, keys *calloutKeys, prefix, serverID string, conns signin.Conns) error {
+	ic, err := n.Connect("signin")
+	if err != nil {
+		return err
+	}
+	cfg := signin.DefaultConfig()
+	cfg.Key, cfg.Issuer, cfg.Prefix, cfg.Groups = keys.key, keys.issuer, prefix, n.cfg.Groups
+	cfg.Server, cfg.Conns, cfg.Logger = serverID, conns, n.log.With(slog.String("component", "signin"))
+	if n.signin, err = signin.Start(cc, ic, cfg); err != nil {
+		return err
+	}
+	issuer, _ := keys.issuer.PublicKey()
+	n.log.Info("signing end users in", slog.String("account", UsersAccount), slog.String("issuer", issuer))
 	return nil
+}
+
+// DisconnectUsers closes the end-user connections of users on every node
+// of the cluster, so that they sign in again with the grants of now (after
+// a change of their groups, say). Without --user-sig-key it does nothing.
+func (n *Node) DisconnectUsers(ctx context.Context, users []string) error {
+	if n.signin == nil {
+		return nil
+	}
+	var errs []error
+	for _, u := range users {
+		errs = append(errs, n.signin.Disconnect(ctx, u))
+	}
+	return errors.Join(errs...)
 }
 
 // ClientURL is where clients connect: the embedded server's client URL, or
@@ -546,6 +616,9 @@ func (n *Node) close() {
 	}
 	if n.actors != nil {
 		n.actors.Stop()
+	}
+	if n.signin != nil {
+		n.signin.Stop()
 	}
 	if n.publisher != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

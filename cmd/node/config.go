@@ -39,6 +39,30 @@ func envInt(getenv env, name string, def int, errs *[]error) int {
 	return n
 }
 
+// envBool reads a boolean default from the environment.
+func envBool(getenv env, name string, errs *[]error) bool {
+	v := getenv(name)
+	if v == "" {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("$%s=%q: %w", name, v, err))
+	}
+	return b
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, r := range strings.Split(s, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // parseConfig parses the node's flags; it takes no other argument.
 func parseConfig(args []string, getenv env, usage io.Writer) (config, error) {
 	c, rest, err := parseFlags("tally-node", args, getenv, usage, nil)
@@ -114,6 +138,15 @@ func parseFlags(name string, args []string, getenv env, usage io.Writer, extra f
 	str(&c.pprof, "pprof", "TALLY_PPROF", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060")
 	str(&n.HTTP, "http", "TALLY_HTTP", "serve /healthz (alive), /readyz (can serve) and /metrics (Prometheus) on this address, e.g. 127.0.0.1:8080")
 	str(&n.NATSMonitor, "nats-monitor", "TALLY_NATS_MONITOR", "serve the embedded NATS server's monitoring (/varz, /jsz, ...) on this address, e.g. 127.0.0.1:8222")
+	str(&n.WebSocket, "websocket", "TALLY_WEBSOCKET", "HOST:PORT of the embedded server's WebSocket listener, for end users (browsers)")
+	str(&n.WebSocketTLSCert, "websocket-tls-cert", "TALLY_WEBSOCKET_TLS_CERT", "certificate file of the WebSocket listener")
+	str(&n.WebSocketTLSKey, "websocket-tls-key", "TALLY_WEBSOCKET_TLS_KEY", "key file of the WebSocket listener")
+	envOf["websocket-no-tls"] = "TALLY_WEBSOCKET_NO_TLS"
+	fs.BoolVar(&n.WebSocketNoTLS, "websocket-no-tls", envBool(getenv, "TALLY_WEBSOCKET_NO_TLS", &errs), "WebSocket without TLS: only on a loopback address, behind a proxy that ends TLS ($TALLY_WEBSOCKET_NO_TLS)")
+	origins := ""
+	str(&origins, "websocket-origins", "TALLY_WEBSOCKET_ORIGINS", "origins whose pages may connect over WebSocket, e.g. https://app.example.com, separated by commas (default: any)")
+	str(&n.UserSigKey, "user-sig-key", "TALLY_USER_SIG_KEY", "public key file (PEM, Ed25519) that verifies user signatures: end users sign in with one")
+	str(&n.CalloutIssuer, "callout-issuer", "TALLY_CALLOUT_ISSUER", "with --nats-url and --user-sig-key: file holding the account nkey seed of the server's auth_callout issuer")
 	dur(&n.SyncInterval, "sync-interval", "TALLY_SYNC_INTERVAL", "how often --sync=interval fsyncs")
 	dur(&n.DedupeWindow, "dedupe-window", "TALLY_DEDUPE_WINDOW", "how long a write's requestID is remembered")
 	dur(&n.PassivateAfter, "passivate-after", "TALLY_PASSIVATE_AFTER", "keep an idle group in memory this long")
@@ -137,12 +170,7 @@ func parseFlags(name string, args []string, getenv env, usage io.Writer, extra f
 			n.Explicit[name] = true
 		}
 	}
-	n.Routes = nil
-	for _, r := range strings.Split(routes, ",") {
-		if r = strings.TrimSpace(r); r != "" {
-			n.Routes = append(n.Routes, r)
-		}
-	}
+	n.Routes, n.WebSocketOrigins = splitList(routes), splitList(origins)
 	if err := c.logLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel))
 	}

@@ -17,10 +17,13 @@ const shutdownTimeout = 30 * time.Second
 
 // run starts a node, prints "tally: serving on <url>" to stdout once it
 // answers requests, and serves until ctx ends; with "journal" first, it
-// runs a journal tool instead.
+// runs a journal tool instead, with "usersig" it mints user signatures.
 func run(ctx context.Context, args []string, getenv env, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "journal" {
 		return runJournal(ctx, args[1:], getenv, stdin, stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "usersig" {
+		return runUsersig(args[1:], stdout, stderr)
 	}
 	cfg, err := parseConfig(args, getenv, stderr)
 	if err != nil {

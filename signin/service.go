@@ -1,0 +1,272 @@
+package signin
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats.go"
+
+	"github.com/tallyhq/tally/contract"
+	"github.com/tallyhq/tally/usersig"
+)
+
+// calloutSubject is where a NATS server asks its callout service.
+const calloutSubject = "$SYS.REQ.USER.AUTH"
+
+// queueGroup shares the requests of an external server among the nodes
+// that serve its callout, which all hold its one issuer.
+const queueGroup = "tally-signin"
+
+const (
+	// workers bounds the sign-ins handled at once.
+	workers = 16
+	// groupsTimeout bounds the read of a user's groups: the server gives
+	// the whole callout 2 s by default.
+	groupsTimeout = 1500 * time.Millisecond
+	// sweepEvery is how often the connections of users who did not sign in
+	// again are checked for those that are gone.
+	sweepEvery = time.Minute
+)
+
+// Service answers a NATS server's auth callout requests.
+type Service struct {
+	cfg      Config
+	callout  *nats.Conn
+	internal *nats.Conn
+	log      *limitedLog
+	conns    *tracker
+
+	subs   []*nats.Subscription
+	sem    chan struct{}
+	cancel context.CancelFunc
+
+	mu      sync.Mutex // guards stopped and the adds to wg
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+// Start serves the callout on callout, a connection to the server's
+// callout account, and hears Disconnect's users on internal, a connection
+// to the service account that every node of a cluster shares.
+func Start(callout, internal *nats.Conn, cfg Config) (*Service, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{
+		cfg: cfg, callout: callout, internal: internal, cancel: cancel,
+		log:   newLimitedLog(cfg.Logger, 10, time.Second),
+		conns: newTracker(cfg.Conns),
+		sem:   make(chan struct{}, workers),
+	}
+	// On the embedded server, each node's service hears every server's
+	// requests and answers its own server's only (see node's embedded
+	// options for why); an external server's requests go to one node.
+	subscribe := func() (*nats.Subscription, error) {
+		if cfg.Server != "" {
+			return callout.Subscribe(calloutSubject, s.dispatch)
+		}
+		return callout.QueueSubscribe(calloutSubject, queueGroup, s.dispatch)
+	}
+	sub, err := subscribe()
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("sign-in: subscribe to %s: %w", calloutSubject, err)
+	}
+	s.subs = append(s.subs, sub)
+	if sub, err = internal.Subscribe(cfg.DisconnectSubject, s.disconnected); err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("sign-in: subscribe to %s: %w", cfg.DisconnectSubject, err)
+	}
+	s.subs = append(s.subs, sub)
+	for _, nc := range []*nats.Conn{callout, internal} {
+		if err := nc.Flush(); err != nil {
+			s.Stop()
+			return nil, fmt.Errorf("sign-in: %w", err)
+		}
+	}
+	if cfg.Conns != nil {
+		s.goUnlessStopped(func() { s.sweep(ctx) })
+	}
+	return s, nil
+}
+
+// Stop stops answering and waits for the sign-ins under way.
+func (s *Service) Stop() {
+	for _, sub := range s.subs {
+		sub.Unsubscribe()
+	}
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+}
+
+// goUnlessStopped runs fn in a goroutine that Stop waits for, unless Stop
+// was called.
+func (s *Service) goUnlessStopped(fn func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.wg.Go(fn)
+	return true
+}
+
+// dispatch hands a request to a worker; while all are busy it holds the
+// subscription's delivery back.
+func (s *Service) dispatch(m *nats.Msg) {
+	s.sem <- struct{}{}
+	if !s.goUnlessStopped(func() {
+		defer func() { <-s.sem }()
+		s.handle(m)
+	}) {
+		<-s.sem
+	}
+}
+
+// handle answers one request, unless it is another server's.
+func (s *Service) handle(m *nats.Msg) {
+	req, err := jwt.DecodeAuthorizationRequestClaims(string(m.Data))
+	if err != nil {
+		// Not a server's request: nothing can be answered.
+		s.log.refused(slog.String("reason", "not an authorization request: "+err.Error()))
+		return
+	}
+	if s.cfg.Server != "" && req.Server.ID != s.cfg.Server {
+		return
+	}
+	g, refusal := s.authorize(req)
+	var ujwt string
+	if refusal == nil {
+		ujwt, refusal = s.encodeUser(req, g)
+	}
+	if refusal != nil {
+		attrs := []any{slog.String("reason", refusal.Error()),
+			slog.String("address", req.ClientInformation.Host),
+			slog.String("type", req.ClientInformation.Type)}
+		if g.user != "" {
+			attrs = append(attrs, slog.String("user", g.user))
+		}
+		s.log.refused(attrs...)
+		s.conns.forget(g.user, req.ClientInformation.ID)
+	} else {
+		s.cfg.Logger.Debug("signed in", slog.String("user", g.user), slog.String("type", req.ClientInformation.Type),
+			slog.Int("groups", len(g.groups)), slog.Time("expires", g.expires))
+	}
+	resp, err := respond(s.cfg.Issuer, req.UserNkey, req.Server.ID, ujwt, refusal)
+	if err != nil {
+		s.cfg.Logger.Error("sign-in: encode the answer", slog.Any("error", err))
+		return
+	}
+	if err := m.Respond([]byte(resp)); err != nil {
+		s.cfg.Logger.Warn("sign-in: answer the server", slog.Any("error", err))
+	}
+}
+
+// authorize decides a request: the grant, or why not. The grant's user
+// is set as soon as the signature names one.
+func (s *Service) authorize(req *jwt.AuthorizationRequestClaims) (grant, error) {
+	if req.ClientInformation.Kind != "Client" {
+		return grant{}, fmt.Errorf("%w (a %s connection)", ErrNotClient, req.ClientInformation.Kind)
+	}
+	token := req.ConnectOptions.Token
+	if token == "" {
+		return grant{}, ErrNoToken
+	}
+	claims, err := usersig.Verify(s.cfg.Key, token, s.cfg.Now())
+	if err != nil {
+		return grant{}, err
+	}
+	g := grant{user: claims.User, expires: claims.Expires}
+	if g.groups, err = s.groups(g.user); err != nil {
+		return g, err
+	}
+	if err := s.conns.add(g.user, req.ClientInformation.ID, s.cfg.MaxConnsPerUser); err != nil {
+		return g, err
+	}
+	return g, nil
+}
+
+// groups reads the user's member groups, keeping only valid group IDs
+// (one that is not would widen a subscribe permission).
+func (s *Service) groups(user string) ([]string, error) {
+	if s.cfg.Groups == nil {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), groupsTimeout)
+	defer cancel()
+	all, err := s.cfg.Groups(ctx, user)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMembersUnavailable, err)
+	}
+	if len(all) > MaxGroups {
+		return nil, fmt.Errorf("%w: %d, at most %d", ErrTooManyGroups, len(all), MaxGroups)
+	}
+	groups := all[:0:0]
+	for _, g := range all {
+		if err := contract.CheckGroupID(g); err != nil {
+			s.cfg.Logger.Warn("sign-in: the user's groups include an invalid group ID", slog.String("user", user), slog.Any("error", err))
+			continue
+		}
+		groups = append(groups, g)
+	}
+	return groups, nil
+}
+
+func (s *Service) encodeUser(req *jwt.AuthorizationRequestClaims, g grant) (string, error) {
+	ujwt, err := g.userClaims(req.UserNkey, s.cfg.Account, s.cfg.Prefix).Encode(s.cfg.Issuer)
+	if err != nil {
+		return "", fmt.Errorf("encode the user's grant: %w", err)
+	}
+	return ujwt, nil
+}
+
+// Disconnect closes every end-user connection of user on every node that
+// shares the service account: the user signs in again and gets the grants
+// of now (NATS checks subscribe permissions only when a subscription is
+// made). It returns once the server took the message; each node closes
+// its own server's connections when it hears it.
+func (s *Service) Disconnect(ctx context.Context, user string) error {
+	if err := contract.CheckUserID(user); err != nil {
+		return fmt.Errorf("disconnect: %w", err)
+	}
+	if err := s.internal.Publish(s.cfg.DisconnectSubject, []byte(user)); err != nil {
+		return fmt.Errorf("disconnect %s: %w", user, err)
+	}
+	if err := s.internal.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("disconnect %s: %w", user, err)
+	}
+	return nil
+}
+
+// disconnected closes this server's connections of the user a node's
+// Disconnect names.
+func (s *Service) disconnected(m *nats.Msg) {
+	user := string(m.Data)
+	if contract.CheckUserID(user) != nil || s.cfg.Conns == nil {
+		return
+	}
+	n := s.conns.close(user)
+	s.cfg.Logger.Info("disconnected a user's connections", slog.String("user", user), slog.Int("connections", n))
+}
+
+// sweep drops, every sweepEvery, the connections that are gone.
+func (s *Service) sweep(ctx context.Context) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.conns.sweep()
+		}
+	}
+}
