@@ -34,20 +34,6 @@ export function binary() {
   return built;
 }
 
-let features;
-/**
- * nodeFeatures reports what the binary offers, read from its --help:
- * signin (--websocket and --user-sig-key).
- */
-export function nodeFeatures() {
-  features ??= (async () => {
-    const bin = await binary();
-    const help = await run(bin, ["--help"]).then((r) => r.stdout + r.stderr, (e) => `${e.stdout}${e.stderr}`);
-    return { signin: /^\s*--?websocket\s/m.test(help) && /^\s*--?user-sig-key\s/m.test(help) };
-  })();
-  return features;
-}
-
 /** freePort returns a TCP port on 127.0.0.1 that nothing listens on now. */
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -110,21 +96,14 @@ export class TallyNode {
 
   async prepare() {
     this.bin = await binary();
-    this.features = await nodeFeatures();
     this.port ??= await freePort();
     this.wsPort ??= await freePort();
     const keyFile = join(this.dir, "usersig.pub");
     writeFileSync(keyFile, this.keys.publicPem);
-    this.args = ["--data", this.dataDir, "--listen", `127.0.0.1:${this.port}`, "--log-level", "warn"];
-    if (this.features.signin) {
-      this.args.push("--websocket", `127.0.0.1:${this.wsPort}`, "--websocket-no-tls", "--user-sig-key", keyFile);
-    } else {
-      // Before sign-in: the WebSocket listener from a configuration file,
-      // where clients enter without credentials (see connectOptions).
-      const conf = join(this.dir, "nats.conf");
-      writeFileSync(conf, `websocket { listen: "127.0.0.1:${this.wsPort}", no_tls: true }\n`);
-      this.args.push("--nats-config", conf);
-    }
+    this.args = [
+      "--data", this.dataDir, "--listen", `127.0.0.1:${this.port}`, "--log-level", "warn",
+      "--websocket", `127.0.0.1:${this.wsPort}`, "--websocket-no-tls", "--user-sig-key", keyFile,
+    ];
   }
 
   /** wsURL is the node's WebSocket URL, for create({servers}). */
@@ -135,15 +114,6 @@ export class TallyNode {
   /** natsURL is the node's TCP URL, where back ends connect. */
   get natsURL() {
     return `nats://127.0.0.1:${this.port}`;
-  }
-
-  /**
-   * connectOptions are the SDK's connectOptions this node needs: none with
-   * sign-in; without it, none of the signature may be sent (the node has no
-   * callout to take it), so the SDK connects without credentials.
-   */
-  get connectOptions() {
-    return this.features.signin ? {} : { authenticator: undefined };
   }
 
   /** mint mints a signature for userID with this node's key (see mintUserSig). */

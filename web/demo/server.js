@@ -25,13 +25,13 @@ export const VIP_ROOM = "vip";
  */
 export async function startDemo({ port = 0, log = false } = {}) {
   const [node, sdk] = await Promise.all([startNode({ log }), bundle()]);
-  const members = node.features.signin && (await node.hasMembers());
+  const members = await node.hasMembers();
   if (members) {
     const b = await node.backend();
     await b.admin("members.add", { groupID: VIP_ROOM, userIDs: ["alice"] });
     await b.close();
   }
-  const config = JSON.stringify({ servers: [node.wsURL], token: node.features.signin, members });
+  const config = JSON.stringify({ servers: [node.wsURL], members });
   const http = createServer(async (req, res) => {
     const url = new URL(req.url, "http://localhost");
     try {

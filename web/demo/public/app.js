@@ -26,11 +26,7 @@ function fail(err) {
 
 async function join(user) {
   $("error").textContent = "";
-  chat = create({
-    servers: config.servers,
-    // A node without sign-in takes no signature: connect without one.
-    connectOptions: config.token ? {} : { authenticator: undefined },
-  });
+  chat = create({ servers: config.servers });
   chat.on(EVENT.GROUP_COUNTER_UPDATED, ({ data }) => {
     if (data.groupID !== room) return;
     show(data.key, data.value);

@@ -66,7 +66,7 @@ describe("the live-room demo in Chromium", () => {
 
   test("a non-member of a members-only room gets 10007 and sees none of its updates", async (t) => {
     if (!demo.members) {
-      t.skip("tally-node has no sign-in or no membership API yet");
+      t.skip("tally-node has no membership API (tally.v1.admin.members.*) yet");
       return;
     }
     const carol = await open("carol", VIP_ROOM);

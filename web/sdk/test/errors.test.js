@@ -80,7 +80,7 @@ describe("error codes", () => {
   }
 
   test("10004 for a signature of another user, an expired one or none, before connecting", async () => {
-    const chat = create({ servers: node.wsURL, connectOptions: node.connectOptions });
+    const chat = create({ servers: node.wsURL });
     for (const userSig of [node.mint("bob"), node.mint("alice", { ttl: -10 }), "", "a.b.c", "x".repeat(2000)]) {
       const err = await rejection(chat.login({ userID: "alice", userSig }));
       assert.equal(err.code, CODE.INVALID_PARAMETER, `${userSig.slice(0, 40)}: ${err.message}`);

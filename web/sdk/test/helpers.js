@@ -8,7 +8,7 @@ export async function login(node, userID, { servers, ...options } = {}) {
     servers: servers ?? node.wsURL,
     timeout: 2000,
     ...options,
-    connectOptions: { reconnectTimeWait: 100, ...node.connectOptions, ...options.connectOptions },
+    connectOptions: { reconnectTimeWait: 100, ...options.connectOptions },
   });
   const updates = collect(chat, EVENT.GROUP_COUNTER_UPDATED);
   await chat.login({ userID, userSig: node.mint(userID) });

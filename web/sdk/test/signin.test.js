@@ -2,14 +2,18 @@
 // tallynode.js's mintUserSig), the SDK asks for a fresh one before it
 // expires and tells the app when the session ends.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { createPrivateKey } from "node:crypto";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 import { CODE, EVENT, KICKED_OUT_TYPE, create } from "../dist/index.js";
-import { mintUserSig, newUserSigKeys, nodeFeatures, startNode } from "../../tallynode.js";
+import { binary, mintUserSig, newUserSigKeys, startNode } from "../../tallynode.js";
 import { collect, login, rejection, waitFor } from "./helpers.js";
 
-const { signin } = await nodeFeatures();
-
-describe("sign-in", { skip: !signin && "tally-node has no --websocket and --user-sig-key yet" }, () => {
+describe("sign-in", () => {
   let node;
   before(async () => {
     node = await startNode();
@@ -39,6 +43,28 @@ describe("sign-in", { skip: !signin && "tally-node has no --websocket and --user
       assert.equal(err.code, CODE.NOT_ALLOWED, err.message);
     });
   }
+
+  test("keys and signatures of tally-node usersig work with the SDK, and the SDK's minting with the node", async () => {
+    const run = promisify(execFile);
+    const bin = await binary();
+    const dir = mkdtempSync(join(tmpdir(), "usersig-"));
+    await run(bin, ["usersig", "keygen", "--out", dir]);
+    const privatePem = readFileSync(join(dir, "user-sig.key"), "utf8");
+    const keys = { publicPem: readFileSync(join(dir, "user-sig.pub"), "utf8"), privatePem, privateKey: createPrivateKey(privatePem) };
+    const other = await startNode({ keys });
+    try {
+      const { stdout } = await run(bin, ["usersig", "--key", join(dir, "user-sig.key"), "--user", "cli", "--ttl", "1h"]);
+      for (const userSig of [stdout.trim(), other.mint("cli")]) {
+        const chat = create({ servers: other.wsURL });
+        await chat.login({ userID: "cli", userSig });
+        const { data } = await chat.getGroupCounters({ groupID: "cli" });
+        assert.deepEqual(data.counters, {});
+        await chat.logout();
+      }
+    } finally {
+      await other.close();
+    }
+  });
 
   test("a signed-in user acts as the signature's user", async () => {
     const { chat } = await login(node, "alice");
