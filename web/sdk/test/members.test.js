@@ -71,4 +71,30 @@ describe("members-only groups", { skip: !members && "tally-node has no membershi
       await bob.chat.logout();
     }
   });
+
+  test("a removed member stops hearing the group within seconds, and stays out", async () => {
+    await backend.admin("members.add", { groupID: "club2", userIDs: ["dave"] });
+    const dave = await login(node, "dave");
+    try {
+      await dave.chat.getGroupCounters({ groupID: "club2" });
+      await dave.chat.getGroupCounters({ groupID: "open2" });
+      await backend.admin("increase", { groupID: "club2", key: "k", value: 1 });
+      await dave.updates.wait((d) => d.groupID === "club2");
+      await backend.admin("members.remove", { groupID: "club2", userIDs: ["dave"] });
+      // Each round changes club2, then the open group open2: a round whose
+      // open2 change dave hears without its club2 change shows him out.
+      const round = async () => {
+        const c = await backend.admin("increase", { groupID: "club2", key: "k", value: 1 });
+        const o = await backend.admin("increase", { groupID: "open2", key: "k", value: 1 });
+        await dave.updates.wait((d) => d.groupID === "open2" && d.value >= o.value, 10_000);
+        return dave.updates.seen.some((d) => d.groupID === "club2" && d.value >= c.value);
+      };
+      const deadline = Date.now() + 10_000;
+      while (await round()) assert.ok(Date.now() < deadline, "dave still hears club2 10 s after his removal");
+      for (let i = 0; i < 3; i++) assert.equal(await round(), false, "dave heard club2 again");
+      assert.equal((await rejection(dave.chat.getGroupCounters({ groupID: "club2" }))).code, 10007);
+    } finally {
+      await dave.chat.logout();
+    }
+  });
 });
