@@ -135,6 +135,12 @@ type Config struct {
 	WriteLimit  int
 	ReadLimit   int
 	LimitWindow time.Duration
+	// Flood, when set, is told of a user whose calls were refused by the
+	// rate limit FloodRefusals times within one LimitWindow: a client that
+	// ignores 2996 and goes on sending. It is called at most once per
+	// window per user, on a goroutine of its own.
+	Flood         func(user string)
+	FloodRefusals int
 }
 
 // maxSet is the largest set's counters, in size.
@@ -162,6 +168,7 @@ func DefaultConfig() Config {
 		WriteLimit:     20,
 		ReadLimit:      20,
 		LimitWindow:    5 * time.Second,
+		FloodRefusals:  100,
 	}
 }
 
@@ -190,6 +197,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("actors: recover events %d must not be negative", c.RecoverEvents)
 	case c.WriteLimit < 1 || c.ReadLimit < 1 || c.LimitWindow <= 0:
 		return fmt.Errorf("actors: rate limits %d/%d per %v must be positive", c.WriteLimit, c.ReadLimit, c.LimitWindow)
+	case c.Flood != nil && c.FloodRefusals < 1:
+		return fmt.Errorf("actors: flood refusals %d must be at least 1", c.FloodRefusals)
 	}
 	return nil
 }

@@ -364,6 +364,7 @@ func (n *Node) startActors(ctx context.Context, prefix string) error {
 	}
 	cfg := actors.DefaultConfig()
 	cfg.Journal, cfg.Logger, cfg.Metrics = n.journal, n.log, n.metrics
+	cfg.Flood = n.flooded
 	pub := gateway.NewPublisher(n.updates, prefix, n.log)
 	n.publisher = pub
 	pub.Metrics = n.metrics
@@ -492,6 +493,27 @@ func (n *Node) serveSignIn(cc *nats.Conn, keys *calloutKeys, prefix, serverID st
 	issuer, _ := keys.issuer.PublicKey()
 	n.log.Info("signing end users in", slog.String("account", UsersAccount), slog.String("issuer", issuer))
 	return nil
+}
+
+// floodBan is how long a user who flooded the node may not sign in again.
+const floodBan = time.Minute
+
+// flooded closes the end-user connections of a user whose calls go on
+// after the rate limit refused them (actors.Config.Flood), and refuses its
+// sign-ins for floodBan: refusing each call still costs the node, and the
+// connections would go on sending.
+func (n *Node) flooded(user string) {
+	if n.signin == nil {
+		n.log.Warn("a user's calls go on after the rate limit refused them", slog.String("user", user))
+		return
+	}
+	n.log.Warn("a user's calls go on after the rate limit refused them: closing its end-user connections and refusing its sign-ins",
+		slog.String("user", user), slog.Duration("for", floodBan))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.signin.Ban(ctx, user, floodBan); err != nil {
+		n.log.Warn("ban a flooding user", slog.String("user", user), slog.Any("error", err))
+	}
 }
 
 // DisconnectUsers closes the end-user connections of users on every node

@@ -521,3 +521,41 @@ func TestEndUserWithNATSConfig(t *testing.T) {
 	refusedSignIn(t, "WebSocket without credentials", err)
 	awaitNodeLog(t, p, "sign-in refused", "no user signature", "type=websocket")
 }
+
+// TestEndUserFlood has mallory go on calling after the rate limit refused
+// her: her connection is closed and her sign-ins are refused, with the
+// reason in the node's log, while bob's calls go on being answered.
+func TestEndUserFlood(t *testing.T) {
+	n := startEndUserNode(t)
+	u, err := signInAt(t, n.ws, "mallory", mintFor(t, n.key, "mallory", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"groupID":"room","key":"likes","value":1}`)
+	for range 400 {
+		if err := u.nc.PublishRequest("tally.v1.user.mallory.increase", "_INBOX_mallory.flood", body); err != nil {
+			break // closed under her
+		}
+	}
+	select {
+	case <-u.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("mallory's connection still open 10 s after her flood")
+	}
+	awaitNodeLog(t, n.p, "rate limit refused them", "user=mallory")
+	_, err = signInAt(t, n.ws, "mallory", mintFor(t, n.key, "mallory", time.Hour))
+	refusedSignIn(t, "mallory after her flood", err)
+	awaitNodeLog(t, n.p, "sign-in refused", "flooded", "user=mallory")
+
+	b, err := signInAt(t, n.ws, "bob", mintFor(t, n.key, "bob", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := client.New(b.nc, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.IncreaseGroupCounter(context.Background(), "room", "likes", 1); err != nil {
+		t.Errorf("bob's increase after mallory's flood: %v", err)
+	}
+}
