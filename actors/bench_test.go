@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tallyhq/tally/membership"
 	"github.com/tallyhq/tally/messages"
 )
 
@@ -20,7 +21,7 @@ func BenchmarkDraftDecide(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		next := g.draft()
-		if _, err := decide(next, cmd); err != nil {
+		if _, err := decide(next, &membership.Set{}, cmd); err != nil {
 			b.Fatal(err)
 		}
 		g.spare, g.state = g.state, next

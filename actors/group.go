@@ -16,6 +16,7 @@ import (
 	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/dedupe"
 	"github.com/tallyhq/tally/journal"
+	"github.com/tallyhq/tally/membership"
 	"github.com/tallyhq/tally/messages"
 )
 
@@ -25,8 +26,10 @@ const maxAttempts = 16
 
 // pending is a command waiting for its reply.
 type pending struct {
-	cmd      *messages.Change     // a write, or nil
-	get      *messages.GetRequest // a get, or nil
+	cmd      *messages.Change             // a write, or nil
+	get      *messages.GetRequest         // a get, or nil
+	list     *messages.ListMembersRequest // a members.list, or nil
+	member   string                       // the user of a user's get, whose membership is checked
 	reply    Reply
 	id       dedupe.Key       // the write's request ID, hashed with the group's, when it has one
 	fp       uint64           // the write's fingerprint, when it has a request ID
@@ -34,15 +37,20 @@ type pending struct {
 	result   *messages.Change // the change the command made
 	err      error            // why the command was refused
 	attempts int
+	// unindexed: a members.remove whose users are out of the index, to be
+	// appended next.
+	unindexed bool
 }
 
 // Messages a group actor sends itself when its journal I/O completes.
 type (
 	loaded struct {
-		ev     *messages.Event
-		seq    uint64
-		recent []recentChange
-		err    error
+		ev         *messages.Event
+		seq        uint64
+		recent     []recentChange
+		members    *membership.Set
+		membersSeq uint64
+		err        error
 	}
 	appended struct {
 		seq uint64
@@ -50,6 +58,8 @@ type (
 	}
 	// wake starts an append that waited for MinAppendGap.
 	wake struct{}
+	// indexed reports that an index job is done.
+	indexed struct{ job *indexJob }
 )
 
 type recentChange struct {
@@ -67,10 +77,17 @@ type group struct {
 	state *messages.GroupState // committed state
 	spare *messages.GroupState // the state before the last commit, reused as a draft
 	seq   uint64               // stream sequence of the group's last event
-	ready bool                 // state is loaded and current
-	busy  bool                 // a load or an append is in flight
-	stale bool                 // another writer wrote the group while busy: load again after
-	await bool                 // the next load reads until the last event is past seq
+	// members is the committed member set; membersSeq the stream sequence
+	// of the last event that changed it, which the next event names.
+	members    *membership.Set
+	membersSeq uint64
+	// Index jobs run one at a time, in order (see members.go).
+	jobs     []*indexJob
+	indexing bool
+	ready    bool // state is loaded and current
+	busy     bool // a load or an append is in flight
+	stale    bool // another writer wrote the group while busy: load again after
+	await    bool // the next load reads until the last event is past seq
 
 	queue    []*pending // arrived, not yet in an append
 	inflight []*pending // in the append in flight
@@ -82,6 +99,7 @@ type group struct {
 	spareEvent *messages.Event
 	appendDone func(seq uint64, err error)
 	updates    string // the subject of the group's updates, once known
+	updatesMO  bool   // whether updates is the subject of a group with members
 
 	waiting map[dedupe.Key]*pending // request IDs (by user) of queued and in-flight commands
 
@@ -153,12 +171,12 @@ func (g *group) Receive(ctx actor.Context) {
 		case m.change != nil:
 			g.onChange(m)
 		case !g.ready:
-			g.queue = append(g.queue, &pending{get: m.get, reply: m.reply})
+			g.queue = append(g.queue, &pending{get: m.get, list: m.list, member: m.member, reply: m.reply})
 		case !g.owns():
-			g.queue = append(g.queue, &pending{get: m.get, reply: m.reply})
+			g.queue = append(g.queue, &pending{get: m.get, list: m.list, member: m.member, reply: m.reply})
 			g.disown()
 		default:
-			m.reply(g.read(m.get), nil)
+			m.reply(g.answer(m.get, m.list, m.member))
 		}
 	case *stale:
 		g.onStale()
@@ -170,8 +188,10 @@ func (g *group) Receive(ctx actor.Context) {
 		g.paced = false
 		g.flush()
 		g.stopIfDone()
+	case *indexed:
+		g.onIndexed(m.job)
 	case *idleCheck:
-		if !g.busy && !g.paced && len(g.queue) == 0 {
+		if !g.busy && !g.paced && !g.indexing && len(g.queue) == 0 {
 			g.pass.begin()
 		}
 	case *passivate:
@@ -187,7 +207,12 @@ func (g *group) Receive(ctx actor.Context) {
 // stopped (a panic stops it) before they were done, and the outcome of
 // those in the append in flight is unknown.
 func (g *group) abandon() {
-	for _, p := range append(g.inflight, g.queue...) {
+	held := append(g.inflight, g.queue...)
+	for _, j := range g.jobs {
+		held = append(held, j.then...)
+	}
+	g.jobs = nil
+	for _, p := range held {
 		p.result, p.err = nil, fmt.Errorf("%w: group %s stopped", ErrUnavailable, g.id)
 		g.finish(p)
 	}
@@ -198,7 +223,7 @@ func (g *group) abandon() {
 // has nothing in flight, leaving a snapshot of its state for the next
 // activation.
 func (g *group) stopIfDone() {
-	if g.drained && !g.busy && !g.paced && len(g.queue) == 0 {
+	if g.drained && !g.busy && !g.paced && !g.indexing && len(g.queue) == 0 {
 		// A group that lost its lease leaves a snapshot too: served again
 		// only under the same lease, it otherwise tells the next load how
 		// far the node's table knows the group's request IDs.
@@ -261,8 +286,19 @@ func (g *group) onChange(c *call) {
 	g.flush()
 }
 
+// answer answers a get or a members.list of a group that is ready.
+func (g *group) answer(get *messages.GetRequest, list *messages.ListMembersRequest, member string) (proto.Message, error) {
+	if list != nil {
+		return g.list(list), nil
+	}
+	if err := g.allowed(member); err != nil {
+		return nil, err
+	}
+	return g.read(get), nil
+}
+
 func (g *group) read(req *messages.GetRequest) *messages.GetReply {
-	out := &messages.GetReply{GroupId: g.id, Counters: make(map[string]int64, len(req.GetKeyList())), Seq: g.state.GetVersion()}
+	out := &messages.GetReply{GroupId: g.id, Counters: make(map[string]int64, len(req.GetKeyList())), Seq: g.state.GetVersion(), Members: g.state.GetMembersOnly()}
 	if len(req.GetKeyList()) == 0 {
 		for k, v := range g.state.Counters {
 			out.Counters[k] = v
@@ -280,7 +316,7 @@ func (g *group) read(req *messages.GetRequest) *messages.GetReply {
 // flush starts the next append with every queued command, up to MaxBatch,
 // unless a load or an append is in flight.
 func (g *group) flush() {
-	for g.ready && !g.busy && !g.paced && len(g.queue) > 0 {
+	for g.ready && !g.busy && !g.paced && !g.indexing && len(g.queue) > 0 {
 		if !g.owns() {
 			g.disown()
 			return
@@ -298,14 +334,25 @@ func (g *group) flush() {
 		for ; n < len(g.queue) && len(batch) < g.cfg.MaxBatch; n++ {
 			p := g.queue[n]
 			if g.answered(p, now) {
-				g.finish(p)
+				g.settle(p, true)
 				continue
+			}
+			// A members change goes alone, so that every other command of
+			// an append is checked against the members before it.
+			members := isMembers(p.cmd.GetOp())
+			if len(batch) > 0 && (members || isMembers(batch[0].cmd.GetOp())) {
+				break
+			}
+			if g.unindex(p) {
+				break
 			}
 			// The event must fit in one NATS message.
 			if size += changeBytes(p.cmd); size > g.cfg.MaxEventBytes && len(batch) > 0 {
 				break
 			}
-			p.result, p.err = decide(next, p.cmd)
+			if p.err = g.allowed(p.cmd.GetUser()); p.err == nil {
+				p.result, p.err = decide(next, g.members, p.cmd)
+			}
 			if p.err == nil && p.result == nil {
 				p.result = &messages.Change{Op: p.cmd.GetOp(), RequestId: p.cmd.GetRequestId()}
 			} else if p.err == nil {
@@ -316,7 +363,7 @@ func (g *group) flush() {
 		g.queue = slices.Delete(g.queue, 0, n)
 		if len(ev.Changes) == 0 {
 			for _, p := range batch {
-				g.finish(p)
+				g.settle(p, false)
 			}
 			continue
 		}
@@ -351,6 +398,9 @@ const maxStateBytes = contract.MaxKeys*(contract.MaxKeyLen+16) + 16
 // changeBytes bounds the encoded size of the change a command makes.
 func changeBytes(c *messages.Change) int {
 	n := 48 + len(c.GetRequestId()) + len(c.GetKey()) + len(c.GetUser())
+	for _, u := range c.GetMembers() {
+		n += len(u) + 4
+	}
 	for k := range c.GetCounters() {
 		n += len(k) + 16
 	}
@@ -378,6 +428,7 @@ func (g *group) answered(p *pending, now int64) bool {
 		p.result = &messages.Change{
 			Seq: o.Seq, Op: c.GetOp(), RequestId: c.GetRequestId(),
 			Counters: c.GetCounters(), Key: c.GetKey(), Amount: c.GetAmount(), Value: o.Value,
+			Members: o.Users,
 		}
 	}
 	return true
@@ -398,6 +449,7 @@ func (g *group) draft() *messages.GroupState {
 	clear(d.Counters)
 	maps.Copy(d.Counters, g.state.Counters)
 	d.Version = g.state.Version
+	d.MembersOnly, d.MemberCount, d.MembersDigest = g.state.MembersOnly, g.state.MemberCount, g.state.MembersDigest
 	return d
 }
 
@@ -406,10 +458,10 @@ func (g *group) draft() *messages.GroupState {
 func (g *group) newEvent(now int64) *messages.Event {
 	ev := g.spareEvent
 	if ev == nil {
-		return &messages.Event{PrevSeq: g.seq, UnixNano: now}
+		return &messages.Event{PrevSeq: g.seq, UnixNano: now, MembersSeq: g.membersSeq}
 	}
 	g.spareEvent = nil
-	ev.PrevSeq, ev.UnixNano, ev.State = g.seq, now, nil
+	ev.PrevSeq, ev.UnixNano, ev.State, ev.MembersSeq = g.seq, now, nil, g.membersSeq
 	return ev
 }
 
@@ -498,17 +550,23 @@ func (g *group) commit(seq uint64, ev *messages.Event, batch []*pending) {
 	// decide built it with Apply's own steps. The old state is the next
 	// draft.
 	g.spare, g.state, g.seq = g.state, ev.State, seq
+	for _, c := range ev.Changes {
+		if isMembers(c.GetOp()) {
+			applyMembers(g.members, c)
+			g.membersSeq = seq
+		}
+	}
 	if g.cfg.DedupeWindow > 0 {
 		now, expires := expiry(g.cfg.Clock, g.cfg.DedupeWindow, ev.GetUnixNano())
 		for _, p := range batch {
 			if p.err == nil && p.result.GetSeq() > 0 && p.cmd.GetRequestId() != "" {
-				g.seen.Put(p.id, dedupe.Outcome{Fingerprint: p.fp, Seq: p.result.GetSeq(), Value: p.result.GetValue()}, expires, now)
+				g.seen.Put(p.id, dedupe.Outcome{Fingerprint: p.fp, Seq: p.result.GetSeq(), Value: p.result.GetValue(), Users: p.result.GetMembers()}, expires, now)
 			}
 		}
 	}
 	if pub := g.cfg.Publisher; pub != nil {
-		if g.updates == "" {
-			g.updates = pub.Subject(g.id)
+		if mo := g.state.GetMembersOnly(); g.updates == "" || g.updatesMO != mo {
+			g.updates, g.updatesMO = pub.Subject(g.id, mo), mo
 		}
 		if pub.Wants(g.updates) {
 			var ups []*messages.Update
@@ -527,7 +585,7 @@ func (g *group) commit(seq uint64, ev *messages.Event, batch []*pending) {
 		}
 	}
 	for _, p := range batch {
-		g.finish(p)
+		g.settle(p, false)
 	}
 }
 
@@ -536,7 +594,7 @@ func (g *group) commit(seq uint64, ev *messages.Event, batch []*pending) {
 func (g *group) finish(p *pending) {
 	// Gets reach here only refused: an answered get never waits.
 	var res proto.Message = p.result
-	if p.err != nil {
+	if p.err != nil || p.cmd == nil {
 		res = nil // not a typed nil
 	}
 	p.reply(res, p.err)
@@ -612,6 +670,9 @@ func (g *group) load(known uint64) {
 		}
 		if res.err == nil && res.ev != nil && window > 0 && recent {
 			res.recent, res.err = recentChanges(c, j, id, res.ev, res.seq, known, horizon, limit)
+		}
+		if res.err == nil {
+			res.members, res.membersSeq, res.err = loadMembers(c, j, id, res.ev, res.seq)
 		}
 		pass.send(res)
 	})
@@ -749,6 +810,7 @@ func (g *group) onLoaded(m *loaded) {
 		return
 	}
 	g.state, g.seq = CloneState(m.ev.GetState()), m.seq
+	g.members, g.membersSeq = m.members, m.membersSeq
 	for _, r := range m.recent {
 		now, expires := expiry(g.cfg.Clock, g.cfg.DedupeWindow, r.at)
 		rememberChange(g.seen, g.id, r.change, expires, now)
@@ -759,8 +821,8 @@ func (g *group) onLoaded(m *loaded) {
 	g.ready = true
 	writes := g.queue[:0]
 	for _, p := range g.queue {
-		if p.get != nil {
-			p.reply(g.read(p.get), nil)
+		if p.cmd == nil {
+			p.reply(g.answer(p.get, p.list, p.member))
 			continue
 		}
 		writes = append(writes, p)
