@@ -53,7 +53,7 @@ func TestPublisherWantsSubscribers(t *testing.T) {
 	if pub.Wants(pub.Subject("g", false)) {
 		t.Error("updates of g wanted after the last subscriber left")
 	}
-	if ext := gateway.NewPublisher(other, "tally.v1", slog.New(slog.DiscardHandler)); !ext.Wants(ext.Subject("g")) {
+	if ext := gateway.NewPublisher(other, "tally.v1", slog.New(slog.DiscardHandler)); !ext.Wants(ext.Subject("g", false)) {
 		t.Error("a publisher without Interest (external server) must publish every update")
 	}
 }
