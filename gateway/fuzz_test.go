@@ -171,14 +171,14 @@ func decodeAsNode(o op, f format, data []byte) (proto.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	group, change, get, err := decode(o, f, "", data)
+	cmd, err := decode(o, f, "", data)
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("decode after %T: %w", req, err)
-	case change != nil:
-		err = actors.ValidateChange(group, change)
+	case cmd.change != nil:
+		err = actors.ValidateChange(cmd.group, cmd.change)
 	default:
-		err = actors.ValidateGet(get)
+		err = actors.ValidateGet(cmd.get)
 	}
 	return req, err
 }

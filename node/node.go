@@ -18,6 +18,7 @@ import (
 	"github.com/tallyhq/tally/cluster"
 	"github.com/tallyhq/tally/gateway"
 	"github.com/tallyhq/tally/journal"
+	"github.com/tallyhq/tally/membership"
 	"github.com/tallyhq/tally/metrics"
 )
 
@@ -57,6 +58,7 @@ type Node struct {
 	cluster   *cluster.Cluster   // in a cluster
 	actors    *actors.Node
 	gateway   *gateway.Gateway
+	members   *membership.Index // the user -> groups index
 }
 
 // Start starts a node and returns once it answers requests. ctx bounds the
@@ -128,6 +130,13 @@ func (n *Node) start(ctx context.Context) error {
 		gcfg.Router, gcfg.Internal, gcfg.Leave = n.cluster, ic, n.cluster.Stop
 	}
 	gcfg.History, gcfg.Metrics = n.history, n.metrics
+	// Membership: the user -> groups index, replicated as the journal.
+	if err := n.await(ctx, "the membership index "+membership.Bucket, func(ctx context.Context) error {
+		n.members, err = membership.Open(ctx, js, membership.Config{Replicas: jcfg.Replicas, Storage: jetstream.FileStorage})
+		return err
+	}); err != nil {
+		return err
+	}
 	if err := n.startActors(ctx, gcfg.Prefix); err != nil {
 		return err
 	}
@@ -359,6 +368,8 @@ func (n *Node) startActors(ctx context.Context, prefix string) error {
 		pub.Interest = acc.SubscriptionInterest
 	}
 	cfg.Publisher = pub
+	// Membership: the index the groups write, and who is told of changes.
+	cfg.Index, cfg.MembersChanged = n.members, n.cfg.MembersChanged
 	if n.cfg.Clock != nil {
 		cfg.Clock = n.cfg.Clock
 	}
@@ -441,6 +452,9 @@ func (n *Node) embed(ctx context.Context, stream, prefix string) error {
 // ClientURL is where clients connect: the embedded server's client URL, or
 // the NATS URL the node was given, with any password redacted.
 func (n *Node) ClientURL() string { return Redact(n.url) }
+
+// Members returns the node's user -> groups index, which sign-in reads.
+func (n *Node) Members() *membership.Index { return n.members }
 
 // Server is the embedded NATS server, for monitoring; nil on an external
 // one.
