@@ -265,3 +265,58 @@ func TestMembersValidation(t *testing.T) {
 		t.Errorf("refused calls changed g: %v", r)
 	}
 }
+
+// TestMembersAtScale: a group of 100,000 members, added 100 a call as the
+// admin API allows, checked in a call, listed in pages and reloaded from
+// the journal; and a user in 1,000 groups, whom the index gives all of.
+func TestMembersAtScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("adds 100,000 members")
+	}
+	ctx := context.Background()
+	e := newEnv(t, nil)
+	index, err := membership.Open(ctx, e.js, membership.Config{Replicas: 1, Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, e.journal, e.clock, e.pub, func(c *actors.Config) { c.Index = index })
+	start := time.Now()
+	for i := 0; i < 100_000; i += 100 {
+		users := make([]string, 100)
+		for j := range users {
+			users[j] = fmt.Sprintf("user-%06d", i+j)
+		}
+		if got := change(t, n, "", "big", addMembers(users...)); len(got.GetMembers()) != 100 {
+			t.Fatalf("add of 100 new members added %d", len(got.GetMembers()))
+		}
+	}
+	t.Logf("100,000 members added in 1,000 calls in %v", time.Since(start))
+	change(t, n, "user-054321", "big", increase("k", 1))
+	if _, err := n.Change(ctx, "user-100000", "big", increase("k", 1)); !errors.Is(err, actors.ErrNotAllowed) {
+		t.Errorf("a non-member of 100,000 = %v", err)
+	}
+	page, err := n.List(ctx, &messages.ListMembersRequest{GroupId: "big", After: "user-099990", Limit: 1000})
+	if err != nil || len(page.GetUserIds()) != 9 || page.GetUserIds()[0] != "user-099991" || page.GetNext() != "" {
+		t.Errorf("last page = %v, %v", page, err)
+	}
+	again := startNode(t, e.journal, e.clock, e.pub, nil)
+	start = time.Now()
+	change(t, again, "user-099999", "big", increase("k", 1))
+	t.Logf("a group of 100,000 members loaded from the journal in %v", time.Since(start))
+	if got := listAll(t, again, "big", 1000); len(got) != 100_000 {
+		t.Errorf("reloaded: %d members", len(got))
+	}
+
+	for i := range 1000 {
+		change(t, n, "", fmt.Sprintf("room-%d", i), addMembers("alice", "bob"))
+	}
+	start = time.Now()
+	groups, err := index.GroupsOf(ctx, "alice")
+	t.Logf("GroupsOf a user in 1,000 groups: %v", time.Since(start))
+	if err != nil || len(groups) != 1000 {
+		t.Errorf("GroupsOf(alice) = %d groups, %v; want 1000", len(groups), err)
+	}
+	if groups, _ := index.GroupsOf(ctx, "user-000007"); !slices.Equal(groups, []string{"big"}) {
+		t.Errorf("GroupsOf(user-000007) = %q, want [big]", groups)
+	}
+}

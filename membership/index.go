@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tallyhq/tally/journal"
@@ -20,6 +21,7 @@ const Bucket = "TALLY_MEMBERSHIP"
 // use.
 type Index struct {
 	kv jetstream.KeyValue
+	js jetstream.JetStream
 }
 
 // Config describes the index's bucket.
@@ -62,26 +64,44 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Index, erro
 	if err != nil {
 		return nil, fmt.Errorf("membership: bucket %s: %w", Bucket, err)
 	}
-	return &Index{kv: kv}, nil
+	return &Index{kv: kv, js: js}, nil
 }
 
 // Add records that users are members of group.
 func (x *Index) Add(ctx context.Context, group string, users []string) error {
-	for _, u := range users {
-		if _, err := x.kv.Put(ctx, key(u, group), nil); err != nil {
-			return fmt.Errorf("membership: index %s in %s: %w", u, group, err)
-		}
-	}
-	return nil
+	return x.write(ctx, group, users, nil)
 }
 
 // Remove records that users are not members of group.
 func (x *Index) Remove(ctx context.Context, group string, users []string) error {
+	// A purge keeps one marker per key, where a delete would keep the
+	// last value's history too.
+	return x.write(ctx, group, users, purge)
+}
+
+// purge is the headers of a KV purge: a marker that rolls up the key.
+var purge = nats.Header{"KV-Operation": []string{"PURGE"}, "Nats-Rollup": []string{"sub"}}
+
+// write puts (header nil) or purges the keys of users in group, all at
+// once, as the KV's own Put and Purge would one at a time, and waits for
+// every acknowledgement.
+func (x *Index) write(ctx context.Context, group string, users []string, header nats.Header) error {
+	acks := make([]jetstream.PubAckFuture, 0, len(users))
 	for _, u := range users {
-		// A purge keeps one marker per key, where a delete would keep the
-		// last value's history too.
-		if err := x.kv.Purge(ctx, key(u, group)); err != nil {
-			return fmt.Errorf("membership: unindex %s in %s: %w", u, group, err)
+		m := &nats.Msg{Subject: "$KV." + Bucket + "." + key(u, group), Header: header}
+		f, err := x.js.PublishMsgAsync(m)
+		if err != nil {
+			return fmt.Errorf("membership: index %s in %s: %w", u, group, err)
+		}
+		acks = append(acks, f)
+	}
+	for i, f := range acks {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("membership: index %s in %s: %w", users[i], group, err)
+		case <-ctx.Done():
+			return fmt.Errorf("membership: index %s in %s: %w", users[i], group, ctx.Err())
 		}
 	}
 	return nil
