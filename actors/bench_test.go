@@ -60,3 +60,19 @@ func TestWindowSlides(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMemberCheck is what a members-only group adds to a user's
+// call: the check of the user against 100,000 members.
+func BenchmarkMemberCheck(b *testing.B) {
+	ids := make([]string, 100_000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("user-%06d", i)
+	}
+	g := &group{id: "g", state: &messages.GroupState{MembersOnly: true}, members: membership.New(ids)}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if err := g.allowed(ids[i%len(ids)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
