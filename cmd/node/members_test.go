@@ -164,3 +164,40 @@ func TestMembersAcrossRestart(t *testing.T) {
 		t.Errorf("bob's get on the imported journal = %s, want 10007", got)
 	}
 }
+
+// TestClusterMembers: members change through one node of a cluster, and
+// every node answers by them: the calls of a group's user and its list
+// are forwarded to the group's node with the user, whatever node takes
+// them.
+func TestClusterMembers(t *testing.T) {
+	c := startCluster(t, 3, false)
+	nc := c.connect(0)
+	const groups = 8 // over several partitions, so over the nodes
+	for j := range groups {
+		g := fmt.Sprintf("room-%d", j)
+		if got := request(t, nc, "tally.v1.admin.members.add", fmt.Sprintf(`{"groupID":%q,"userIDs":["alice-0","alice-1","alice-2"]}`, g)); !strings.Contains(got, `"userIDs":["alice-0","alice-1","alice-2"]`) {
+			t.Fatalf("add to %s = %s", g, got)
+		}
+	}
+	for i := range c.members {
+		nc := c.connect(i)
+		for j := range groups {
+			g := fmt.Sprintf("room-%d", j)
+			if got := request(t, nc, fmt.Sprintf("tally.v1.user.mallory-%d.get", i), fmt.Sprintf(`{"groupID":%q}`, g)); !strings.Contains(got, `"code":10007`) {
+				t.Errorf("node %d: a non-member's get of %s = %s, want 10007", i, g, got)
+			}
+			if got := request(t, nc, fmt.Sprintf("tally.v1.user.mallory-%d.increase", i), fmt.Sprintf(`{"groupID":%q,"key":"k","value":1}`, g)); !strings.Contains(got, `"code":10007`) {
+				t.Errorf("node %d: a non-member's increase of %s = %s, want 10007", i, g, got)
+			}
+			if got := request(t, nc, fmt.Sprintf("tally.v1.user.alice-%d.increase", i), fmt.Sprintf(`{"groupID":%q,"key":"k","value":1}`, g)); got != fmt.Sprintf(`{"groupID":%q,"key":"k","value":%d}`, g, i+1) {
+				t.Errorf("node %d: a member's increase of %s = %s", i, g, got)
+			}
+			if got := request(t, nc, fmt.Sprintf("tally.v1.user.alice-%d.get", i), fmt.Sprintf(`{"groupID":%q}`, g)); !strings.Contains(got, `"members":true`) {
+				t.Errorf("node %d: a member's get of %s = %s", i, g, got)
+			}
+			if got := members(t, nc, g); !slices.Equal(got, []string{"alice-0", "alice-1", "alice-2"}) {
+				t.Errorf("node %d: members of %s = %q", i, g, got)
+			}
+		}
+	}
+}
