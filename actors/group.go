@@ -81,13 +81,14 @@ type group struct {
 	// of the last event that changed it, which the next event names.
 	members    *membership.Set
 	membersSeq uint64
-	// Index jobs run one at a time, in order (see members.go).
-	jobs     []*indexJob
-	indexing bool
-	ready    bool // state is loaded and current
-	busy     bool // a load or an append is in flight
-	stale    bool // another writer wrote the group while busy: load again after
-	await    bool // the next load reads until the last event is past seq
+	// Index jobs run one at a time, in order (see members.go): running
+	// is the one in flight.
+	jobs    []*indexJob
+	running *indexJob
+	ready   bool // state is loaded and current
+	busy    bool // a load or an append is in flight
+	stale   bool // another writer wrote the group while busy: load again after
+	await   bool // the next load reads until the last event is past seq
 
 	queue    []*pending // arrived, not yet in an append
 	inflight []*pending // in the append in flight
@@ -191,7 +192,7 @@ func (g *group) Receive(ctx actor.Context) {
 	case *indexed:
 		g.onIndexed(m.job)
 	case *idleCheck:
-		if !g.busy && !g.paced && !g.indexing && len(g.queue) == 0 {
+		if !g.busy && !g.paced && g.running == nil && len(g.queue) == 0 {
 			g.pass.begin()
 		}
 	case *passivate:
@@ -208,10 +209,14 @@ func (g *group) Receive(ctx actor.Context) {
 // those in the append in flight is unknown.
 func (g *group) abandon() {
 	held := append(g.inflight, g.queue...)
-	for _, j := range g.jobs {
-		held = append(held, j.then...)
+	// A job still running reports to an actor that is gone: its commands
+	// are answered here.
+	for _, j := range append(g.jobs, g.running) {
+		if j != nil {
+			held = append(held, j.then...)
+		}
 	}
-	g.jobs = nil
+	g.jobs, g.running = nil, nil
 	for _, p := range held {
 		p.result, p.err = nil, fmt.Errorf("%w: group %s stopped", ErrUnavailable, g.id)
 		g.finish(p)
@@ -223,7 +228,7 @@ func (g *group) abandon() {
 // has nothing in flight, leaving a snapshot of its state for the next
 // activation.
 func (g *group) stopIfDone() {
-	if g.drained && !g.busy && !g.paced && !g.indexing && len(g.queue) == 0 {
+	if g.drained && !g.busy && !g.paced && g.running == nil && len(g.queue) == 0 {
 		// A group that lost its lease leaves a snapshot too: served again
 		// only under the same lease, it otherwise tells the next load how
 		// far the node's table knows the group's request IDs.
@@ -316,7 +321,7 @@ func (g *group) read(req *messages.GetRequest) *messages.GetReply {
 // flush starts the next append with every queued command, up to MaxBatch,
 // unless a load or an append is in flight.
 func (g *group) flush() {
-	for g.ready && !g.busy && !g.paced && !g.indexing && len(g.queue) > 0 {
+	for g.ready && !g.busy && !g.paced && g.running == nil && len(g.queue) > 0 {
 		if !g.owns() {
 			g.disown()
 			return

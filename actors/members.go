@@ -91,12 +91,12 @@ func (g *group) schedule(j *indexJob) {
 
 // nextJob starts the next index job unless one runs.
 func (g *group) nextJob() {
-	if g.indexing || len(g.jobs) == 0 {
+	if g.running != nil || len(g.jobs) == 0 {
 		return
 	}
 	j := g.jobs[0]
 	g.jobs = slices.Delete(g.jobs, 0, 1)
-	g.indexing = true
+	g.running = j
 	idx, hook, timeout, id, pass := g.cfg.Index, g.cfg.MembersChanged, g.cfg.Timeout, g.id, &g.pass
 	g.loads.run(func(ctx context.Context) {
 		c, cancel := context.WithTimeout(ctx, timeout)
@@ -115,7 +115,7 @@ func (g *group) nextJob() {
 }
 
 func (g *group) onIndexed(j *indexJob) {
-	g.indexing = false
+	g.running = nil
 	if j.err != nil {
 		g.cfg.Logger.Warn("membership index write failed", slog.String("group", g.id), slog.Any("error", j.err))
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
-
 )
 
 // BenchmarkIncrease measures a user's increase through a node onto a real

@@ -107,7 +107,7 @@ func History(ctx context.Context, j Journal, group string, f Filter) ([]Entry, e
 			return errFull
 		}
 		e := Entry{Seq: c.GetSeq(), StreamSeq: s.Seq, Time: t, Op: actors.OpName(c.GetOp()),
-			User: c.GetUser(), RequestID: c.GetRequestId(), BeforeUnknown: before == nil, Members: c.GetMembers()}
+			User: c.GetUser(), RequestID: c.GetRequestId(), BeforeUnknown: before == nil, Members: c.GetMembers(), Changes: []KeyChange{}}
 		for _, k := range keysOf(c) {
 			kc := KeyChange{Key: k}
 			switch {
