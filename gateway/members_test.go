@@ -1,8 +1,10 @@
 package gateway_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +13,10 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tallyhq/tally/gateway/gatewaytest"
+	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/messages"
+	"github.com/tallyhq/tally/node"
 )
 
 // expect sends payload to subject and checks the reply's body, or its
@@ -163,5 +168,56 @@ func TestMembersHostile(t *testing.T) {
 		if err != nats.ErrNoResponders {
 			t.Errorf("%s on a user's subject: %v, want no responders", op, err)
 		}
+	}
+}
+
+// TestMembersChangedHook: the node tells its MembersChanged hook of
+// exactly the users whose membership a call changed, once the change is
+// journaled and indexed, and sign-in's index lookup sees the change.
+func TestMembersChangedHook(t *testing.T) {
+	calls := make(chan []string, 16)
+	n := gatewaytest.StartTB(t, func(c *node.Config) {
+		c.MembersChanged = func(_ context.Context, users []string) { calls <- users }
+	})
+	e := &env{nc: journaltest.ConnectURL(t, n.URL), clock: n.Clock, node: n}
+	ctx := context.Background()
+	for _, step := range []struct {
+		subject, payload string
+		changed          []string
+		groups           map[string][]string // user -> GroupsOf after the step
+	}{
+		{"members.add", `{"groupID":"g","userIDs":["bob","alice"]}`, []string{"alice", "bob"}, map[string][]string{"alice": {"g"}, "bob": {"g"}}},
+		{"members.add", `{"groupID":"g","userIDs":["alice","carol"]}`, []string{"carol"}, map[string][]string{"carol": {"g"}}},
+		{"members.add", `{"groupID":"g","userIDs":["alice"]}`, nil, map[string][]string{"alice": {"g"}}},
+		{"members.remove", `{"groupID":"g","userIDs":["bob","zed"]}`, []string{"bob"}, map[string][]string{"bob": nil, "alice": {"g"}}},
+	} {
+		e.expect(t, "tally.v1.admin."+step.subject, step.payload, 0, "")
+		if step.changed != nil {
+			select {
+			case got := <-calls:
+				if !slices.Equal(got, step.changed) {
+					t.Errorf("%s %s: hook told %q, want %q", step.subject, step.payload, got, step.changed)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s %s: hook not called", step.subject, step.payload)
+			}
+		}
+		for user, want := range step.groups {
+			got, err := n.Members().GroupsOf(ctx, user)
+			if err != nil || !slices.Equal(got, want) {
+				t.Errorf("after %s %s: GroupsOf(%s) = %q, %v; want %q", step.subject, step.payload, user, got, err, want)
+			}
+		}
+	}
+	// A sentinel change: had the no-op add told the hook, this would not be
+	// the next call.
+	e.expect(t, "tally.v1.admin.members.add", `{"groupID":"g","userIDs":["dave"]}`, 0, "")
+	select {
+	case got := <-calls:
+		if !slices.Equal(got, []string{"dave"}) {
+			t.Errorf("hook told %q after the no-op add, want [dave] next", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("hook not called for dave")
 	}
 }
