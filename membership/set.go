@@ -1,7 +1,6 @@
 package membership
 
 import (
-	"bytes"
 	"hash/maphash"
 	"slices"
 	"strings"
@@ -84,21 +83,18 @@ func (s *Set) Add(ids []string) []string {
 		s.index[i] = off + 1
 		fresh = append(fresh, off)
 	}
-	// Merge the new members into the order: one pass, no sort of the
+	// Merge the new members into the order: each one's place by binary
+	// search, the members between them moved in blocks; no sort of the
 	// whole set.
 	merged := make([]uint32, 0, len(s.sorted)+len(fresh))
-	i, j := 0, 0
-	for i < len(s.sorted) && j < len(fresh) {
-		if bytes.Compare(s.at(s.sorted[i]), s.at(fresh[j])) < 0 {
-			merged = append(merged, s.sorted[i])
-			i++
-		} else {
-			merged = append(merged, fresh[j])
-			j++
-		}
+	prev := 0
+	for j, off := range fresh {
+		p := s.position(added[j])
+		merged = append(merged, s.sorted[prev:p]...)
+		merged = append(merged, off)
+		prev = p
 	}
-	merged = append(merged, s.sorted[i:]...)
-	s.sorted = append(merged, fresh[j:]...)
+	s.sorted = append(merged, s.sorted[prev:]...)
 	return added
 }
 

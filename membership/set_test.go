@@ -59,6 +59,9 @@ func TestSetAgainstMap(t *testing.T) {
 				t.Fatalf("step %d: Has(%q) = %v, want %v", step, u, s.Has(u), want[u])
 			}
 		}
+		if step%20 != 0 {
+			continue
+		}
 		if s.Digest() != membership.DigestOf(all) {
 			t.Fatalf("step %d: digest differs", step)
 		}
