@@ -798,7 +798,10 @@ func (g *group) onLoaded(m *loaded) {
 	if m.err != nil {
 		g.cfg.Logger.Warn("loading group from the journal failed", slog.String("group", g.id), slog.Any("error", m.err))
 		g.failed = fmt.Errorf("%w: load group %s: %w", ErrUnavailable, g.id, m.err)
-		if errors.Is(m.err, journal.ErrCorrupt) || errors.Is(m.err, ErrCorruptEvent) {
+		switch {
+		case errors.Is(m.err, errMembersNotKept):
+			g.failed = fmt.Errorf("%w: group %s cannot be loaded: %w", ErrUnavailable, g.id, m.err)
+		case errors.Is(m.err, journal.ErrCorrupt) || errors.Is(m.err, ErrCorruptEvent):
 			g.failed = fmt.Errorf("%w: group %s cannot be loaded: its last event in the journal is damaged (%w); an operator must repair the journal", ErrUnavailable, g.id, m.err)
 		}
 		for _, p := range g.queue {

@@ -139,6 +139,10 @@ func (g *group) onIndexed(j *indexJob) {
 	g.stopIfDone()
 }
 
+// errMembersNotKept: a group with members cannot be served without them,
+// and the journal dropped a change of them (its per-group limit).
+var errMembersNotKept = errors.New("the journal no longer keeps this change of the group's members, so its members are not known (keep every event of groups with members: --journal-keep 0)")
+
 // loadMembers rebuilds the member set of a group whose last event, at
 // stream sequence seq, is last (nil: none): it follows the events that
 // changed members back from it (Event.MembersSeq), replays their changes
@@ -157,7 +161,7 @@ func loadMembers(ctx context.Context, j Journal, group string, last *messages.Ev
 	for at := last.GetMembersSeq(); at != 0; {
 		ev, err := j.At(ctx, group, at)
 		if errors.Is(err, journal.ErrRemoved) {
-			return nil, 0, fmt.Errorf("its members are not known: event %d, which changed them, is no longer kept: %w", at, ErrCorruptEvent)
+			return nil, 0, fmt.Errorf("event %d: %w", at, errMembersNotKept)
 		}
 		if err != nil {
 			return nil, 0, fmt.Errorf("members: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,9 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/tallyhq/tally/actors"
+	"github.com/tallyhq/tally/actors/actorstest"
+	"github.com/tallyhq/tally/journal"
+	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/membership"
 	"github.com/tallyhq/tally/messages"
 )
@@ -318,5 +322,29 @@ func TestMembersAtScale(t *testing.T) {
 	}
 	if groups, _ := index.GroupsOf(ctx, "user-000007"); !slices.Equal(groups, []string{"big"}) {
 		t.Errorf("GroupsOf(user-000007) = %q, want [big]", groups)
+	}
+}
+
+// TestMembersNotKept: a group whose first members change the journal's
+// per-group limit dropped is not served, rather than served without its
+// members (which would open it to everyone).
+func TestMembersNotKept(t *testing.T) {
+	js := journaltest.JetStream(t, journaltest.Connect(t, journaltest.StartServer(t)))
+	cfg := journal.DefaultConfig()
+	cfg.KeepPerGroup = 3
+	j, err := journal.Open(context.Background(), js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := actorstest.NewFakeClock()
+	n := startNode(t, j, clock, &recorder{}, nil)
+	change(t, n, "", "g", addMembers("alice"))
+	for range 3 {
+		change(t, n, "alice", "g", increase("k", 1))
+	}
+	again := startNode(t, j, clock, &recorder{}, nil)
+	_, err = again.Change(context.Background(), "mallory", "g", increase("k", 1))
+	if !errors.Is(err, actors.ErrUnavailable) || !strings.Contains(err.Error(), "members are not known") {
+		t.Errorf("a call on a group whose members change was dropped = %v, want ErrUnavailable naming the members", err)
 	}
 }
