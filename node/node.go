@@ -132,6 +132,7 @@ func (n *Node) start(ctx context.Context) error {
 	gcfg.History, gcfg.Metrics = n.history, n.metrics
 	// Membership: the user -> groups index, replicated as the journal.
 	if err := n.await(ctx, "the membership index "+membership.Bucket, func(ctx context.Context) error {
+		var err error
 		n.members, err = membership.Open(ctx, js, membership.Config{Replicas: jcfg.Replicas, Storage: jetstream.FileStorage})
 		return err
 	}); err != nil {
