@@ -43,13 +43,22 @@ type Leases interface {
 // Publisher sends the updates of a committed change to subscribers. It must
 // not block: it is called from inside a group actor.
 type Publisher interface {
-	// Subject returns the subject of a group's updates; a group actor asks
-	// once and passes it to Wants and Publish.
-	Subject(group string) string
+	// Subject returns the subject of a group's updates, which differs for
+	// a group that has had members; a group actor asks once and passes it
+	// to Wants and Publish.
+	Subject(group string, membersOnly bool) string
 	// Wants reports whether anyone may listen to updates on subject; when
 	// it says no, the group builds and publishes none.
 	Wants(subject string) bool
 	Publish(subject string, updates []*messages.Update)
+}
+
+// MembersIndex is the user -> groups index (see package membership) that
+// a group actor keeps in step with its members: Add after the journal
+// took an add, Remove before it takes a remove.
+type MembersIndex interface {
+	Add(ctx context.Context, group string, users []string) error
+	Remove(ctx context.Context, group string, users []string) error
 }
 
 // Clock tells the time; tests pass a fake one to move rate-limit windows
@@ -98,6 +107,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, when set, count appends, calls per append and reloads.
 	Metrics *metrics.Metrics
+	// Index, when set, is written with every change of a group's members.
+	Index MembersIndex
+	// MembersChanged, when set, is called once a members change is in the
+	// journal and the index, with the users whose membership it changed
+	// (and again by a retry of it): their connections hold grants of the
+	// old membership. It runs off the group's actor and may block.
+	MembersChanged func(ctx context.Context, users []string)
 
 	// PassivateAfter is how long an idle group stays in memory; after it,
 	// the group's next call reads it from the journal.
