@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
+	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/signin"
 	"github.com/tallyhq/tally/usersig"
 )
@@ -178,7 +179,7 @@ func endUserOptions(cfg Config, opts *server.Options, from *server.Account, fron
 		return err
 	}
 	userSubjects, updates := prefix+".user.>", prefix+".updates.>"
-	open, members := prefix+".updates.*", prefix+".updates.*.members"
+	open, members := contract.UpdatesSubject(prefix, "*", false), contract.UpdatesSubject(prefix, "*", true)
 	if front {
 		if err := from.AddServiceExport(userSubjects, []*server.Account{users}); err != nil {
 			return fmt.Errorf("account %s: export %s: %w", from.Name, userSubjects, err)

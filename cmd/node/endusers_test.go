@@ -19,6 +19,7 @@ import (
 	"github.com/tallyhq/tally/client"
 	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/node/nodetest"
+	"github.com/tallyhq/tally/signin"
 	"github.com/tallyhq/tally/usersig"
 )
 
@@ -432,6 +433,7 @@ func TestEndUsersOnCluster(t *testing.T) {
 	c.launchAll()
 	ctx := context.Background()
 	var users []*client.Client
+	var conns []*userConn
 	updates := make(chan client.Update, 100)
 	for i := range c.members {
 		user := fmt.Sprintf("u%d", i+1)
@@ -439,6 +441,7 @@ func TestEndUsersOnCluster(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s signs in on node %d: %v", user, i+1, err)
 		}
+		conns = append(conns, u)
 		cl, err := client.New(u.nc, user, client.WithTimeout(10*time.Second))
 		if err != nil {
 			t.Fatal(err)
@@ -484,6 +487,64 @@ func TestEndUsersOnCluster(t *testing.T) {
 	if fmt.Sprint(seen) != "map[1:3 2:3 3:3]" {
 		t.Errorf("updates seen %v, want each of 1, 2, 3 three times", seen)
 	}
+	checkMembersOnCluster(t, c, ws, key, conns)
+}
+
+// checkMembersOnCluster makes u1 a member of group club through node 1:
+// u1's connection on node 1 closes, and signed in again on node 3 she
+// receives club's updates; u2, on node 2, is refused club's calls and its
+// updates; removed, u1's connection closes again.
+func checkMembersOnCluster(t *testing.T, c *testCluster, ws []string, key ed25519.PrivateKey, conns []*userConn) {
+	ctx := context.Background()
+	admin, err := client.NewAdmin(journaltest.ConnectURL(t, c.members[0].url), client.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.AddGroupMembers(ctx, "club", []string{"u1"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-conns[0].closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("u1's connection on node 1 still open 10 s after she was made a member")
+	}
+	u1, err := signInAt(t, "ws://"+ws[2], "u1", mintFor(t, key, "u1", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := u1.nc.SubscribeSync(signin.MembersSubject("tally.v1", "club"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u1.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	u2, err := client.New(conns[1].nc, "u2", client.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u2.IncreaseGroupCounter(ctx, "club", "likes", 1); !errors.Is(err, client.ErrNotMember) {
+		t.Errorf("u2's increase of club: %v, want 10007", err)
+	}
+	if _, err := conns[1].nc.SubscribeSync(signin.MembersSubject("tally.v1", "club")); err != nil {
+		t.Fatal(err)
+	}
+	conns[1].refused(t, "u2 subscribes", signin.MembersSubject("tally.v1", "club"))
+	if _, err := admin.IncreaseGroupCounter(ctx, "club", "likes", 5); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sub.NextMsg(10 * time.Second)
+	if err != nil || !strings.Contains(string(m.Data), `"value":5`) {
+		t.Errorf("u1's update of club: %q, %v", m.Data, err)
+	}
+	if _, err := admin.RemoveGroupMembers(ctx, "club", []string{"u1"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-u1.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("u1's connection on node 3 still open 10 s after she was removed")
+	}
 }
 
 // TestEndUserWithNATSConfig signs end users in next to a configuration
@@ -520,4 +581,42 @@ func TestEndUserWithNATSConfig(t *testing.T) {
 	_, err = signInAt(t, "ws://"+ws, "anyone", "")
 	refusedSignIn(t, "WebSocket without credentials", err)
 	awaitNodeLog(t, p, "sign-in refused", "no user signature", "type=websocket")
+}
+
+// TestEndUserFlood has mallory go on calling after the rate limit refused
+// her: her connection is closed and her sign-ins are refused, with the
+// reason in the node's log, while bob's calls go on being answered.
+func TestEndUserFlood(t *testing.T) {
+	n := startEndUserNode(t)
+	u, err := signInAt(t, n.ws, "mallory", mintFor(t, n.key, "mallory", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"groupID":"room","key":"likes","value":1}`)
+	for range 400 {
+		if err := u.nc.PublishRequest("tally.v1.user.mallory.increase", "_INBOX_mallory.flood", body); err != nil {
+			break // closed under her
+		}
+	}
+	select {
+	case <-u.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("mallory's connection still open 10 s after her flood")
+	}
+	awaitNodeLog(t, n.p, "rate limit refused them", "user=mallory")
+	_, err = signInAt(t, n.ws, "mallory", mintFor(t, n.key, "mallory", time.Hour))
+	refusedSignIn(t, "mallory after her flood", err)
+	awaitNodeLog(t, n.p, "sign-in refused", "flooded", "user=mallory")
+
+	b, err := signInAt(t, n.ws, "bob", mintFor(t, n.key, "bob", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := client.New(b.nc, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.IncreaseGroupCounter(context.Background(), "room", "likes", 1); err != nil {
+		t.Errorf("bob's increase after mallory's flood: %v", err)
+	}
 }
