@@ -156,23 +156,6 @@ export class TallyNode {
     return b;
   }
 
-  /**
-   * hasMembers reports whether the node serves the membership API
-   * (tally.v1.admin.members.*).
-   */
-  async hasMembers() {
-    const b = await this.backend();
-    try {
-      const msg = await b.nc.request("tally.v1.admin.members.list", JSON.stringify({ groupID: "probe" }), { timeout: 2000 });
-      return msg.status !== "503" && !msg.headers.get("Nats-Service-Error-Code");
-    } catch {
-      return false;
-    } finally {
-      this.backends.delete(b);
-      await b.close();
-    }
-  }
-
   /** start starts the process and resolves once it prints that it serves. */
   start(deadline = 30_000) {
     const child = spawn(this.bin, this.args, { stdio: ["ignore", "pipe", "pipe"] });

@@ -16,22 +16,19 @@ const here = dirname(fileURLToPath(import.meta.url));
 const files = { "/": "index.html", "/index.html": "index.html", "/app.js": "app.js", "/style.css": "style.css" };
 const types = { html: "text/html; charset=utf-8", js: "text/javascript; charset=utf-8", css: "text/css; charset=utf-8" };
 
-/** VIP_ROOM is a members-only room whose one member is alice (when the node has membership). */
+/** VIP_ROOM is a members-only room whose one member is alice. */
 export const VIP_ROOM = "vip";
 
 /**
  * startDemo starts the node and the page's server on port (0: a free one);
- * it resolves with {url, node, members, close}.
+ * it resolves with {url, node, close}.
  */
 export async function startDemo({ port = 0, log = false } = {}) {
   const [node, sdk] = await Promise.all([startNode({ log }), bundle()]);
-  const members = await node.hasMembers();
-  if (members) {
-    const b = await node.backend();
-    await b.admin("members.add", { groupID: VIP_ROOM, userIDs: ["alice"] });
-    await b.close();
-  }
-  const config = JSON.stringify({ servers: [node.wsURL], members });
+  const b = await node.backend();
+  await b.admin("members.add", { groupID: VIP_ROOM, userIDs: ["alice"] });
+  await b.close();
+  const config = JSON.stringify({ servers: [node.wsURL] });
   const http = createServer(async (req, res) => {
     const url = new URL(req.url, "http://localhost");
     try {
@@ -52,7 +49,6 @@ export async function startDemo({ port = 0, log = false } = {}) {
   return {
     url: `http://127.0.0.1:${http.address().port}`,
     node,
-    members,
     async close() {
       http.closeAllConnections();
       await new Promise((resolve) => http.close(resolve));
