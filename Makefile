@@ -6,7 +6,7 @@ BIN           := $(CURDIR)/bin
 PROTOC_VERSION := 3.21.12
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: run cluster test fuzz build bench proto clean
+.PHONY: run cluster test web-test demo demo-screenshot fuzz build bench proto clean
 
 # run builds the node and replaces the shell with it, so that Ctrl-C reaches
 # the node alone: it stops gracefully and make reports no error.
@@ -31,6 +31,28 @@ test:
 	for os in darwin windows freebsd; do GOOS=$$os $(GO) build ./... || exit 1; done
 	GOOS=windows $(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
+	$(MAKE) web-test
+
+# web-test builds the Web SDK (web/sdk) and runs its tests and the demo's
+# browser test against real nodes; it installs the Node packages (npm ci)
+# and Debian's chromium when they are missing.
+NPM ?= npm
+web-test: build web/node_modules/.package-lock.json
+	web/demo/install-chromium.sh
+	cd web && TALLY_NODE=$(BIN)/tally-node $(NPM) test
+
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && $(NPM) ci --no-audit --no-fund
+
+# demo serves the live-room demo (web/demo) on http://127.0.0.1:8080 with
+# a node of its own; PORT=n picks another port.
+demo: build web/node_modules/.package-lock.json
+	cd web && TALLY_NODE=$(BIN)/tally-node exec node demo/server.js
+
+# demo-screenshot takes docs/demo.png: the demo in two Chromium windows.
+demo-screenshot: build web/node_modules/.package-lock.json
+	web/demo/install-chromium.sh
+	cd web && TALLY_NODE=$(BIN)/tally-node TALLY_DEMO_SCREENSHOT=$(CURDIR)/docs/demo.png node --test demo/test/browser.test.js
 
 # fuzz runs every fuzz target for FUZZTIME each (10s unless set); make test
 # runs their seed corpora.

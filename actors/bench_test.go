@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tallyhq/tally/membership"
 	"github.com/tallyhq/tally/messages"
 )
 
@@ -20,7 +21,7 @@ func BenchmarkDraftDecide(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		next := g.draft()
-		if _, err := decide(next, cmd); err != nil {
+		if _, err := decide(next, &membership.Set{}, cmd); err != nil {
 			b.Fatal(err)
 		}
 		g.spare, g.state = g.state, next
@@ -56,6 +57,22 @@ func TestWindowSlides(t *testing.T) {
 	} {
 		if got := w.admit(tc.at, span); got != tc.want {
 			t.Errorf("step %d: admit(%d) = %v, want %v", i, tc.at, got, tc.want)
+		}
+	}
+}
+
+// BenchmarkMemberCheck is what a members-only group adds to a user's
+// call: the check of the user against 100,000 members.
+func BenchmarkMemberCheck(b *testing.B) {
+	ids := make([]string, 100_000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("user-%06d", i)
+	}
+	g := &group{id: "g", state: &messages.GroupState{MembersOnly: true}, members: membership.New(ids)}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if err := g.allowed(ids[i%len(ids)]); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -3,8 +3,10 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/tallyhq/tally/contract"
+	"github.com/tallyhq/tally/membership"
 	"github.com/tallyhq/tally/messages"
 )
 
@@ -26,11 +28,17 @@ type Chain struct {
 	// its changes give needs no check of its state's keys.
 	vetted bool
 	broken uint64 // the stream sequence of the first bad event; 0: none
+	// members is the group's member set after the last event followed,
+	// nil when not known (a chain that starts after the group's first
+	// event); membersSeq is the stream sequence of the last event that
+	// changed it, which the next event must name (Event.MembersSeq).
+	members    *membership.Set
+	membersSeq uint64
 }
 
 // NewChain returns the chain of group before its first event.
 func NewChain(group string) *Chain {
-	ch := &Chain{group: group, vetted: true}
+	ch := &Chain{group: group, vetted: true, members: &membership.Set{}}
 	if err := contract.CheckGroupID(group); err != nil {
 		ch.invalid = badEvent("%v", err)
 	}
@@ -43,8 +51,14 @@ func NewChain(group string) *Chain {
 func NewChainAfter(group string, seq uint64, st *messages.GroupState) *Chain {
 	ch := NewChain(group)
 	ch.started, ch.last, ch.state, ch.vetted = true, seq, CloneState(st), false
+	ch.members = nil
 	return ch
 }
+
+// Members returns the group's members after the last event followed, nil
+// when the chain does not know them: it started after the group's first
+// event. It is the chain's own: the next Follow changes it.
+func (ch *Chain) Members() *membership.Set { return ch.members }
 
 // State returns the group's state after the last event followed, nil
 // before the first. It is the chain's own: the next Follow changes it.
@@ -85,10 +99,17 @@ func (ch *Chain) Follow(seq uint64, ev *messages.Event, each func(c *messages.Ch
 	case first && !trusted:
 		before = newState()
 	case trusted:
+		ch.members = nil
 	case ev.GetPrevSeq() != ch.last:
 		return ch.refuse(seq, ev, badEvent("names %d as its predecessor, the group's previous event is %d", ev.GetPrevSeq(), ch.last))
 	default:
 		before = ch.state
+	}
+	if !trusted && ch.members != nil && ev.GetMembersSeq() != ch.membersSeq {
+		return ch.refuse(seq, ev, badEvent("names %d as the last event that changed members, it is %d", ev.GetMembersSeq(), ch.membersSeq))
+	}
+	if err := ch.checkMembers(ev); err != nil {
+		return ch.refuse(seq, ev, err)
 	}
 	var after *messages.GroupState
 	var err error
@@ -104,6 +125,42 @@ func (ch *Chain) Follow(seq uint64, ev *messages.Event, each func(c *messages.Ch
 		return ch.refuse(seq, ev, badEvent("carries a state its changes do not give"))
 	}
 	ch.started, ch.last, ch.state, ch.vetted = true, seq, after, true
+	ch.membersSeq = ev.GetMembersSeq()
+	for _, c := range ev.GetChanges() {
+		if isMembers(c.GetOp()) {
+			ch.membersSeq = seq
+			if ch.members != nil {
+				applyMembers(ch.members, c)
+			}
+		}
+	}
+	return nil
+}
+
+// checkMembers checks that ev's members changes add users who are not
+// members and remove users who are, when the chain knows the members.
+func (ch *Chain) checkMembers(ev *messages.Event) error {
+	if ch.members == nil {
+		return nil
+	}
+	var added, removed []string // by earlier changes of ev
+	for _, c := range ev.GetChanges() {
+		for _, u := range c.GetMembers() {
+			is := (ch.members.Has(u) || slices.Contains(added, u)) && !slices.Contains(removed, u)
+			switch {
+			case c.GetOp() == messages.Op_OP_MEMBERS_ADD && is:
+				return badEvent("change %d adds %s, a member already", c.GetSeq(), contract.Quote(u))
+			case c.GetOp() == messages.Op_OP_MEMBERS_REMOVE && !is:
+				return badEvent("change %d removes %s, not a member", c.GetSeq(), contract.Quote(u))
+			case c.GetOp() == messages.Op_OP_MEMBERS_ADD:
+				added = append(added, u)
+				removed = slices.DeleteFunc(removed, func(r string) bool { return r == u })
+			default:
+				removed = append(removed, u)
+				added = slices.DeleteFunc(added, func(a string) bool { return a == u })
+			}
+		}
+	}
 	return nil
 }
 
@@ -224,6 +281,16 @@ func checkChange(c *messages.Change) error {
 			return errors.New("a delete that removed no key")
 		}
 		stray = c.GetKey() != "" || c.GetAmount() != 0 || c.GetValue() != 0 || len(c.GetCounters()) > 0
+	case messages.Op_OP_MEMBERS_ADD, messages.Op_OP_MEMBERS_REMOVE:
+		for i := 1; i < len(c.GetMembers()); i++ {
+			if c.GetMembers()[i-1] >= c.GetMembers()[i] {
+				return fmt.Errorf("%s lists its users out of order or twice", OpName(c.GetOp()))
+			}
+		}
+		stray = c.GetKey() != "" || c.GetAmount() != 0 || c.GetValue() != 0 || len(c.GetCounters()) > 0 || len(c.GetKeys()) > 0
+	}
+	if !isMembers(c.GetOp()) && len(c.GetMembers()) > 0 {
+		stray = true
 	}
 	if stray {
 		return fmt.Errorf("%s carries fields of another operation", OpName(c.GetOp()))

@@ -43,13 +43,22 @@ type Leases interface {
 // Publisher sends the updates of a committed change to subscribers. It must
 // not block: it is called from inside a group actor.
 type Publisher interface {
-	// Subject returns the subject of a group's updates; a group actor asks
-	// once and passes it to Wants and Publish.
-	Subject(group string) string
+	// Subject returns the subject of a group's updates, which differs for
+	// a group that has had members; a group actor asks once and passes it
+	// to Wants and Publish.
+	Subject(group string, membersOnly bool) string
 	// Wants reports whether anyone may listen to updates on subject; when
 	// it says no, the group builds and publishes none.
 	Wants(subject string) bool
 	Publish(subject string, updates []*messages.Update)
+}
+
+// MembersIndex is the user -> groups index (see package membership) that
+// a group actor keeps in step with its members: Add after the journal
+// took an add, Remove before it takes a remove.
+type MembersIndex interface {
+	Add(ctx context.Context, group string, users []string) error
+	Remove(ctx context.Context, group string, users []string) error
 }
 
 // Clock tells the time; tests pass a fake one to move rate-limit windows
@@ -98,6 +107,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, when set, count appends, calls per append and reloads.
 	Metrics *metrics.Metrics
+	// Index, when set, is written with every change of a group's members.
+	Index MembersIndex
+	// MembersChanged, when set, is called once a members change is in the
+	// journal and the index, with the users whose membership it changed
+	// (and again by a retry of it): their connections hold grants of the
+	// old membership. It runs off the group's actor and may block.
+	MembersChanged func(ctx context.Context, users []string)
 
 	// PassivateAfter is how long an idle group stays in memory; after it,
 	// the group's next call reads it from the journal.
@@ -135,6 +151,12 @@ type Config struct {
 	WriteLimit  int
 	ReadLimit   int
 	LimitWindow time.Duration
+	// Flood, when set, is told of a user whose calls were refused by the
+	// rate limit FloodRefusals times within one LimitWindow: a client that
+	// ignores 2996 and goes on sending. It is called at most once per
+	// window per user, on a goroutine of its own.
+	Flood         func(user string)
+	FloodRefusals int
 }
 
 // maxSet is the largest set's counters, in size.
@@ -162,6 +184,7 @@ func DefaultConfig() Config {
 		WriteLimit:     20,
 		ReadLimit:      20,
 		LimitWindow:    5 * time.Second,
+		FloodRefusals:  100,
 	}
 }
 
@@ -190,6 +213,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("actors: recover events %d must not be negative", c.RecoverEvents)
 	case c.WriteLimit < 1 || c.ReadLimit < 1 || c.LimitWindow <= 0:
 		return fmt.Errorf("actors: rate limits %d/%d per %v must be positive", c.WriteLimit, c.ReadLimit, c.LimitWindow)
+	case c.Flood != nil && c.FloodRefusals < 1:
+		return fmt.Errorf("actors: flood refusals %d must be at least 1", c.FloodRefusals)
 	}
 	return nil
 }

@@ -49,9 +49,9 @@ func rememberChange(t *dedupe.Table, group string, c *messages.Change, expires, 
 		return false
 	}
 	fp := fingerprint(c)
-	if c.GetOp() == messages.Op_OP_DELETE {
-		fp = c.GetRequestHash() // its keys are those removed, not those asked for
+	if c.GetOp() == messages.Op_OP_DELETE || isMembers(c.GetOp()) {
+		fp = c.GetRequestHash() // its keys or users are those changed, not those asked for
 	}
-	t.Put(t.Key(group, c.GetUser(), c.GetRequestId()), dedupe.Outcome{Fingerprint: fp, Seq: c.GetSeq(), Value: c.GetValue()}, expires, now)
+	t.Put(t.Key(group, c.GetUser(), c.GetRequestId()), dedupe.Outcome{Fingerprint: fp, Seq: c.GetSeq(), Value: c.GetValue(), Users: c.GetMembers()}, expires, now)
 	return true
 }

@@ -16,7 +16,8 @@ var (
 	ErrInvalidGroupID = contract.ErrInvalidGroupID
 	// ErrRateLimited: the user made 20 calls of the kind within the window.
 	ErrRateLimited = errors.New("rate limit exceeded")
-	// ErrNotAllowed is reserved for membership checks.
+	// ErrNotAllowed: a user who is not a member called a group that has
+	// had members, or a user asked for a members change.
 	ErrNotAllowed = errors.New("not allowed")
 	// ErrUnavailable: the journal or the actor did not answer in time; the
 	// outcome of a write is unknown.

@@ -27,6 +27,14 @@ func fingerprint(c *messages.Change) uint64 {
 			sum += hashString(offset, k)
 		}
 		h = mix(h, sum)
+	case messages.Op_OP_MEMBERS_ADD, messages.Op_OP_MEMBERS_REMOVE:
+		// Over the request's user IDs, which SubmitChange made sorted and
+		// distinct.
+		var sum uint64
+		for _, u := range c.GetMembers() {
+			sum += hashString(offset, u)
+		}
+		h = mix(h, sum)
 	}
 	return h
 }

@@ -1,12 +1,10 @@
 package actors
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
-	"math"
 	"slices"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/dedupe"
 	"github.com/tallyhq/tally/journal"
+	"github.com/tallyhq/tally/membership"
 	"github.com/tallyhq/tally/messages"
 )
 
@@ -25,8 +24,10 @@ const maxAttempts = 16
 
 // pending is a command waiting for its reply.
 type pending struct {
-	cmd      *messages.Change     // a write, or nil
-	get      *messages.GetRequest // a get, or nil
+	cmd      *messages.Change             // a write, or nil
+	get      *messages.GetRequest         // a get, or nil
+	list     *messages.ListMembersRequest // a members.list, or nil
+	member   string                       // the user of a user's get, whose membership is checked
 	reply    Reply
 	id       dedupe.Key       // the write's request ID, hashed with the group's, when it has one
 	fp       uint64           // the write's fingerprint, when it has a request ID
@@ -34,15 +35,20 @@ type pending struct {
 	result   *messages.Change // the change the command made
 	err      error            // why the command was refused
 	attempts int
+	// unindexed: a members.remove whose users are out of the index, to be
+	// appended next.
+	unindexed bool
 }
 
 // Messages a group actor sends itself when its journal I/O completes.
 type (
 	loaded struct {
-		ev     *messages.Event
-		seq    uint64
-		recent []recentChange
-		err    error
+		ev         *messages.Event
+		seq        uint64
+		recent     []recentChange
+		members    *membership.Set
+		membersSeq uint64
+		err        error
 	}
 	appended struct {
 		seq uint64
@@ -50,6 +56,8 @@ type (
 	}
 	// wake starts an append that waited for MinAppendGap.
 	wake struct{}
+	// indexed reports that an index job is done.
+	indexed struct{ job *indexJob }
 )
 
 type recentChange struct {
@@ -67,10 +75,18 @@ type group struct {
 	state *messages.GroupState // committed state
 	spare *messages.GroupState // the state before the last commit, reused as a draft
 	seq   uint64               // stream sequence of the group's last event
-	ready bool                 // state is loaded and current
-	busy  bool                 // a load or an append is in flight
-	stale bool                 // another writer wrote the group while busy: load again after
-	await bool                 // the next load reads until the last event is past seq
+	// members is the committed member set; membersSeq the stream sequence
+	// of the last event that changed it, which the next event names.
+	members    *membership.Set
+	membersSeq uint64
+	// Index jobs run one at a time, in order (see members.go): running
+	// is the one in flight.
+	jobs    []*indexJob
+	running *indexJob
+	ready   bool // state is loaded and current
+	busy    bool // a load or an append is in flight
+	stale   bool // another writer wrote the group while busy: load again after
+	await   bool // the next load reads until the last event is past seq
 
 	queue    []*pending // arrived, not yet in an append
 	inflight []*pending // in the append in flight
@@ -82,6 +98,7 @@ type group struct {
 	spareEvent *messages.Event
 	appendDone func(seq uint64, err error)
 	updates    string // the subject of the group's updates, once known
+	updatesMO  bool   // whether updates is the subject of a group with members
 
 	waiting map[dedupe.Key]*pending // request IDs (by user) of queued and in-flight commands
 
@@ -153,12 +170,12 @@ func (g *group) Receive(ctx actor.Context) {
 		case m.change != nil:
 			g.onChange(m)
 		case !g.ready:
-			g.queue = append(g.queue, &pending{get: m.get, reply: m.reply})
+			g.queue = append(g.queue, &pending{get: m.get, list: m.list, member: m.member, reply: m.reply})
 		case !g.owns():
-			g.queue = append(g.queue, &pending{get: m.get, reply: m.reply})
+			g.queue = append(g.queue, &pending{get: m.get, list: m.list, member: m.member, reply: m.reply})
 			g.disown()
 		default:
-			m.reply(g.read(m.get), nil)
+			m.reply(g.answer(m.get, m.list, m.member))
 		}
 	case *stale:
 		g.onStale()
@@ -170,8 +187,10 @@ func (g *group) Receive(ctx actor.Context) {
 		g.paced = false
 		g.flush()
 		g.stopIfDone()
+	case *indexed:
+		g.onIndexed(m.job)
 	case *idleCheck:
-		if !g.busy && !g.paced && len(g.queue) == 0 {
+		if !g.busy && !g.paced && g.running == nil && len(g.queue) == 0 {
 			g.pass.begin()
 		}
 	case *passivate:
@@ -187,7 +206,16 @@ func (g *group) Receive(ctx actor.Context) {
 // stopped (a panic stops it) before they were done, and the outcome of
 // those in the append in flight is unknown.
 func (g *group) abandon() {
-	for _, p := range append(g.inflight, g.queue...) {
+	held := append(g.inflight, g.queue...)
+	// A job still running reports to an actor that is gone: its commands
+	// are answered here.
+	for _, j := range append(g.jobs, g.running) {
+		if j != nil {
+			held = append(held, j.then...)
+		}
+	}
+	g.jobs, g.running = nil, nil
+	for _, p := range held {
 		p.result, p.err = nil, fmt.Errorf("%w: group %s stopped", ErrUnavailable, g.id)
 		g.finish(p)
 	}
@@ -198,7 +226,7 @@ func (g *group) abandon() {
 // has nothing in flight, leaving a snapshot of its state for the next
 // activation.
 func (g *group) stopIfDone() {
-	if g.drained && !g.busy && !g.paced && len(g.queue) == 0 {
+	if g.drained && !g.busy && !g.paced && g.running == nil && len(g.queue) == 0 {
 		// A group that lost its lease leaves a snapshot too: served again
 		// only under the same lease, it otherwise tells the next load how
 		// far the node's table knows the group's request IDs.
@@ -261,8 +289,19 @@ func (g *group) onChange(c *call) {
 	g.flush()
 }
 
+// answer answers a get or a members.list of a group that is ready.
+func (g *group) answer(get *messages.GetRequest, list *messages.ListMembersRequest, member string) (proto.Message, error) {
+	if list != nil {
+		return g.list(list), nil
+	}
+	if err := g.allowed(member); err != nil {
+		return nil, err
+	}
+	return g.read(get), nil
+}
+
 func (g *group) read(req *messages.GetRequest) *messages.GetReply {
-	out := &messages.GetReply{GroupId: g.id, Counters: make(map[string]int64, len(req.GetKeyList())), Seq: g.state.GetVersion()}
+	out := &messages.GetReply{GroupId: g.id, Counters: make(map[string]int64, len(req.GetKeyList())), Seq: g.state.GetVersion(), Members: g.state.GetMembersOnly()}
 	if len(req.GetKeyList()) == 0 {
 		for k, v := range g.state.Counters {
 			out.Counters[k] = v
@@ -280,7 +319,7 @@ func (g *group) read(req *messages.GetRequest) *messages.GetReply {
 // flush starts the next append with every queued command, up to MaxBatch,
 // unless a load or an append is in flight.
 func (g *group) flush() {
-	for g.ready && !g.busy && !g.paced && len(g.queue) > 0 {
+	for g.ready && !g.busy && !g.paced && g.running == nil && len(g.queue) > 0 {
 		if !g.owns() {
 			g.disown()
 			return
@@ -298,14 +337,25 @@ func (g *group) flush() {
 		for ; n < len(g.queue) && len(batch) < g.cfg.MaxBatch; n++ {
 			p := g.queue[n]
 			if g.answered(p, now) {
-				g.finish(p)
+				g.settle(p, true)
 				continue
+			}
+			// A members change goes alone, so that every other command of
+			// an append is checked against the members before it.
+			members := isMembers(p.cmd.GetOp())
+			if len(batch) > 0 && (members || isMembers(batch[0].cmd.GetOp())) {
+				break
+			}
+			if g.unindex(p) {
+				break
 			}
 			// The event must fit in one NATS message.
 			if size += changeBytes(p.cmd); size > g.cfg.MaxEventBytes && len(batch) > 0 {
 				break
 			}
-			p.result, p.err = decide(next, p.cmd)
+			if p.err = g.allowed(p.cmd.GetUser()); p.err == nil {
+				p.result, p.err = decide(next, g.members, p.cmd)
+			}
 			if p.err == nil && p.result == nil {
 				p.result = &messages.Change{Op: p.cmd.GetOp(), RequestId: p.cmd.GetRequestId()}
 			} else if p.err == nil {
@@ -316,7 +366,7 @@ func (g *group) flush() {
 		g.queue = slices.Delete(g.queue, 0, n)
 		if len(ev.Changes) == 0 {
 			for _, p := range batch {
-				g.finish(p)
+				g.settle(p, false)
 			}
 			continue
 		}
@@ -351,6 +401,9 @@ const maxStateBytes = contract.MaxKeys*(contract.MaxKeyLen+16) + 16
 // changeBytes bounds the encoded size of the change a command makes.
 func changeBytes(c *messages.Change) int {
 	n := 48 + len(c.GetRequestId()) + len(c.GetKey()) + len(c.GetUser())
+	for _, u := range c.GetMembers() {
+		n += len(u) + 4
+	}
 	for k := range c.GetCounters() {
 		n += len(k) + 16
 	}
@@ -378,6 +431,7 @@ func (g *group) answered(p *pending, now int64) bool {
 		p.result = &messages.Change{
 			Seq: o.Seq, Op: c.GetOp(), RequestId: c.GetRequestId(),
 			Counters: c.GetCounters(), Key: c.GetKey(), Amount: c.GetAmount(), Value: o.Value,
+			Members: o.Users,
 		}
 	}
 	return true
@@ -398,6 +452,7 @@ func (g *group) draft() *messages.GroupState {
 	clear(d.Counters)
 	maps.Copy(d.Counters, g.state.Counters)
 	d.Version = g.state.Version
+	d.MembersOnly, d.MemberCount, d.MembersDigest = g.state.MembersOnly, g.state.MemberCount, g.state.MembersDigest
 	return d
 }
 
@@ -406,10 +461,10 @@ func (g *group) draft() *messages.GroupState {
 func (g *group) newEvent(now int64) *messages.Event {
 	ev := g.spareEvent
 	if ev == nil {
-		return &messages.Event{PrevSeq: g.seq, UnixNano: now}
+		return &messages.Event{PrevSeq: g.seq, UnixNano: now, MembersSeq: g.membersSeq}
 	}
 	g.spareEvent = nil
-	ev.PrevSeq, ev.UnixNano, ev.State = g.seq, now, nil
+	ev.PrevSeq, ev.UnixNano, ev.State, ev.MembersSeq = g.seq, now, nil, g.membersSeq
 	return ev
 }
 
@@ -498,17 +553,23 @@ func (g *group) commit(seq uint64, ev *messages.Event, batch []*pending) {
 	// decide built it with Apply's own steps. The old state is the next
 	// draft.
 	g.spare, g.state, g.seq = g.state, ev.State, seq
+	for _, c := range ev.Changes {
+		if isMembers(c.GetOp()) {
+			applyMembers(g.members, c)
+			g.membersSeq = seq
+		}
+	}
 	if g.cfg.DedupeWindow > 0 {
 		now, expires := expiry(g.cfg.Clock, g.cfg.DedupeWindow, ev.GetUnixNano())
 		for _, p := range batch {
 			if p.err == nil && p.result.GetSeq() > 0 && p.cmd.GetRequestId() != "" {
-				g.seen.Put(p.id, dedupe.Outcome{Fingerprint: p.fp, Seq: p.result.GetSeq(), Value: p.result.GetValue()}, expires, now)
+				g.seen.Put(p.id, dedupe.Outcome{Fingerprint: p.fp, Seq: p.result.GetSeq(), Value: p.result.GetValue(), Users: p.result.GetMembers()}, expires, now)
 			}
 		}
 	}
 	if pub := g.cfg.Publisher; pub != nil {
-		if g.updates == "" {
-			g.updates = pub.Subject(g.id)
+		if mo := g.state.GetMembersOnly(); g.updates == "" || g.updatesMO != mo {
+			g.updates, g.updatesMO = pub.Subject(g.id, mo), mo
 		}
 		if pub.Wants(g.updates) {
 			var ups []*messages.Update
@@ -527,7 +588,7 @@ func (g *group) commit(seq uint64, ev *messages.Event, batch []*pending) {
 		}
 	}
 	for _, p := range batch {
-		g.finish(p)
+		g.settle(p, false)
 	}
 }
 
@@ -536,7 +597,7 @@ func (g *group) commit(seq uint64, ev *messages.Event, batch []*pending) {
 func (g *group) finish(p *pending) {
 	// Gets reach here only refused: an answered get never waits.
 	var res proto.Message = p.result
-	if p.err != nil {
+	if p.err != nil || p.cmd == nil {
 		res = nil // not a typed nil
 	}
 	p.reply(res, p.err)
@@ -546,226 +607,4 @@ func (g *group) finish(p *pending) {
 	if p.cmd.GetRequestId() != "" && g.waiting[p.id] == p {
 		delete(g.waiting, p.id)
 	}
-}
-
-// load reads the group's last event off the actor's goroutine, checks
-// that it follows the event before it, then reports back with a loaded
-// message. It also reads the request IDs of another writer's events,
-// those after known within the dedupe window (the node's table has every
-// request ID this node committed, not another writer's): after a conflict
-// (known > 0), and in a cluster while the node has held the group's
-// partition for less than a window (known = 0: the whole window).
-func (g *group) load(known uint64) {
-	horizon := g.cfg.Clock.Now().UnixNano() - int64(g.cfg.DedupeWindow)
-	// After a conflict or another writer's event, read the request IDs of
-	// the events the node did not write.
-	recent := known > 0 || g.await
-	if g.leases != nil {
-		epoch, since, ok := g.leases.Lease(g.part)
-		if !ok {
-			g.disown()
-			return
-		}
-		g.epoch = epoch
-		// since is by the system clock, as the lease is.
-		recent = recent || since > time.Now().Add(-g.cfg.DedupeWindow).UnixNano()
-	}
-	g.ready, g.busy = false, true
-	pass := &g.pass
-	j, id, timeout, limit := g.cfg.Journal, g.id, g.cfg.Timeout, g.cfg.RecoverEvents
-	window := g.cfg.DedupeWindow
-	log := g.cfg.Logger
-	// Only a replicated journal changes leaders, and leaves reads
-	// unanswered meanwhile.
-	retry := g.leases != nil
-	await, past := g.await, g.seq
-	g.await = false
-	g.loads.run(func(ctx context.Context) {
-		c, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		start := time.Now()
-		res := &loaded{}
-		defer func() {
-			if took := time.Since(start); took > slowLoad {
-				log.Info("slow group load", slog.String("group", id), slog.Duration("took", took), slog.Int("requestIDs", len(res.recent)), slog.Bool("recover", recent))
-			}
-		}()
-		read := func() {
-			if retry {
-				res.ev, res.seq, res.err = lastEvent(c, j, id)
-			} else {
-				res.ev, res.seq, res.err = j.Last(c, id)
-			}
-		}
-		read()
-		// Another writer's event, once stored, is past the group's last;
-		// one the stream refused never comes.
-		for i := 0; await && res.err == nil && res.seq <= past && i < staleReads && c.Err() == nil; i++ {
-			select {
-			case <-c.Done():
-			case <-time.After(staleWait):
-				read()
-			}
-		}
-		if res.err == nil && res.ev != nil {
-			res.err = checkLast(c, j, id, res.ev, res.seq)
-		}
-		if res.err == nil && res.ev != nil && window > 0 && recent {
-			res.recent, res.err = recentChanges(c, j, id, res.ev, res.seq, known, horizon, limit)
-		}
-		pass.send(res)
-	})
-}
-
-// A reload for another writer's event reads the group's last event again
-// every staleWait until it is the new one, at most staleReads times.
-const (
-	staleReads = 50
-	staleWait  = 10 * time.Millisecond
-)
-
-// replayGroupTimeout bounds a group's replay of its recent events before
-// a load walks them one by one instead.
-const replayGroupTimeout = 2 * time.Second
-
-// slowLoad is how long a load takes before the log says so.
-const slowLoad = 250 * time.Millisecond
-
-// readAttempt bounds one read of a group's last event: one that finds no
-// answer (a replicated journal electing a leader) is tried again until the
-// load's own timeout, so that the load succeeds as soon as the journal is
-// back.
-const readAttempt = 500 * time.Millisecond
-
-func lastEvent(ctx context.Context, j Journal, group string) (*messages.Event, uint64, error) {
-	for {
-		actx, cancel := context.WithTimeout(ctx, readAttempt)
-		ev, seq, err := j.Last(actx, group)
-		cancel()
-		if err == nil || ctx.Err() != nil || !journal.Unanswered(err) {
-			return ev, seq, err
-		}
-	}
-}
-
-// checkLast checks a group's last event, at stream sequence seq, with the
-// journal's rule (see Chain) against the event before it. A group is
-// never served from an event that breaks it. When an operator removed the
-// event before (a repair), the last one's own state stands.
-func checkLast(ctx context.Context, j Journal, group string, ev *messages.Event, seq uint64) error {
-	ch := NewChain(group)
-	if prev := ev.GetPrevSeq(); prev != 0 {
-		if prev >= seq {
-			return fmt.Errorf("event %d names %d as the event before it: %w", seq, prev, ErrCorruptEvent)
-		}
-		p, err := j.At(ctx, group, prev)
-		switch {
-		case errors.Is(err, journal.ErrRemoved):
-			// Not kept: the chain trusts the last event's state.
-		case err != nil:
-			return fmt.Errorf("event %d follows event %d: %w", seq, prev, err)
-		default:
-			ch = NewChainAfter(group, prev, p.GetState())
-		}
-	}
-	if err := ch.Follow(seq, ev, nil); err != nil {
-		return fmt.Errorf("event %d: %w", seq, err)
-	}
-	return nil
-}
-
-// recentChanges collects the changes that carry request IDs from the
-// group's events newer than known and not older than horizon, back from
-// ev, its last event at stream sequence last. It walks back at most limit
-// events one by one; a journal that is a GroupReplayer replays the rest.
-func recentChanges(ctx context.Context, j Journal, group string, ev *messages.Event, last, known uint64, horizon int64, limit int) ([]recentChange, error) {
-	var out []recentChange
-	collect := func(ev *messages.Event) {
-		for _, c := range ev.GetChanges() {
-			if c.GetRequestId() != "" {
-				out = append(out, recentChange{change: c, at: ev.GetUnixNano()})
-			}
-		}
-	}
-	for read := 0; ev.GetUnixNano() >= horizon; read++ {
-		prev := ev.GetPrevSeq()
-		if read == limit {
-			if r, ok := j.(GroupReplayer); ok {
-				// The server stamps messages by its clock, the writer events by
-				// its own: a second's margin covers a skew between them.
-				since := time.Unix(0, horizon).Add(-time.Second)
-				walked := len(out)
-				// A replay goes on through its consumers' stalls; one that
-				// takes too long (a replica far behind) gives way to the
-				// walk, one event at a time through the leader.
-				rctx, cancel := context.WithTimeout(ctx, replayGroupTimeout)
-				err := r.ReplayGroup(rctx, group, since, last, func(seq uint64, ev *messages.Event) error {
-					if seq > known && ev.GetUnixNano() >= horizon {
-						collect(ev)
-					}
-					return nil
-				})
-				stalled := rctx.Err() != nil && ctx.Err() == nil
-				cancel()
-				if !stalled {
-					return out[walked:], err
-				}
-				out, limit = out[:walked], math.MaxInt
-			}
-		}
-		collect(ev)
-		if prev == 0 || prev <= known || read >= limit {
-			break
-		}
-		var err error
-		if ev, err = j.At(ctx, group, prev); errors.Is(err, journal.ErrRemoved) {
-			break // an operator removed it
-		} else if err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-func (g *group) onLoaded(m *loaded) {
-	g.busy = false
-	if m.err != nil {
-		g.cfg.Logger.Warn("loading group from the journal failed", slog.String("group", g.id), slog.Any("error", m.err))
-		g.failed = fmt.Errorf("%w: load group %s: %w", ErrUnavailable, g.id, m.err)
-		if errors.Is(m.err, journal.ErrCorrupt) || errors.Is(m.err, ErrCorruptEvent) {
-			g.failed = fmt.Errorf("%w: group %s cannot be loaded: its last event in the journal is damaged (%w); an operator must repair the journal", ErrUnavailable, g.id, m.err)
-		}
-		for _, p := range g.queue {
-			p.err = g.failed
-			g.finish(p)
-		}
-		g.queue = nil
-		// Stop, so the next command activates the group afresh.
-		g.pass.begin()
-		return
-	}
-	if !g.owns() {
-		g.disown()
-		return
-	}
-	g.state, g.seq = CloneState(m.ev.GetState()), m.seq
-	for _, r := range m.recent {
-		now, expires := expiry(g.cfg.Clock, g.cfg.DedupeWindow, r.at)
-		rememberChange(g.seen, g.id, r.change, expires, now)
-	}
-	if g.reloadIfStale() {
-		return
-	}
-	g.ready = true
-	writes := g.queue[:0]
-	for _, p := range g.queue {
-		if p.get != nil {
-			p.reply(g.read(p.get), nil)
-			continue
-		}
-		writes = append(writes, p)
-	}
-	g.queue = writes
-	g.flush()
-	g.stopIfDone()
 }

@@ -11,25 +11,30 @@ import (
 
 	"github.com/tallyhq/tally/actors"
 	"github.com/tallyhq/tally/actors/actorstest"
+	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/messages"
 )
 
-// recorder is a Publisher that keeps every update.
+// recorder is a Publisher that keeps every update, and their subjects.
 type recorder struct {
-	mu  sync.Mutex
-	ups []*messages.Update
+	mu       sync.Mutex
+	ups      []*messages.Update
+	subjects []string
 }
 
-func (r *recorder) Subject(group string) string { return "updates." + group }
+func (r *recorder) Subject(group string, members bool) string {
+	return contract.UpdatesSubject("tally.v1", group, members)
+}
 
 func (r *recorder) Wants(string) bool { return true }
 
-func (r *recorder) Publish(_ string, ups []*messages.Update) {
+func (r *recorder) Publish(subject string, ups []*messages.Update) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ups = append(r.ups, ups...)
+	r.subjects = append(r.subjects, subject)
 }
 
 func (r *recorder) updates() []*messages.Update {

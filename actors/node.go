@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,8 +25,10 @@ type Reply func(res proto.Message, err error)
 // call is a command on its way to a group, with where its answer goes.
 type call struct {
 	group  string
-	change *messages.Change     // a write, or nil
-	get    *messages.GetRequest // a get, or nil
+	change *messages.Change             // a write, or nil
+	get    *messages.GetRequest         // a get, or nil
+	list   *messages.ListMembersRequest // a members.list, or nil
+	member string                       // a get's user, whose membership a group with members checks
 	reply  Reply
 }
 
@@ -126,6 +129,15 @@ func (n *Node) SubmitChange(user, group string, cmd *messages.Change, reply Repl
 		reply(nil, err)
 		return
 	}
+	if isMembers(cmd.GetOp()) {
+		if user != "" || cmd.GetUser() != "" {
+			reply(nil, fmt.Errorf("%w: only the admin subjects change members", ErrNotAllowed))
+			return
+		}
+		// A request's users count once, in any order: its fingerprint and
+		// its reply see the set.
+		cmd.Members = slices.Compact(slices.Sorted(slices.Values(cmd.GetMembers())))
+	}
 	if user != "" {
 		cmd.User = user // the journal's record, and the scope of its request ID
 	}
@@ -140,7 +152,38 @@ func (n *Node) SubmitGet(user string, req *messages.GetRequest, reply Reply) {
 		reply(nil, err)
 		return
 	}
-	n.submit(user, &call{group: req.GetGroupId(), get: req, reply: reply})
+	n.submit(user, &call{group: req.GetGroupId(), get: req, member: user, reply: reply})
+}
+
+// SubmitGetAs reads a group's counters for a user's get that passed its
+// rate limit elsewhere (in a cluster, on the node of the user's
+// partition), or an admin's when user is empty: no rate limit, but a group
+// with members refuses a user who is not one. It does not wait.
+func (n *Node) SubmitGetAs(user string, req *messages.GetRequest, reply Reply) {
+	if err := ValidateGet(req); err != nil {
+		reply(nil, err)
+		return
+	}
+	n.groups.send(req.GetGroupId(), &call{group: req.GetGroupId(), get: req, member: user, reply: reply})
+}
+
+// SubmitList lists a page of a group's members, for an admin, and answers
+// reply with a *messages.ListMembersReply. It does not wait.
+func (n *Node) SubmitList(req *messages.ListMembersRequest, reply Reply) {
+	if err := ValidateList(req); err != nil {
+		reply(nil, err)
+		return
+	}
+	n.groups.send(req.GetGroupId(), &call{group: req.GetGroupId(), list: req, reply: reply})
+}
+
+// List is SubmitList waiting for its answer, like Change.
+func (n *Node) List(ctx context.Context, req *messages.ListMembersRequest) (*messages.ListMembersReply, error) {
+	res, err := n.wait(ctx, req.GetGroupId(), func(r Reply) { n.SubmitList(req, r) })
+	if err != nil {
+		return nil, err
+	}
+	return res.(*messages.ListMembersReply), nil
 }
 
 // submit hands a user's call to the user's limiter, which refuses it or

@@ -17,6 +17,22 @@ type refusals struct {
 
 type refusal struct {
 	writes, reads atomic.Int64 // by the node's monotonic clock (Clock.Mono); 0: none
+	// floodFrom is when the window of the refusals counted in flood began.
+	floodFrom, flood atomic.Int64
+}
+
+// refused counts one more refusal of the user's calls at now, and tells
+// cfg.Flood when they reach cfg.FloodRefusals within one limit window.
+func (f *refusal) refused(cfg *Config, user string, now int64) {
+	if cfg.Flood == nil {
+		return
+	}
+	if from := f.floodFrom.Load(); now-from >= int64(cfg.LimitWindow) && f.floodFrom.CompareAndSwap(from, now) {
+		f.flood.Store(0)
+	}
+	if f.flood.Add(1) == int64(cfg.FloodRefusals) {
+		go cfg.Flood(user)
+	}
 }
 
 func (r *refusals) until(user string) *refusal {
@@ -62,9 +78,11 @@ func (n *Node) Refused(user string, read bool) error {
 	if read {
 		until = f.reads.Load()
 	}
-	if until == 0 || n.cfg.Clock.Mono() >= until {
+	now := n.cfg.Clock.Mono()
+	if until == 0 || now >= until {
 		return nil
 	}
+	f.refused(&n.cfg, user, now)
 	return rateLimited(&n.cfg, user, read)
 }
 

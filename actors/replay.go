@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/tallyhq/tally/membership"
 	"github.com/tallyhq/tally/messages"
 )
 
@@ -16,6 +17,13 @@ type Replayer interface {
 // Apply exactly as the group actors build it, each event checked with the
 // journal's rule (see Chain).
 func Rebuild(ctx context.Context, r Replayer) (map[string]*messages.GroupState, error) {
+	states, _, err := RebuildMembers(ctx, r)
+	return states, err
+}
+
+// RebuildMembers is Rebuild that also returns every group's members (nil
+// for a group whose first event the journal no longer keeps).
+func RebuildMembers(ctx context.Context, r Replayer) (map[string]*messages.GroupState, map[string]*membership.Set, error) {
 	chains := map[string]*Chain{}
 	err := r.Replay(ctx, func(group string, seq uint64, ev *messages.Event) error {
 		ch, ok := chains[group]
@@ -29,20 +37,23 @@ func Rebuild(ctx context.Context, r Replayer) (map[string]*messages.GroupState, 
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	states := make(map[string]*messages.GroupState, len(chains))
+	members := make(map[string]*membership.Set, len(chains))
 	for group, ch := range chains {
-		states[group] = ch.State()
+		states[group], members[group] = ch.State(), ch.Members()
 	}
-	return states, nil
+	return states, members, nil
 }
 
 // SameState reports whether two states have the same version and
 // counters; proto.Equal does the same by reflection, several times
 // slower, and replay compares every event.
 func SameState(a, b *messages.GroupState) bool {
-	if a.GetVersion() != b.GetVersion() || len(a.GetCounters()) != len(b.GetCounters()) {
+	if a.GetVersion() != b.GetVersion() || len(a.GetCounters()) != len(b.GetCounters()) ||
+		a.GetMembersOnly() != b.GetMembersOnly() || a.GetMemberCount() != b.GetMemberCount() ||
+		a.GetMembersDigest() != b.GetMembersDigest() {
 		return false
 	}
 	for k, v := range a.GetCounters() {

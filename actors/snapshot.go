@@ -3,6 +3,7 @@ package actors
 import (
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/tallyhq/tally/membership"
 	"github.com/tallyhq/tally/messages"
 )
 
@@ -19,6 +20,13 @@ type snapshot struct {
 	version  uint64
 	seq      uint64
 	epoch    uint64 // in a cluster, the lease the group was served under
+	// A group with members keeps them, with what stands for them in its
+	// state; the set holds no pointers.
+	members    *membership.Set
+	membersSeq uint64
+	mo         bool
+	count      uint64
+	digest     uint64
 }
 
 // packed is a group's counters in one allocation without pointers, which
@@ -74,7 +82,11 @@ func (p packed) next() (key []byte, value int64, rest packed) {
 }
 
 func (g *group) snapshot() *snapshot {
-	return &snapshot{counters: pack(g.state.GetCounters()), version: g.state.GetVersion(), seq: g.seq, epoch: g.epoch}
+	s := &snapshot{counters: pack(g.state.GetCounters()), version: g.state.GetVersion(), seq: g.seq, epoch: g.epoch, membersSeq: g.membersSeq}
+	if st := g.state; st.GetMembersOnly() {
+		s.members, s.mo, s.count, s.digest = g.members, true, st.GetMemberCount(), st.GetMembersDigest()
+	}
+	return s
 }
 
 // current reports whether a snapshot is still good to serve from: in a
@@ -95,7 +107,11 @@ func (g *group) current(s *snapshot) bool {
 
 // restore makes the group current from a snapshot.
 func (g *group) restore(s *snapshot) {
-	g.state = &messages.GroupState{Counters: s.counters.unpack(), Version: s.version}
-	g.seq = s.seq
+	g.state = &messages.GroupState{Counters: s.counters.unpack(), Version: s.version,
+		MembersOnly: s.mo, MemberCount: s.count, MembersDigest: s.digest}
+	g.seq, g.membersSeq, g.members = s.seq, s.membersSeq, s.members
+	if g.members == nil {
+		g.members = &membership.Set{}
+	}
 	g.ready = true
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/tallyhq/tally/membership"
 	"github.com/tallyhq/tally/messages"
 )
 
@@ -27,7 +28,8 @@ func CloneState(st *messages.GroupState) *messages.GroupState {
 	if c == nil {
 		c = map[string]int64{}
 	}
-	return &messages.GroupState{Counters: c, Version: st.GetVersion()}
+	return &messages.GroupState{Counters: c, Version: st.GetVersion(),
+		MembersOnly: st.GetMembersOnly(), MemberCount: st.GetMemberCount(), MembersDigest: st.GetMembersDigest()}
 }
 
 // Apply applies the changes of ev to st, in order. It is deterministic and
@@ -63,6 +65,16 @@ func applyChange(st *messages.GroupState, c *messages.Change) error {
 		for _, k := range c.GetKeys() {
 			delete(st.Counters, k)
 		}
+	case messages.Op_OP_MEMBERS_ADD:
+		st.MembersOnly = true
+		st.MemberCount += uint64(len(c.GetMembers()))
+		st.MembersDigest += membership.DigestOf(c.GetMembers())
+	case messages.Op_OP_MEMBERS_REMOVE:
+		if n := uint64(len(c.GetMembers())); n > st.MemberCount {
+			return fmt.Errorf("change %d removes %d members of %d: %w", c.GetSeq(), n, st.MemberCount, ErrCorruptEvent)
+		}
+		st.MemberCount -= uint64(len(c.GetMembers()))
+		st.MembersDigest -= membership.DigestOf(c.GetMembers())
 	default:
 		return fmt.Errorf("change %d: unknown operation %v: %w", c.GetSeq(), c.GetOp(), ErrCorruptEvent)
 	}
@@ -88,11 +100,44 @@ func step(old int64, op messages.Op, amount int64) (int64, bool) {
 	return old + amount, true
 }
 
+// applyMembers applies a members change to the group's member set; other
+// changes leave it alone. The change's members were checked against the
+// set (decide, or Chain).
+func applyMembers(set *membership.Set, c *messages.Change) {
+	switch c.GetOp() {
+	case messages.Op_OP_MEMBERS_ADD:
+		set.Add(c.GetMembers())
+	case messages.Op_OP_MEMBERS_REMOVE:
+		set.Remove(c.GetMembers())
+	}
+}
+
+// isMembers reports whether op changes a group's members.
+func isMembers(op messages.Op) bool {
+	return op == messages.Op_OP_MEMBERS_ADD || op == messages.Op_OP_MEMBERS_REMOVE
+}
+
+// memberChanges lists the users a members command changes, sorted: those
+// of the request that are not members of set (add) or are (remove).
+func memberChanges(set *membership.Set, cmd *messages.Change) []string {
+	add := cmd.GetOp() == messages.Op_OP_MEMBERS_ADD
+	var out []string
+	for _, u := range cmd.GetMembers() {
+		if set.Has(u) != add {
+			out = append(out, u)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // decide turns a validated command into the change it makes to st, and
 // applies that change to st. A nil change and nil error means the command
-// changes nothing (a delete of absent keys). A refused command leaves st
-// as it was.
-func decide(st *messages.GroupState, cmd *messages.Change) (*messages.Change, error) {
+// changes nothing (a delete of absent keys, an add of members only). A
+// refused command leaves st as it was. set is the group's members, which
+// a members command is decided against: it is never in an append with
+// other commands, so set is the members before it.
+func decide(st *messages.GroupState, set *membership.Set, cmd *messages.Change) (*messages.Change, error) {
 	c := &messages.Change{Seq: st.Version + 1, Op: cmd.GetOp(), RequestId: cmd.GetRequestId(), User: cmd.GetUser()}
 	switch cmd.GetOp() {
 	case messages.Op_OP_SET:
@@ -119,6 +164,14 @@ func decide(st *messages.GroupState, cmd *messages.Change) (*messages.Change, er
 	case messages.Op_OP_DELETE:
 		c.Keys = deletedKeys(st, cmd.GetKeys())
 		if len(c.Keys) == 0 {
+			return nil, nil
+		}
+		if cmd.GetRequestId() != "" {
+			c.RequestHash = fingerprint(cmd)
+		}
+	case messages.Op_OP_MEMBERS_ADD, messages.Op_OP_MEMBERS_REMOVE:
+		c.Members = memberChanges(set, cmd)
+		if len(c.Members) == 0 {
 			return nil, nil
 		}
 		if cmd.GetRequestId() != "" {
@@ -160,6 +213,10 @@ func OpName(op messages.Op) string {
 		return "decrease"
 	case messages.Op_OP_DELETE:
 		return "delete"
+	case messages.Op_OP_MEMBERS_ADD:
+		return "members.add"
+	case messages.Op_OP_MEMBERS_REMOVE:
+		return "members.remove"
 	}
 	return op.String()
 }
@@ -187,6 +244,8 @@ func updates(group string, c *messages.Change) []*messages.Update {
 			out = append(out, &messages.Update{GroupId: group, Key: k, Seq: c.GetSeq(), Deleted: true})
 		}
 		return out
+	case messages.Op_OP_MEMBERS_ADD, messages.Op_OP_MEMBERS_REMOVE:
+		return nil // no counter changed
 	default:
 		return []*messages.Update{{GroupId: group, Key: c.GetKey(), Value: c.GetValue(), Seq: c.GetSeq()}}
 	}

@@ -52,8 +52,44 @@ func validateCommand(c *messages.Change) error {
 				return err
 			}
 		}
+	case messages.Op_OP_MEMBERS_ADD, messages.Op_OP_MEMBERS_REMOVE:
+		if n := len(c.GetMembers()); n == 0 || n > MaxMembersPerCall {
+			return fmt.Errorf("%w: userIDs of %d users, want 1..%d", ErrInvalidParameter, n, MaxMembersPerCall)
+		}
+		for _, u := range c.GetMembers() {
+			if err := contract.CheckUserID(u); err != nil {
+				return err
+			}
+		}
 	default:
 		return fmt.Errorf("%w: unknown operation %v", ErrInvalidParameter, c.GetOp())
+	}
+	return nil
+}
+
+// MaxMembersPerCall is the most user IDs one members.add or
+// members.remove names.
+const MaxMembersPerCall = 100
+
+// MaxListMembers is the most members one members.list returns, and
+// DefaultListMembers how many it returns when the request sets no limit.
+const (
+	MaxListMembers     = 1000
+	DefaultListMembers = 100
+)
+
+// ValidateList checks a members.list request.
+func ValidateList(req *messages.ListMembersRequest) error {
+	if err := contract.CheckGroupID(req.GetGroupId()); err != nil {
+		return err
+	}
+	if req.GetLimit() > MaxListMembers {
+		return fmt.Errorf("%w: limit %d, want 1..%d", ErrInvalidParameter, req.GetLimit(), MaxListMembers)
+	}
+	if a := req.GetAfter(); a != "" {
+		if err := contract.CheckUserID(a); err != nil {
+			return fmt.Errorf("after: %w", err)
+		}
 	}
 	return nil
 }

@@ -45,6 +45,9 @@ type Entry struct {
 	User      string      `json:"user,omitempty"`
 	RequestID string      `json:"requestID,omitempty"`
 	Changes   []KeyChange `json:"changes"`
+	// Members are the users a members.add added or a members.remove
+	// removed.
+	Members []string `json:"members,omitempty"`
 	// BeforeUnknown: the journal no longer keeps the event before this
 	// one (its per-group limit dropped it), so Before is known only for
 	// increases and decreases, from the amount.
@@ -104,7 +107,7 @@ func History(ctx context.Context, j Journal, group string, f Filter) ([]Entry, e
 			return errFull
 		}
 		e := Entry{Seq: c.GetSeq(), StreamSeq: s.Seq, Time: t, Op: actors.OpName(c.GetOp()),
-			User: c.GetUser(), RequestID: c.GetRequestId(), BeforeUnknown: before == nil}
+			User: c.GetUser(), RequestID: c.GetRequestId(), BeforeUnknown: before == nil, Members: c.GetMembers(), Changes: []KeyChange{}}
 		for _, k := range keysOf(c) {
 			kc := KeyChange{Key: k}
 			switch {
@@ -275,6 +278,8 @@ func keysOf(c *messages.Change) []string {
 		return slices.Sorted(maps.Keys(c.GetCounters()))
 	case messages.Op_OP_DELETE:
 		return c.GetKeys()
+	case messages.Op_OP_MEMBERS_ADD, messages.Op_OP_MEMBERS_REMOVE:
+		return nil
 	default:
 		return []string{c.GetKey()}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -13,6 +14,7 @@ import (
 	"github.com/tallyhq/tally/actors"
 	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/journal"
+	"github.com/tallyhq/tally/membership"
 	"github.com/tallyhq/tally/messages"
 )
 
@@ -29,6 +31,7 @@ const fuzzMaxLine = 4096
 // altered prevSeq or state, a long line.
 func FuzzExportLine(f *testing.F) {
 	f.Add([]byte(goodExport(f, "a", "b")))
+	f.Add([]byte(membersExport(f)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var checked bytes.Buffer
 		if err := check(bytes.NewReader(data), &checked, fuzzMaxLine); err != nil {
@@ -81,6 +84,7 @@ func FuzzCheckEvent(f *testing.F) {
 	for _, ev := range []*messages.Event{
 		event(0, map[string]int64{"k": 1}, set(1, map[string]int64{"k": 1})),
 		event(4, map[string]int64{"k": 3}, increase(2, "k", 2, 3)),
+		membersEvent(0, 0, 1, []string{"alice", "bob"}, nil),
 	} {
 		b, err := proto.Marshal(ev)
 		if err != nil {
@@ -140,8 +144,23 @@ func checkContract(t *testing.T, group string, ev *messages.Event) {
 		case messages.Op_OP_INCREASE, messages.Op_OP_DECREASE:
 			keys = append(keys, c.GetKey())
 		case messages.Op_OP_DELETE:
+		case messages.Op_OP_MEMBERS_ADD, messages.Op_OP_MEMBERS_REMOVE:
+			if len(c.GetMembers()) == 0 {
+				t.Fatalf("accepted a members change of no user")
+			}
+			for i, u := range c.GetMembers() {
+				if err := contract.CheckUserID(u); err != nil {
+					t.Fatalf("accepted a member: %v", err)
+				}
+				if i > 0 && c.GetMembers()[i-1] >= u {
+					t.Fatalf("accepted members out of order: %q", c.GetMembers())
+				}
+			}
 		default:
 			t.Fatalf("accepted operation %v", c.GetOp())
+		}
+		if len(c.GetMembers()) > 0 && c.GetOp() != messages.Op_OP_MEMBERS_ADD && c.GetOp() != messages.Op_OP_MEMBERS_REMOVE {
+			t.Fatalf("accepted members on a %v", c.GetOp())
 		}
 		for _, k := range keys {
 			if err := contract.CheckKey(k); err != nil {
@@ -163,6 +182,64 @@ func checkContract(t *testing.T, group string, ev *messages.Event) {
 	for k := range ev.GetState().GetCounters() {
 		if err := contract.CheckKey(k); err != nil {
 			t.Fatalf("accepted a state: %v", err)
+		}
+	}
+}
+
+// membersEvent is an event of one members change at change seq, after
+// the event at prev, naming membersSeq as the last that changed members:
+// it adds add, or removes remove, from a group whose members were
+// exactly the removed.
+func membersEvent(prev, membersSeq, seq uint64, add, remove []string) *messages.Event {
+	c := &messages.Change{Seq: seq, Op: messages.Op_OP_MEMBERS_ADD, Members: add, RequestId: "m"}
+	st := &messages.GroupState{Counters: map[string]int64{}, Version: seq, MembersOnly: true,
+		MemberCount: uint64(len(add)), MembersDigest: membership.DigestOf(add)}
+	if remove != nil {
+		c = &messages.Change{Seq: seq, Op: messages.Op_OP_MEMBERS_REMOVE, Members: remove}
+		st.MemberCount, st.MembersDigest = 0, 0
+	}
+	return &messages.Event{PrevSeq: prev, MembersSeq: membersSeq, UnixNano: 1_700_000_000_000_000_000, Changes: []*messages.Change{c}, State: st}
+}
+
+// membersExport is an export of a group whose members are added, then a
+// counter changed, then the members removed.
+func membersExport(tb testing.TB) string {
+	tb.Helper()
+	inc := event(1, map[string]int64{"k": 1}, increase(2, "k", 1, 1))
+	inc.State.MembersOnly, inc.State.MemberCount, inc.State.MembersDigest = true, 2, membership.DigestOf([]string{"alice", "bob"})
+	inc.MembersSeq = 1
+	remove := membersEvent(2, 1, 3, nil, []string{"alice", "bob"})
+	remove.State.Counters = map[string]int64{"k": 1}
+	var b strings.Builder
+	for i, ev := range []*messages.Event{membersEvent(0, 0, 1, []string{"alice", "bob"}, nil), inc, remove} {
+		line, err := encodeLine("m", uint64(i+1), ev)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		b.Write(line)
+	}
+	return b.String()
+}
+
+// TestMembersExport: the export of a group with members passes the
+// import's check; altered, it does not.
+func TestMembersExport(t *testing.T) {
+	good := membersExport(t)
+	if err := check(strings.NewReader(good), io.Discard, MaxLine); err != nil {
+		t.Fatalf("check of a good export with members: %v", err)
+	}
+	for name, bad := range map[string]string{
+		"members out of order": strings.Replace(good, `"members":["alice","bob"]`, `"members":["bob","alice"]`, 1),
+		"a removed non-member": strings.Replace(good, `"members":["alice","bob"]}],"state":{"counters":{"k":"1"},"version":"3"`, `"members":["alice","carol"]}],"state":{"counters":{"k":"1"},"version":"3"`, 1),
+		"wrong members link":   strings.Replace(good, `"membersSeq":"1"`, `"membersSeq":"2"`, 1),
+		"wrong count":          strings.Replace(good, `"memberCount":"2"`, `"memberCount":"3"`, 1),
+		"user with a dot":      strings.Replace(good, `"alice"`, `"al.ice"`, 1),
+	} {
+		if bad == good {
+			t.Fatalf("%s: the alteration did not apply", name)
+		}
+		if err := check(strings.NewReader(bad), io.Discard, MaxLine); err == nil {
+			t.Errorf("%s: check accepted\n%s", name, bad)
 		}
 	}
 }

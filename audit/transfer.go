@@ -221,6 +221,10 @@ func check(r io.Reader, w io.Writer, max int) error {
 type appended struct {
 	group string
 	seq   uint64
+	// members maps the stream sequences of the group's events that changed
+	// its members, in the export, to theirs in j: the events after them
+	// name them (Event.MembersSeq).
+	members map[uint64]uint64
 }
 
 // appendAll appends the checked export read from r, and lists in done
@@ -242,17 +246,25 @@ func appendAll(ctx context.Context, j Importer, r io.Reader, done *[]appended) e
 		}
 		g, seen := groups[x.Group]
 		if !seen {
-			g = &appended{group: x.Group}
+			g = &appended{group: x.Group, members: map[uint64]uint64{}}
 			groups[x.Group] = g
 		} else {
 			ev.PrevSeq = g.seq
+		}
+		if m, ok := g.members[ev.GetMembersSeq()]; ok {
+			ev.MembersSeq = m
 		}
 		seq, err := j.Append(ctx, g.group, g.seq, ev)
 		if err != nil {
 			return fmt.Errorf("line %d, group %s: %w", lines.n, g.group, err)
 		}
 		g.seq = seq
-		*done = append(*done, appended{g.group, seq}) // the group's name shared
+		for _, c := range ev.GetChanges() {
+			if c.GetOp() == messages.Op_OP_MEMBERS_ADD || c.GetOp() == messages.Op_OP_MEMBERS_REMOVE {
+				g.members[x.StreamSeq] = seq
+			}
+		}
+		*done = append(*done, appended{group: g.group, seq: seq}) // the group's name shared
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -116,6 +117,9 @@ type Snapshot struct {
 	// Seq is the group's change sequence the counters reflect, 0 for a
 	// group never changed: updates with a greater Seq came after them.
 	Seq uint64
+	// Members is true for a group that has had members: only members may
+	// call it, and its updates go to members only.
+	Members bool
 }
 
 // GetGroupSnapshot is GetGroupCounters with the change sequence the
@@ -128,7 +132,7 @@ func (c *Client) GetGroupSnapshot(ctx context.Context, groupID string, keys ...s
 	if err := c.call(ctx, "get", &messages.GetRequest{GroupId: groupID, KeyList: keys}, &reply); err != nil {
 		return Snapshot{}, err
 	}
-	s := Snapshot{Counters: reply.GetCounters(), Seq: reply.GetSeq()}
+	s := Snapshot{Counters: reply.GetCounters(), Seq: reply.GetSeq(), Members: reply.GetMembers()}
 	if s.Counters == nil {
 		s.Counters = map[string]int64{}
 	}
@@ -150,30 +154,50 @@ type Update struct {
 // OnGroupCounterUpdated calls handler, one call at a time, for every update
 // of the group's counters until the returned unsubscribe is called. Updates
 // are not stored: one missed while unsubscribed or disconnected is gone,
-// and shows as a gap in Seq.
+// and shows as a gap in Seq. It subscribes to both subjects a group's
+// updates go to (contract.UpdatesSubject): a group that gets its first
+// member moves from the first to the second.
 func (c *Client) OnGroupCounterUpdated(groupID string, handler func(Update)) (unsubscribe func() error, err error) {
 	if err := check(groupID); err != nil {
 		return nil, err
 	}
-	sub, err := c.nc.Subscribe(c.opts.prefix+".updates."+groupID, func(m *nats.Msg) {
+	// One handler for both subscriptions: nats.go runs each on its own
+	// goroutine, so a lock keeps the calls one at a time.
+	var mu sync.Mutex
+	on := func(m *nats.Msg) {
 		// An update always has a seq; anything else on the subject is not
 		// the service's update (a reply that a client of the same account
 		// directed there, say).
 		var u Update
 		if json.Unmarshal(m.Data, &u) == nil && u.Seq > 0 && u.GroupID == groupID {
+			mu.Lock()
+			defer mu.Unlock()
 			handler(u)
 		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("client: subscribe to updates of %s: %w", groupID, err)
 	}
-	// Make sure the server has the subscription before returning, so no
+	var subs []*nats.Subscription
+	unsubscribe = func() error {
+		var errs []error
+		for _, s := range subs {
+			errs = append(errs, s.Unsubscribe())
+		}
+		return errors.Join(errs...)
+	}
+	for _, members := range []bool{false, true} {
+		sub, err := c.nc.Subscribe(contract.UpdatesSubject(c.opts.prefix, groupID, members), on)
+		if err != nil {
+			unsubscribe()
+			return nil, fmt.Errorf("client: subscribe to updates of %s: %w", groupID, err)
+		}
+		subs = append(subs, sub)
+	}
+	// Make sure the server has the subscriptions before returning, so no
 	// update that follows this call is missed.
 	if err := c.nc.Flush(); err != nil {
-		sub.Unsubscribe()
+		unsubscribe()
 		return nil, fmt.Errorf("client: subscribe to updates of %s: %w", groupID, err)
 	}
-	return sub.Unsubscribe, nil
+	return unsubscribe, nil
 }
 
 // check validates a group ID and keys with the service's own rules, so a

@@ -29,8 +29,11 @@ var (
 	// ErrInvalidParameter (10004): a malformed request, a bad key, value or
 	// user ID, an empty or over-long counter list, an overflow, a 21st key.
 	ErrInvalidParameter = &Error{Code: 10004}
-	// ErrNotAllowed (10007) is reserved for membership checks.
-	ErrNotAllowed = &Error{Code: 10007}
+	// ErrNotMember (10007): the user is not a member of a group that has
+	// members; the call changed nothing.
+	ErrNotMember = &Error{Code: 10007}
+	// ErrNotAllowed is ErrNotMember's first name.
+	ErrNotAllowed = ErrNotMember
 	// ErrInvalidGroupID (10015): the group ID is empty, too long or has a
 	// character outside its alphabet.
 	ErrInvalidGroupID = &Error{Code: 10015}

@@ -212,3 +212,43 @@ func ExampleAdmin_DeleteGroupCounters() {
 	// Output:
 	// map[b:2]
 }
+
+// A members-only group: a back end adds the room's members, who may then
+// call it; anyone else gets ErrNotMember.
+func ExampleAdmin_AddGroupMembers() {
+	nc, err := nats.Connect(tallyURL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+	ctx := context.Background()
+	admin, err := client.NewAdmin(nc)
+	if err != nil {
+		log.Fatal(err)
+	}
+	added, err := admin.AddGroupMembers(ctx, "vip-room", []string{"carol", "alice"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("added:", added)
+	members, next, err := admin.ListGroupMembers(ctx, "vip-room", "", 100)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("members: %v, next page after %q\n", members, next)
+
+	alice, _ := client.New(nc, "alice")
+	if _, err := alice.IncreaseGroupCounter(ctx, "vip-room", "likes", 1); err != nil {
+		log.Fatal(err)
+	}
+	s, _ := alice.GetGroupSnapshot(ctx, "vip-room")
+	fmt.Println("alice sees", s.Counters, "members-only:", s.Members)
+	mallory, _ := client.New(nc, "mallory")
+	_, err = mallory.IncreaseGroupCounter(ctx, "vip-room", "likes", 1)
+	fmt.Println("mallory:", errors.Is(err, client.ErrNotMember))
+	// Output:
+	// added: [alice carol]
+	// members: [alice carol], next page after ""
+	// alice sees map[likes:1] members-only: true
+	// mallory: true
+}

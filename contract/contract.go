@@ -103,3 +103,14 @@ func Quote(s string) string {
 	}
 	return strconv.Quote(s[:cut]) + "... (" + strconv.Itoa(len(s)) + " bytes)"
 }
+
+// UpdatesSubject is the subject of a group's updates under prefix
+// ("tally.v1"): <prefix>.updates.<group>, and for a group that has had
+// members <prefix>.updates.<group>.members, so that NATS permissions can
+// let every signed-in user see the first and only members the second.
+func UpdatesSubject(prefix, group string, membersOnly bool) string {
+	if membersOnly {
+		return prefix + ".updates." + group + ".members"
+	}
+	return prefix + ".updates." + group
+}

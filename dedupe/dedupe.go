@@ -16,11 +16,13 @@ import (
 
 // Outcome is what a write made, enough to answer its retries: the hash of
 // the request, to refuse a retry that is another request under the same
-// ID, and the change's sequence and value.
+// ID, and the change's sequence and value, or the users a members change
+// added or removed.
 type Outcome struct {
 	Fingerprint uint64
 	Seq         uint64
 	Value       int64
+	Users       []string
 }
 
 // Key identifies a write: its group and request ID, hashed to 128 bits.
@@ -75,7 +77,7 @@ func (t *Table) Get(k Key, now int64) (Outcome, bool) {
 	// ahead of it in the ring, which drops them in order.
 	if i, ok := s.find(k); ok && s.ring[i].expires > now {
 		e := &s.ring[i]
-		return Outcome{Fingerprint: e.fingerprint, Seq: e.seq, Value: e.value}, true
+		return Outcome{Fingerprint: e.fingerprint, Seq: e.seq, Value: e.value, Users: s.users[k]}, true
 	}
 	return Outcome{}, false
 }
@@ -90,8 +92,15 @@ func (t *Table) Put(k Key, o Outcome, expires, now int64) {
 	if i, ok := s.find(k); ok {
 		s.unindex(i)
 		s.ring[i].key = Key{} // a tombstone: expires with its place in the ring
+		delete(s.users, k)
 	}
 	s.push(entry{key: k, fingerprint: o.Fingerprint, seq: o.Seq, value: o.Value, expires: expires})
+	if len(o.Users) > 0 {
+		if s.users == nil {
+			s.users = map[Key][]string{}
+		}
+		s.users[k] = o.Users
+	}
 }
 
 // Len is the number of entries held, expired or not.
@@ -147,6 +156,9 @@ type shard struct {
 	n     int // entries in the ring
 	index []uint32
 	used  int // index slots in use
+	// users holds the users of the entries of members changes, which
+	// are few: the ring stays free of pointers.
+	users map[Key][]string
 }
 
 func (s *shard) slot(k Key) int { return int(k.lo & uint64(len(s.index)-1)) }
@@ -214,8 +226,9 @@ func (s *shard) unindex(pos int) {
 // expire pops the entries at the head that expired by now.
 func (s *shard) expire(now int64) {
 	for s.n > 0 && s.ring[s.head].expires <= now {
-		if s.ring[s.head].key != (Key{}) {
+		if k := s.ring[s.head].key; k != (Key{}) {
 			s.unindex(s.head)
+			delete(s.users, k)
 		}
 		s.ring[s.head] = entry{}
 		s.head = (s.head + 1) % len(s.ring)

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/tallyhq/tally/dedupe"
 )
 
@@ -28,13 +30,16 @@ func TestAgainstAMap(t *testing.T) {
 		switch r.IntN(3) {
 		case 0:
 			o := dedupe.Outcome{Fingerprint: r.Uint64(), Seq: uint64(step), Value: r.Int64()}
+			if r.IntN(4) == 0 {
+				o.Users = []string{id, "u"}
+			}
 			tab.Put(k, o, now+window, now)
 			model[id] = want{o, now + window}
 		default:
 			got, ok := tab.Get(k, now)
 			w, wok := model[id]
 			wok = wok && w.expires > now
-			if ok != wok || ok && got != w.o {
+			if ok != wok || ok && !cmp.Equal(got, w.o) {
 				t.Fatalf("step %d: Get(%s) = %v, %v; want %v, %v", step, id, got, ok, w.o, wok)
 			}
 		}

@@ -48,6 +48,16 @@ type (
 		KeyList   []string `json:"keyList"`
 		RequestID string   `json:"requestID"`
 	}
+	membersJSON struct {
+		GroupID   string   `json:"groupID"`
+		UserIDs   []string `json:"userIDs"`
+		RequestID string   `json:"requestID"`
+	}
+	listJSON struct {
+		GroupID string `json:"groupID"`
+		After   string `json:"after"`
+		Limit   *int64 `json:"limit"`
+	}
 )
 
 func decodeJSON(data []byte, v any) error {
@@ -215,6 +225,38 @@ func decodeDelete(f format, data []byte) (*messages.DeleteRequest, error) {
 	return req, nil
 }
 
+func decodeMembers(f format, data []byte) (*messages.MembersRequest, error) {
+	req := new(messages.MembersRequest)
+	if f == formatProto {
+		return req, decodeProto(data, req)
+	}
+	var j membersJSON
+	if err := decodeJSON(data, &j); err != nil {
+		return nil, err
+	}
+	req.GroupId, req.UserIds, req.RequestId = j.GroupID, j.UserIDs, j.RequestID
+	return req, nil
+}
+
+func decodeList(f format, data []byte) (*messages.ListMembersRequest, error) {
+	req := new(messages.ListMembersRequest)
+	if f == formatProto {
+		return req, decodeProto(data, req)
+	}
+	var j listJSON
+	if err := decodeJSON(data, &j); err != nil {
+		return nil, err
+	}
+	if j.Limit != nil && (*j.Limit < 1 || *j.Limit > actors.MaxListMembers) {
+		return nil, fmt.Errorf("%w: limit %d, want 1..%d", actors.ErrInvalidParameter, *j.Limit, actors.MaxListMembers)
+	}
+	req.GroupId, req.After = j.GroupID, j.After
+	if j.Limit != nil {
+		req.Limit = uint32(*j.Limit)
+	}
+	return req, nil
+}
+
 // encode marshals a reply, an error body or an update. The JSON is written
 // by hand: protojson would write int64 values as strings.
 func encode(f format, m proto.Message) []byte {
@@ -245,6 +287,21 @@ func AppendJSON(b []byte, m proto.Message) []byte {
 		b = appendCounters(b, m.GetCounters())
 		b = appendField(b, ',', "seq")
 		b = strconv.AppendUint(b, m.GetSeq(), 10)
+		if m.GetMembers() {
+			b = append(b, `,"members":true`...)
+		}
+	case *messages.MembersReply:
+		b = appendField(b, '{', "groupID")
+		b = appendString(b, m.GetGroupId())
+		b = appendStrings(b, "userIDs", m.GetUserIds())
+	case *messages.ListMembersReply:
+		b = appendField(b, '{', "groupID")
+		b = appendString(b, m.GetGroupId())
+		b = appendStrings(b, "userIDs", m.GetUserIds())
+		if m.GetNext() != "" {
+			b = appendField(b, ',', "next")
+			b = appendString(b, m.GetNext())
+		}
 	case *messages.ChangeReply:
 		b = appendField(b, '{', "groupID")
 		b = appendString(b, m.GetGroupId())
@@ -282,6 +339,19 @@ func appendField(b []byte, sep byte, name string) []byte {
 	b = append(b, sep, '"')
 	b = append(b, name...)
 	return append(b, '"', ':')
+}
+
+// appendStrings appends a field holding a list of strings, [] when empty.
+func appendStrings(b []byte, name string, list []string) []byte {
+	b = appendField(b, ',', name)
+	b = append(b, '[')
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, s)
+	}
+	return append(b, ']')
 }
 
 func appendCounters(b []byte, counters map[string]int64) []byte {

@@ -14,14 +14,16 @@ var actorsCode = actors.Code
 // dispatch decodes a request and submits it to the actors; the reply goes
 // out through r.respond.
 func (g *Gateway) dispatch(r *request, user string, data []byte) {
-	group, change, get, err := decode(r.op, r.format, user, data)
+	cmd, err := decode(r.op, r.format, user, data)
 	switch {
 	case err != nil:
 		r.respond(nil, err)
-	case get != nil:
-		g.node.SubmitGet(user, get, r.respond)
+	case cmd.get != nil:
+		g.node.SubmitGet(user, cmd.get, r.respond)
+	case cmd.list != nil:
+		g.node.SubmitList(cmd.list, r.respond)
 	default:
-		g.node.SubmitChange(user, group, change, r.changed(group, replyOf(r.op)))
+		g.node.SubmitChange(user, cmd.group, cmd.change, r.changed(cmd.group, replyOf(r.op)))
 	}
 }
 
@@ -48,4 +50,8 @@ func changeReply(group string, c *messages.Change) proto.Message {
 
 func deleteReply(group string, _ *messages.Change) proto.Message {
 	return &messages.DeleteReply{GroupId: group}
+}
+
+func membersReply(group string, c *messages.Change) proto.Message {
+	return &messages.MembersReply{GroupId: group, UserIds: c.GetMembers()}
 }

@@ -52,6 +52,9 @@ var contractFields = map[op][]string{
 	opGet:      {"groupID", "keyList"},
 	opDelete:   {"groupID", "keyList", "requestID"},
 	opHistory:  {"groupID", "fromSeq", "limit"},
+	// members.remove has members.add's decoder and checks.
+	opMembersAdd:  {"groupID", "userIDs", "requestID"},
+	opMembersList: {"groupID", "after", "limit"},
 }
 
 // maxRefusal bounds a refusal's message: it goes out in a header and in
@@ -73,6 +76,35 @@ func FuzzDecodeDeleteJSON(f *testing.F) { fuzzJSON(f, opDelete) }
 
 // FuzzDecodeHistoryJSON checks the JSON history request.
 func FuzzDecodeHistoryJSON(f *testing.F) { fuzzJSON(f, opHistory) }
+
+// FuzzDecodeMembersJSON checks the JSON members.add request; a
+// members.remove has the same decoder and checks.
+func FuzzDecodeMembersJSON(f *testing.F) {
+	f.Add([]byte(`{"groupID":"g","userIDs":["alice","bob","alice"],"requestID":"r"}`))
+	f.Add([]byte(`{"groupID":"g","userids":["alice"]}`))
+	fuzzJSON(f, opMembersAdd)
+}
+
+// FuzzDecodeListJSON checks the JSON members.list request.
+func FuzzDecodeListJSON(f *testing.F) {
+	f.Add([]byte(`{"groupID":"g","after":"alice","limit":1000}`))
+	f.Add([]byte(`{"groupID":"g","limit":1000000000000}`))
+	fuzzJSON(f, opMembersList)
+}
+
+// FuzzDecodeMembersProto checks the protobuf members.add request.
+func FuzzDecodeMembersProto(f *testing.F) {
+	b, _ := proto.Marshal(&messages.MembersRequest{GroupId: "g", UserIds: []string{"alice", "bob"}, RequestId: "r"})
+	f.Add(b)
+	fuzzProto(f, opMembersAdd)
+}
+
+// FuzzDecodeListProto checks the protobuf members.list request.
+func FuzzDecodeListProto(f *testing.F) {
+	b, _ := proto.Marshal(&messages.ListMembersRequest{GroupId: "g", After: "alice", Limit: 1000})
+	f.Add(b)
+	fuzzProto(f, opMembersList)
+}
 
 // FuzzDecodeSetProto checks the protobuf set request.
 func FuzzDecodeSetProto(f *testing.F) { fuzzProto(f, opSet) }
@@ -161,6 +193,10 @@ func decodeAsNode(o op, f format, data []byte) (proto.Message, error) {
 		req, err = decodeGet(f, data)
 	case opDelete:
 		req, err = decodeDelete(f, data)
+	case opMembersAdd, opMembersRemove:
+		req, err = decodeMembers(f, data)
+	case opMembersList:
+		req, err = decodeList(f, data)
 	case opHistory:
 		h, err := decodeHistory(f, data)
 		if err != nil {
@@ -171,14 +207,16 @@ func decodeAsNode(o op, f format, data []byte) (proto.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	group, change, get, err := decode(o, f, "", data)
+	cmd, err := decode(o, f, "", data)
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("decode after %T: %w", req, err)
-	case change != nil:
-		err = actors.ValidateChange(group, change)
+	case cmd.change != nil:
+		err = actors.ValidateChange(cmd.group, cmd.change)
+	case cmd.list != nil:
+		err = actors.ValidateList(cmd.list)
 	default:
-		err = actors.ValidateGet(get)
+		err = actors.ValidateGet(cmd.get)
 	}
 	return req, err
 }
@@ -334,6 +372,18 @@ func referenceRequest(o op, members map[string]json.RawMessage) (proto.Message, 
 		read("fromSeq", &r.FromSeq)
 		read("limit", &r.Limit)
 		req = r
+	case opMembersAdd, opMembersRemove:
+		r := new(messages.MembersRequest)
+		read("groupID", &r.GroupId)
+		read("userIDs", &r.UserIds)
+		read("requestID", &r.RequestId)
+		req = r
+	case opMembersList:
+		r := new(messages.ListMembersRequest)
+		read("groupID", &r.GroupId)
+		read("after", &r.After)
+		read("limit", &r.Limit)
+		req = r
 	}
 	return req, errors.Join(errs...)
 }
@@ -374,6 +424,22 @@ func checkContract(req proto.Message) error {
 		if r.GetLimit() > historyMaxPage {
 			errs = append(errs, fmt.Errorf("limit %d, want at most %d", r.GetLimit(), historyMaxPage))
 		}
+	case *messages.MembersRequest:
+		errs = append(errs, contract.CheckGroupID(r.GetGroupId()), contract.CheckRequestID(r.GetRequestId()))
+		if n := len(r.GetUserIds()); n < 1 || n > actors.MaxMembersPerCall {
+			errs = append(errs, fmt.Errorf("%d users, want 1..%d", n, actors.MaxMembersPerCall))
+		}
+		for _, u := range r.GetUserIds() {
+			errs = append(errs, contract.CheckUserID(u))
+		}
+	case *messages.ListMembersRequest:
+		errs = append(errs, contract.CheckGroupID(r.GetGroupId()))
+		if a := r.GetAfter(); a != "" {
+			errs = append(errs, contract.CheckUserID(a))
+		}
+		if r.GetLimit() > actors.MaxListMembers {
+			errs = append(errs, fmt.Errorf("limit %d, want at most %d", r.GetLimit(), actors.MaxListMembers))
+		}
 	default:
 		errs = append(errs, fmt.Errorf("unexpected request %T", req))
 	}
@@ -395,6 +461,13 @@ func encodeRequest(t *testing.T, req proto.Message) []byte {
 		m["groupID"], m["keyList"], m["requestID"] = r.GetGroupId(), r.GetKeyList(), r.GetRequestId()
 	case *messages.HistoryRequest:
 		m["groupID"], m["fromSeq"], m["limit"] = r.GetGroupId(), r.GetFromSeq(), r.GetLimit()
+	case *messages.MembersRequest:
+		m["groupID"], m["userIDs"], m["requestID"] = r.GetGroupId(), r.GetUserIds(), r.GetRequestId()
+	case *messages.ListMembersRequest:
+		m["groupID"], m["after"] = r.GetGroupId(), r.GetAfter()
+		if r.GetLimit() != 0 { // absent: the default; 0 is refused
+			m["limit"] = r.GetLimit()
+		}
 	}
 	b, err := json.Marshal(m)
 	if err != nil {

@@ -25,6 +25,10 @@ import (
 type Node interface {
 	SubmitChange(user, group string, cmd *messages.Change, reply actors.Reply)
 	SubmitGet(user string, req *messages.GetRequest, reply actors.Reply)
+	// SubmitGetAs runs a get that passed its user's rate limit: a group
+	// with members refuses a user who is not one.
+	SubmitGetAs(user string, req *messages.GetRequest, reply actors.Reply)
+	SubmitList(req *messages.ListMembersRequest, reply actors.Reply)
 	// Refused says whether the user is over its limit for the kind of
 	// call, so that the gateway refuses it before decoding it.
 	Refused(user string, read bool) error
@@ -149,16 +153,21 @@ type request struct {
 
 type op int
 
+// The users' operations come first, then the admins' only; history, last,
+// is read from the journal by any node.
 const (
 	opSet op = iota
 	opIncrease
 	opDecrease
 	opGet
 	opDelete
+	opMembersAdd
+	opMembersRemove
+	opMembersList
 	opHistory
 )
 
-var opNames = [...]string{"set", "increase", "decrease", "get", "delete", "history"}
+var opNames = [...]string{"set", "increase", "decrease", "get", "delete", "members.add", "members.remove", "members.list", "history"}
 
 // Start subscribes to the service's endpoints and the micro protocol's
 // $SRV subjects on nc and starts serving. nc should be the gateway's own

@@ -402,7 +402,8 @@ func TestServiceDiscovery(t *testing.T) {
 		"tally.v1.user.*.increase", "tally.v1.admin.increase",
 		"tally.v1.user.*.decrease", "tally.v1.admin.decrease",
 		"tally.v1.user.*.get", "tally.v1.admin.get",
-		"tally.v1.admin.delete", "tally.v1.admin.history",
+		"tally.v1.admin.delete", "tally.v1.admin.members.add", "tally.v1.admin.members.remove",
+		"tally.v1.admin.members.list", "tally.v1.admin.history",
 	}
 	if info.Name != "tally" || !cmp.Equal(want, subjects) {
 		t.Errorf("service %q serves %v, want tally serving %v", info.Name, subjects, want)

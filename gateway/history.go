@@ -147,6 +147,7 @@ type (
 		User          string          `json:"user"`
 		RequestID     string          `json:"requestID"`
 		Changes       []keyChangeJSON `json:"changes"`
+		Members       []string        `json:"members,omitempty"`
 		BeforeUnknown bool            `json:"beforeUnknown,omitempty"`
 	}
 	keyChangeJSON struct {
@@ -158,7 +159,7 @@ type (
 
 func entryJSON(e *messages.HistoryEntry) historyEntryJSON {
 	je := historyEntryJSON{Seq: e.GetSeq(), StreamSeq: e.GetStreamSeq(), Time: time.Unix(0, e.GetUnixNano()).UTC(),
-		Op: e.GetOp(), User: e.GetUser(), RequestID: e.GetRequestId(), Changes: []keyChangeJSON{}, BeforeUnknown: e.GetBeforeUnknown()}
+		Op: e.GetOp(), User: e.GetUser(), RequestID: e.GetRequestId(), Changes: []keyChangeJSON{}, Members: e.GetMembers(), BeforeUnknown: e.GetBeforeUnknown()}
 	for _, c := range e.GetChanges() {
 		je.Changes = append(je.Changes, keyChangeJSON{Key: c.GetKey(), Before: c.Before, After: c.After})
 	}

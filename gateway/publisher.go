@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/messages"
 	"github.com/tallyhq/tally/metrics"
 )
@@ -16,7 +17,8 @@ import (
 // goroutine before further ones are dropped.
 const publishQueue = 16 << 10
 
-// Publisher publishes counter updates as JSON on <prefix>.updates.<group>.
+// Publisher publishes counter updates as JSON on <prefix>.updates.<group>,
+// or <prefix>.updates.<group>.members for a group that has had members.
 // It implements actors.Publisher. Publish never waits: a goroutine sends
 // the updates in the order they came, so that the NATS server slowing the
 // publisher down for a subscriber that does not read (it holds back a
@@ -54,13 +56,16 @@ type published struct {
 // NewPublisher returns a publisher on nc; prefix is "tally.v1". Close
 // stops it.
 func NewPublisher(nc *nats.Conn, prefix string, log *slog.Logger) *Publisher {
-	p := &Publisher{nc: nc, prefix: prefix + ".updates.", log: log, queue: make(chan published, publishQueue), done: make(chan struct{})}
+	p := &Publisher{nc: nc, prefix: prefix, log: log, queue: make(chan published, publishQueue), done: make(chan struct{})}
 	go p.run()
 	return p
 }
 
-// Subject returns the subject of the group's updates.
-func (p *Publisher) Subject(group string) string { return p.prefix + group }
+// Subject returns the subject of the group's updates (see
+// contract.UpdatesSubject).
+func (p *Publisher) Subject(group string, membersOnly bool) string {
+	return contract.UpdatesSubject(p.prefix, group, membersOnly)
+}
 
 // Wants reports whether updates on subject may have subscribers.
 func (p *Publisher) Wants(subject string) bool {

@@ -37,23 +37,23 @@ func TestPublisherWantsSubscribers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if pub.Wants(pub.Subject("g")) {
+	if pub.Wants(pub.Subject("g", false)) {
 		t.Error("updates of g wanted with no subscriber")
 	}
 	all := subscribe("tally.v1.updates.>")
-	if !pub.Wants(pub.Subject("g")) || !pub.Wants(pub.Subject("h")) {
+	if !pub.Wants(pub.Subject("g", false)) || !pub.Wants(pub.Subject("h", false)) {
 		t.Error("updates not wanted with a subscriber to tally.v1.updates.>")
 	}
 	unsubscribe(all)
 	one := subscribe("tally.v1.updates.g")
-	if !pub.Wants(pub.Subject("g")) || pub.Wants(pub.Subject("h")) {
-		t.Errorf("with a subscriber to g: wants g %v, h %v; want true, false", pub.Wants(pub.Subject("g")), pub.Wants(pub.Subject("h")))
+	if !pub.Wants(pub.Subject("g", false)) || pub.Wants(pub.Subject("h", false)) {
+		t.Errorf("with a subscriber to g: wants g %v, h %v; want true, false", pub.Wants(pub.Subject("g", false)), pub.Wants(pub.Subject("h", false)))
 	}
 	unsubscribe(one)
-	if pub.Wants(pub.Subject("g")) {
+	if pub.Wants(pub.Subject("g", false)) {
 		t.Error("updates of g wanted after the last subscriber left")
 	}
-	if ext := gateway.NewPublisher(other, "tally.v1", slog.New(slog.DiscardHandler)); !ext.Wants(ext.Subject("g")) {
+	if ext := gateway.NewPublisher(other, "tally.v1", slog.New(slog.DiscardHandler)); !ext.Wants(ext.Subject("g", false)) {
 		t.Error("a publisher without Interest (external server) must publish every update")
 	}
 }

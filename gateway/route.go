@@ -67,49 +67,65 @@ func (g *Gateway) route(r *request, user string, data []byte, hops uint32) {
 	})
 }
 
+// command is a decoded request: exactly one of change, get and list.
+type command struct {
+	group  string
+	change *messages.Change
+	get    *messages.GetRequest
+	list   *messages.ListMembersRequest
+}
+
 // decodeAndPlace decodes and checks a request, runs the user's rate limit
 // when it has a user, and places the command on its group's node.
 func (g *Gateway) decodeAndPlace(r *request, user string, data []byte, hops uint32) {
-	group, change, get, err := decode(r.op, r.format, user, data)
-	if err == nil && change != nil {
-		err = actors.ValidateChange(group, change)
-	} else if err == nil {
-		err = actors.ValidateGet(get)
+	cmd, err := decode(r.op, r.format, user, data)
+	switch {
+	case err != nil:
+	case cmd.change != nil:
+		err = actors.ValidateChange(cmd.group, cmd.change)
+	case cmd.list != nil:
+		err = actors.ValidateList(cmd.list)
+	default:
+		err = actors.ValidateGet(cmd.get)
 	}
 	if err != nil {
 		r.respond(nil, err)
 		return
 	}
 	if user == "" {
-		g.placeGroup(r, group, change, get, hops)
+		g.placeGroup(r, user, cmd, hops)
 		return
 	}
-	g.node.Admit(user, get != nil, func(err error) {
+	g.node.Admit(user, cmd.get != nil, func(err error) {
 		if err != nil {
 			r.respond(nil, err)
 			return
 		}
-		g.placeGroup(r, group, change, get, hops)
+		g.placeGroup(r, user, cmd, hops)
 	})
 }
 
-// placeGroup runs an admitted command on its group's node.
-func (g *Gateway) placeGroup(r *request, group string, change *messages.Change, get *messages.GetRequest, hops uint32) {
+// placeGroup runs an admitted command of user ("" for an admin's) on its
+// group's node.
+func (g *Gateway) placeGroup(r *request, user string, cmd command, hops uint32) {
 	router := g.cfg.Router
-	p := router.Partition(group)
+	p := router.Partition(cmd.group)
 	router.Place(p, func(inbox string, err error) {
 		switch {
 		case err != nil:
-			r.respond(nil, fmt.Errorf("%w: group %s: %w", actors.ErrUnavailable, group, err))
+			r.respond(nil, fmt.Errorf("%w: group %s: %w", actors.ErrUnavailable, cmd.group, err))
 		case inbox != "":
-			r.forward(inbox, &messages.Forward{Admitted: true, GroupId: group, Change: change, Get: get}, hops)
+			r.forward(inbox, &messages.Forward{Admitted: true, GroupId: cmd.group, Change: cmd.change, Get: cmd.get, List: cmd.list}, hops)
 		default:
 			r.part = p
-			if get != nil {
-				g.node.SubmitGet("", get, r.respond)
-				return
+			switch {
+			case cmd.get != nil:
+				g.node.SubmitGetAs(user, cmd.get, r.respond)
+			case cmd.list != nil:
+				g.node.SubmitList(cmd.list, r.respond)
+			default:
+				g.node.SubmitChange("", cmd.group, cmd.change, r.changed(cmd.group, replyOf(r.op)))
 			}
-			g.node.SubmitChange("", group, change, r.changed(group, replyOf(r.op)))
 		}
 	})
 }
@@ -121,6 +137,8 @@ func replyOf(o op) func(string, *messages.Change) proto.Message {
 		return setReply
 	case opDelete:
 		return deleteReply
+	case opMembersAdd, opMembersRemove:
+		return membersReply
 	default:
 		return changeReply
 	}
@@ -128,36 +146,52 @@ func replyOf(o op) func(string, *messages.Change) proto.Message {
 
 // decode decodes a request of user ("" on the admin subjects) into the
 // command it asks for and its group.
-func decode(o op, f format, user string, data []byte) (group string, change *messages.Change, get *messages.GetRequest, err error) {
+func decode(o op, f format, user string, data []byte) (command, error) {
 	switch o {
 	case opSet:
 		req, err := decodeSet(f, data)
 		if err != nil {
-			return "", nil, nil, err
+			return command{}, err
 		}
-		return req.GetGroupId(), &messages.Change{Op: messages.Op_OP_SET, Counters: req.GetCounters(), RequestId: req.GetRequestId(), User: user}, nil, nil
+		return command{group: req.GetGroupId(), change: &messages.Change{Op: messages.Op_OP_SET, Counters: req.GetCounters(), RequestId: req.GetRequestId(), User: user}}, nil
 	case opIncrease, opDecrease:
 		req, err := decodeChange(f, data)
 		if err != nil {
-			return "", nil, nil, err
+			return command{}, err
 		}
 		kind := messages.Op_OP_INCREASE
 		if o == opDecrease {
 			kind = messages.Op_OP_DECREASE
 		}
-		return req.GetGroupId(), &messages.Change{Op: kind, Key: req.GetKey(), Amount: req.GetValue(), RequestId: req.GetRequestId(), User: user}, nil, nil
+		return command{group: req.GetGroupId(), change: &messages.Change{Op: kind, Key: req.GetKey(), Amount: req.GetValue(), RequestId: req.GetRequestId(), User: user}}, nil
 	case opGet:
 		req, err := decodeGet(f, data)
 		if err != nil {
-			return "", nil, nil, err
+			return command{}, err
 		}
-		return req.GetGroupId(), nil, req, nil
+		return command{group: req.GetGroupId(), get: req}, nil
+	case opMembersAdd, opMembersRemove:
+		req, err := decodeMembers(f, data)
+		if err != nil {
+			return command{}, err
+		}
+		kind := messages.Op_OP_MEMBERS_ADD
+		if o == opMembersRemove {
+			kind = messages.Op_OP_MEMBERS_REMOVE
+		}
+		return command{group: req.GetGroupId(), change: &messages.Change{Op: kind, Members: req.GetUserIds(), RequestId: req.GetRequestId()}}, nil
+	case opMembersList:
+		req, err := decodeList(f, data)
+		if err != nil {
+			return command{}, err
+		}
+		return command{group: req.GetGroupId(), list: req}, nil
 	default:
 		req, err := decodeDelete(f, data)
 		if err != nil {
-			return "", nil, nil, err
+			return command{}, err
 		}
-		return req.GetGroupId(), &messages.Change{Op: messages.Op_OP_DELETE, Keys: req.GetKeyList(), RequestId: req.GetRequestId(), User: user}, nil, nil
+		return command{group: req.GetGroupId(), change: &messages.Change{Op: messages.Op_OP_DELETE, Keys: req.GetKeyList(), RequestId: req.GetRequestId(), User: user}}, nil
 	}
 }
 
@@ -204,13 +238,14 @@ func (g *Gateway) onForward(m *nats.Msg) {
 	}
 	g.slots <- struct{}{} // released by respond or forward
 	r := &request{g: g, nc: nc, ep: e, op: o, format: format, subject: f.GetSubject(), reply: f.GetReply(), taken: time.Now(), part: -1}
+	cmd := command{group: f.GetGroupId(), change: f.GetChange(), get: f.GetGet(), list: f.GetList()}
 	switch {
 	case !f.GetAdmitted():
 		g.route(r, user, f.GetPayload(), f.GetHops())
-	case (f.GetChange() == nil) == (f.GetGet() == nil) || (f.GetGet() == nil) == (o == opGet):
+	case (cmd.get != nil) != (o == opGet) || (cmd.list != nil) != (o == opMembersList) || (cmd.change != nil) == (cmd.get != nil || cmd.list != nil):
 		r.respond(nil, fmt.Errorf("%w: a forwarded call must carry the command its subject names", actors.ErrInvalidParameter))
 	default:
-		g.placeGroup(r, f.GetGroupId(), f.GetChange(), f.GetGet(), f.GetHops())
+		g.placeGroup(r, user, cmd, f.GetHops())
 	}
 }
 
@@ -234,7 +269,7 @@ func (g *Gateway) parse(subject string) (o op, admin bool, user string, ok bool)
 		return 0, false, "", false
 	}
 	for i, name := range opNames {
-		if rest == name && op(i) < opHistory && (admin || op(i) != opDelete) {
+		if rest == name && op(i) < opHistory && (admin || op(i) < opDelete) {
 			return op(i), admin, user, true
 		}
 	}

@@ -114,6 +114,8 @@ func readEvent(b []byte, ev *messages.Event) error {
 			if !readState(r.bytes(), ev.State) {
 				r.fail()
 			}
+		case num == eventMembers && typ == protowire.VarintType:
+			ev.MembersSeq = r.varint()
 		default:
 			r.fail()
 		}
@@ -154,6 +156,8 @@ func readChange(b []byte, c *messages.Change) bool {
 			c.RequestHash = r.fixed64()
 		case num == changeUser && typ == protowire.BytesType:
 			c.User = r.text()
+		case num == changeMembers && typ == protowire.BytesType:
+			c.Members = append(c.Members, r.text())
 		default:
 			r.fail()
 		}
@@ -174,6 +178,12 @@ func readState(b []byte, s *messages.GroupState) bool {
 			}
 		case num == stateVersion && typ == protowire.VarintType:
 			s.Version = r.varint()
+		case num == stateMembersOnly && typ == protowire.VarintType:
+			s.MembersOnly = r.varint() != 0
+		case num == stateMemberCount && typ == protowire.VarintType:
+			s.MemberCount = r.varint()
+		case num == stateDigest && typ == protowire.Fixed64Type:
+			s.MembersDigest = r.fixed64()
 		default:
 			r.fail()
 		}

@@ -19,6 +19,7 @@ const (
 	eventUnixNano protowire.Number = 2
 	eventChanges  protowire.Number = 3
 	eventState    protowire.Number = 4
+	eventMembers  protowire.Number = 5
 
 	changeSeq         protowire.Number = 1
 	changeOp          protowire.Number = 2
@@ -30,9 +31,13 @@ const (
 	changeKeys        protowire.Number = 8
 	changeRequestHash protowire.Number = 9
 	changeUser        protowire.Number = 10
+	changeMembers     protowire.Number = 11
 
-	stateCounters protowire.Number = 1
-	stateVersion  protowire.Number = 2
+	stateCounters    protowire.Number = 1
+	stateVersion     protowire.Number = 2
+	stateMembersOnly protowire.Number = 3
+	stateMemberCount protowire.Number = 4
+	stateDigest      protowire.Number = 5
 
 	entryKey   protowire.Number = 1
 	entryValue protowire.Number = 2
@@ -57,10 +62,11 @@ func encodeEvent(ev *messages.Event) ([]byte, error) {
 	if !valid {
 		return nil, errInvalidUTF8
 	}
-	sn += varintSize(stateVersion, s.GetVersion())
+	sn += varintSize(stateVersion, s.GetVersion()) + membersSize(s)
 	if s != nil {
 		n += protowire.SizeTag(eventState) + protowire.SizeBytes(sn)
 	}
+	n += varintSize(eventMembers, ev.GetMembersSeq())
 
 	b := make([]byte, 0, n)
 	b = appendVarint(b, eventPrevSeq, ev.GetPrevSeq())
@@ -75,8 +81,33 @@ func encodeEvent(ev *messages.Event) ([]byte, error) {
 		b = protowire.AppendVarint(b, uint64(sn))
 		b = appendCounters(b, stateCounters, s.GetCounters())
 		b = appendVarint(b, stateVersion, s.GetVersion())
+		b = appendMembers(b, s)
 	}
-	return b, nil
+	return appendVarint(b, eventMembers, ev.GetMembersSeq()), nil
+}
+
+// membersSize and appendMembers write a state's members fields.
+func membersSize(s *messages.GroupState) int {
+	n := varintSize(stateMemberCount, s.GetMemberCount())
+	if s.GetMembersOnly() {
+		n += varintSize(stateMembersOnly, 1)
+	}
+	if s.GetMembersDigest() != 0 {
+		n += protowire.SizeTag(stateDigest) + protowire.SizeFixed64()
+	}
+	return n
+}
+
+func appendMembers(b []byte, s *messages.GroupState) []byte {
+	if s.GetMembersOnly() {
+		b = appendVarint(b, stateMembersOnly, 1)
+	}
+	b = appendVarint(b, stateMemberCount, s.GetMemberCount())
+	if d := s.GetMembersDigest(); d != 0 {
+		b = protowire.AppendTag(b, stateDigest, protowire.Fixed64Type)
+		b = protowire.AppendFixed64(b, d)
+	}
+	return b
 }
 
 // validChange reports whether every string of c is valid UTF-8, which
@@ -90,6 +121,11 @@ func validChange(c *messages.Change) bool {
 	}
 	for _, k := range c.GetKeys() {
 		if !utf8.ValidString(k) {
+			return false
+		}
+	}
+	for _, u := range c.GetMembers() {
+		if !utf8.ValidString(u) {
 			return false
 		}
 	}
@@ -112,7 +148,12 @@ func appendChange(b []byte, c *messages.Change) []byte {
 		b = protowire.AppendTag(b, changeRequestHash, protowire.Fixed64Type)
 		b = protowire.AppendFixed64(b, h)
 	}
-	return appendString(b, changeUser, c.GetUser())
+	b = appendString(b, changeUser, c.GetUser())
+	for _, u := range c.GetMembers() {
+		b = protowire.AppendTag(b, changeMembers, protowire.BytesType)
+		b = protowire.AppendString(b, u)
+	}
+	return b
 }
 
 func changeSize(c *messages.Change) int {
@@ -128,6 +169,9 @@ func changeSize(c *messages.Change) int {
 	}
 	if c.GetRequestHash() != 0 {
 		n += protowire.SizeTag(changeRequestHash) + protowire.SizeFixed64()
+	}
+	for _, u := range c.GetMembers() {
+		n += protowire.SizeTag(changeMembers) + protowire.SizeBytes(len(u))
 	}
 	return n + stringSize(changeUser, c.GetUser())
 }

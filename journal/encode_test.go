@@ -46,6 +46,7 @@ func TestEncodeEventInvalidUTF8(t *testing.T) {
 		"key":        {Changes: []*messages.Change{{Key: bad}}},
 		"request ID": {Changes: []*messages.Change{{RequestId: bad}}},
 		"keys":       {Changes: []*messages.Change{{Keys: []string{"ok", bad}}}},
+		"members":    {Changes: []*messages.Change{{Members: []string{"ok", bad}}}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := proto.Marshal(ev); err == nil {
@@ -118,6 +119,8 @@ func scalar(t testing.TB, fd protoreflect.FieldDescriptor, n int) protoreflect.V
 		return protoreflect.ValueOfInt64(-int64(n) * math.MaxInt64 / 5)
 	case protoreflect.StringKind:
 		return protoreflect.ValueOfString(fmt.Sprintf("%s-%d-ü", fd.Name(), n))
+	case protoreflect.BoolKind:
+		return protoreflect.ValueOfBool(n != 0)
 	case protoreflect.EnumKind:
 		vals := fd.Enum().Values()
 		return protoreflect.ValueOfEnum(vals.Get(vals.Len() - 1).Number())
@@ -150,10 +153,10 @@ func randomEvent(rng *rand.Rand) *messages.Event {
 		}
 		return m
 	}
-	ev := &messages.Event{PrevSeq: uint64(num()), UnixNano: num()}
+	ev := &messages.Event{PrevSeq: uint64(num()), UnixNano: num(), MembersSeq: uint64(num())}
 	for range rng.IntN(4) {
 		c := &messages.Change{
-			Seq: uint64(num()), Op: messages.Op(rng.IntN(5)), RequestId: str(),
+			Seq: uint64(num()), Op: messages.Op(rng.IntN(7)), RequestId: str(),
 			Key: str(), Amount: num(), Value: num(), RequestHash: uint64(num()), User: str(),
 		}
 		if rng.IntN(2) == 0 {
@@ -162,10 +165,14 @@ func randomEvent(rng *rand.Rand) *messages.Event {
 		for range rng.IntN(3) {
 			c.Keys = append(c.Keys, str())
 		}
+		for range rng.IntN(3) {
+			c.Members = append(c.Members, str())
+		}
 		ev.Changes = append(ev.Changes, c)
 	}
 	if rng.IntN(5) > 0 {
-		ev.State = &messages.GroupState{Counters: counters(), Version: uint64(num())}
+		ev.State = &messages.GroupState{Counters: counters(), Version: uint64(num()),
+			MembersOnly: rng.IntN(2) == 0, MemberCount: uint64(num()), MembersDigest: uint64(num())}
 	}
 	return ev
 }

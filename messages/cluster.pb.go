@@ -160,11 +160,13 @@ type Forward struct {
 	Payload []byte `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`
 	// admitted is set on a call that passed its user's rate limit (or needs
 	// none, an admin's) on its way to the node of its group, with the
-	// decoded command: change for a write, get for a get.
-	Admitted      bool        `protobuf:"varint,6,opt,name=admitted,proto3" json:"admitted,omitempty"`
-	GroupId       string      `protobuf:"bytes,7,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
-	Change        *Change     `protobuf:"bytes,8,opt,name=change,proto3" json:"change,omitempty"`
-	Get           *GetRequest `protobuf:"bytes,9,opt,name=get,proto3" json:"get,omitempty"`
+	// decoded command: change for a write, get for a get, list for a
+	// members.list.
+	Admitted      bool                `protobuf:"varint,6,opt,name=admitted,proto3" json:"admitted,omitempty"`
+	GroupId       string              `protobuf:"bytes,7,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Change        *Change             `protobuf:"bytes,8,opt,name=change,proto3" json:"change,omitempty"`
+	Get           *GetRequest         `protobuf:"bytes,9,opt,name=get,proto3" json:"get,omitempty"`
+	List          *ListMembersRequest `protobuf:"bytes,10,opt,name=list,proto3" json:"list,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -262,6 +264,13 @@ func (x *Forward) GetGet() *GetRequest {
 	return nil
 }
 
+func (x *Forward) GetList() *ListMembersRequest {
+	if x != nil {
+		return x.List
+	}
+	return nil
+}
+
 var File_cluster_proto protoreflect.FileDescriptor
 
 const file_cluster_proto_rawDesc = "" +
@@ -273,7 +282,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\x11started_unix_nano\x18\x03 \x01(\x03R\x0fstartedUnixNano\"1\n" +
 	"\x05Lease\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x14\n" +
-	"\x05inbox\x18\x02 \x01(\tR\x05inbox\"\x8c\x02\n" +
+	"\x05inbox\x18\x02 \x01(\tR\x05inbox\"\xbe\x02\n" +
 	"\aForward\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x14\n" +
 	"\x05reply\x18\x02 \x01(\tR\x05reply\x12\x1a\n" +
@@ -283,7 +292,9 @@ const file_cluster_proto_rawDesc = "" +
 	"\badmitted\x18\x06 \x01(\bR\badmitted\x12\x19\n" +
 	"\bgroup_id\x18\a \x01(\tR\agroupId\x12(\n" +
 	"\x06change\x18\b \x01(\v2\x10.tally.v1.ChangeR\x06change\x12&\n" +
-	"\x03get\x18\t \x01(\v2\x14.tally.v1.GetRequestR\x03getB#Z!github.com/tallyhq/tally/messagesb\x06proto3"
+	"\x03get\x18\t \x01(\v2\x14.tally.v1.GetRequestR\x03get\x120\n" +
+	"\x04list\x18\n" +
+	" \x01(\v2\x1c.tally.v1.ListMembersRequestR\x04listB#Z!github.com/tallyhq/tally/messagesb\x06proto3"
 
 var (
 	file_cluster_proto_rawDescOnce sync.Once
@@ -299,20 +310,22 @@ func file_cluster_proto_rawDescGZIP() []byte {
 
 var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_cluster_proto_goTypes = []any{
-	(*Member)(nil),     // 0: tally.v1.Member
-	(*Lease)(nil),      // 1: tally.v1.Lease
-	(*Forward)(nil),    // 2: tally.v1.Forward
-	(*Change)(nil),     // 3: tally.v1.Change
-	(*GetRequest)(nil), // 4: tally.v1.GetRequest
+	(*Member)(nil),             // 0: tally.v1.Member
+	(*Lease)(nil),              // 1: tally.v1.Lease
+	(*Forward)(nil),            // 2: tally.v1.Forward
+	(*Change)(nil),             // 3: tally.v1.Change
+	(*GetRequest)(nil),         // 4: tally.v1.GetRequest
+	(*ListMembersRequest)(nil), // 5: tally.v1.ListMembersRequest
 }
 var file_cluster_proto_depIdxs = []int32{
 	3, // 0: tally.v1.Forward.change:type_name -> tally.v1.Change
 	4, // 1: tally.v1.Forward.get:type_name -> tally.v1.GetRequest
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	5, // 2: tally.v1.Forward.list:type_name -> tally.v1.ListMembersRequest
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }

@@ -40,7 +40,7 @@ const (
 	Code_CODE_INTERNAL Code = 10002
 	// Malformed payload, bad key, bad value, too many keys, overflow.
 	Code_CODE_INVALID_PARAMETER Code = 10004
-	// Reserved for membership checks.
+	// A user's call on a group with members by a user who is not one.
 	Code_CODE_NOT_ALLOWED Code = 10007
 	// Group ID missing or outside its alphabet or length.
 	Code_CODE_INVALID_GROUP_ID Code = 10015
@@ -102,6 +102,9 @@ const (
 	Op_OP_INCREASE    Op = 2
 	Op_OP_DECREASE    Op = 3
 	Op_OP_DELETE      Op = 4
+	// OP_MEMBERS_ADD and OP_MEMBERS_REMOVE change a group's members.
+	Op_OP_MEMBERS_ADD    Op = 5
+	Op_OP_MEMBERS_REMOVE Op = 6
 )
 
 // Enum value maps for Op.
@@ -112,13 +115,17 @@ var (
 		2: "OP_INCREASE",
 		3: "OP_DECREASE",
 		4: "OP_DELETE",
+		5: "OP_MEMBERS_ADD",
+		6: "OP_MEMBERS_REMOVE",
 	}
 	Op_value = map[string]int32{
-		"OP_UNSPECIFIED": 0,
-		"OP_SET":         1,
-		"OP_INCREASE":    2,
-		"OP_DECREASE":    3,
-		"OP_DELETE":      4,
+		"OP_UNSPECIFIED":    0,
+		"OP_SET":            1,
+		"OP_INCREASE":       2,
+		"OP_DECREASE":       3,
+		"OP_DELETE":         4,
+		"OP_MEMBERS_ADD":    5,
+		"OP_MEMBERS_REMOVE": 6,
 	}
 )
 
@@ -455,7 +462,10 @@ type GetReply struct {
 	// seq is the group's change sequence the counters reflect: the seq of
 	// its last change, 0 for a group never changed. Updates after it have
 	// greater seqs.
-	Seq           uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	Seq uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	// members is true when the group has had members: its updates go to
+	// tally.v1.updates.<group>.members, and only members may call it.
+	Members       bool `protobuf:"varint,4,opt,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -511,6 +521,254 @@ func (x *GetReply) GetSeq() uint64 {
 	return 0
 }
 
+func (x *GetReply) GetMembers() bool {
+	if x != nil {
+		return x.Members
+	}
+	return false
+}
+
+// MembersRequest adds users to a group's members, or removes them: 1..100
+// user IDs. Admin only: tally.v1.admin.members.add and .remove.
+type MembersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       string                 `protobuf:"bytes,1,opt,name=group_id,json=groupID,proto3" json:"group_id,omitempty"`
+	UserIds       []string               `protobuf:"bytes,2,rep,name=user_ids,json=userIDs,proto3" json:"user_ids,omitempty"`
+	RequestId     string                 `protobuf:"bytes,3,opt,name=request_id,json=requestID,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MembersRequest) Reset() {
+	*x = MembersRequest{}
+	mi := &file_tally_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MembersRequest) ProtoMessage() {}
+
+func (x *MembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
+func (*MembersRequest) Descriptor() ([]byte, []int) {
+	return file_tally_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *MembersRequest) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *MembersRequest) GetUserIds() []string {
+	if x != nil {
+		return x.UserIds
+	}
+	return nil
+}
+
+func (x *MembersRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// MembersReply lists the users the call added (or removed), sorted: those
+// of the request that were not members before (or were).
+type MembersReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       string                 `protobuf:"bytes,1,opt,name=group_id,json=groupID,proto3" json:"group_id,omitempty"`
+	UserIds       []string               `protobuf:"bytes,2,rep,name=user_ids,json=userIDs,proto3" json:"user_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MembersReply) Reset() {
+	*x = MembersReply{}
+	mi := &file_tally_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MembersReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MembersReply) ProtoMessage() {}
+
+func (x *MembersReply) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MembersReply.ProtoReflect.Descriptor instead.
+func (*MembersReply) Descriptor() ([]byte, []int) {
+	return file_tally_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *MembersReply) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *MembersReply) GetUserIds() []string {
+	if x != nil {
+		return x.UserIds
+	}
+	return nil
+}
+
+// ListMembersRequest pages through a group's members in byte order: those
+// after the user ID after (none: from the first), at most limit (0: 100;
+// 1..1000). Admin only: tally.v1.admin.members.list.
+type ListMembersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       string                 `protobuf:"bytes,1,opt,name=group_id,json=groupID,proto3" json:"group_id,omitempty"`
+	After         string                 `protobuf:"bytes,2,opt,name=after,proto3" json:"after,omitempty"`
+	Limit         uint32                 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMembersRequest) Reset() {
+	*x = ListMembersRequest{}
+	mi := &file_tally_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMembersRequest) ProtoMessage() {}
+
+func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
+func (*ListMembersRequest) Descriptor() ([]byte, []int) {
+	return file_tally_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListMembersRequest) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *ListMembersRequest) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *ListMembersRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// ListMembersReply holds one page of members; next is the after of the
+// next page, empty when there is none.
+type ListMembersReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       string                 `protobuf:"bytes,1,opt,name=group_id,json=groupID,proto3" json:"group_id,omitempty"`
+	UserIds       []string               `protobuf:"bytes,2,rep,name=user_ids,json=userIDs,proto3" json:"user_ids,omitempty"`
+	Next          string                 `protobuf:"bytes,3,opt,name=next,proto3" json:"next,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMembersReply) Reset() {
+	*x = ListMembersReply{}
+	mi := &file_tally_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMembersReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMembersReply) ProtoMessage() {}
+
+func (x *ListMembersReply) ProtoReflect() protoreflect.Message {
+	mi := &file_tally_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMembersReply.ProtoReflect.Descriptor instead.
+func (*ListMembersReply) Descriptor() ([]byte, []int) {
+	return file_tally_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListMembersReply) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *ListMembersReply) GetUserIds() []string {
+	if x != nil {
+		return x.UserIds
+	}
+	return nil
+}
+
+func (x *ListMembersReply) GetNext() string {
+	if x != nil {
+		return x.Next
+	}
+	return ""
+}
+
 // DeleteRequest removes the listed keys, or every key when key_list is
 // empty. Admin only.
 type DeleteRequest struct {
@@ -524,7 +782,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_tally_proto_msgTypes[6]
+	mi := &file_tally_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +794,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_proto_msgTypes[6]
+	mi := &file_tally_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +807,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_tally_proto_rawDescGZIP(), []int{6}
+	return file_tally_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeleteRequest) GetGroupId() string {
@@ -583,7 +841,7 @@ type DeleteReply struct {
 
 func (x *DeleteReply) Reset() {
 	*x = DeleteReply{}
-	mi := &file_tally_proto_msgTypes[7]
+	mi := &file_tally_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +853,7 @@ func (x *DeleteReply) String() string {
 func (*DeleteReply) ProtoMessage() {}
 
 func (x *DeleteReply) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_proto_msgTypes[7]
+	mi := &file_tally_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +866,7 @@ func (x *DeleteReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteReply.ProtoReflect.Descriptor instead.
 func (*DeleteReply) Descriptor() ([]byte, []int) {
-	return file_tally_proto_rawDescGZIP(), []int{7}
+	return file_tally_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeleteReply) GetGroupId() string {
@@ -632,7 +890,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_tally_proto_msgTypes[8]
+	mi := &file_tally_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -644,7 +902,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_proto_msgTypes[8]
+	mi := &file_tally_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -657,7 +915,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_tally_proto_rawDescGZIP(), []int{8}
+	return file_tally_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HistoryRequest) GetGroupId() string {
@@ -694,7 +952,7 @@ type KeyChange struct {
 
 func (x *KeyChange) Reset() {
 	*x = KeyChange{}
-	mi := &file_tally_proto_msgTypes[9]
+	mi := &file_tally_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +964,7 @@ func (x *KeyChange) String() string {
 func (*KeyChange) ProtoMessage() {}
 
 func (x *KeyChange) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_proto_msgTypes[9]
+	mi := &file_tally_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +977,7 @@ func (x *KeyChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyChange.ProtoReflect.Descriptor instead.
 func (*KeyChange) Descriptor() ([]byte, []int) {
-	return file_tally_proto_rawDescGZIP(), []int{9}
+	return file_tally_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *KeyChange) GetKey() string {
@@ -760,13 +1018,15 @@ type HistoryEntry struct {
 	// before_unknown: the journal no longer keeps the event before, so a
 	// set's or a delete's before values are not known.
 	BeforeUnknown bool `protobuf:"varint,8,opt,name=before_unknown,json=beforeUnknown,proto3" json:"before_unknown,omitempty"`
+	// members: the users a members.add added or a members.remove removed.
+	Members       []string `protobuf:"bytes,9,rep,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HistoryEntry) Reset() {
 	*x = HistoryEntry{}
-	mi := &file_tally_proto_msgTypes[10]
+	mi := &file_tally_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -778,7 +1038,7 @@ func (x *HistoryEntry) String() string {
 func (*HistoryEntry) ProtoMessage() {}
 
 func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_proto_msgTypes[10]
+	mi := &file_tally_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -791,7 +1051,7 @@ func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryEntry.ProtoReflect.Descriptor instead.
 func (*HistoryEntry) Descriptor() ([]byte, []int) {
-	return file_tally_proto_rawDescGZIP(), []int{10}
+	return file_tally_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *HistoryEntry) GetSeq() uint64 {
@@ -850,6 +1110,13 @@ func (x *HistoryEntry) GetBeforeUnknown() bool {
 	return false
 }
 
+func (x *HistoryEntry) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
 // HistoryReply holds the changes found, oldest first; next_seq is the
 // from_seq of the next page, 0 when there is none.
 type HistoryReply struct {
@@ -863,7 +1130,7 @@ type HistoryReply struct {
 
 func (x *HistoryReply) Reset() {
 	*x = HistoryReply{}
-	mi := &file_tally_proto_msgTypes[11]
+	mi := &file_tally_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +1142,7 @@ func (x *HistoryReply) String() string {
 func (*HistoryReply) ProtoMessage() {}
 
 func (x *HistoryReply) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_proto_msgTypes[11]
+	mi := &file_tally_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +1155,7 @@ func (x *HistoryReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryReply.ProtoReflect.Descriptor instead.
 func (*HistoryReply) Descriptor() ([]byte, []int) {
-	return file_tally_proto_rawDescGZIP(), []int{11}
+	return file_tally_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HistoryReply) GetGroupId() string {
@@ -923,7 +1190,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_tally_proto_msgTypes[12]
+	mi := &file_tally_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -935,7 +1202,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_proto_msgTypes[12]
+	mi := &file_tally_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -948,7 +1215,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_tally_proto_rawDescGZIP(), []int{12}
+	return file_tally_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Error) GetCode() int32 {
@@ -965,8 +1232,9 @@ func (x *Error) GetMessage() string {
 	return ""
 }
 
-// Update is published on tally.v1.updates.<group> for every key a
-// committed change touched.
+// Update is published on tally.v1.updates.<group> (a group with members:
+// tally.v1.updates.<group>.members) for every key a committed change
+// touched.
 type Update struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	GroupId string                 `protobuf:"bytes,1,opt,name=group_id,json=groupID,proto3" json:"group_id,omitempty"`
@@ -983,7 +1251,7 @@ type Update struct {
 
 func (x *Update) Reset() {
 	*x = Update{}
-	mi := &file_tally_proto_msgTypes[13]
+	mi := &file_tally_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1263,7 @@ func (x *Update) String() string {
 func (*Update) ProtoMessage() {}
 
 func (x *Update) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_proto_msgTypes[13]
+	mi := &file_tally_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1276,7 @@ func (x *Update) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Update.ProtoReflect.Descriptor instead.
 func (*Update) Descriptor() ([]byte, []int) {
-	return file_tally_proto_rawDescGZIP(), []int{13}
+	return file_tally_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Update) GetGroupId() string {
@@ -1068,14 +1336,18 @@ type Change struct {
 	RequestHash uint64 `protobuf:"fixed64,9,opt,name=request_hash,json=requestHash,proto3" json:"request_hash,omitempty"`
 	// user is the user who made the change (the subject's user token), empty
 	// for a call on the admin subjects.
-	User          string `protobuf:"bytes,10,opt,name=user,proto3" json:"user,omitempty"`
+	User string `protobuf:"bytes,10,opt,name=user,proto3" json:"user,omitempty"`
+	// members, on a members change: the users it added or removed, sorted,
+	// each one that was not a member before (add) or was (remove). Its
+	// request_hash is the fingerprint of the request's user IDs.
+	Members       []string `protobuf:"bytes,11,rep,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_tally_proto_msgTypes[14]
+	mi := &file_tally_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1087,7 +1359,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_proto_msgTypes[14]
+	mi := &file_tally_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1100,7 +1372,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_tally_proto_rawDescGZIP(), []int{14}
+	return file_tally_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Change) GetSeq() uint64 {
@@ -1173,19 +1445,34 @@ func (x *Change) GetUser() string {
 	return ""
 }
 
+func (x *Change) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
 // GroupState is everything a group owns.
 type GroupState struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Counters map[string]int64       `protobuf:"bytes,1,rep,name=counters,proto3" json:"counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// version is the seq of the group's last change.
-	Version       uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Version uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// members_only is true once the group has had a member; it stays so.
+	MembersOnly bool `protobuf:"varint,3,opt,name=members_only,json=membersOnly,proto3" json:"members_only,omitempty"`
+	// member_count and members_digest stand for the member set, which an
+	// event does not carry (a group may have 100,000 members): the digest
+	// is the sum of MemberHash of every member, so a change's members give
+	// it from the state before without the set.
+	MemberCount   uint64 `protobuf:"varint,4,opt,name=member_count,json=memberCount,proto3" json:"member_count,omitempty"`
+	MembersDigest uint64 `protobuf:"fixed64,5,opt,name=members_digest,json=membersDigest,proto3" json:"members_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GroupState) Reset() {
 	*x = GroupState{}
-	mi := &file_tally_proto_msgTypes[15]
+	mi := &file_tally_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1484,7 @@ func (x *GroupState) String() string {
 func (*GroupState) ProtoMessage() {}
 
 func (x *GroupState) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_proto_msgTypes[15]
+	mi := &file_tally_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1497,7 @@ func (x *GroupState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupState.ProtoReflect.Descriptor instead.
 func (*GroupState) Descriptor() ([]byte, []int) {
-	return file_tally_proto_rawDescGZIP(), []int{15}
+	return file_tally_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GroupState) GetCounters() map[string]int64 {
@@ -1227,6 +1514,27 @@ func (x *GroupState) GetVersion() uint64 {
 	return 0
 }
 
+func (x *GroupState) GetMembersOnly() bool {
+	if x != nil {
+		return x.MembersOnly
+	}
+	return false
+}
+
+func (x *GroupState) GetMemberCount() uint64 {
+	if x != nil {
+		return x.MemberCount
+	}
+	return 0
+}
+
+func (x *GroupState) GetMembersDigest() uint64 {
+	if x != nil {
+		return x.MembersDigest
+	}
+	return 0
+}
+
 // Event is one journal message on tally.journal.<group>: the changes of one
 // append, in order, and the group's whole state after them, so that
 // activating a group reads one message.
@@ -1237,16 +1545,20 @@ type Event struct {
 	PrevSeq uint64 `protobuf:"varint,1,opt,name=prev_seq,json=prevSeq,proto3" json:"prev_seq,omitempty"`
 	// unix_nano is when the writer built the event; it bounds how far back
 	// request IDs are looked for.
-	UnixNano      int64       `protobuf:"varint,2,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
-	Changes       []*Change   `protobuf:"bytes,3,rep,name=changes,proto3" json:"changes,omitempty"`
-	State         *GroupState `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	UnixNano int64       `protobuf:"varint,2,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
+	Changes  []*Change   `protobuf:"bytes,3,rep,name=changes,proto3" json:"changes,omitempty"`
+	State    *GroupState `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	// members_seq is the stream sequence of the group's latest earlier
+	// event that changed its members, 0 when none: a group's load follows
+	// these back to rebuild its member set.
+	MembersSeq    uint64 `protobuf:"varint,5,opt,name=members_seq,json=membersSeq,proto3" json:"members_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_tally_proto_msgTypes[16]
+	mi := &file_tally_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1258,7 +1570,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_tally_proto_msgTypes[16]
+	mi := &file_tally_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1271,7 +1583,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_tally_proto_rawDescGZIP(), []int{16}
+	return file_tally_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Event) GetPrevSeq() uint64 {
@@ -1300,6 +1612,13 @@ func (x *Event) GetState() *GroupState {
 		return x.State
 	}
 	return nil
+}
+
+func (x *Event) GetMembersSeq() uint64 {
+	if x != nil {
+		return x.MembersSeq
+	}
+	return 0
 }
 
 var File_tally_proto protoreflect.FileDescriptor
@@ -1335,14 +1654,31 @@ const file_tally_proto_rawDesc = "" +
 	"\n" +
 	"GetRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupID\x12\x19\n" +
-	"\bkey_list\x18\x02 \x03(\tR\akeyList\"\xb2\x01\n" +
+	"\bkey_list\x18\x02 \x03(\tR\akeyList\"\xcc\x01\n" +
 	"\bGetReply\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupID\x12<\n" +
 	"\bcounters\x18\x02 \x03(\v2 .tally.v1.GetReply.CountersEntryR\bcounters\x12\x10\n" +
-	"\x03seq\x18\x03 \x01(\x04R\x03seq\x1a;\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x18\n" +
+	"\amembers\x18\x04 \x01(\bR\amembers\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"d\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"e\n" +
+	"\x0eMembersRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupID\x12\x19\n" +
+	"\buser_ids\x18\x02 \x03(\tR\auserIDs\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestID\"D\n" +
+	"\fMembersReply\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupID\x12\x19\n" +
+	"\buser_ids\x18\x02 \x03(\tR\auserIDs\"[\n" +
+	"\x12ListMembersRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupID\x12\x14\n" +
+	"\x05after\x18\x02 \x01(\tR\x05after\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\"\\\n" +
+	"\x10ListMembersReply\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupID\x12\x19\n" +
+	"\buser_ids\x18\x02 \x03(\tR\auserIDs\x12\x12\n" +
+	"\x04next\x18\x03 \x01(\tR\x04next\"d\n" +
 	"\rDeleteRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupID\x12\x19\n" +
 	"\bkey_list\x18\x02 \x03(\tR\akeyList\x12\x1d\n" +
@@ -1359,7 +1695,7 @@ const file_tally_proto_rawDesc = "" +
 	"\x06before\x18\x02 \x01(\x03H\x00R\x06before\x88\x01\x01\x12\x19\n" +
 	"\x05after\x18\x03 \x01(\x03H\x01R\x05after\x88\x01\x01B\t\n" +
 	"\a_beforeB\b\n" +
-	"\x06_after\"\xf5\x01\n" +
+	"\x06_after\"\x8f\x02\n" +
 	"\fHistoryEntry\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1d\n" +
 	"\n" +
@@ -1370,7 +1706,8 @@ const file_tally_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x06 \x01(\tR\trequestID\x12-\n" +
 	"\achanges\x18\a \x03(\v2\x13.tally.v1.KeyChangeR\achanges\x12%\n" +
-	"\x0ebefore_unknown\x18\b \x01(\bR\rbeforeUnknown\"v\n" +
+	"\x0ebefore_unknown\x18\b \x01(\bR\rbeforeUnknown\x12\x18\n" +
+	"\amembers\x18\t \x03(\tR\amembers\"v\n" +
 	"\fHistoryReply\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupID\x120\n" +
 	"\aentries\x18\x02 \x03(\v2\x16.tally.v1.HistoryEntryR\aentries\x12\x19\n" +
@@ -1383,7 +1720,7 @@ const file_tally_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\x03R\x05value\x12\x10\n" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12\x18\n" +
-	"\adeleted\x18\x05 \x01(\bR\adeleted\"\xdb\x02\n" +
+	"\adeleted\x18\x05 \x01(\bR\adeleted\"\xf5\x02\n" +
 	"\x06Change\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1c\n" +
 	"\x02op\x18\x02 \x01(\x0e2\f.tally.v1.OpR\x02op\x12\x1d\n" +
@@ -1396,36 +1733,44 @@ const file_tally_proto_rawDesc = "" +
 	"\x04keys\x18\b \x03(\tR\x04keys\x12!\n" +
 	"\frequest_hash\x18\t \x01(\x06R\vrequestHash\x12\x12\n" +
 	"\x04user\x18\n" +
-	" \x01(\tR\x04user\x1a;\n" +
+	" \x01(\tR\x04user\x12\x18\n" +
+	"\amembers\x18\v \x03(\tR\amembers\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xa3\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x90\x02\n" +
 	"\n" +
 	"GroupState\x12>\n" +
 	"\bcounters\x18\x01 \x03(\v2\".tally.v1.GroupState.CountersEntryR\bcounters\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion\x1a;\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12!\n" +
+	"\fmembers_only\x18\x03 \x01(\bR\vmembersOnly\x12!\n" +
+	"\fmember_count\x18\x04 \x01(\x04R\vmemberCount\x12%\n" +
+	"\x0emembers_digest\x18\x05 \x01(\x06R\rmembersDigest\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x97\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xb8\x01\n" +
 	"\x05Event\x12\x19\n" +
 	"\bprev_seq\x18\x01 \x01(\x04R\aprevSeq\x12\x1b\n" +
 	"\tunix_nano\x18\x02 \x01(\x03R\bunixNano\x12*\n" +
 	"\achanges\x18\x03 \x03(\v2\x10.tally.v1.ChangeR\achanges\x12*\n" +
-	"\x05state\x18\x04 \x01(\v2\x14.tally.v1.GroupStateR\x05state*\x98\x01\n" +
+	"\x05state\x18\x04 \x01(\v2\x14.tally.v1.GroupStateR\x05state\x12\x1f\n" +
+	"\vmembers_seq\x18\x05 \x01(\x04R\n" +
+	"membersSeq*\x98\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x11CODE_RATE_LIMITED\x10\xb4\x17\x12\x12\n" +
 	"\rCODE_INTERNAL\x10\x92N\x12\x1b\n" +
 	"\x16CODE_INVALID_PARAMETER\x10\x94N\x12\x15\n" +
 	"\x10CODE_NOT_ALLOWED\x10\x97N\x12\x1a\n" +
-	"\x15CODE_INVALID_GROUP_ID\x10\x9fN*U\n" +
+	"\x15CODE_INVALID_GROUP_ID\x10\x9fN*\x80\x01\n" +
 	"\x02Op\x12\x12\n" +
 	"\x0eOP_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
 	"\x06OP_SET\x10\x01\x12\x0f\n" +
 	"\vOP_INCREASE\x10\x02\x12\x0f\n" +
 	"\vOP_DECREASE\x10\x03\x12\r\n" +
-	"\tOP_DELETE\x10\x04B#Z!github.com/tallyhq/tally/messagesb\x06proto3"
+	"\tOP_DELETE\x10\x04\x12\x12\n" +
+	"\x0eOP_MEMBERS_ADD\x10\x05\x12\x15\n" +
+	"\x11OP_MEMBERS_REMOVE\x10\x06B#Z!github.com/tallyhq/tally/messagesb\x06proto3"
 
 var (
 	file_tally_proto_rawDescOnce sync.Once
@@ -1440,44 +1785,48 @@ func file_tally_proto_rawDescGZIP() []byte {
 }
 
 var file_tally_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tally_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_tally_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_tally_proto_goTypes = []any{
-	(Code)(0),              // 0: tally.v1.Code
-	(Op)(0),                // 1: tally.v1.Op
-	(*SetRequest)(nil),     // 2: tally.v1.SetRequest
-	(*SetReply)(nil),       // 3: tally.v1.SetReply
-	(*ChangeRequest)(nil),  // 4: tally.v1.ChangeRequest
-	(*ChangeReply)(nil),    // 5: tally.v1.ChangeReply
-	(*GetRequest)(nil),     // 6: tally.v1.GetRequest
-	(*GetReply)(nil),       // 7: tally.v1.GetReply
-	(*DeleteRequest)(nil),  // 8: tally.v1.DeleteRequest
-	(*DeleteReply)(nil),    // 9: tally.v1.DeleteReply
-	(*HistoryRequest)(nil), // 10: tally.v1.HistoryRequest
-	(*KeyChange)(nil),      // 11: tally.v1.KeyChange
-	(*HistoryEntry)(nil),   // 12: tally.v1.HistoryEntry
-	(*HistoryReply)(nil),   // 13: tally.v1.HistoryReply
-	(*Error)(nil),          // 14: tally.v1.Error
-	(*Update)(nil),         // 15: tally.v1.Update
-	(*Change)(nil),         // 16: tally.v1.Change
-	(*GroupState)(nil),     // 17: tally.v1.GroupState
-	(*Event)(nil),          // 18: tally.v1.Event
-	nil,                    // 19: tally.v1.SetRequest.CountersEntry
-	nil,                    // 20: tally.v1.SetReply.CountersEntry
-	nil,                    // 21: tally.v1.GetReply.CountersEntry
-	nil,                    // 22: tally.v1.Change.CountersEntry
-	nil,                    // 23: tally.v1.GroupState.CountersEntry
+	(Code)(0),                  // 0: tally.v1.Code
+	(Op)(0),                    // 1: tally.v1.Op
+	(*SetRequest)(nil),         // 2: tally.v1.SetRequest
+	(*SetReply)(nil),           // 3: tally.v1.SetReply
+	(*ChangeRequest)(nil),      // 4: tally.v1.ChangeRequest
+	(*ChangeReply)(nil),        // 5: tally.v1.ChangeReply
+	(*GetRequest)(nil),         // 6: tally.v1.GetRequest
+	(*GetReply)(nil),           // 7: tally.v1.GetReply
+	(*MembersRequest)(nil),     // 8: tally.v1.MembersRequest
+	(*MembersReply)(nil),       // 9: tally.v1.MembersReply
+	(*ListMembersRequest)(nil), // 10: tally.v1.ListMembersRequest
+	(*ListMembersReply)(nil),   // 11: tally.v1.ListMembersReply
+	(*DeleteRequest)(nil),      // 12: tally.v1.DeleteRequest
+	(*DeleteReply)(nil),        // 13: tally.v1.DeleteReply
+	(*HistoryRequest)(nil),     // 14: tally.v1.HistoryRequest
+	(*KeyChange)(nil),          // 15: tally.v1.KeyChange
+	(*HistoryEntry)(nil),       // 16: tally.v1.HistoryEntry
+	(*HistoryReply)(nil),       // 17: tally.v1.HistoryReply
+	(*Error)(nil),              // 18: tally.v1.Error
+	(*Update)(nil),             // 19: tally.v1.Update
+	(*Change)(nil),             // 20: tally.v1.Change
+	(*GroupState)(nil),         // 21: tally.v1.GroupState
+	(*Event)(nil),              // 22: tally.v1.Event
+	nil,                        // 23: tally.v1.SetRequest.CountersEntry
+	nil,                        // 24: tally.v1.SetReply.CountersEntry
+	nil,                        // 25: tally.v1.GetReply.CountersEntry
+	nil,                        // 26: tally.v1.Change.CountersEntry
+	nil,                        // 27: tally.v1.GroupState.CountersEntry
 }
 var file_tally_proto_depIdxs = []int32{
-	19, // 0: tally.v1.SetRequest.counters:type_name -> tally.v1.SetRequest.CountersEntry
-	20, // 1: tally.v1.SetReply.counters:type_name -> tally.v1.SetReply.CountersEntry
-	21, // 2: tally.v1.GetReply.counters:type_name -> tally.v1.GetReply.CountersEntry
-	11, // 3: tally.v1.HistoryEntry.changes:type_name -> tally.v1.KeyChange
-	12, // 4: tally.v1.HistoryReply.entries:type_name -> tally.v1.HistoryEntry
+	23, // 0: tally.v1.SetRequest.counters:type_name -> tally.v1.SetRequest.CountersEntry
+	24, // 1: tally.v1.SetReply.counters:type_name -> tally.v1.SetReply.CountersEntry
+	25, // 2: tally.v1.GetReply.counters:type_name -> tally.v1.GetReply.CountersEntry
+	15, // 3: tally.v1.HistoryEntry.changes:type_name -> tally.v1.KeyChange
+	16, // 4: tally.v1.HistoryReply.entries:type_name -> tally.v1.HistoryEntry
 	1,  // 5: tally.v1.Change.op:type_name -> tally.v1.Op
-	22, // 6: tally.v1.Change.counters:type_name -> tally.v1.Change.CountersEntry
-	23, // 7: tally.v1.GroupState.counters:type_name -> tally.v1.GroupState.CountersEntry
-	16, // 8: tally.v1.Event.changes:type_name -> tally.v1.Change
-	17, // 9: tally.v1.Event.state:type_name -> tally.v1.GroupState
+	26, // 6: tally.v1.Change.counters:type_name -> tally.v1.Change.CountersEntry
+	27, // 7: tally.v1.GroupState.counters:type_name -> tally.v1.GroupState.CountersEntry
+	20, // 8: tally.v1.Event.changes:type_name -> tally.v1.Change
+	21, // 9: tally.v1.Event.state:type_name -> tally.v1.GroupState
 	10, // [10:10] is the sub-list for method output_type
 	10, // [10:10] is the sub-list for method input_type
 	10, // [10:10] is the sub-list for extension type_name
@@ -1490,14 +1839,14 @@ func file_tally_proto_init() {
 	if File_tally_proto != nil {
 		return
 	}
-	file_tally_proto_msgTypes[9].OneofWrappers = []any{}
+	file_tally_proto_msgTypes[13].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tally_proto_rawDesc), len(file_tally_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   22,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

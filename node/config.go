@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -111,6 +112,10 @@ type Config struct {
 	// Clock drives the rate limits and the dedupe window; nil is the
 	// system clock. Tests pass a fake one.
 	Clock actors.Clock
+	// MembersChanged, when set, is told the users whose membership of a
+	// group changed, once the change is journaled and indexed: their
+	// connections hold the subscribe grants of the old membership.
+	MembersChanged func(ctx context.Context, users []string)
 }
 
 // DefaultConfig returns the node's documented defaults: NATS embedded on

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
@@ -122,9 +123,6 @@ func embeddedOptions(cfg Config, prefix, nodeKey, frontKey string, callout *call
 		opts.Accounts = append(opts.Accounts, svc)
 		from = svc
 	}
-	if err := endUserOptions(cfg, opts, from, front, prefix, callout, plan); err != nil {
-		return nil, false, err
-	}
 	// A configuration that defines the service account itself decides who
 	// imports what from it (one account per end user, say, importing only
 	// that user's subjects): tally adds only its own user.
@@ -133,6 +131,10 @@ func embeddedOptions(cfg Config, prefix, nodeKey, frontKey string, callout *call
 		Account:                svc,
 		AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeInProcess: {}},
 	})
+	// After every other user: the callout's bypass lists them all.
+	if err := endUserOptions(cfg, opts, from, front, prefix, callout); err != nil {
+		return nil, false, err
+	}
 	return opts, front, nil
 }
 
@@ -286,7 +288,7 @@ func startEmbedded(ctx context.Context, opts *server.Options, stream string, log
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
 	}
 	fatal := make(chan string, 1)
-	s.SetLoggerV2(natsLogger{log: log.With(slog.String("component", "nats-server")), fatal: fatal}, false, false, false)
+	s.SetLoggerV2(natsLogger{log: log.With(slog.String("component", "nats-server")), fatal: fatal, clients: &lineLimiter{}}, false, false, false)
 	go s.Start()
 	for !s.ReadyForConnections(20 * time.Millisecond) {
 		select {
@@ -349,13 +351,74 @@ func (u nodeUser) option() nats.Option {
 // they go at debug level, but for a slow consumer's: the server cut a
 // connection that did not read what it was sent, which an operator must
 // hear of. The first fatal error also goes to fatal.
+//
+// What one client does wrong (bad credentials, a refused subject, a
+// dropped connection) is logged at most clientLines times a second, so that
+// a flood of hostile clients cannot flood the log; the sign-in service
+// logs a refused sign-in's reason itself, so the server's line for it goes
+// at debug level.
 type natsLogger struct {
-	log   *slog.Logger
-	fatal chan<- string
+	log     *slog.Logger
+	fatal   chan<- string
+	clients *lineLimiter
 }
 
 func (l natsLogger) logf(level slog.Level, format string, v []any) {
-	l.log.Log(context.Background(), level, fmt.Sprintf(format, v...))
+	msg := fmt.Sprintf(format, v...)
+	if strings.Contains(msg, "Auth callout service returned an error") {
+		level = slog.LevelDebug
+	}
+	if level > slog.LevelDebug && clientLine(msg) {
+		ok, dropped := l.clients.allow(time.Now())
+		if !ok {
+			return
+		}
+		if dropped > 0 {
+			l.log.Log(context.Background(), level, msg, slog.Int("client_lines_not_logged", dropped))
+			return
+		}
+	}
+	l.log.Log(context.Background(), level, msg)
+}
+
+// clientLine reports a line of the server about one client's misdeed.
+func clientLine(msg string) bool {
+	for _, s := range []string{"authentication error", "Authorization Violation", "Violation - Subject", "read error", "Maximum Payload"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientLines is how many lines about clients' misdeeds the server's log
+// gets a second.
+const clientLines = 20
+
+// lineLimiter lets clientLines lines a second through and counts the rest.
+type lineLimiter struct {
+	mu      sync.Mutex
+	start   time.Time
+	logged  int
+	dropped int
+}
+
+// allow reports whether a line may be logged at now and, if so, how many
+// were dropped since the last one logged.
+func (l *lineLimiter) allow(now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.start) >= time.Second {
+		l.start, l.logged = now, 0
+	}
+	if l.logged >= clientLines {
+		l.dropped++
+		return false, 0
+	}
+	l.logged++
+	dropped := l.dropped
+	l.dropped = 0
+	return true, dropped
 }
 
 func (l natsLogger) Noticef(format string, v ...any) {

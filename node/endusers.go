@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
+	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/signin"
 	"github.com/tallyhq/tally/usersig"
 )
@@ -92,7 +93,7 @@ func readIssuer(path string) (nkeys.KeyPair, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--callout-issuer %s: %w", path, err)
 	}
-	if seed, err := kp.Seed(); err != nil || len(seed) == 0 || seed[1] != 'A' {
+	if pub, err := kp.PublicKey(); err != nil || !nkeys.IsValidPublicAccountKey(pub) {
 		return nil, fmt.Errorf("--callout-issuer %s: want an account seed (SA...)", path)
 	}
 	return kp, nil
@@ -160,12 +161,15 @@ func limitedAccount(name string, payload, subs int32, extra string) (*server.Acc
 // the embedded server's options. from is the account end users import
 // the service from: the service account, or the client account the
 // gateway serves from.
-func endUserOptions(cfg Config, opts *server.Options, from *server.Account, front bool, prefix string, callout *calloutKeys, plan payloadPlan) error {
+func endUserOptions(cfg Config, opts *server.Options, from *server.Account, front bool, prefix string, callout *calloutKeys) error {
 	if err := webSocketOptions(cfg, opts); err != nil {
 		return err
 	}
 	if callout == nil {
 		return nil
+	}
+	if opts.AuthCallout != nil {
+		return fmt.Errorf("NATS configuration %s has an auth_callout: with --user-sig-key the node serves its own", cfg.NATSConfig)
 	}
 	if findAccount(opts, UsersAccount) != nil || findAccount(opts, CalloutAccount) != nil {
 		return fmt.Errorf("NATS configuration %s: accounts %s and %s are tally's, for end users and their sign-in", cfg.NATSConfig, UsersAccount, CalloutAccount)
@@ -175,6 +179,7 @@ func endUserOptions(cfg Config, opts *server.Options, from *server.Account, fron
 		return err
 	}
 	userSubjects, updates := prefix+".user.>", prefix+".updates.>"
+	open, members := contract.UpdatesSubject(prefix, "*", false), contract.UpdatesSubject(prefix, "*", true)
 	if front {
 		if err := from.AddServiceExport(userSubjects, []*server.Account{users}); err != nil {
 			return fmt.Errorf("account %s: export %s: %w", from.Name, userSubjects, err)
@@ -186,20 +191,33 @@ func endUserOptions(cfg Config, opts *server.Options, from *server.Account, fron
 	if err := users.AddServiceImport(from, userSubjects, userSubjects); err != nil {
 		return fmt.Errorf("account %s: import %s from %s: %w", UsersAccount, userSubjects, from.Name, err)
 	}
-	if err := users.AddStreamImport(from, updates, ""); err != nil {
-		return fmt.Errorf("account %s: import %s from %s: %w", UsersAccount, updates, from.Name, err)
+	// Open groups' updates keep their subjects; members-only groups'
+	// come out of the updates' subjects (see signin.MembersSubject).
+	if err := users.AddStreamImport(from, open, ""); err != nil {
+		return fmt.Errorf("account %s: import %s from %s: %w", UsersAccount, open, from.Name, err)
+	}
+	if err := users.AddMappedStreamImport(from, members, signin.MembersSubject(prefix, "$1")); err != nil {
+		return fmt.Errorf("account %s: import %s from %s: %w", UsersAccount, members, from.Name, err)
 	}
 	co := server.NewAccount(CalloutAccount)
 	opts.Accounts = append(opts.Accounts, users, co)
 	// The users and nkeys of the configuration and the node's own never go
-	// to the callout: an account's user (but USERS has none) would,
-	// and so would one of the global account.
+	// to the callout (a user of the global account would). The exception
+	// is a no-credentials user outside the global account: the callout
+	// never hears of its TCP clients, its account being none of
+	// AllowedAccounts, but it does hear of a WebSocket client without
+	// credentials, which the user does not take (webSocketOptions), and
+	// refuses it with a reason in the log.
 	var bypass []string
 	for _, u := range opts.Users {
-		bypass = append(bypass, u.Username)
+		if u.Username != opts.NoAuthUser || global(u.Account) {
+			bypass = append(bypass, u.Username)
+		}
 	}
 	for _, u := range opts.Nkeys {
-		bypass = append(bypass, u.Nkey)
+		if u.Nkey != opts.NoAuthUser || global(u.Account) {
+			bypass = append(bypass, u.Nkey)
+		}
 	}
 	opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{
 		Nkey:                   callout.userKey,
@@ -218,6 +236,8 @@ func endUserOptions(cfg Config, opts *server.Options, from *server.Account, fron
 	}
 	return nil
 }
+
+func global(acc *server.Account) bool { return acc == nil || acc.Name == server.DEFAULT_GLOBAL_ACCOUNT }
 
 // webSocketOptions sets the WebSocket listener from the flags, and keeps
 // WebSocket clients from the no-credentials user: one without a valid

@@ -19,6 +19,7 @@ import (
 	"github.com/tallyhq/tally/client"
 	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/node"
+	"github.com/tallyhq/tally/signin"
 	"github.com/tallyhq/tally/usersig"
 )
 
@@ -79,7 +80,7 @@ func TestSignInGrantsManyGroups(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sign in as a member of 1,000 groups: %v", err)
 	}
-	last := "tally.v1.updates." + groups[999] + ".members"
+	last := signin.MembersSubject("tally.v1", groups[999])
 	sub, err := nc.SubscribeSync(last)
 	if err != nil {
 		t.Fatal(err)
@@ -90,10 +91,19 @@ func TestSignInGrantsManyGroups(t *testing.T) {
 	if err := nc.LastError(); err != nil {
 		t.Fatalf("subscribe to %s: %v", last, err)
 	}
+	// The node publishes an update only where a subscriber is: the
+	// member's subscription must show in the account it publishes from.
+	app, err := n.Server().LookupAccount(node.ClientAccount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !app.SubscriptionInterest("tally.v1.updates." + groups[999] + ".members") {
+		t.Errorf("%s shows no interest in the members-only updates a member subscribed to", node.ClientAccount)
+	}
 	// The updates come from the node's gateway account; the test
 	// publishes one there as the node does.
 	anyone := journaltest.ConnectURL(t, n.ClientURL())
-	if err := anyone.Publish(last, []byte(`{"groupID":"x"}`)); err != nil {
+	if err := anyone.Publish("tally.v1.updates."+groups[999]+".members", []byte(`{"groupID":"x"}`)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := sub.NextMsg(5 * time.Second); err != nil {
@@ -156,5 +166,39 @@ func rawPublish(t *testing.T, url, token, subject string, size int) string {
 		if err != nil || strings.HasPrefix(line, "PONG") {
 			return said.String()
 		}
+	}
+}
+
+// TestDisconnectUsers closes a user's end-user connections, and only
+// hers, when the node is told to (after a change of her groups).
+func TestDisconnectUsers(t *testing.T) {
+	keyFile, key := userSigKey(t)
+	n := startNode(t, t.TempDir(), func(c *node.Config) { c.UserSigKey = keyFile })
+	closed := make(chan string, 10)
+	var bob *nats.Conn
+	for _, user := range []string{"alice", "alice", "bob"} {
+		nc, err := signIn(t, n.ClientURL(), key, user, nats.ClosedHandler(func(*nats.Conn) { closed <- user }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bob = nc
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.DisconnectUsers(ctx, []string{"alice"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case u := <-closed:
+			if u != "alice" {
+				t.Errorf("DisconnectUsers(alice) closed %s's connection", u)
+			}
+		case <-ctx.Done():
+			t.Fatal("alice's connections still open 5 s after DisconnectUsers")
+		}
+	}
+	if err := bob.Flush(); err != nil {
+		t.Errorf("bob's connection after DisconnectUsers(alice): %v", err)
 	}
 }

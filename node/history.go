@@ -23,7 +23,7 @@ func (n *Node) history(ctx context.Context, group string, fromSeq uint64, limit 
 	}
 	for _, e := range entries {
 		he := &messages.HistoryEntry{Seq: e.Seq, StreamSeq: e.StreamSeq, UnixNano: e.Time.UnixNano(), Op: e.Op,
-			User: e.User, RequestId: e.RequestID, BeforeUnknown: e.BeforeUnknown}
+			User: e.User, RequestId: e.RequestID, BeforeUnknown: e.BeforeUnknown, Members: e.Members}
 		for _, c := range e.Changes {
 			he.Changes = append(he.Changes, &messages.KeyChange{Key: c.Key, Before: c.Before, After: c.After})
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -18,6 +19,7 @@ import (
 	"github.com/tallyhq/tally/cluster"
 	"github.com/tallyhq/tally/gateway"
 	"github.com/tallyhq/tally/journal"
+	"github.com/tallyhq/tally/membership"
 	"github.com/tallyhq/tally/metrics"
 	"github.com/tallyhq/tally/signin"
 )
@@ -58,7 +60,8 @@ type Node struct {
 	cluster   *cluster.Cluster   // in a cluster
 	actors    *actors.Node
 	gateway   *gateway.Gateway
-	signin    *signin.Service // with --user-sig-key
+	signin    *signin.Service                  // with --user-sig-key
+	members   atomic.Pointer[membership.Index] // the user -> groups index, once open
 }
 
 // Start starts a node and returns once it answers requests. ctx bounds the
@@ -133,6 +136,15 @@ func (n *Node) start(ctx context.Context) error {
 		gcfg.Router, gcfg.Internal, gcfg.Leave = n.cluster, ic, n.cluster.Stop
 	}
 	gcfg.History, gcfg.Metrics = n.history, n.metrics
+	// Membership: the user -> groups index, replicated as the journal.
+	if err := n.await(ctx, "the membership index "+membership.Bucket, func(ctx context.Context) error {
+		var err error
+		idx, err := membership.Open(ctx, js, membership.Config{Replicas: jcfg.Replicas, Storage: jetstream.FileStorage})
+		n.members.Store(idx)
+		return err
+	}); err != nil {
+		return err
+	}
 	if err := n.startActors(ctx, gcfg.Prefix); err != nil {
 		return err
 	}
@@ -364,6 +376,7 @@ func (n *Node) startActors(ctx context.Context, prefix string) error {
 	}
 	cfg := actors.DefaultConfig()
 	cfg.Journal, cfg.Logger, cfg.Metrics = n.journal, n.log, n.metrics
+	cfg.Flood = n.flooded
 	pub := gateway.NewPublisher(n.updates, prefix, n.log)
 	n.publisher = pub
 	pub.Metrics = n.metrics
@@ -379,6 +392,11 @@ func (n *Node) startActors(ctx context.Context, prefix string) error {
 		pub.Interest = acc.SubscriptionInterest
 	}
 	cfg.Publisher = pub
+	// Membership: the index the groups write, and who is told of changes.
+	cfg.Index, cfg.MembersChanged = n.members.Load(), n.cfg.MembersChanged
+	if cfg.MembersChanged == nil {
+		cfg.MembersChanged = n.membersChanged
+	}
 	if n.cfg.Clock != nil {
 		cfg.Clock = n.cfg.Clock
 	}
@@ -485,6 +503,9 @@ func (n *Node) serveSignIn(cc *nats.Conn, keys *calloutKeys, prefix, serverID st
 	}
 	cfg := signin.DefaultConfig()
 	cfg.Key, cfg.Issuer, cfg.Prefix, cfg.Groups = keys.key, keys.issuer, prefix, n.cfg.Groups
+	if cfg.Groups == nil {
+		cfg.Groups = n.memberGroups
+	}
 	cfg.Server, cfg.Conns, cfg.Logger = serverID, conns, n.log.With(slog.String("component", "signin"))
 	if n.signin, err = signin.Start(cc, ic, cfg); err != nil {
 		return err
@@ -492,6 +513,27 @@ func (n *Node) serveSignIn(cc *nats.Conn, keys *calloutKeys, prefix, serverID st
 	issuer, _ := keys.issuer.PublicKey()
 	n.log.Info("signing end users in", slog.String("account", UsersAccount), slog.String("issuer", issuer))
 	return nil
+}
+
+// floodBan is how long a user who flooded the node may not sign in again.
+const floodBan = time.Minute
+
+// flooded closes the end-user connections of a user whose calls go on
+// after the rate limit refused them (actors.Config.Flood), and refuses its
+// sign-ins for floodBan: refusing each call still costs the node, and the
+// connections would go on sending.
+func (n *Node) flooded(user string) {
+	if n.signin == nil {
+		n.log.Warn("a user's calls go on after the rate limit refused them", slog.String("user", user))
+		return
+	}
+	n.log.Warn("a user's calls go on after the rate limit refused them: closing its end-user connections and refusing its sign-ins",
+		slog.String("user", user), slog.Duration("for", floodBan))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.signin.Ban(ctx, user, floodBan); err != nil {
+		n.log.Warn("ban a flooding user", slog.String("user", user), slog.Any("error", err))
+	}
 }
 
 // DisconnectUsers closes the end-user connections of users on every node
@@ -511,6 +553,29 @@ func (n *Node) DisconnectUsers(ctx context.Context, users []string) error {
 // ClientURL is where clients connect: the embedded server's client URL, or
 // the NATS URL the node was given, with any password redacted.
 func (n *Node) ClientURL() string { return Redact(n.url) }
+
+// Members returns the node's user -> groups index, which sign-in reads.
+func (n *Node) Members() *membership.Index { return n.members.Load() }
+
+// memberGroups lists a user's members-only groups for sign-in, from the
+// index once the node opened it.
+func (n *Node) memberGroups(ctx context.Context, user string) ([]string, error) {
+	idx := n.members.Load()
+	if idx == nil {
+		return nil, errors.New("the membership index is not open yet")
+	}
+	return idx.GroupsOf(ctx, user)
+}
+
+// membersChanged closes the end-user connections of users whose
+// membership changed, on every node: NATS checks subscribe permissions
+// only when a subscription is made, so they sign in again and get the
+// grants of their groups now.
+func (n *Node) membersChanged(ctx context.Context, users []string) {
+	if err := n.DisconnectUsers(ctx, users); err != nil {
+		n.log.Warn("disconnect users whose membership changed", slog.Any("users", users), slog.Any("error", err))
+	}
+}
 
 // Server is the embedded NATS server, for monitoring; nil on an external
 // one.

@@ -21,9 +21,10 @@ const (
 	DefaultMaxConnsPerUser = 32
 	// MaxGroups is the most members-only groups one sign-in grants.
 	MaxGroups = 1000
-	// MaxPayload is the largest message an end user may publish (the
-	// contract's largest request is about 9 KB with every character
-	// escaped; an end user's fit in 8 KiB).
+	// MaxPayload is the largest message an end user may publish: the
+	// contract's largest request (a set of 20 keys of 128 bytes) is about
+	// 3 KB of JSON as JSON.stringify writes it; only one that escapes
+	// every character would pass 8 KiB.
 	MaxPayload = 8 << 10
 	// BaseSubs is how many subscriptions an end user has besides two per
 	// granted group.

@@ -14,6 +14,7 @@ type limitedLog struct {
 	log      *slog.Logger
 	burst    int
 	interval time.Duration
+	now      func() time.Time
 
 	mu      sync.Mutex
 	start   time.Time // of the current interval
@@ -22,11 +23,11 @@ type limitedLog struct {
 }
 
 func newLimitedLog(log *slog.Logger, burst int, interval time.Duration) *limitedLog {
-	return &limitedLog{log: log, burst: burst, interval: interval}
+	return &limitedLog{log: log, burst: burst, interval: interval, now: time.Now}
 }
 
 func (l *limitedLog) refused(attrs ...any) {
-	now := time.Now()
+	now := l.now()
 	l.mu.Lock()
 	if now.Sub(l.start) >= l.interval {
 		l.start, l.logged = now, 0

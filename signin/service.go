@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,11 +41,15 @@ type Service struct {
 	internal *nats.Conn
 	log      *limitedLog
 	conns    *tracker
+	bans     *bans
 
 	subs   []*nats.Subscription
 	sem    chan struct{}
-	wg     sync.WaitGroup
 	cancel context.CancelFunc
+
+	mu      sync.Mutex // guards stopped and the adds to wg
+	stopped bool
+	wg      sync.WaitGroup
 }
 
 // Start serves the callout on callout, a connection to the server's
@@ -58,6 +64,7 @@ func Start(callout, internal *nats.Conn, cfg Config) (*Service, error) {
 		cfg: cfg, callout: callout, internal: internal, cancel: cancel,
 		log:   newLimitedLog(cfg.Logger, 10, time.Second),
 		conns: newTracker(cfg.Conns),
+		bans:  &bans{until: map[string]time.Time{}},
 		sem:   make(chan struct{}, workers),
 	}
 	// On the embedded server, each node's service hears every server's
@@ -87,7 +94,7 @@ func Start(callout, internal *nats.Conn, cfg Config) (*Service, error) {
 		}
 	}
 	if cfg.Conns != nil {
-		s.wg.Go(func() { s.sweep(ctx) })
+		s.goUnlessStopped(func() { s.sweep(ctx) })
 	}
 	return s, nil
 }
@@ -97,18 +104,35 @@ func (s *Service) Stop() {
 	for _, sub := range s.subs {
 		sub.Unsubscribe()
 	}
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+}
+
+// goUnlessStopped runs fn in a goroutine that Stop waits for, unless Stop
+// was called.
+func (s *Service) goUnlessStopped(fn func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.wg.Go(fn)
+	return true
 }
 
 // dispatch hands a request to a worker; while all are busy it holds the
 // subscription's delivery back.
 func (s *Service) dispatch(m *nats.Msg) {
 	s.sem <- struct{}{}
-	s.wg.Go(func() {
+	if !s.goUnlessStopped(func() {
 		defer func() { <-s.sem }()
 		s.handle(m)
-	})
+	}) {
+		<-s.sem
+	}
 }
 
 // handle answers one request, unless it is another server's.
@@ -165,6 +189,9 @@ func (s *Service) authorize(req *jwt.AuthorizationRequestClaims) (grant, error) 
 		return grant{}, err
 	}
 	g := grant{user: claims.User, expires: claims.Expires}
+	if until, ok := s.bans.banned(g.user, s.cfg.Now()); ok {
+		return g, fmt.Errorf("%w: until %s", ErrBanned, until.UTC().Format(time.TimeOnly))
+	}
 	if g.groups, err = s.groups(g.user); err != nil {
 		return g, err
 	}
@@ -214,10 +241,31 @@ func (s *Service) encodeUser(req *jwt.AuthorizationRequestClaims, g grant) (stri
 // made). It returns once the server took the message; each node closes
 // its own server's connections when it hears it.
 func (s *Service) Disconnect(ctx context.Context, user string) error {
+	return s.send(ctx, user, 0)
+}
+
+// Ban is Disconnect, and every node then refuses the user's sign-ins for
+// d: for a user who floods the node with calls its rate limit refuses,
+// which a connection that stays would go on sending.
+func (s *Service) Ban(ctx context.Context, user string, d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("ban %s: %w: duration %v", user, ErrInvalidConfig, d)
+	}
+	return s.send(ctx, user, d)
+}
+
+// send tells every node to close the user's connections, and to refuse
+// its sign-ins for ban when positive. The message is the user ID, then a
+// space and the ban in milliseconds when there is one.
+func (s *Service) send(ctx context.Context, user string, ban time.Duration) error {
 	if err := contract.CheckUserID(user); err != nil {
 		return fmt.Errorf("disconnect: %w", err)
 	}
-	if err := s.internal.Publish(s.cfg.DisconnectSubject, []byte(user)); err != nil {
+	msg := user
+	if ban > 0 {
+		msg += " " + strconv.FormatInt(ban.Milliseconds(), 10)
+	}
+	if err := s.internal.Publish(s.cfg.DisconnectSubject, []byte(msg)); err != nil {
 		return fmt.Errorf("disconnect %s: %w", user, err)
 	}
 	if err := s.internal.FlushWithContext(ctx); err != nil {
@@ -227,10 +275,21 @@ func (s *Service) Disconnect(ctx context.Context, user string) error {
 }
 
 // disconnected closes this server's connections of the user a node's
-// Disconnect names.
+// Disconnect or Ban names, and records the ban.
 func (s *Service) disconnected(m *nats.Msg) {
-	user := string(m.Data)
-	if contract.CheckUserID(user) != nil || s.cfg.Conns == nil {
+	user, banMs, banned := strings.Cut(string(m.Data), " ")
+	if contract.CheckUserID(user) != nil {
+		return
+	}
+	if banned {
+		ms, err := strconv.ParseInt(banMs, 10, 64)
+		if err != nil || ms <= 0 {
+			return
+		}
+		until := s.bans.ban(user, s.cfg.Now().Add(time.Duration(ms)*time.Millisecond))
+		s.cfg.Logger.Warn("refusing a user's sign-ins after a flood", slog.String("user", user), slog.Time("until", until))
+	}
+	if s.cfg.Conns == nil {
 		return
 	}
 	n := s.conns.close(user)
@@ -247,6 +306,7 @@ func (s *Service) sweep(ctx context.Context) {
 			return
 		case <-t.C:
 			s.conns.sweep()
+			s.bans.sweep(s.cfg.Now())
 		}
 	}
 }

@@ -20,7 +20,11 @@ func (b *bench) compare(ctx context.Context, baseline string, rounds int, w io.W
 		return fmt.Errorf("-baseline: %w", err)
 	}
 	type sample struct{ ops, cpu []float64 }
-	fmt.Fprintf(w, "tally against the baseline %s, median of %d alternating rounds, %d connections with one request in flight each\n\n", baseline, rounds, b.o.workers)
+	fmt.Fprintf(w, "tally against the baseline %s, median of %d alternating rounds, %d connections with one request in flight each\n", baseline, rounds, b.o.workers)
+	if b.o.members {
+		fmt.Fprintf(w, "this build's groups members-only (the load's users their members; w2's hot group of %d members), the baseline's open\n", hotMembers)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "sync\tworkload\tbaseline ops/s\tops/s\tratio\trounds' ratios\tbaseline CPU s/M ops\tCPU s/M ops\tratio\trounds' ratios\t")
 	for _, mode := range []string{"interval", "always"} {
@@ -36,7 +40,7 @@ func (b *bench) compare(ctx context.Context, baseline string, rounds int, w io.W
 						bin = base
 					}
 					b.logf("compare --sync=%s %s round %d: %s ...", mode, wl, round+1, who)
-					r, err := b.tallyOnce(bin, mode, wl)
+					r, err := b.tallyOnce(bin, mode, wl, who == "this" && b.o.members)
 					if err != nil {
 						return fmt.Errorf("%s %s %s: %w", who, mode, wl, err)
 					}
@@ -54,8 +58,9 @@ func (b *bench) compare(ctx context.Context, baseline string, rounds int, w io.W
 	return tw.Flush()
 }
 
-// tallyOnce measures one workload on a fresh node.
-func (b *bench) tallyOnce(binary, sync, workload string) (result, error) {
+// tallyOnce measures one workload on a fresh node, its groups
+// members-only when members is set.
+func (b *bench) tallyOnce(binary, sync, workload string, members bool) (result, error) {
 	node, err := startTally(binary, filepath.Join(b.dir("compare"), "data"), sync, false)
 	if err != nil {
 		return result{}, err
@@ -66,6 +71,11 @@ func (b *bench) tallyOnce(binary, sync, workload string) (result, error) {
 		return result{}, err
 	}
 	defer c.close()
+	if members {
+		if err := c.makeMembers(workload); err != nil {
+			return result{}, err
+		}
+	}
 	r := runFor(b.o.workers, b.o.warmup, b.o.duration, node.pid(), c.workload(workload))
 	if r.Failed > 0 || r.Refused > 0 {
 		return r, fmt.Errorf("%d calls failed and %d were refused", r.Failed, r.Refused)

@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,6 +29,9 @@ type options struct {
 	skipPeers        bool
 	only             map[string]bool // workloads to run; all when empty
 	profile          bool
+	// members: with -baseline, this build's runs make every load group
+	// members-only, with the users that call it as members.
+	members bool
 }
 
 func main() {
@@ -56,6 +60,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	hostile := fs.Bool("hostile", false, "measure what one hostile client costs the others on one node (a user's flood of 15 KB requests from 8 connections; a subscriber to every update that never reads), each against a quiet run, instead of the peers; writes -out/hostile.json")
 	endUsers := fs.Int("endusers", 0, "measure this many end users on one node (WebSocket connections signed in with user signatures, each calling at the per-user limit) beside a back end's calls over TCP, against the back end alone and with one user flooding, instead of the peers; writes -out/endusers.json")
 	baseline := fs.String("baseline", "", "compare tally built from this checkout with this one on w1-w3 (alternating rounds), instead of the peers")
+	fs.BoolVar(&o.members, "members", false, "with -baseline: run this build with every group of w1-w3 members-only, the load's users its members (w2's hot group padded to 100,000 members), against the baseline's open groups; -baseline of this checkout measures the membership check alone")
 	rounds := fs.Int("rounds", 3, "rounds of w1-w3: each round measures every system once, in alternating order, and the report gives each row's median round and the median of the per-round ratios; with -baseline, alternating rounds of the two builds")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -78,6 +83,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *rounds < 1 {
 		return fmt.Errorf("-rounds %d: must be at least 1", *rounds)
+	}
+	if o.members && *baseline == "" {
+		return errors.New("-members compares with a baseline: give -baseline too")
 	}
 	tmp, err := os.MkdirTemp("", "tally-bench-")
 	if err != nil {

@@ -242,6 +242,9 @@ func runHistory(ctx context.Context, j *journal.Journal, o *journalOptions, args
 			}
 			changes = append(changes, fmt.Sprintf("%s: %s -> %s", c.Key, before, show(c.After)))
 		}
+		if len(e.Members) > 0 {
+			changes = append(changes, strings.Join(e.Members, ","))
+		}
 		user := e.User
 		if user == "" {
 			user = "(admin)"
