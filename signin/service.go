@@ -2,6 +2,7 @@ package signin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -160,6 +161,13 @@ func (s *Service) handle(m *nats.Msg) {
 		}
 		s.log.refused(attrs...)
 		s.conns.forget(g.user, req.ClientInformation.ID)
+		if errors.Is(refusal, ErrBanned) {
+			// No answer: the server refuses the client once its auth
+			// timeout passes, so a banned user's loop of sign-ins costs
+			// the node one refusal per timeout per connection rather than
+			// a signed answer each time.
+			return
+		}
 	} else {
 		s.cfg.Logger.Debug("signed in", slog.String("user", g.user), slog.String("type", req.ClientInformation.Type),
 			slog.Int("groups", len(g.groups)), slog.Time("expires", g.expires))
