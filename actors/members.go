@@ -53,7 +53,9 @@ type indexJob struct {
 // answered once the index holds its outcome (retried, answered: its
 // first outcome): its add's users are indexed, a remove's were unindexed
 // before its append (again now when retried), and their connections are
-// told.
+// told. The index follows the members of now, not the request: a retried
+// add of a user removed since must not index her again, nor a retried
+// remove unindex a user added back since.
 func (g *group) settle(p *pending, retried bool) {
 	if p.err != nil || !isMembers(p.cmd.GetOp()) {
 		g.finish(p)
@@ -62,16 +64,28 @@ func (g *group) settle(p *pending, retried bool) {
 	j := &indexJob{changed: p.result.GetMembers(), then: []*pending{p}}
 	switch {
 	case p.cmd.GetOp() == messages.Op_OP_MEMBERS_ADD:
-		// Every user of the request is a member now: indexing them all
-		// heals an index that missed an earlier add.
-		j.add = p.cmd.GetMembers()
+		// Indexing every user of the request who is a member now heals an
+		// index that missed an earlier add.
+		j.add = g.requested(p, true)
 	case retried:
-		j.remove = p.cmd.GetMembers()
+		j.remove = g.requested(p, false)
 	}
 	if !retried && p.result.GetSeq() == 0 {
 		j.changed = nil // nothing changed
 	}
 	g.schedule(j)
+}
+
+// requested returns the users of a members command who are members now,
+// or who are not.
+func (g *group) requested(p *pending, members bool) []string {
+	var out []string
+	for _, u := range p.cmd.GetMembers() {
+		if g.members.Has(u) == members {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // unindex starts taking a remove's users out of the index, before its

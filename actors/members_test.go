@@ -234,6 +234,37 @@ func TestMembersRetries(t *testing.T) {
 	}
 }
 
+// TestMembersRetryIndex: a retried add indexes only the users who are
+// members now, and a retried remove unindexes only those who are not: bob
+// removed after an add is not granted the group's updates again by the
+// add's retry, nor is bob added back ungranted by the remove's retry.
+func TestMembersRetryIndex(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	index, err := membership.Open(ctx, e.js, membership.Config{Replicas: 1, Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, e.journal, e.clock, e.pub, func(c *actors.Config) { c.Index = index })
+	indexed := func(when string, want []string) {
+		t.Helper()
+		if got, err := index.GroupsOf(ctx, "bob"); err != nil || !slices.Equal(got, want) {
+			t.Errorf("%s: bob's groups %q, %v; want %q", when, got, err, want)
+		}
+	}
+	add, remove := addMembers("bob"), removeMembers("bob")
+	add.RequestId, remove.RequestId = "a1", "r1"
+	change(t, n, "", "g", add)
+	change(t, n, "", "g", remove)
+	change(t, n, "", "g", add)
+	indexed("after the add's retry", nil)
+	add2 := addMembers("bob")
+	add2.RequestId = "a2"
+	change(t, n, "", "g", add2)
+	change(t, n, "", "g", remove)
+	indexed("after the remove's retry", []string{"g"})
+}
+
 func TestMembersValidation(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
