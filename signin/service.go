@@ -200,10 +200,13 @@ func (s *Service) authorize(req *jwt.AuthorizationRequestClaims) (grant, error) 
 	if until, ok := s.bans.banned(g.user, s.cfg.Now()); ok {
 		return g, fmt.Errorf("%w: until %s", ErrBanned, until.UTC().Format(time.TimeOnly))
 	}
-	if g.groups, err = s.groups(g.user); err != nil {
+	// The connection counts before the groups are read: a membership
+	// change that closes the user's connections after the read then closes
+	// this one too, rather than let it keep the groups of before.
+	if err := s.conns.add(g.user, req.ClientInformation.ID, s.cfg.MaxConnsPerUser); err != nil {
 		return g, err
 	}
-	if err := s.conns.add(g.user, req.ClientInformation.ID, s.cfg.MaxConnsPerUser); err != nil {
+	if g.groups, err = s.groups(g.user); err != nil {
 		return g, err
 	}
 	return g, nil

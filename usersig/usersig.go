@@ -232,7 +232,13 @@ func strictJSON(data []byte, v any) error {
 	return nil
 }
 
-// noDuplicateKeys refuses a top-level object that names a key twice.
+// registered are the names the verifier reads. Go's decoder matches
+// names regardless of case, which other JWT readers do not: a "Sub" next
+// to a "sub" would name another user for one reader than for the other.
+var registered = map[string]bool{"alg": true, "typ": true, "sub": true, "aud": true, "iat": true, "nbf": true, "exp": true}
+
+// noDuplicateKeys refuses a top-level object that names a key twice, in
+// any case, or that writes a registered name in another case.
 func noDuplicateKeys(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	tok, err := dec.Token()
@@ -249,10 +255,14 @@ func noDuplicateKeys(data []byte) error {
 			return err
 		}
 		key, _ := tok.(string)
-		if seen[key] {
+		lower := strings.ToLower(key)
+		if seen[lower] {
 			return fmt.Errorf("key %s twice", contract.Quote(key))
 		}
-		seen[key] = true
+		if registered[lower] && key != lower {
+			return fmt.Errorf("key %s: claim and header names are lower case", contract.Quote(key))
+		}
+		seen[lower] = true
 		var skip json.RawMessage
 		if err := dec.Decode(&skip); err != nil {
 			return err

@@ -139,6 +139,8 @@ func TestVerifyRefuses(t *testing.T) {
 		{"user too long", sign(priv, hdr, `{"sub":"`+strings.Repeat("a", 33)+`","aud":"tally","exp":1800003600}`), usersig.ErrBadUserID},
 		{"no user", sign(priv, hdr, `{"aud":"tally","exp":1800003600}`), usersig.ErrMalformed},
 		{"duplicate sub", sign(priv, hdr, `{"sub":"alice","sub":"bob","aud":"tally","exp":1800003600}`), usersig.ErrMalformed},
+		{"sub twice in two cases", sign(priv, hdr, `{"sub":"alice","Sub":"bob","aud":"tally","exp":1800003600}`), usersig.ErrMalformed},
+		{"sub in upper case", sign(priv, hdr, `{"SUB":"bob","aud":"tally","exp":1800003600}`), usersig.ErrMalformed},
 		{"lifetime over 30 days", sign(priv, hdr, `{"sub":"alice","aud":"tally","iat":1800000000,"exp":1802592001}`), usersig.ErrLifetimeTooLong},
 		{"no iat, exp over 30 days away", sign(priv, hdr, `{"sub":"alice","aud":"tally","exp":1802592001}`), usersig.ErrLifetimeTooLong},
 		{"claims not an object", sign(priv, hdr, `["alice"]`), usersig.ErrMalformed},
