@@ -62,6 +62,18 @@ func (r *refusals) forget(user string) {
 	}
 }
 
+// Invalid counts a user's malformed request toward its flood, as a
+// refusal: such requests never reach the rate limit, yet a client sending
+// them without end costs the node as much. The user's record stays until
+// its limiter stops, or for good if it never calls validly: one per user
+// ID that sends a malformed request, which for end users is one each.
+func (n *Node) Invalid(user string) {
+	if n.cfg.Flood == nil {
+		return
+	}
+	n.refusals.until(user).refused(&n.cfg, user, n.cfg.Clock.Mono())
+}
+
 // Refused reports ErrRateLimited when the user's calls of the kind (a get
 // when read) are refused at this moment, and nil when they may be tried.
 func (n *Node) Refused(user string, read bool) error {

@@ -32,6 +32,9 @@ type Node interface {
 	// Refused says whether the user is over its limit for the kind of
 	// call, so that the gateway refuses it before decoding it.
 	Refused(user string, read bool) error
+	// Invalid counts a user's request that was refused as malformed
+	// toward its flood (actors.Config.Flood): it never reaches the limit.
+	Invalid(user string)
 	// Admit runs the user's rate limit for a call that goes on to
 	// another node (in a cluster).
 	Admit(user string, read bool, done func(error))
@@ -148,7 +151,8 @@ type request struct {
 	subject string
 	reply   string
 	taken   time.Time
-	part    int // with a Router, the partition entered to serve the call here, or -1
+	part    int    // with a Router, the partition entered to serve the call here, or -1
+	user    string // the calling user; empty on the admin subjects
 }
 
 type op int
@@ -336,7 +340,7 @@ func (g *Gateway) handler(nc *nats.Conn, e *endpoint, o op, admin bool) nats.Msg
 		if !admin {
 			user = userOf(m.Subject)
 		}
-		r := &request{g: g, nc: nc, ep: e, op: o, format: f, subject: m.Subject, reply: m.Reply, taken: time.Now(), part: -1}
+		r := &request{g: g, nc: nc, ep: e, op: o, format: f, subject: m.Subject, reply: m.Reply, taken: time.Now(), part: -1, user: user}
 		if o == opHistory {
 			// A history holds one of the journal reads, not a request
 			// slot: histories wait here, on their own subscription, and
@@ -380,6 +384,9 @@ func (r *request) respond(reply proto.Message, err error) {
 	code := messages.Code(0)
 	if err != nil {
 		code = actorsCode(err)
+	}
+	if r.user != "" && (code == messages.Code_CODE_INVALID_PARAMETER || code == messages.Code_CODE_INVALID_GROUP_ID) {
+		g.node.Invalid(r.user)
 	}
 	r.ep.done(time.Since(r.taken), err, code)
 	if r.reply == "" {

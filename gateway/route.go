@@ -237,7 +237,7 @@ func (g *Gateway) onForward(m *nats.Msg) {
 		e, nc = g.byOp[1][o], g.admin
 	}
 	g.slots <- struct{}{} // released by respond or forward
-	r := &request{g: g, nc: nc, ep: e, op: o, format: format, subject: f.GetSubject(), reply: f.GetReply(), taken: time.Now(), part: -1}
+	r := &request{g: g, nc: nc, ep: e, op: o, format: format, subject: f.GetSubject(), reply: f.GetReply(), taken: time.Now(), part: -1, user: user}
 	cmd := command{group: f.GetGroupId(), change: f.GetChange(), get: f.GetGet(), list: f.GetList()}
 	switch {
 	case !f.GetAdmitted():

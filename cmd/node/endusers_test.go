@@ -608,6 +608,22 @@ func TestEndUserFlood(t *testing.T) {
 	refusedSignIn(t, "mallory after her flood", err)
 	awaitNodeLog(t, n.p, "sign-in refused", "flooded", "user=mallory")
 
+	// Malformed requests never reach the rate limit, yet count the same.
+	eve, err := signInAt(t, n.ws, "eve", mintFor(t, n.key, "eve", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 400 {
+		if err := eve.nc.PublishRequest("tally.v1.user.eve.increase", "_INBOX_eve.flood", []byte(`{"groupID":"room","key":"likes","value":"x"}`)); err != nil {
+			break
+		}
+	}
+	select {
+	case <-eve.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("eve's connection still open 10 s after her flood of malformed requests")
+	}
+
 	b, err := signInAt(t, n.ws, "bob", mintFor(t, n.key, "bob", time.Hour))
 	if err != nil {
 		t.Fatal(err)
