@@ -50,18 +50,19 @@ type Node struct {
 	health     health
 	http       *http.Server
 
-	mu        sync.Mutex
-	conns     []*nats.Conn // closed by Stop
-	updates   *nats.Conn
-	publisher *gateway.Publisher // on updates
-	syncer    *journal.Syncer
-	journal   *journal.Journal
-	watcher   *nats.Subscription // other writers' events, on a node alone
-	cluster   *cluster.Cluster   // in a cluster
-	actors    *actors.Node
-	gateway   *gateway.Gateway
-	signin    *signin.Service                  // with --user-sig-key
-	members   atomic.Pointer[membership.Index] // the user -> groups index, once open
+	mu          sync.Mutex
+	conns       []*nats.Conn // closed by Stop
+	updates     *nats.Conn
+	publisher   *gateway.Publisher // on updates
+	syncer      *journal.Syncer
+	journal     *journal.Journal
+	watcher     *nats.Subscription // other writers' events, on a node alone
+	cluster     *cluster.Cluster   // in a cluster
+	actors      *actors.Node
+	gateway     *gateway.Gateway
+	signin      *signin.Service                  // with --user-sig-key
+	members     atomic.Pointer[membership.Index] // the user -> groups index, once open
+	membersOpen chan struct{}                    // closed once members is set
 }
 
 // Start starts a node and returns once it answers requests. ctx bounds the
@@ -73,7 +74,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, health: health{failed: make(chan struct{})}, metrics: metrics.New()}
+	n := &Node{cfg: cfg, log: cfg.Logger, health: health{failed: make(chan struct{})}, metrics: metrics.New(), membersOpen: make(chan struct{})}
 	if err := n.start(ctx); err != nil {
 		n.close()
 		return nil, err
@@ -140,7 +141,10 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.await(ctx, "the membership index "+membership.Bucket, func(ctx context.Context) error {
 		var err error
 		idx, err := membership.Open(ctx, js, membership.Config{Replicas: jcfg.Replicas, Storage: jetstream.FileStorage})
-		n.members.Store(idx)
+		if err == nil {
+			n.members.Store(idx)
+			close(n.membersOpen)
+		}
 		return err
 	}); err != nil {
 		return err
@@ -558,13 +562,14 @@ func (n *Node) ClientURL() string { return Redact(n.url) }
 func (n *Node) Members() *membership.Index { return n.members.Load() }
 
 // memberGroups lists a user's members-only groups for sign-in, from the
-// index once the node opened it.
+// index: a sign-in while the node starts waits for it, within ctx.
 func (n *Node) memberGroups(ctx context.Context, user string) ([]string, error) {
-	idx := n.members.Load()
-	if idx == nil {
-		return nil, errors.New("the membership index is not open yet")
+	select {
+	case <-n.membersOpen:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("the membership index is not open yet: %w", ctx.Err())
 	}
-	return idx.GroupsOf(ctx, user)
+	return n.members.Load().GroupsOf(ctx, user)
 }
 
 // membersChanged closes the end-user connections of users whose

@@ -93,7 +93,16 @@ interface Session {
   reconnected: () => void;
   connected: boolean;
   ended: boolean;
+  /** Sign-ins refused in a row since the connection was last up. */
+  refusals: number;
 }
+
+/**
+ * A node refuses a sign-in for a while now and then: it is starting, or the
+ * user holds too many connections. Only this many refusals in a row end the
+ * session.
+ */
+const MAX_REFUSALS = 3;
 
 interface Watch {
   state: GroupState;
@@ -155,7 +164,7 @@ export class Chat {
     const userID = checkUserID(options?.userID);
     const claims = readUserSig(options?.userSig, userID);
     if (this.session) await this.logout();
-    const s = { userID, userSig: options.userSig, claims, connected: true, ended: false, timers: [], inflight: new Set() } as unknown as Session;
+    const s = { userID, userSig: options.userSig, claims, connected: true, ended: false, refusals: 0, timers: [], inflight: new Set() } as unknown as Session;
     s.back = Promise.resolve();
     s.reconnected = () => {};
     try {
@@ -165,6 +174,8 @@ export class Chat {
         inboxPrefix: `_INBOX_${userID}`,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 1000,
+        // The SDK decides when refusals end the session (MAX_REFUSALS).
+        ignoreAuthErrorAbort: true,
         // A dial that reached a stopping node gives up as a call would.
         timeout: this.opts.timeout,
         ...this.opts.connectOptions,
@@ -372,13 +383,14 @@ export class Chat {
           break;
         case "reconnect":
           s.connected = true;
+          s.refusals = 0;
           s.reconnected();
           for (const w of this.watches.values()) void this.refresh(s, w, true);
           break;
         case "error":
           if (st.error instanceof natsErrors.UserAuthenticationExpiredError) {
             await this.kick(s, KICKED_OUT_TYPE.USERSIG_EXPIRED, message(st.error));
-          } else if (st.error instanceof natsErrors.AuthorizationError) {
+          } else if (st.error instanceof natsErrors.AuthorizationError && ++s.refusals >= MAX_REFUSALS) {
             await this.kick(s, KICKED_OUT_TYPE.AUTH_REFUSED, message(st.error));
           }
           break;
