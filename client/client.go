@@ -41,7 +41,7 @@ func New(nc *nats.Conn, userID string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{nc: nc, opts: o, subject: o.prefix + ".user." + userID + ".", inbox: newInbox(nc, "_INBOX_"+userID)}, nil
+	return &Client{nc: nc, opts: o, subject: o.prefix + ".user." + userID + ".", inbox: newInbox(nc, contract.InboxPrefix(userID))}, nil
 }
 
 func apply(opts []Option) (options, error) {

@@ -43,6 +43,11 @@ func validID(id string, maxLen int) bool {
 	return true
 }
 
+// InboxPrefix is the prefix of a user's reply subjects: its inboxes are
+// <prefix>.<anything>, so that NATS permissions can let each user read its
+// own replies only.
+func InboxPrefix(user string) string { return "_INBOX_" + user }
+
 // CheckUserID checks a user ID: 1..32 bytes of printable ASCII without
 // . * > or spaces.
 func CheckUserID(user string) error {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/actors"
+	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/messages"
 	"github.com/tallyhq/tally/metrics"
 )
@@ -74,6 +75,12 @@ type Config struct {
 	// connection, would otherwise hold up every back end's call behind
 	// it. Stop drains it; closing it is the caller's.
 	Admin *nats.Conn
+	// EndUsers, when set, is a connection in the end users' account, on
+	// which the users' subjects are served too: a call that comes in there
+	// is answered only on the calling user's inbox (_INBOX_<user>.), its
+	// reply subject being the caller's choice. Stop drains it; closing it
+	// is the caller's.
+	EndUsers *nats.Conn
 	// History, when set, serves tally.v1.admin.history: a group's changes
 	// from change fromSeq on, at most limit, read from the journal (any
 	// node reads it, so the call is never forwarded).
@@ -131,10 +138,12 @@ type Gateway struct {
 	id        string
 	started   time.Time
 	endpoints []*endpoint
-	byOp      [2][opHistory + 1]*endpoint // user's, admin's
-	control   []*nats.Subscription        // the $SRV subjects
-	forwards  *nats.Subscription          // calls other nodes forward, with a Router
-	root      string                      // Prefix's first token and a dot: "tally."
+	// endUserSubs serve the users' subjects on Config.EndUsers.
+	endUserSubs []*nats.Subscription
+	byOp        [2][opHistory + 1]*endpoint // user's, admin's
+	control     []*nats.Subscription        // the $SRV subjects
+	forwards    *nats.Subscription          // calls other nodes forward, with a Router
+	root        string                      // Prefix's first token and a dot: "tally."
 	// slots holds a token for every request taken and not yet answered.
 	slots chan struct{}
 	// reads holds a token for every history being read from the journal.
@@ -153,6 +162,7 @@ type request struct {
 	taken   time.Time
 	part    int    // with a Router, the partition entered to serve the call here, or -1
 	user    string // the calling user; empty on the admin subjects
+	endUser bool   // the call came in on Config.EndUsers
 }
 
 type op int
@@ -191,6 +201,9 @@ func Start(nc *nats.Conn, node Node, cfg Config) (*Gateway, error) {
 			if err := g.serve("user-"+opNames[o], cfg.Prefix+".user.*."+opNames[o], o, false); err != nil {
 				return nil, err
 			}
+			if err := g.serveEndUsers(cfg.Prefix+".user.*."+opNames[o], o); err != nil {
+				return nil, err
+			}
 		}
 		if err := g.serve("admin-"+opNames[o], cfg.Prefix+".admin."+opNames[o], o, true); err != nil {
 			return nil, err
@@ -216,7 +229,7 @@ func Start(nc *nats.Conn, node Node, cfg Config) (*Gateway, error) {
 	}
 	// Once flushed, the server has every subscription: the service answers
 	// from the moment Start returns.
-	for _, c := range []*nats.Conn{nc, g.admin} {
+	for _, c := range []*nats.Conn{nc, g.admin, cmp.Or(cfg.EndUsers, nc)} {
 		if err := c.Flush(); err != nil {
 			g.unsubscribe()
 			return nil, fmt.Errorf("gateway: flush subscriptions: %w", err)
@@ -255,11 +268,33 @@ func (g *Gateway) serve(name, subject string, o op, admin bool) error {
 	return nil
 }
 
+// serveEndUsers serves a users' subject on Config.EndUsers too, counted
+// with the users' endpoint of the operation.
+func (g *Gateway) serveEndUsers(subject string, o op) error {
+	if g.cfg.EndUsers == nil {
+		return nil
+	}
+	e := g.byOp[0][o]
+	sub, err := g.cfg.EndUsers.QueueSubscribe(subject, g.cfg.QueueGroup, g.handler(g.cfg.EndUsers, e, o, false))
+	if err == nil {
+		err = sub.SetPendingLimits(userPendingMsgs, userPendingBytes)
+	}
+	if err != nil {
+		g.unsubscribe()
+		return fmt.Errorf("gateway: end users' endpoint %s: %w", subject, err)
+	}
+	g.endUserSubs = append(g.endUserSubs, sub)
+	return nil
+}
+
 func (g *Gateway) unsubscribe() {
 	for _, e := range g.endpoints {
 		e.sub.Unsubscribe()
 	}
 	for _, s := range g.control {
+		s.Unsubscribe()
+	}
+	for _, s := range g.endUserSubs {
 		s.Unsubscribe()
 	}
 	if g.forwards != nil {
@@ -282,7 +317,12 @@ func (g *Gateway) Stop(ctx context.Context) error {
 			return fmt.Errorf("gateway: drain %s: %w", e.subject, err)
 		}
 	}
-	for _, c := range []*nats.Conn{g.nc, g.admin} {
+	for _, s := range g.endUserSubs {
+		if err := s.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			return fmt.Errorf("gateway: drain %s: %w", s.Subject, err)
+		}
+	}
+	for _, c := range []*nats.Conn{g.nc, g.admin, cmp.Or(g.cfg.EndUsers, g.nc)} {
 		for c.NumSubscriptions() > 0 && !c.IsClosed() {
 			select {
 			case <-ctx.Done():
@@ -340,7 +380,14 @@ func (g *Gateway) handler(nc *nats.Conn, e *endpoint, o op, admin bool) nats.Msg
 		if !admin {
 			user = userOf(m.Subject)
 		}
-		r := &request{g: g, nc: nc, ep: e, op: o, format: f, subject: m.Subject, reply: m.Reply, taken: time.Now(), part: -1, user: user}
+		r := &request{g: g, nc: nc, ep: e, op: o, format: f, subject: m.Subject, reply: m.Reply, taken: time.Now(), part: -1, user: user,
+			endUser: nc == g.cfg.EndUsers}
+		if r.endUser && !strings.HasPrefix(m.Reply, contract.InboxPrefix(user)+".") {
+			// Another user's inbox, an update subject: not the caller's to
+			// name. It goes unanswered and counts as a malformed call.
+			g.node.Invalid(user)
+			return
+		}
 		if o == opHistory {
 			// A history holds one of the journal reads, not a request
 			// slot: histories wait here, on their own subscription, and

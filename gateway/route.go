@@ -203,7 +203,7 @@ func (r *request) forward(inbox string, f *messages.Forward, hops uint32) {
 		r.respond(nil, fmt.Errorf("%w: the call was forwarded %d times without reaching the node that serves it; try again", actors.ErrUnavailable, hops))
 		return
 	}
-	f.Subject, f.Reply, f.Protobuf, f.Hops = r.subject, r.reply, r.format == formatProto, hops+1
+	f.Subject, f.Reply, f.Protobuf, f.Hops, f.EndUser = r.subject, r.reply, r.format == formatProto, hops+1, r.endUser
 	data, err := proto.Marshal(f)
 	if err == nil {
 		err = g.cfg.Internal.Publish(inbox, data)
@@ -233,11 +233,18 @@ func (g *Gateway) onForward(m *nats.Msg) {
 		format = formatProto
 	}
 	e, nc := g.byOp[0][o], g.nc
-	if admin {
+	switch {
+	case admin:
 		e, nc = g.byOp[1][o], g.admin
+	case f.GetEndUser() && g.cfg.EndUsers != nil:
+		nc = g.cfg.EndUsers
+	case f.GetEndUser():
+		g.cfg.Logger.Warn("ignoring an end user's forwarded call: this node serves no end users", slog.String("subject", f.GetSubject()))
+		return
 	}
 	g.slots <- struct{}{} // released by respond or forward
-	r := &request{g: g, nc: nc, ep: e, op: o, format: format, subject: f.GetSubject(), reply: f.GetReply(), taken: time.Now(), part: -1, user: user}
+	r := &request{g: g, nc: nc, ep: e, op: o, format: format, subject: f.GetSubject(), reply: f.GetReply(), taken: time.Now(), part: -1, user: user,
+		endUser: f.GetEndUser()}
 	cmd := command{group: f.GetGroupId(), change: f.GetChange(), get: f.GetGet(), list: f.GetList()}
 	switch {
 	case !f.GetAdmitted():

@@ -162,11 +162,14 @@ type Forward struct {
 	// none, an admin's) on its way to the node of its group, with the
 	// decoded command: change for a write, get for a get, list for a
 	// members.list.
-	Admitted      bool                `protobuf:"varint,6,opt,name=admitted,proto3" json:"admitted,omitempty"`
-	GroupId       string              `protobuf:"bytes,7,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
-	Change        *Change             `protobuf:"bytes,8,opt,name=change,proto3" json:"change,omitempty"`
-	Get           *GetRequest         `protobuf:"bytes,9,opt,name=get,proto3" json:"get,omitempty"`
-	List          *ListMembersRequest `protobuf:"bytes,10,opt,name=list,proto3" json:"list,omitempty"`
+	Admitted bool                `protobuf:"varint,6,opt,name=admitted,proto3" json:"admitted,omitempty"`
+	GroupId  string              `protobuf:"bytes,7,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Change   *Change             `protobuf:"bytes,8,opt,name=change,proto3" json:"change,omitempty"`
+	Get      *GetRequest         `protobuf:"bytes,9,opt,name=get,proto3" json:"get,omitempty"`
+	List     *ListMembersRequest `protobuf:"bytes,10,opt,name=list,proto3" json:"list,omitempty"`
+	// end_user is set on an end user's call, which came in on the users'
+	// account: its reply goes out there.
+	EndUser       bool `protobuf:"varint,11,opt,name=end_user,json=endUser,proto3" json:"end_user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -271,6 +274,13 @@ func (x *Forward) GetList() *ListMembersRequest {
 	return nil
 }
 
+func (x *Forward) GetEndUser() bool {
+	if x != nil {
+		return x.EndUser
+	}
+	return false
+}
+
 var File_cluster_proto protoreflect.FileDescriptor
 
 const file_cluster_proto_rawDesc = "" +
@@ -282,7 +292,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\x11started_unix_nano\x18\x03 \x01(\x03R\x0fstartedUnixNano\"1\n" +
 	"\x05Lease\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x14\n" +
-	"\x05inbox\x18\x02 \x01(\tR\x05inbox\"\xbe\x02\n" +
+	"\x05inbox\x18\x02 \x01(\tR\x05inbox\"\xd9\x02\n" +
 	"\aForward\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x14\n" +
 	"\x05reply\x18\x02 \x01(\tR\x05reply\x12\x1a\n" +
@@ -294,7 +304,8 @@ const file_cluster_proto_rawDesc = "" +
 	"\x06change\x18\b \x01(\v2\x10.tally.v1.ChangeR\x06change\x12&\n" +
 	"\x03get\x18\t \x01(\v2\x14.tally.v1.GetRequestR\x03get\x120\n" +
 	"\x04list\x18\n" +
-	" \x01(\v2\x1c.tally.v1.ListMembersRequestR\x04listB#Z!github.com/tallyhq/tally/messagesb\x06proto3"
+	" \x01(\v2\x1c.tally.v1.ListMembersRequestR\x04list\x12\x19\n" +
+	"\bend_user\x18\v \x01(\bR\aendUserB#Z!github.com/tallyhq/tally/messagesb\x06proto3"
 
 var (
 	file_cluster_proto_rawDescOnce sync.Once

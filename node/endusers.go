@@ -47,7 +47,11 @@ type calloutKeys struct {
 	issuer  nkeys.KeyPair // an account key; its public key is AuthCallout.Issuer
 	user    nodeUser      // the service's connection in CalloutAccount
 	userKey string
-	key     ed25519.PublicKey // verifies user signatures
+	// gateway is the node's gateway connection in UsersAccount, which
+	// serves end users' calls there and so sees their reply subjects.
+	gateway    nodeUser
+	gatewayKey string
+	key        ed25519.PublicKey // verifies user signatures
 }
 
 func newCalloutKeys(cfg Config) (*calloutKeys, error) {
@@ -67,6 +71,9 @@ func newCalloutKeys(cfg Config) (*calloutKeys, error) {
 		return nil, fmt.Errorf("callout issuer: %w", err)
 	}
 	if k.user, k.userKey, err = newNodeUser(); err != nil {
+		return nil, err
+	}
+	if k.gateway, k.gatewayKey, err = newNodeUser(); err != nil {
 		return nil, err
 	}
 	return k, nil
@@ -178,18 +185,16 @@ func endUserOptions(cfg Config, opts *server.Options, from *server.Account, fron
 	if err != nil {
 		return err
 	}
-	userSubjects, updates := prefix+".user.>", prefix+".updates.>"
+	// End users' calls are served in their own account by a gateway
+	// connection of the node there, which sees each request's reply
+	// subject (through a service import it would see the import's own)
+	// and answers only the caller's inbox. Their updates are imported.
+	updates := prefix + ".updates.>"
 	open, members := contract.UpdatesSubject(prefix, "*", false), contract.UpdatesSubject(prefix, "*", true)
 	if front {
-		if err := from.AddServiceExport(userSubjects, []*server.Account{users}); err != nil {
-			return fmt.Errorf("account %s: export %s: %w", from.Name, userSubjects, err)
-		}
 		if err := from.AddStreamExport(updates, []*server.Account{users}); err != nil {
 			return fmt.Errorf("account %s: export %s: %w", from.Name, updates, err)
 		}
-	}
-	if err := users.AddServiceImport(from, userSubjects, userSubjects); err != nil {
-		return fmt.Errorf("account %s: import %s from %s: %w", UsersAccount, userSubjects, from.Name, err)
 	}
 	// Open groups' updates keep their subjects; members-only groups'
 	// come out of the updates' subjects (see signin.MembersSubject).
@@ -223,6 +228,10 @@ func endUserOptions(cfg Config, opts *server.Options, from *server.Account, fron
 		Nkey:                   callout.userKey,
 		Account:                co,
 		AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeInProcess: {}},
+	}, &server.NkeyUser{
+		Nkey:                   callout.gatewayKey,
+		Account:                users,
+		AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeInProcess: {}},
 	})
 	issuer, err := callout.issuer.PublicKey()
 	if err != nil {
@@ -231,7 +240,7 @@ func endUserOptions(cfg Config, opts *server.Options, from *server.Account, fron
 	opts.AuthCallout = &server.AuthCallout{
 		Issuer:          issuer,
 		Account:         CalloutAccount,
-		AuthUsers:       append(bypass, callout.userKey),
+		AuthUsers:       append(bypass, callout.userKey, callout.gatewayKey),
 		AllowedAccounts: []string{UsersAccount},
 	}
 	return nil

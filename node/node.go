@@ -61,6 +61,7 @@ type Node struct {
 	actors      *actors.Node
 	gateway     *gateway.Gateway
 	signin      *signin.Service                  // with --user-sig-key
+	endUsers    *nats.Conn                       // the gateway's connection in UsersAccount, with --user-sig-key
 	members     atomic.Pointer[membership.Index] // the user -> groups index, once open
 	membersOpen chan struct{}                    // closed once members is set
 }
@@ -165,6 +166,7 @@ func (n *Node) start(ctx context.Context) error {
 	if gcfg.Admin, err = n.connectFront("gateway-admin"); err != nil {
 		return err
 	}
+	gcfg.EndUsers = n.endUsers
 	n.gateway, err = gateway.Start(gc, n.actors, gcfg)
 	return err
 }
@@ -492,6 +494,9 @@ func (n *Node) embed(ctx context.Context, stream, prefix string) error {
 	}
 	cc, err := n.connect("signin-callout", callout.user, nil)
 	if err != nil {
+		return err
+	}
+	if n.endUsers, err = n.connect("gateway-users", callout.gateway, nil); err != nil {
 		return err
 	}
 	return n.serveSignIn(cc, callout, prefix, n.ns.ID(), signin.ServerConns(n.ns))

@@ -28,7 +28,7 @@ func (g grant) userClaims(userNkey, account, prefix string) *jwt.UserClaims {
 	uc.Name = g.user // shown as the connection's user by the server
 	uc.Expires = g.expires.Unix()
 	uc.Pub.Allow.Add(prefix + ".user." + g.user + ".>")
-	uc.Sub.Allow.Add("_INBOX_"+g.user+".>", prefix+".updates.*")
+	uc.Sub.Allow.Add(contract.InboxPrefix(g.user)+".>", prefix+".updates.*")
 	for _, group := range g.groups {
 		uc.Sub.Allow.Add(MembersSubject(prefix, group))
 	}
