@@ -208,3 +208,7 @@ func awaitGet(ctx context.Context, stream jetstream.Stream, subject string) erro
 		}
 	}
 }
+
+// JetStream is the JetStream context of the journal's account, where the
+// buckets derived from it live too (the membership index).
+func (j *Journal) JetStream() jetstream.JetStream { return j.js }

@@ -179,3 +179,43 @@ func unescape(part string) (string, bool) {
 	}
 	return b.String(), part != ""
 }
+
+// Bind returns the index of the account js reaches, making its bucket with
+// one replica when there is none (a node makes it with its journal's
+// replicas at start, and updates one made so).
+func Bind(ctx context.Context, js jetstream.JetStream) (*Index, error) {
+	kv, err := js.KeyValue(ctx, Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return Open(ctx, js, Config{Replicas: 1, Storage: jetstream.FileStorage})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("membership: bucket %s: %w", Bucket, err)
+	}
+	return &Index{kv: kv, js: js}, nil
+}
+
+// Rebuild replaces the whole index with members (group -> its members),
+// the journal's: after an import or a restore, which write the journal
+// only. It returns how many memberships it wrote. Run it while no node
+// changes members.
+func (x *Index) Rebuild(ctx context.Context, members map[string][]string) (int, error) {
+	stream, err := x.js.Stream(ctx, "KV_"+Bucket)
+	if err != nil {
+		return 0, fmt.Errorf("membership: bucket %s: %w", Bucket, err)
+	}
+	if err := stream.Purge(ctx); err != nil {
+		return 0, fmt.Errorf("membership: empty bucket %s: %w", Bucket, err)
+	}
+	n := 0
+	for group, users := range members {
+		for len(users) > 0 {
+			batch := users[:min(len(users), 1000)]
+			if err := x.Add(ctx, group, batch); err != nil {
+				return n, err
+			}
+			n += len(batch)
+			users = users[len(batch):]
+		}
+	}
+	return n, nil
+}

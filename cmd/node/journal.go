@@ -26,6 +26,7 @@ import (
 	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/gateway"
 	"github.com/tallyhq/tally/journal"
+	"github.com/tallyhq/tally/membership"
 	"github.com/tallyhq/tally/messages"
 	"github.com/tallyhq/tally/node"
 )
@@ -64,7 +65,10 @@ commands:
                   file ($TMPDIR) and each group's last state in memory,
                   then appends, and removes what it appended should an
                   append fail; it refuses a journal that holds events
-                  unless --force
+                  unless --force; then it rebuilds the membership index
+  reindex         rebuilds the membership index (which users' sign-ins
+                  grant the updates of which members-only groups) from
+                  the journal: after a restore of the journal's stream
 
 A group ID is 1..48 bytes of printable ASCII without . * > or spaces.
 Text from the journal (keys, request IDs, user and group IDs) is shown
@@ -132,6 +136,7 @@ var journalCommands = map[string]journalCommand{
 		fs.BoolVar(&o.yes, "yes", false, "remove without asking")
 	}},
 	"export": {args: "[GROUP...]", nargs: -1, groups: -1, run: runExport},
+	"reindex": {run: runReindex},
 	"import": {create: true, run: runImport, flags: func(fs *flag.FlagSet, o *journalOptions) {
 		fs.BoolVar(&o.force, "force", false, "import into a journal that holds events already (a group it holds fails)")
 	}},
@@ -531,8 +536,51 @@ func runImport(ctx context.Context, j *journal.Journal, o *journalOptions, args 
 	if err != nil {
 		return err
 	}
-	if out.json {
-		return out.row(map[string]int{"imported": n})
+	// The groups' members are in the events; sign-in reads them from the
+	// index, which the import does not write.
+	m, err := reindex(ctx, j)
+	if err != nil {
+		return fmt.Errorf("imported %d events; %w (run tally-node journal reindex)", n, err)
 	}
-	return out.text("imported %d events", n)
+	if out.json {
+		return out.row(map[string]int{"imported": n, "memberships": m})
+	}
+	return out.text("imported %d events; %d memberships indexed", n, m)
+}
+
+// runReindex rebuilds the membership index from the journal: after a
+// restore of the journal's stream, say, which leaves the index as it was.
+func runReindex(ctx context.Context, j *journal.Journal, o *journalOptions, args []string, out *output) error {
+	m, err := reindex(ctx, j)
+	if err != nil {
+		return err
+	}
+	if out.json {
+		return out.row(map[string]int{"memberships": m})
+	}
+	return out.text("%d memberships indexed", m)
+}
+
+// reindex replaces the membership index with the members the journal's
+// events give each group.
+func reindex(ctx context.Context, j *journal.Journal) (int, error) {
+	_, sets, err := actors.RebuildMembers(ctx, j)
+	if err != nil {
+		return 0, fmt.Errorf("reindex: %w (tally-node journal verify lists every bad event)", err)
+	}
+	members := map[string][]string{}
+	for group, s := range sets {
+		if s != nil && s.Len() > 0 {
+			members[group] = s.All()
+		}
+	}
+	idx, err := membership.Bind(ctx, j.JetStream())
+	if err != nil {
+		return 0, fmt.Errorf("reindex: %w", err)
+	}
+	n, err := idx.Rebuild(ctx, members)
+	if err != nil {
+		return n, fmt.Errorf("reindex: %w", err)
+	}
+	return n, nil
 }

@@ -149,8 +149,12 @@ func TestMembersAcrossRestart(t *testing.T) {
 		t.Fatalf("export exited %d: %s", code, errOut)
 	}
 	moved := t.TempDir()
-	if out, errOut, code := tool(t, export, "import", "--data", moved); code != 0 {
-		t.Fatalf("import exited %d: %s%s", code, out, errOut)
+	indexed := fmt.Sprintf("%d memberships indexed", len(before))
+	if out, errOut, code := tool(t, export, "import", "--data", moved); code != 0 || !strings.Contains(out, indexed) {
+		t.Fatalf("import exited %d: %s%s; want %q", code, out, errOut, indexed)
+	}
+	if out, errOut, code := tool(t, "", "reindex", "--data", moved); code != 0 || !strings.Contains(out, indexed) {
+		t.Fatalf("reindex exited %d: %s%s; want %q", code, out, errOut, indexed)
 	}
 	if out, errOut, code := tool(t, "", "verify", "--data", moved); code != 0 {
 		t.Fatalf("verify of the imported journal exited %d: %s%s", code, out, errOut)
