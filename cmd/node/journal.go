@@ -135,7 +135,7 @@ var journalCommands = map[string]journalCommand{
 	"repair": {args: "GROUP", nargs: 1, groups: 1, run: runRepair, flags: func(fs *flag.FlagSet, o *journalOptions) {
 		fs.BoolVar(&o.yes, "yes", false, "remove without asking")
 	}},
-	"export": {args: "[GROUP...]", nargs: -1, groups: -1, run: runExport},
+	"export":  {args: "[GROUP...]", nargs: -1, groups: -1, run: runExport},
 	"reindex": {run: runReindex},
 	"import": {create: true, run: runImport, flags: func(fs *flag.FlagSet, o *journalOptions) {
 		fs.BoolVar(&o.force, "force", false, "import into a journal that holds events already (a group it holds fails)")
