@@ -155,8 +155,9 @@ type Update struct {
 // of the group's counters until the returned unsubscribe is called. Updates
 // are not stored: one missed while unsubscribed or disconnected is gone,
 // and shows as a gap in Seq. It subscribes to both subjects a group's
-// updates go to (contract.UpdatesSubject): a group that gets its first
-// member moves from the first to the second.
+// updates go to (contract.UpdatesSubject; with AsEndUser, the second is
+// contract.MemberUpdatesSubject): a group that gets its first member moves
+// from the first to the second.
 func (c *Client) OnGroupCounterUpdated(groupID string, handler func(Update)) (unsubscribe func() error, err error) {
 	if err := check(groupID); err != nil {
 		return nil, err
@@ -183,8 +184,12 @@ func (c *Client) OnGroupCounterUpdated(groupID string, handler func(Update)) (un
 		}
 		return errors.Join(errs...)
 	}
-	for _, members := range []bool{false, true} {
-		sub, err := c.nc.Subscribe(contract.UpdatesSubject(c.opts.prefix, groupID, members), on)
+	subjects := []string{contract.UpdatesSubject(c.opts.prefix, groupID, false), contract.UpdatesSubject(c.opts.prefix, groupID, true)}
+	if c.opts.endUser {
+		subjects[1] = contract.MemberUpdatesSubject(c.opts.prefix, groupID)
+	}
+	for _, subject := range subjects {
+		sub, err := c.nc.Subscribe(subject, on)
 		if err != nil {
 			unsubscribe()
 			return nil, fmt.Errorf("client: subscribe to updates of %s: %w", groupID, err)

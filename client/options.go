@@ -11,6 +11,7 @@ type options struct {
 	timeout time.Duration
 	retries int
 	backoff time.Duration
+	endUser bool
 }
 
 func defaultOptions() options {
@@ -19,6 +20,17 @@ func defaultOptions() options {
 
 // Option configures a Client or an Admin.
 type Option func(*options) error
+
+// AsEndUser says that the connection signed in with a user signature
+// (MintUserSig): the updates of a members-only group then reach it on
+// <prefix>.member-updates.<group>, which OnGroupCounterUpdated subscribes
+// instead of the back ends' <prefix>.updates.<group>.members.
+func AsEndUser() Option {
+	return func(o *options) error {
+		o.endUser = true
+		return nil
+	}
+}
 
 // WithTimeout bounds each attempt of a call whose context has no deadline
 // (default 5 s).

@@ -109,6 +109,17 @@ func Quote(s string) string {
 	return strconv.Quote(s[:cut]) + "... (" + strconv.Itoa(len(s)) + " bytes)"
 }
 
+// MemberUpdatesSubject is where an end user receives a members-only group's
+// updates, which the service publishes on <prefix>.updates.<group>.members:
+// the account of end users imports them to this subject. They must not
+// stay under <prefix>.updates., because NATS checks a subscription's
+// subject against the allow list token by token, so the grant
+// <prefix>.updates.* (every open group) also allows a subscription to
+// <prefix>.updates.>, which would then receive every group's updates.
+func MemberUpdatesSubject(prefix, group string) string {
+	return prefix + ".member-updates." + group
+}
+
 // UpdatesSubject is the subject of a group's updates under prefix
 // ("tally.v1"): <prefix>.updates.<group>, and for a group that has had
 // members <prefix>.updates.<group>.members, so that NATS permissions can

@@ -197,11 +197,11 @@ func endUserOptions(cfg Config, opts *server.Options, from *server.Account, fron
 		}
 	}
 	// Open groups' updates keep their subjects; members-only groups'
-	// come out of the updates' subjects (see signin.MembersSubject).
+	// come out of the updates' subjects (see contract.MemberUpdatesSubject).
 	if err := users.AddStreamImport(from, open, ""); err != nil {
 		return fmt.Errorf("account %s: import %s from %s: %w", UsersAccount, open, from.Name, err)
 	}
-	if err := users.AddMappedStreamImport(from, members, signin.MembersSubject(prefix, "$1")); err != nil {
+	if err := users.AddMappedStreamImport(from, members, contract.MemberUpdatesSubject(prefix, "$1")); err != nil {
 		return fmt.Errorf("account %s: import %s from %s: %w", UsersAccount, members, from.Name, err)
 	}
 	co := server.NewAccount(CalloutAccount)

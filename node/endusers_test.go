@@ -17,9 +17,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tallyhq/tally/client"
+	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/node"
-	"github.com/tallyhq/tally/signin"
 	"github.com/tallyhq/tally/usersig"
 )
 
@@ -80,7 +80,7 @@ func TestSignInGrantsManyGroups(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sign in as a member of 1,000 groups: %v", err)
 	}
-	last := signin.MembersSubject("tally.v1", groups[999])
+	last := contract.MemberUpdatesSubject("tally.v1", groups[999])
 	sub, err := nc.SubscribeSync(last)
 	if err != nil {
 		t.Fatal(err)

@@ -30,7 +30,7 @@ func (g grant) userClaims(userNkey, account, prefix string) *jwt.UserClaims {
 	uc.Pub.Allow.Add(prefix + ".user." + g.user + ".>")
 	uc.Sub.Allow.Add(contract.InboxPrefix(g.user)+".>", prefix+".updates.*")
 	for _, group := range g.groups {
-		uc.Sub.Allow.Add(MembersSubject(prefix, group))
+		uc.Sub.Allow.Add(contract.MemberUpdatesSubject(prefix, group))
 	}
 	// nats-server v2.15.2 does not apply a callout user's own payload and
 	// subscription limits (it registers the user without its JWT): the
@@ -39,17 +39,6 @@ func (g grant) userClaims(userNkey, account, prefix string) *jwt.UserClaims {
 	uc.Limits.Subs = int64(2*len(g.groups) + BaseSubs)
 	uc.AllowedConnectionTypes.Add(jwt.ConnectionTypeStandard, jwt.ConnectionTypeWebsocket)
 	return uc
-}
-
-// MembersSubject is where an end user receives a members-only group's
-// updates, which the service publishes on <prefix>.updates.<group>.members:
-// the account of end users imports them to this subject. They must not
-// stay under <prefix>.updates., because NATS checks a subscription's
-// subject against the allow list token by token, so the grant
-// <prefix>.updates.* (every open group) also allows a subscription to
-// <prefix>.updates.>, which would then receive every group's updates.
-func MembersSubject(prefix, group string) string {
-	return prefix + ".member-updates." + group
 }
 
 // respond encodes the callout's answer to the request for userNkey from

@@ -17,9 +17,9 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/tallyhq/tally/client"
+	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/node/nodetest"
-	"github.com/tallyhq/tally/signin"
 	"github.com/tallyhq/tally/usersig"
 )
 
@@ -512,11 +512,12 @@ func checkMembersOnCluster(t *testing.T, c *testCluster, ws []string, key ed2551
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, err := u1.nc.SubscribeSync(signin.MembersSubject("tally.v1", "club"))
+	u1c, err := client.New(u1.nc, "u1", client.AsEndUser())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := u1.nc.Flush(); err != nil {
+	clubUpdates := make(chan client.Update, 10)
+	if _, err := u1c.OnGroupCounterUpdated("club", func(up client.Update) { clubUpdates <- up }); err != nil {
 		t.Fatal(err)
 	}
 	u2, err := client.New(conns[1].nc, "u2", client.WithTimeout(10*time.Second))
@@ -526,16 +527,20 @@ func checkMembersOnCluster(t *testing.T, c *testCluster, ws []string, key ed2551
 	if _, err := u2.IncreaseGroupCounter(ctx, "club", "likes", 1); !errors.Is(err, client.ErrNotMember) {
 		t.Errorf("u2's increase of club: %v, want 10007", err)
 	}
-	if _, err := conns[1].nc.SubscribeSync(signin.MembersSubject("tally.v1", "club")); err != nil {
+	if _, err := conns[1].nc.SubscribeSync(contract.MemberUpdatesSubject("tally.v1", "club")); err != nil {
 		t.Fatal(err)
 	}
-	conns[1].refused(t, "u2 subscribes", signin.MembersSubject("tally.v1", "club"))
+	conns[1].refused(t, "u2 subscribes", contract.MemberUpdatesSubject("tally.v1", "club"))
 	if _, err := admin.IncreaseGroupCounter(ctx, "club", "likes", 5); err != nil {
 		t.Fatal(err)
 	}
-	m, err := sub.NextMsg(10 * time.Second)
-	if err != nil || !strings.Contains(string(m.Data), `"value":5`) {
-		t.Errorf("u1's update of club: %q, %v", m.Data, err)
+	select {
+	case up := <-clubUpdates:
+		if up.Key != "likes" || up.Value != 5 {
+			t.Errorf("u1's update of club: %+v, want likes = 5", up)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("u1 got no update of club")
 	}
 	if _, err := admin.RemoveGroupMembers(ctx, "club", []string{"u1"}); err != nil {
 		t.Fatal(err)
