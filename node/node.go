@@ -519,7 +519,10 @@ func (n *Node) serveSignIn(cc *nats.Conn, keys *calloutKeys, prefix, serverID st
 	if n.signin, err = signin.Start(cc, ic, cfg); err != nil {
 		return err
 	}
-	issuer, _ := keys.issuer.PublicKey()
+	issuer, err := keys.issuer.PublicKey()
+	if err != nil {
+		return fmt.Errorf("callout issuer: %w", err)
+	}
 	n.log.Info("signing end users in", slog.String("account", UsersAccount), slog.String("issuer", issuer))
 	return nil
 }
