@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/messages"
 	"github.com/tallyhq/tally/usersig"
 )
@@ -202,7 +203,7 @@ func connectUser(url string, key ed25519.PrivateKey, id string) (*endUser, error
 	if err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(url, nats.Token(sig), nats.CustomInboxPrefix("_INBOX_"+id), nats.Name("bench-"+id), nats.MaxReconnects(-1),
+	nc, err := nats.Connect(url, nats.Token(sig), nats.CustomInboxPrefix(contract.InboxPrefix(id)), nats.Name("bench-"+id), nats.MaxReconnects(-1),
 		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})) // a flooding user's refusals are expected
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", id, err)
@@ -264,18 +265,7 @@ func paced(users []*endUser, warmup, dur time.Duration, server int) result {
 }
 
 func endUserCall(nc *nats.Conn, subject string, body []byte) error {
-	res, err := nc.Request(subject, body, reqTimout)
-	if err != nil {
-		return err
-	}
-	switch code := res.Header.Get("Nats-Service-Error-Code"); code {
-	case "":
-		return nil
-	case "2996":
-		return errRefused
-	default:
-		return fmt.Errorf("tally error %s: %s", code, res.Header.Get("Nats-Service-Error"))
-	}
+	return outcome(nc.Request(subject, body, reqTimout))
 }
 
 // startUserFlood has one user, mallory, flood the node over WebSocket:
@@ -298,7 +288,7 @@ func startUserFlood(url string, key ed25519.PrivateKey) (func(), error) {
 		}
 		wg.Go(func() {
 			defer u.nc.Close()
-			inbox := "_INBOX_mallory." + nats.NewInbox()
+			inbox := contract.InboxPrefix("mallory") + "." + nats.NewInbox()
 			for {
 				select {
 				case <-done:

@@ -95,7 +95,12 @@ func (t *tallyClient) call(w int, subject string, req proto.Message) error {
 	if err != nil {
 		return err
 	}
-	res, err := t.conns[w].RequestMsg(&nats.Msg{Subject: subject, Data: data, Header: protoHeader}, reqTimout)
+	return outcome(t.conns[w].RequestMsg(&nats.Msg{Subject: subject, Data: data, Header: protoHeader}, reqTimout))
+}
+
+// outcome is a call's error: the request's, or the contract error of its
+// reply (errRefused for 2996).
+func outcome(res *nats.Msg, err error) error {
 	if err != nil {
 		return err
 	}
