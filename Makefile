@@ -6,7 +6,7 @@ BIN           := $(CURDIR)/bin
 PROTOC_VERSION := 3.21.12
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-.PHONY: run cluster test web-test demo demo-screenshot fuzz build bench proto clean
+.PHONY: run cluster test web-test web-test-run demo demo-screenshot fuzz build bench proto clean
 
 # run builds the node and replaces the shell with it, so that Ctrl-C reaches
 # the node alone: it stops gracefully and make reports no error.
@@ -36,8 +36,14 @@ test:
 # web-test builds the Web SDK (web/sdk) and runs its tests and the demo's
 # browser test against real nodes; it installs the Node packages (npm ci)
 # and Debian's chromium when they are missing.
+# Without Node.js 20 (web/check-node.sh installs Debian's when node is
+# missing) they are skipped, loudly.
 NPM ?= npm
-web-test: build web/node_modules/.package-lock.json
+web-test: build
+	@if web/check-node.sh; then $(MAKE) --no-print-directory web-test-run; \
+	else echo "make web-test: SKIPPED the Web SDK's and the browser's tests (see above)"; fi
+
+web-test-run: web/node_modules/.package-lock.json
 	web/demo/install-chromium.sh
 	cd web && TALLY_NODE=$(BIN)/tally-node $(NPM) test
 
