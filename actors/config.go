@@ -112,8 +112,9 @@ type Config struct {
 	// MembersChanged, when set, is called once a members change is in the
 	// journal and the index, with the users whose membership it changed
 	// (and again by a retry of it): their connections hold grants of the
-	// old membership. It runs off the group's actor and may block.
-	MembersChanged func(ctx context.Context, users []string)
+	// old membership. It runs off the group's actor and may block; an error
+	// answers the change with ErrUnavailable, so that the caller retries.
+	MembersChanged func(ctx context.Context, users []string) error
 
 	// PassivateAfter is how long an idle group stays in memory; after it,
 	// the group's next call reads it from the journal.

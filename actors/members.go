@@ -122,7 +122,9 @@ func (g *group) nextJob() {
 			j.err = idx.Add(c, id, j.add)
 		}
 		if j.err == nil && hook != nil && len(j.changed) > 0 {
-			hook(c, j.changed)
+			if err := hook(c, j.changed); err != nil {
+				j.err = fmt.Errorf("tell of the users whose membership changed: %w", err)
+			}
 		}
 		pass.send(&indexed{job: j})
 	})
@@ -144,7 +146,7 @@ func (g *group) onIndexed(j *indexJob) {
 	}
 	for _, p := range j.then {
 		if j.err != nil {
-			p.result, p.err = nil, fmt.Errorf("%w: group %s: the change is journaled, the membership index not written (%w); retry with the same requestID", ErrUnavailable, g.id, j.err)
+			p.result, p.err = nil, fmt.Errorf("%w: group %s: the change is journaled, its index or disconnections not done (%w); retry with the same requestID", ErrUnavailable, g.id, j.err)
 		}
 		g.finish(p)
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,10 +54,11 @@ type hookCalls struct {
 	calls [][]string
 }
 
-func (h *hookCalls) hook(_ context.Context, users []string) {
+func (h *hookCalls) hook(_ context.Context, users []string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.calls = append(h.calls, slices.Clone(users))
+	return nil
 }
 
 func (h *hookCalls) got() [][]string {
@@ -263,6 +265,30 @@ func TestMembersRetryIndex(t *testing.T) {
 	change(t, n, "", "g", add2)
 	change(t, n, "", "g", remove)
 	indexed("after the remove's retry", []string{"g"})
+}
+
+// TestMembersHookFails: when the users whose membership changed cannot be
+// told (their connections closed), the change is answered ErrUnavailable,
+// and its retry tells them.
+func TestMembersHookFails(t *testing.T) {
+	var calls atomic.Int32
+	e := newEnv(t, func(c *actors.Config) {
+		c.MembersChanged = func(context.Context, []string) error {
+			if calls.Add(1) == 1 {
+				return errors.New("no disconnect")
+			}
+			return nil
+		}
+	})
+	add := addMembers("bob")
+	add.RequestId = "a1"
+	if _, err := e.node.Change(context.Background(), "", "g", add); !errors.Is(err, actors.ErrUnavailable) {
+		t.Fatalf("add whose users could not be told = %v, want ErrUnavailable", err)
+	}
+	change(t, e.node, "", "g", add)
+	if got := calls.Load(); got != 2 {
+		t.Errorf("hook called %d times, want 2 (the change, its retry)", got)
+	}
 }
 
 func TestMembersValidation(t *testing.T) {

@@ -177,7 +177,7 @@ func TestMembersHostile(t *testing.T) {
 func TestMembersChangedHook(t *testing.T) {
 	calls := make(chan []string, 16)
 	n := gatewaytest.StartTB(t, func(c *node.Config) {
-		c.MembersChanged = func(_ context.Context, users []string) { calls <- users }
+		c.MembersChanged = func(_ context.Context, users []string) error { calls <- users; return nil }
 	})
 	e := &env{nc: journaltest.ConnectURL(t, n.URL), clock: n.Clock, node: n}
 	ctx := context.Background()

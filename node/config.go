@@ -115,7 +115,7 @@ type Config struct {
 	// MembersChanged, when set, is told the users whose membership of a
 	// group changed, once the change is journaled and indexed: their
 	// connections hold the subscribe grants of the old membership.
-	MembersChanged func(ctx context.Context, users []string)
+	MembersChanged func(ctx context.Context, users []string) error
 }
 
 // DefaultConfig returns the node's documented defaults: NATS embedded on

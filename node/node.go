@@ -583,11 +583,13 @@ func (n *Node) memberGroups(ctx context.Context, user string) ([]string, error) 
 // membersChanged closes the end-user connections of users whose
 // membership changed, on every node: NATS checks subscribe permissions
 // only when a subscription is made, so they sign in again and get the
-// grants of their groups now.
-func (n *Node) membersChanged(ctx context.Context, users []string) {
+// grants of their groups now. When it cannot, the change is answered
+// 10002, and its retry closes them.
+func (n *Node) membersChanged(ctx context.Context, users []string) error {
 	if err := n.DisconnectUsers(ctx, users); err != nil {
-		n.log.Warn("disconnect users whose membership changed", slog.Any("users", users), slog.Any("error", err))
+		return fmt.Errorf("disconnect users whose membership changed: %w", err)
 	}
+	return nil
 }
 
 // Server is the embedded NATS server, for monitoring; nil on an external
