@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -46,7 +47,16 @@ func validID(id string, maxLen int) bool {
 // InboxPrefix is the prefix of a user's reply subjects: its inboxes are
 // <prefix>.<anything>, so that NATS permissions can let each user read its
 // own replies only.
-func InboxPrefix(user string) string { return "_INBOX_" + user }
+func InboxPrefix(user string) string { return inboxPrefix + user }
+
+const inboxPrefix = "_INBOX_"
+
+// IsInboxOf reports whether subject is one of user's inboxes
+// (InboxPrefix(user) + "." + anything), without building the prefix.
+func IsInboxOf(subject, user string) bool {
+	rest, ok := strings.CutPrefix(subject, inboxPrefix)
+	return ok && len(rest) > len(user)+1 && rest[len(user)] == '.' && rest[:len(user)] == user
+}
 
 // CheckUserID checks a user ID: 1..32 bytes of printable ASCII without
 // . * > or spaces.

@@ -64,3 +64,25 @@ func TestErrorsQuoteAShortPrefix(t *testing.T) {
 		t.Errorf("Quote(short) = %s", got)
 	}
 }
+
+func TestIsInboxOf(t *testing.T) {
+	for _, c := range []struct {
+		subject, user string
+		want          bool
+	}{
+		{"_INBOX_alice.abc", "alice", true},
+		{"_INBOX_alice.a.b", "alice", true},
+		{"_INBOX_alice.", "alice", false},
+		{"_INBOX_alice", "alice", false},
+		{"_INBOX_alicex.abc", "alice", false},
+		{"_INBOX_al.abc", "alice", false},
+		{"_INBOX_bob.abc", "alice", false},
+		{"_INBOX.abc", "alice", false},
+		{"tally.v1.updates.room", "alice", false},
+		{"", "alice", false},
+	} {
+		if got := contract.IsInboxOf(c.subject, c.user); got != c.want {
+			t.Errorf("IsInboxOf(%q, %q) = %v, want %v", c.subject, c.user, got, c.want)
+		}
+	}
+}

@@ -382,7 +382,7 @@ func (g *Gateway) handler(nc *nats.Conn, e *endpoint, o op, admin bool) nats.Msg
 		}
 		r := &request{g: g, nc: nc, ep: e, op: o, format: f, subject: m.Subject, reply: m.Reply, taken: time.Now(), part: -1, user: user,
 			endUser: nc == g.cfg.EndUsers}
-		if r.endUser && !strings.HasPrefix(m.Reply, contract.InboxPrefix(user)+".") {
+		if r.endUser && !contract.IsInboxOf(m.Reply, user) {
 			// Another user's inbox, an update subject: not the caller's to
 			// name. It goes unanswered and counts as a malformed call.
 			g.node.Invalid(user)

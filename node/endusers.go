@@ -18,9 +18,10 @@ import (
 
 // Accounts of end users on the embedded server.
 const (
-	// UsersAccount is where the sign-in callout places end users. It
-	// imports from the service only the user subjects (singleton replies)
-	// and the updates: never the admin subjects or $SRV.
+	// UsersAccount is where the sign-in callout places end users. The
+	// node's gateway serves the user subjects in it with a connection of
+	// its own, and it imports the updates from the service: never the
+	// admin subjects or $SRV.
 	UsersAccount = signin.DefaultAccount
 	// CalloutAccount holds the sign-in service's in-process connection,
 	// to which the server sends its callout requests. Every node of a

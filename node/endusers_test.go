@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,35 +19,14 @@ import (
 	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/node"
 	"github.com/tallyhq/tally/usersig"
+	"github.com/tallyhq/tally/usersig/usersigtest"
 )
-
-// userSigKey writes a new public key file into a temporary directory and
-// returns its path and the private key that mints for it.
-func userSigKey(t testing.TB) (string, ed25519.PrivateKey) {
-	t.Helper()
-	pub, priv, err := usersig.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := usersig.MarshalPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "user-sig.pub")
-	if err := os.WriteFile(path, pem, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path, priv
-}
 
 // signIn connects to url as user with a signature minted by key.
 func signIn(t testing.TB, url string, key ed25519.PrivateKey, user string, opts ...nats.Option) (*nats.Conn, error) {
 	t.Helper()
-	sig, err := usersig.Mint(key, user, time.Hour, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(url, append([]nats.Option{nats.Token(sig), nats.CustomInboxPrefix("_INBOX_" + user), nats.MaxReconnects(0)}, opts...)...)
+	sig := usersigtest.Mint(t, key, user, time.Hour)
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Token(sig), nats.CustomInboxPrefix(contract.InboxPrefix(user)), nats.MaxReconnects(0)}, opts...)...)
 	if err == nil {
 		t.Cleanup(nc.Close)
 	}
@@ -62,7 +39,7 @@ func signIn(t testing.TB, url string, key ed25519.PrivateKey, user string, opts 
 // over 16 KiB from the no-credentials account is still refused, and one
 // over 8 KiB from an end user.
 func TestSignInGrantsManyGroups(t *testing.T) {
-	keyFile, key := userSigKey(t)
+	keyFile, key := usersigtest.KeyFile(t)
 	var groups []string
 	for i := range 1000 {
 		groups = append(groups, fmt.Sprintf("%048d", i))
@@ -172,7 +149,7 @@ func rawPublish(t *testing.T, url, token, subject string, size int) string {
 // TestDisconnectUsers closes a user's end-user connections, and only
 // hers, when the node is told to (after a change of her groups).
 func TestDisconnectUsers(t *testing.T) {
-	keyFile, key := userSigKey(t)
+	keyFile, key := usersigtest.KeyFile(t)
 	n := startNode(t, t.TempDir(), func(c *node.Config) { c.UserSigKey = keyFile })
 	closed := make(chan string, 10)
 	var bob *nats.Conn

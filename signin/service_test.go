@@ -19,6 +19,7 @@ import (
 
 	"github.com/tallyhq/tally/signin"
 	"github.com/tallyhq/tally/usersig"
+	"github.com/tallyhq/tally/usersig/usersigtest"
 )
 
 // logBuffer is a log the test reads while services write it.
@@ -153,15 +154,6 @@ authorization { auth_callout { issuer: %s, account: TALLY_SIGNIN, auth_users: [%
 	return out
 }
 
-func mint(t testing.TB, key ed25519.PrivateKey, user string, ttl time.Duration) string {
-	t.Helper()
-	sig, err := usersig.Mint(key, user, ttl, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sig
-}
-
 // connectAs connects to s with sig as the token.
 func connectAs(t testing.TB, s *server.Server, sig string, opts ...nats.Option) (*nats.Conn, error) {
 	t.Helper()
@@ -216,7 +208,7 @@ func TestSignIn(t *testing.T) {
 	ts := startServers(t, 1, pub, func(c *signin.Config) { c.Groups = groups })[0]
 
 	violations := make(chan error, 10)
-	nc, err := connectAs(t, ts.s, mint(t, priv, "alice", time.Hour), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err }))
+	nc, err := connectAs(t, ts.s, usersigtest.Mint(t, priv, "alice", time.Hour), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err }))
 	if err != nil {
 		t.Fatalf("alice signs in: %v", err)
 	}
@@ -258,12 +250,12 @@ func TestSignIn(t *testing.T) {
 		reason string
 	}{
 		{"no token", "", "no user signature"},
-		{"expired", mint(t, priv, "bob", time.Second)[:0] + expired(t, priv), "expired"},
-		{"other key", mint(t, other, "bob", time.Hour), "does not verify"},
-		{"tampered", tamper(mint(t, priv, "bob", time.Hour)), "does not verify"},
-		{"alg none", "eyJhbGciOiJub25lIn0." + strings.Split(mint(t, priv, "bob", time.Hour), ".")[1] + ".", "not EdDSA"},
+		{"expired", expired(t, priv), "expired"},
+		{"other key", usersigtest.Mint(t, other, "bob", time.Hour), "does not verify"},
+		{"tampered", tamper(usersigtest.Mint(t, priv, "bob", time.Hour)), "does not verify"},
+		{"alg none", "eyJhbGciOiJub25lIn0." + strings.Split(usersigtest.Mint(t, priv, "bob", time.Hour), ".")[1] + ".", "not EdDSA"},
 		{"not a token", "hunter2", "malformed"},
-		{"groups unavailable", mint(t, priv, "broken", time.Hour), "could not be read"},
+		{"groups unavailable", usersigtest.Mint(t, priv, "broken", time.Hour), "could not be read"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -369,7 +361,7 @@ func TestClusterSignInAndDisconnect(t *testing.T) {
 	for range 5 {
 		for _, ts := range servers {
 			ch, opt := closedChan()
-			if _, err := connectAs(t, ts.s, mint(t, priv, "alice", time.Hour), opt); err != nil {
+			if _, err := connectAs(t, ts.s, usersigtest.Mint(t, priv, "alice", time.Hour), opt); err != nil {
 				t.Fatalf("alice signs in on %s: %v", ts.s.Name(), err)
 			}
 			aliceClosed = append(aliceClosed, ch)
@@ -381,7 +373,7 @@ func TestClusterSignInAndDisconnect(t *testing.T) {
 		}
 	}
 	bobClosed, opt := closedChan()
-	bob, err := connectAs(t, servers[1].s, mint(t, priv, "bob", time.Hour), opt)
+	bob, err := connectAs(t, servers[1].s, usersigtest.Mint(t, priv, "bob", time.Hour), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +411,7 @@ func TestConnectionCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := startServers(t, 1, pub, func(c *signin.Config) { c.MaxConnsPerUser = 3 })[0]
-	sig := mint(t, priv, "alice", time.Hour)
+	sig := usersigtest.Mint(t, priv, "alice", time.Hour)
 	var conns []*nats.Conn
 	for range 3 {
 		nc, err := connectAs(t, ts.s, sig)
@@ -432,7 +424,7 @@ func TestConnectionCap(t *testing.T) {
 		t.Fatalf("alice's 4th connection = %v, want %v", err, nats.ErrAuthorization)
 	}
 	awaitLog(t, ts.log, "sign-in refused", "too many connections", "user=alice")
-	if _, err := connectAs(t, ts.s, mint(t, priv, "bob", time.Hour)); err != nil {
+	if _, err := connectAs(t, ts.s, usersigtest.Mint(t, priv, "bob", time.Hour)); err != nil {
 		t.Errorf("bob while alice is at the cap: %v", err)
 	}
 	conns[0].Close()

@@ -254,14 +254,9 @@ func paced(users []*endUser, warmup, dur time.Duration, server int) result {
 			rec.mu.Unlock()
 		})
 	}
-	time.Sleep(time.Until(measureFrom)) // the warm-up, not synchronisation
-	cpu0, self0 := cpuSeconds(server), cpuSeconds(os.Getpid())
-	resetPeakRSS(server)
-	time.Sleep(time.Until(end))
-	cpu1, self1 := cpuSeconds(server), cpuSeconds(os.Getpid())
-	_, peak := memory(server)
+	cpu, self, peak := window([]int{server}, measureFrom, end)
 	wg.Wait()
-	return rec.result(dur, cpu1-cpu0, self1-self0, peak)
+	return rec.result(dur, cpu, self, peak)
 }
 
 func endUserCall(nc *nats.Conn, subject string, body []byte) error {

@@ -100,6 +100,15 @@ func runForAll(workers int, warmup, dur time.Duration, servers []int, do op) res
 			rec.mu.Unlock()
 		})
 	}
+	cpu, self, peak := window(servers, measureFrom, end)
+	wg.Wait()
+	return rec.result(dur, cpu, self, peak)
+}
+
+// window waits for the measurement, from measureFrom to end, and returns
+// the CPU seconds the servers and this process spent in it and the
+// servers' summed peak memory.
+func window(servers []int, measureFrom, end time.Time) (cpu, self float64, peak int64) {
 	time.Sleep(time.Until(measureFrom)) // the warm-up, not synchronisation
 	cpu0, self0 := cpuOf(servers), cpuSeconds(os.Getpid())
 	for _, pid := range servers {
@@ -107,13 +116,11 @@ func runForAll(workers int, warmup, dur time.Duration, servers []int, do op) res
 	}
 	time.Sleep(time.Until(end))
 	cpu1, self1 := cpuOf(servers), cpuSeconds(os.Getpid())
-	var peak int64
 	for _, pid := range servers {
 		_, p := memory(pid)
 		peak += p
 	}
-	wg.Wait()
-	return rec.result(dur, cpu1-cpu0, self1-self0, peak)
+	return cpu1 - cpu0, self1 - self0, peak
 }
 
 // cpuOf sums the CPU seconds of processes.

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/tallyhq/tally/client"
+	"github.com/tallyhq/tally/usersig/usersigtest"
 )
 
 var (
@@ -138,12 +139,12 @@ func TestSignInOnExternalServer(t *testing.T) {
 	}
 	t.Cleanup(backend.Close)
 
-	keyFile, key := endUserKey(t)
+	keyFile, key := usersigtest.KeyFile(t)
 	p := launchEnv(t, []string{"TALLY_NATS_PASSWORD=tally-pw"}, "--name", "n1", "--nats-url", url, "--nats-user", "tally",
 		"--user-sig-key", keyFile, "--callout-issuer", seedFile)
 	p.serving(t)
 
-	u, err := signInAt(t, url, "alice", mintFor(t, key, "alice", time.Hour))
+	u, err := signInAt(t, url, "alice", usersigtest.Mint(t, key, "alice", time.Hour))
 	if err != nil {
 		t.Fatalf("alice signs in on the external server: %v", err)
 	}
@@ -184,7 +185,7 @@ func TestSignInOnExternalServer(t *testing.T) {
 		t.Errorf("room after alice's admin set = %v, %v; want likes 6", got, err)
 	}
 
-	parts := strings.Split(mintFor(t, key, "alice", time.Hour), ".")
+	parts := strings.Split(usersigtest.Mint(t, key, "alice", time.Hour), ".")
 	if _, err := signInAt(t, url, "alice", parts[0]+"."+parts[1]+"x."+parts[2]); !errors.Is(err, nats.ErrAuthorization) {
 		t.Errorf("forged signature = %v, want %v", err, nats.ErrAuthorization)
 	}

@@ -21,35 +21,8 @@ import (
 	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/node/nodetest"
 	"github.com/tallyhq/tally/usersig"
+	"github.com/tallyhq/tally/usersig/usersigtest"
 )
-
-// endUserKey writes a new user signature key pair: the public key's file
-// for --user-sig-key, and the private key that mints.
-func endUserKey(t *testing.T) (string, ed25519.PrivateKey) {
-	t.Helper()
-	pub, priv, err := usersig.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := usersig.MarshalPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "user-sig.pub")
-	if err := os.WriteFile(path, pem, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path, priv
-}
-
-func mintFor(t *testing.T, key ed25519.PrivateKey, user string, ttl time.Duration) string {
-	t.Helper()
-	sig, err := usersig.Mint(key, user, ttl, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sig
-}
 
 // endUserNode is a node process that takes end users over WebSocket.
 type endUserNode struct {
@@ -62,7 +35,7 @@ type endUserNode struct {
 // 127.0.0.1 and a user signature key.
 func startEndUserNode(t *testing.T, extra ...string) *endUserNode {
 	t.Helper()
-	keyFile, key := endUserKey(t)
+	keyFile, key := usersigtest.KeyFile(t)
 	ws := freeAddr(t)
 	args := append([]string{"--data", t.TempDir(), "--listen", "127.0.0.1:0", "--websocket", ws, "--websocket-no-tls", "--user-sig-key", keyFile}, extra...)
 	return &endUserNode{p: startProc(t, args...), ws: "ws://" + ws, key: key}
@@ -137,7 +110,7 @@ func TestEndUserOverWebSocket(t *testing.T) {
 	n := startEndUserNode(t)
 	ctx := context.Background()
 	for _, url := range []string{n.ws, n.p.url} {
-		u, err := signInAt(t, url, "alice", mintFor(t, n.key, "alice", time.Hour))
+		u, err := signInAt(t, url, "alice", usersigtest.Mint(t, n.key, "alice", time.Hour))
 		if err != nil {
 			t.Fatalf("alice signs in on %s: %v", url, err)
 		}
@@ -169,7 +142,7 @@ func TestEndUserOverWebSocket(t *testing.T) {
 	refusedSignIn(t, "WebSocket without credentials", err)
 	awaitNodeLog(t, n.p, "sign-in refused", "no user signature", "type=websocket")
 
-	u, err := signInAt(t, n.ws, "brief", mintFor(t, n.key, "brief", 2*time.Second))
+	u, err := signInAt(t, n.ws, "brief", usersigtest.Mint(t, n.key, "brief", 2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +171,7 @@ func TestHostileEndUser(t *testing.T) {
 	}
 	for _, url := range []string{n.ws, n.p.url} {
 		t.Run(strings.SplitN(url, ":", 2)[0], func(t *testing.T) {
-			u, err := signInAt(t, url, "mallory", mintFor(t, n.key, "mallory", time.Hour))
+			u, err := signInAt(t, url, "mallory", usersigtest.Mint(t, n.key, "mallory", time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -229,7 +202,7 @@ func TestHostileEndUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := strings.Split(mintFor(t, n.key, "mallory", time.Hour), ".")
+	good := strings.Split(usersigtest.Mint(t, n.key, "mallory", time.Hour), ".")
 	forged := base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf(`{"sub":"alice","aud":"tally","exp":%d}`, time.Now().Add(time.Hour).Unix())))
 	expired, err := usersig.Mint(n.key, "mallory", time.Minute, time.Now().Add(-2*time.Minute))
 	if err != nil {
@@ -238,7 +211,7 @@ func TestHostileEndUser(t *testing.T) {
 	tests := []struct{ name, token, reason string }{
 		{"expired", expired, "expired"},
 		{"forged", good[0] + "." + forged + "." + good[2], "does not verify"},
-		{"other key", mintFor(t, other, "mallory", time.Hour), "does not verify"},
+		{"other key", usersigtest.Mint(t, other, "mallory", time.Hour), "does not verify"},
 		{"alg none", base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + "." + forged + ".", "not EdDSA"},
 		{"no token", "", "no user signature"},
 	}
@@ -335,7 +308,7 @@ func awaitNodeLog(t *testing.T, p *proc, want ...string) {
 // TestEndUserFlagsRefused checks that the node refuses end-user settings
 // that cannot work or would let the wrong people in, saying why.
 func TestEndUserFlagsRefused(t *testing.T) {
-	keyFile, _ := endUserKey(t)
+	keyFile, _ := usersigtest.KeyFile(t)
 	priv := filepath.Join(t.TempDir(), "not-a-key")
 	if err := os.WriteFile(priv, []byte("-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -417,7 +390,7 @@ func TestEndUserFlagsRefused(t *testing.T) {
 // hostile user's admin write and foreign subscription are refused, and a
 // forged signature is refused with its reason in that node's log.
 func TestEndUsersOnCluster(t *testing.T) {
-	keyFile, key := endUserKey(t)
+	keyFile, key := usersigtest.KeyFile(t)
 	routes := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
 	var ws []string
 	c := &testCluster{t: t}
@@ -437,7 +410,7 @@ func TestEndUsersOnCluster(t *testing.T) {
 	updates := make(chan client.Update, 100)
 	for i := range c.members {
 		user := fmt.Sprintf("u%d", i+1)
-		u, err := signInAt(t, "ws://"+ws[i], user, mintFor(t, key, user, time.Hour))
+		u, err := signInAt(t, "ws://"+ws[i], user, usersigtest.Mint(t, key, user, time.Hour))
 		if err != nil {
 			t.Fatalf("%s signs in on node %d: %v", user, i+1, err)
 		}
@@ -451,7 +424,7 @@ func TestEndUsersOnCluster(t *testing.T) {
 		}
 		users = append(users, cl)
 
-		mallory, err := signInAt(t, "ws://"+ws[i], "mallory", mintFor(t, key, "mallory", time.Hour))
+		mallory, err := signInAt(t, "ws://"+ws[i], "mallory", usersigtest.Mint(t, key, "mallory", time.Hour))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -463,7 +436,7 @@ func TestEndUsersOnCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		mallory.refused(t, "subscribe", "tally.internal.>")
-		p := strings.Split(mintFor(t, key, "mallory", time.Hour), ".")
+		p := strings.Split(usersigtest.Mint(t, key, "mallory", time.Hour), ".")
 		_, err = signInAt(t, "ws://"+ws[i], "alice", p[0]+"."+p[1]+"x."+p[2])
 		refusedSignIn(t, fmt.Sprintf("forged signature on node %d", i+1), err)
 		awaitNodeLog(t, c.members[i].p, "sign-in refused", "type=websocket")
@@ -508,7 +481,7 @@ func checkMembersOnCluster(t *testing.T, c *testCluster, ws []string, key ed2551
 	case <-time.After(10 * time.Second):
 		t.Fatal("u1's connection on node 1 still open 10 s after she was made a member")
 	}
-	u1, err := signInAt(t, "ws://"+ws[2], "u1", mintFor(t, key, "u1", time.Hour))
+	u1, err := signInAt(t, "ws://"+ws[2], "u1", usersigtest.Mint(t, key, "u1", time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -557,14 +530,14 @@ func checkMembersOnCluster(t *testing.T, c *testCluster, ws []string, key ed2551
 // TALLY, the file's no-credentials user keeps TCP but never takes a
 // WebSocket client, and its back end still serves.
 func TestEndUserWithNATSConfig(t *testing.T) {
-	keyFile, key := endUserKey(t)
+	keyFile, key := usersigtest.KeyFile(t)
 	listen, ws := freeAddr(t), freeAddr(t)
 	conf := filepath.Join(t.TempDir(), "nats.conf")
 	if err := os.WriteFile(conf, []byte("listen: "+listen+"\n"+nodetest.OpsConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p := startProc(t, "--data", t.TempDir(), "--nats-config", conf, "--websocket", ws, "--websocket-no-tls", "--user-sig-key", keyFile)
-	u, err := signInAt(t, "ws://"+ws, "alice", mintFor(t, key, "alice", time.Hour))
+	u, err := signInAt(t, "ws://"+ws, "alice", usersigtest.Mint(t, key, "alice", time.Hour))
 	if err != nil {
 		t.Fatalf("alice signs in: %v", err)
 	}
@@ -593,7 +566,7 @@ func TestEndUserWithNATSConfig(t *testing.T) {
 // reason in the node's log, while bob's calls go on being answered.
 func TestEndUserFlood(t *testing.T) {
 	n := startEndUserNode(t)
-	u, err := signInAt(t, n.ws, "mallory", mintFor(t, n.key, "mallory", time.Hour))
+	u, err := signInAt(t, n.ws, "mallory", usersigtest.Mint(t, n.key, "mallory", time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -609,12 +582,12 @@ func TestEndUserFlood(t *testing.T) {
 		t.Fatal("mallory's connection still open 10 s after her flood")
 	}
 	awaitNodeLog(t, n.p, "rate limit refused them", "user=mallory")
-	_, err = signInAt(t, n.ws, "mallory", mintFor(t, n.key, "mallory", time.Hour))
+	_, err = signInAt(t, n.ws, "mallory", usersigtest.Mint(t, n.key, "mallory", time.Hour))
 	refusedSignIn(t, "mallory after her flood", err)
 	awaitNodeLog(t, n.p, "sign-in refused", "flooded", "user=mallory")
 
 	// Malformed requests never reach the rate limit, yet count the same.
-	eve, err := signInAt(t, n.ws, "eve", mintFor(t, n.key, "eve", time.Hour))
+	eve, err := signInAt(t, n.ws, "eve", usersigtest.Mint(t, n.key, "eve", time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -629,7 +602,7 @@ func TestEndUserFlood(t *testing.T) {
 		t.Fatal("eve's connection still open 10 s after her flood of malformed requests")
 	}
 
-	b, err := signInAt(t, n.ws, "bob", mintFor(t, n.key, "bob", time.Hour))
+	b, err := signInAt(t, n.ws, "bob", usersigtest.Mint(t, n.key, "bob", time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -648,11 +621,11 @@ func TestEndUserFlood(t *testing.T) {
 // replies.
 func TestEndUserReplySubject(t *testing.T) {
 	n := startEndUserNode(t)
-	mallory, err := signInAt(t, n.ws, "mallory", mintFor(t, n.key, "mallory", time.Hour))
+	mallory, err := signInAt(t, n.ws, "mallory", usersigtest.Mint(t, n.key, "mallory", time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob, err := signInAt(t, n.ws, "bob", mintFor(t, n.key, "bob", time.Hour))
+	bob, err := signInAt(t, n.ws, "bob", usersigtest.Mint(t, n.key, "bob", time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

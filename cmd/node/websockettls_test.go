@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tallyhq/tally/client"
+	"github.com/tallyhq/tally/usersig/usersigtest"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and its key, and returns
@@ -91,12 +92,12 @@ func wsHandshake(t *testing.T, addr, origin string, pool *x509.CertPool) string 
 // open a WebSocket, and one of the origin given can.
 func TestWebSocketTLSAndOrigins(t *testing.T) {
 	certFile, certKey, pool := selfSigned(t)
-	keyFile, key := endUserKey(t)
+	keyFile, key := usersigtest.KeyFile(t)
 	ws := freeAddr(t)
 	startProc(t, "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--user-sig-key", keyFile,
 		"--websocket", ws, "--websocket-tls-cert", certFile, "--websocket-tls-key", certKey,
 		"--websocket-origins", "https://app.example.com")
-	nc, err := nats.Connect("wss://"+ws, nats.Token(mintFor(t, key, "alice", time.Hour)), nats.CustomInboxPrefix("_INBOX_alice"),
+	nc, err := nats.Connect("wss://"+ws, nats.Token(usersigtest.Mint(t, key, "alice", time.Hour)), nats.CustomInboxPrefix("_INBOX_alice"),
 		nats.Secure(&tls.Config{RootCAs: pool}), nats.NoReconnect())
 	if err != nil {
 		t.Fatalf("alice over wss: %v", err)
