@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -24,6 +25,22 @@ func request(t *testing.T, nc *nats.Conn, subject, payload string) string {
 		t.Fatalf("%s %s: %v", subject, payload, err)
 	}
 	return string(m.Data)
+}
+
+// requestRetried is request as a client makes it in a cluster whose
+// partitions are still moving between its nodes: a call that times out is
+// sent again, the same payload (a write carries its request ID).
+func requestRetried(t *testing.T, nc *nats.Conn, subject, payload string) string {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		m, err := nc.Request(subject, []byte(payload), 5*time.Second)
+		if err == nil {
+			return string(m.Data)
+		}
+		if !errors.Is(err, nats.ErrTimeout) || attempt == 3 {
+			t.Fatalf("%s %s: attempt %d: %v", subject, payload, attempt, err)
+		}
+	}
 }
 
 // members lists a group's members over NATS, a page of 100 at a time.
@@ -179,7 +196,7 @@ func TestClusterMembers(t *testing.T) {
 	const groups = 8 // over several partitions, so over the nodes
 	for j := range groups {
 		g := fmt.Sprintf("room-%d", j)
-		if got := request(t, nc, "tally.v1.admin.members.add", fmt.Sprintf(`{"groupID":%q,"userIDs":["alice-0","alice-1","alice-2"]}`, g)); !strings.Contains(got, `"userIDs":["alice-0","alice-1","alice-2"]`) {
+		if got := requestRetried(t, nc, "tally.v1.admin.members.add", fmt.Sprintf(`{"groupID":%q,"userIDs":["alice-0","alice-1","alice-2"],"requestID":"add-%s"}`, g, g)); !strings.Contains(got, `"userIDs":["alice-0","alice-1","alice-2"]`) {
 			t.Fatalf("add to %s = %s", g, got)
 		}
 	}
@@ -187,16 +204,16 @@ func TestClusterMembers(t *testing.T) {
 		nc := c.connect(i)
 		for j := range groups {
 			g := fmt.Sprintf("room-%d", j)
-			if got := request(t, nc, fmt.Sprintf("tally.v1.user.mallory-%d.get", i), fmt.Sprintf(`{"groupID":%q}`, g)); !strings.Contains(got, `"code":10007`) {
+			if got := requestRetried(t, nc, fmt.Sprintf("tally.v1.user.mallory-%d.get", i), fmt.Sprintf(`{"groupID":%q}`, g)); !strings.Contains(got, `"code":10007`) {
 				t.Errorf("node %d: a non-member's get of %s = %s, want 10007", i, g, got)
 			}
-			if got := request(t, nc, fmt.Sprintf("tally.v1.user.mallory-%d.increase", i), fmt.Sprintf(`{"groupID":%q,"key":"k","value":1}`, g)); !strings.Contains(got, `"code":10007`) {
+			if got := requestRetried(t, nc, fmt.Sprintf("tally.v1.user.mallory-%d.increase", i), fmt.Sprintf(`{"groupID":%q,"key":"k","value":1,"requestID":"m-%s"}`, g, g)); !strings.Contains(got, `"code":10007`) {
 				t.Errorf("node %d: a non-member's increase of %s = %s, want 10007", i, g, got)
 			}
-			if got := request(t, nc, fmt.Sprintf("tally.v1.user.alice-%d.increase", i), fmt.Sprintf(`{"groupID":%q,"key":"k","value":1}`, g)); got != fmt.Sprintf(`{"groupID":%q,"key":"k","value":%d}`, g, i+1) {
+			if got := requestRetried(t, nc, fmt.Sprintf("tally.v1.user.alice-%d.increase", i), fmt.Sprintf(`{"groupID":%q,"key":"k","value":1,"requestID":"a-%s"}`, g, g)); got != fmt.Sprintf(`{"groupID":%q,"key":"k","value":%d}`, g, i+1) {
 				t.Errorf("node %d: a member's increase of %s = %s", i, g, got)
 			}
-			if got := request(t, nc, fmt.Sprintf("tally.v1.user.alice-%d.get", i), fmt.Sprintf(`{"groupID":%q}`, g)); !strings.Contains(got, `"members":true`) {
+			if got := requestRetried(t, nc, fmt.Sprintf("tally.v1.user.alice-%d.get", i), fmt.Sprintf(`{"groupID":%q}`, g)); !strings.Contains(got, `"members":true`) {
 				t.Errorf("node %d: a member's get of %s = %s", i, g, got)
 			}
 			if got := members(t, nc, g); !slices.Equal(got, []string{"alice-0", "alice-1", "alice-2"}) {
