@@ -1,9 +1,11 @@
-// Package actors runs tally's group and limiter actors on protoactor-go's
-// local actor system: a group actor per active group ID that owns the
-// group's counters, and a limiter actor per active user that gates the
-// user's calls. A sharded registry activates actors by name on their first
-// message and stops idle ones without dropping a message; mailboxes and the
-// goroutine pool they run on are tally's own.
+// Package actors runs tally's group actors on protoactor-go's local actor
+// system: a group actor per active group ID owns the group's counters. A
+// sharded registry activates actors by name on their first message and
+// stops idle ones without dropping a message; mailboxes and the goroutine
+// pool they run on are tally's own. Each user's rate limit is checked where
+// its call enters the node, under a lock of the user's shard, before the
+// call is handed to its group: a check costs tens of nanoseconds, and an
+// actor in its place cost every call a second mailbox hand-off.
 //
 // A group actor applies commands strictly in arrival order: it decides
 // each command on a draft of its state with the steps of Apply (the

@@ -3,8 +3,9 @@ package actors
 // Active reports whether the group's actor is activated on this node.
 func (n *Node) Active(group string) bool { return n.groups.active(group) }
 
-// LimiterActive reports whether the user's limiter is activated on this node.
-func (n *Node) LimiterActive(user string) bool { return n.limiters.active(user) }
+// LimiterActive reports whether the node holds a rate-limit record of the
+// user.
+func (n *Node) LimiterActive(user string) bool { return n.limits.known(user) }
 
 // active reports whether name has a live actor.
 func (r *registry) active(name string) bool {

@@ -22,8 +22,10 @@ import (
 // before its caller gets ErrUnavailable.
 const maxAttempts = 16
 
-// pending is a command waiting for its reply.
+// pending is a call on its way to its group, and then a command waiting
+// for its reply.
 type pending struct {
+	group    string
 	cmd      *messages.Change             // a write, or nil
 	get      *messages.GetRequest         // a get, or nil
 	list     *messages.ListMembersRequest // a members.list, or nil
@@ -97,8 +99,11 @@ type group struct {
 	spareBatch []*pending
 	spareEvent *messages.Event
 	appendDone func(seq uint64, err error)
-	updates    string // the subject of the group's updates, once known
-	updatesMO  bool   // whether updates is the subject of a group with members
+	// ack is the message appendDone sends: one append is in flight at a
+	// time, and the actor reads it before the next append starts.
+	ack       appended
+	updates   string // the subject of the group's updates, once known
+	updatesMO bool   // whether updates is the subject of a group with members
 
 	waiting map[dedupe.Key]*pending // request IDs (by user) of queued and in-flight commands
 
@@ -163,19 +168,19 @@ func (g *group) Receive(ctx actor.Context) {
 			// and the request IDs of its events after the snapshot's.
 			g.load(m.snap.seq)
 		}
-	case *call:
+	case *pending:
 		switch {
 		case g.failed != nil:
-			m.reply(nil, g.failed)
-		case m.change != nil:
+			m.reply.Reply(nil, g.failed)
+		case m.cmd != nil:
 			g.onChange(m)
 		case !g.ready:
-			g.queue = append(g.queue, &pending{get: m.get, list: m.list, member: m.member, reply: m.reply})
+			g.queue = append(g.queue, m)
 		case !g.owns():
-			g.queue = append(g.queue, &pending{get: m.get, list: m.list, member: m.member, reply: m.reply})
+			g.queue = append(g.queue, m)
 			g.disown()
 		default:
-			m.reply(g.answer(m.get, m.list, m.member))
+			m.reply.Reply(g.answer(m.get, m.list, m.member))
 		}
 	case *stale:
 		g.onStale()
@@ -267,14 +272,13 @@ func (g *group) reloadIfStale() bool {
 	return true
 }
 
-func (g *group) onChange(c *call) {
-	cmd := c.change
-	p := &pending{cmd: cmd, reply: c.reply}
+func (g *group) onChange(p *pending) {
+	cmd := p.cmd
 	if id := cmd.GetRequestId(); id != "" {
 		p.id, p.fp = g.seen.Key(g.id, cmd.GetUser(), id), fingerprint(cmd)
 		if first, ok := g.waiting[p.id]; ok {
 			if first.fp != p.fp {
-				p.reply(nil, reused(id))
+				p.reply.Reply(nil, reused(id))
 				return
 			}
 			first.dups = append(first.dups, p.reply)
@@ -484,8 +488,11 @@ func (g *group) recycle(batch []*pending, ev *messages.Event) {
 // as an appended message.
 func (g *group) append(ev *messages.Event) {
 	if g.appendDone == nil {
-		pass := &g.pass
-		g.appendDone = func(seq uint64, err error) { pass.send(&appended{seq: seq, err: err}) }
+		pass, ack := &g.pass, &g.ack
+		g.appendDone = func(seq uint64, err error) {
+			ack.seq, ack.err = seq, err
+			pass.send(ack)
+		}
 	}
 	if g.cfg.Metrics != nil {
 		g.sent = time.Now()
@@ -493,7 +500,9 @@ func (g *group) append(ev *messages.Event) {
 	g.cfg.Journal.AppendAsync(g.id, g.seq, ev, g.appendDone)
 }
 
-func (g *group) onAppended(m *appended) {
+func (g *group) onAppended(ack *appended) {
+	// ack is reused by the next append, which may start below.
+	m := *ack
 	batch, ev := g.inflight, g.event
 	g.busy, g.inflight, g.event = false, nil, nil
 	if mt := g.cfg.Metrics; mt != nil {
@@ -600,9 +609,9 @@ func (g *group) finish(p *pending) {
 	if p.err != nil || p.cmd == nil {
 		res = nil // not a typed nil
 	}
-	p.reply(res, p.err)
+	p.reply.Reply(res, p.err)
 	for _, d := range p.dups {
-		d(res, p.err)
+		d.Reply(res, p.err)
 	}
 	if p.cmd.GetRequestId() != "" && g.waiting[p.id] == p {
 		delete(g.waiting, p.id)

@@ -385,8 +385,8 @@ func TestReusedIDWhilePending(t *testing.T) {
 	a.RequestId, b.RequestId = "same", "same"
 	// Both are sent before either is answered; the group sees them in
 	// order, the second while the first is pending or after it.
-	e.node.SubmitChange("", "g", a, func(_ proto.Message, err error) { done <- err })
-	e.node.SubmitChange("", "g", b, func(_ proto.Message, err error) { done <- err })
+	e.node.SubmitChange("", "g", a, actors.ReplyFunc(func(_ proto.Message, err error) { done <- err }))
+	e.node.SubmitChange("", "g", b, actors.ReplyFunc(func(_ proto.Message, err error) { done <- err }))
 	ok, refused := 0, 0
 	for range 2 {
 		switch err := <-done; {
@@ -421,7 +421,7 @@ func TestRequestIDsAreScopedByUser(t *testing.T) {
 	// In flight together: none is taken for a copy of another.
 	done := make(chan error, 3)
 	for i, user := range []string{"alice", "bob", ""} {
-		e.node.SubmitChange(user, "g", inc(int64(i+1)), func(_ proto.Message, err error) { done <- err })
+		e.node.SubmitChange(user, "g", inc(int64(i+1)), actors.ReplyFunc(func(_ proto.Message, err error) { done <- err }))
 	}
 	for range 3 {
 		if err := <-done; err != nil {

@@ -3,6 +3,7 @@ package actors_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,8 +70,8 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
-// TestIdleLimiterPassivates: a limiter whose windows have slid past its last
-// call stops, and a new one starts empty.
+// TestIdleLimiterPassivates: a user's rate limit whose windows have slid
+// past its last call is dropped, and a new one starts empty.
 func TestIdleLimiterPassivates(t *testing.T) {
 	e := newEnv(t, func(c *actors.Config) { c.LimitWindow = 100 * time.Millisecond })
 	ctx := context.Background()
@@ -80,12 +81,12 @@ func TestIdleLimiterPassivates(t *testing.T) {
 		}
 	}
 	if !e.node.LimiterActive("erin") {
-		t.Fatal("erin's limiter is not active after 20 calls")
+		t.Fatal("no rate limit of erin after 20 calls")
 	}
 	e.clock.Advance(100 * time.Millisecond)
 	journaltest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if e.node.LimiterActive("erin") {
-			return errors.New("erin's limiter still active")
+			return errors.New("erin's rate limit is still held")
 		}
 		return nil
 	})
@@ -133,5 +134,45 @@ func TestWallClockSteps(t *testing.T) {
 	e.clock.Advance(actors.DefaultConfig().DedupeWindow)
 	if got, err := write("bob", retried); err != nil || got.GetValue() != 23 {
 		t.Errorf("write after the window = %v, %v; want it applied again (23)", got, err)
+	}
+}
+
+// TestRateLimitConcurrent: 64 calls of one user at once, from 64
+// goroutines, are admitted exactly up to the limit, and only the admitted
+// ones change the group.
+func TestRateLimitConcurrent(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	const callers = 64
+	errs := make(chan error, callers)
+	var start sync.WaitGroup
+	start.Add(1)
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			start.Wait()
+			_, err := e.node.Change(ctx, "carol", "g", increase("k", 1))
+			errs <- err
+		})
+	}
+	start.Done()
+	wg.Wait()
+	close(errs)
+	admitted, refused := 0, 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			admitted++
+		case errors.Is(err, actors.ErrRateLimited):
+			refused++
+		default:
+			t.Errorf("call = %v", err)
+		}
+	}
+	if admitted != 20 || refused != callers-20 {
+		t.Errorf("admitted %d, refused %d; want 20 and %d", admitted, refused, callers-20)
+	}
+	if v := get(t, e.node, "g")["k"]; v != 20 {
+		t.Errorf("k = %d, want 20", v)
 	}
 }

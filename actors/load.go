@@ -231,7 +231,7 @@ func (g *group) onLoaded(m *loaded) {
 	writes := g.queue[:0]
 	for _, p := range g.queue {
 		if p.cmd == nil {
-			p.reply(g.answer(p.get, p.list, p.member))
+			p.reply.Reply(g.answer(p.get, p.list, p.member))
 			continue
 		}
 		writes = append(writes, p)

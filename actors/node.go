@@ -17,22 +17,22 @@ import (
 )
 
 // Reply receives the answer to a call: a *messages.Change for a write, a
-// *messages.GetReply for a get, or an error. It is called exactly once,
+// *messages.GetReply for a get, or an error. Reply is called exactly once,
 // from an actor's goroutine (or the caller's, for a call refused before it
-// reached an actor), and must not block.
-type Reply func(res proto.Message, err error)
-
-// call is a command on its way to a group, with where its answer goes.
-type call struct {
-	group  string
-	change *messages.Change             // a write, or nil
-	get    *messages.GetRequest         // a get, or nil
-	list   *messages.ListMembersRequest // a members.list, or nil
-	member string                       // a get's user, whose membership a group with members checks
-	reply  Reply
+// reached an actor), and must not block. An interface rather than a
+// function: a caller's own request type answers it, and no closure is
+// made per call.
+type Reply interface {
+	Reply(res proto.Message, err error)
 }
 
-// Node hosts the group and limiter actors of one process. Actors are
+// ReplyFunc is a function that receives an answer, as a Reply.
+type ReplyFunc func(res proto.Message, err error)
+
+// Reply calls f.
+func (f ReplyFunc) Reply(res proto.Message, err error) { f(res, err) }
+
+// Node hosts the group actors and the users' rate limits of one process. Actors are
 // activated by name on their first message and passivate when idle.
 //
 // In a cluster (Config.Leases) a node serves only the groups of the
@@ -44,10 +44,9 @@ type Node struct {
 	system   *actor.ActorSystem
 	pool     *pool
 	groups   *registry
-	limiters *registry
+	limits   *limits       // every user's rate limit
 	seen     *dedupe.Table // request IDs of committed writes, for the dedupe window
 	loads    *loads
-	refusals refusals
 	stopOnce sync.Once
 }
 
@@ -64,12 +63,13 @@ type loads struct {
 
 func (l *loads) run(read func(ctx context.Context)) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.stopped {
-		read(l.ctx) // cancelled: it returns at once
+		l.mu.Unlock()
+		read(l.ctx) // cancelled: it returns at once, and runs its actor
 		return
 	}
 	l.wg.Go(func() { read(l.ctx) })
+	l.mu.Unlock()
 }
 
 func (l *loads) stop() {
@@ -101,9 +101,8 @@ func Start(cfg Config) (*Node, error) {
 		actor.WithGuardian(actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })),
 	}
 	idle := min(cfg.ActorIdle, cfg.PassivateAfter)
-	n.groups = newRegistry(system.Root, actor.PropsFromProducer(func() actor.Actor { return newGroup(n) }, opts...), idle, cfg.PassivateAfter-idle)
-	// A limiter stops once its windows are empty: it leaves no snapshot.
-	n.limiters = newRegistry(system.Root, actor.PropsFromProducer(func() actor.Actor { return newLimiter(n) }, opts...), cfg.LimitWindow, 0)
+	n.groups = newRegistry(system.Root, actor.PropsFromProducer(func() actor.Actor { return newGroup(n) }, opts...), true, idle, cfg.PassivateAfter-idle)
+	n.limits = newLimits(&n.cfg)
 	return n, nil
 }
 
@@ -113,7 +112,7 @@ func Start(cfg Config) (*Node, error) {
 func (n *Node) Stop() {
 	n.stopOnce.Do(func() {
 		n.loads.stop()
-		n.limiters.stopAll()
+		n.limits.close()
 		n.groups.stopAll()
 		n.pool.stop()
 		n.system.Shutdown()
@@ -126,12 +125,12 @@ func (n *Node) Stop() {
 // nothing. It does not wait.
 func (n *Node) SubmitChange(user, group string, cmd *messages.Change, reply Reply) {
 	if err := ValidateChange(group, cmd); err != nil {
-		reply(nil, err)
+		reply.Reply(nil, err)
 		return
 	}
 	if isMembers(cmd.GetOp()) {
 		if user != "" || cmd.GetUser() != "" {
-			reply(nil, fmt.Errorf("%w: only the admin subjects change members", ErrNotAllowed))
+			reply.Reply(nil, fmt.Errorf("%w: only the admin subjects change members", ErrNotAllowed))
 			return
 		}
 		// A request's users count once, in any order: its fingerprint and
@@ -141,7 +140,7 @@ func (n *Node) SubmitChange(user, group string, cmd *messages.Change, reply Repl
 	if user != "" {
 		cmd.User = user // the journal's record, and the scope of its request ID
 	}
-	n.submit(user, &call{group: group, change: cmd, reply: reply})
+	n.submit(user, &pending{group: group, cmd: cmd, reply: reply})
 }
 
 // SubmitGet reads a group's counters as user, or as a trusted back end
@@ -149,10 +148,10 @@ func (n *Node) SubmitChange(user, group string, cmd *messages.Change, reply Repl
 // not wait.
 func (n *Node) SubmitGet(user string, req *messages.GetRequest, reply Reply) {
 	if err := ValidateGet(req); err != nil {
-		reply(nil, err)
+		reply.Reply(nil, err)
 		return
 	}
-	n.submit(user, &call{group: req.GetGroupId(), get: req, member: user, reply: reply})
+	n.submit(user, &pending{group: req.GetGroupId(), get: req, member: user, reply: reply})
 }
 
 // SubmitGetAs reads a group's counters for a user's get that passed its
@@ -161,20 +160,20 @@ func (n *Node) SubmitGet(user string, req *messages.GetRequest, reply Reply) {
 // with members refuses a user who is not one. It does not wait.
 func (n *Node) SubmitGetAs(user string, req *messages.GetRequest, reply Reply) {
 	if err := ValidateGet(req); err != nil {
-		reply(nil, err)
+		reply.Reply(nil, err)
 		return
 	}
-	n.groups.send(req.GetGroupId(), &call{group: req.GetGroupId(), get: req, member: user, reply: reply})
+	n.groups.send(req.GetGroupId(), &pending{group: req.GetGroupId(), get: req, member: user, reply: reply})
 }
 
 // SubmitList lists a page of a group's members, for an admin, and answers
 // reply with a *messages.ListMembersReply. It does not wait.
 func (n *Node) SubmitList(req *messages.ListMembersRequest, reply Reply) {
 	if err := ValidateList(req); err != nil {
-		reply(nil, err)
+		reply.Reply(nil, err)
 		return
 	}
-	n.groups.send(req.GetGroupId(), &call{group: req.GetGroupId(), list: req, reply: reply})
+	n.groups.send(req.GetGroupId(), &pending{group: req.GetGroupId(), list: req, reply: reply})
 }
 
 // List is SubmitList waiting for its answer, like Change.
@@ -186,18 +185,20 @@ func (n *Node) List(ctx context.Context, req *messages.ListMembersRequest) (*mes
 	return res.(*messages.ListMembersReply), nil
 }
 
-// submit hands a user's call to the user's limiter, which refuses it or
-// passes it on to the group, and a trusted call to the group.
-func (n *Node) submit(user string, c *call) {
-	if user == "" {
-		n.groups.send(c.group, c)
-		return
+// submit runs a user's rate limit on a call and hands it to its group
+// when admitted; a trusted call goes straight to the group.
+func (n *Node) submit(user string, p *pending) {
+	if user != "" {
+		err := contract.CheckUserID(user)
+		if err == nil {
+			err = n.limits.admit(user, p.get != nil)
+		}
+		if err != nil {
+			p.reply.Reply(nil, err)
+			return
+		}
 	}
-	if err := contract.CheckUserID(user); err != nil {
-		c.reply(nil, err)
-		return
-	}
-	n.limiters.send(user, c)
+	n.groups.send(p.group, p)
 }
 
 // stale tells a group that another writer wrote it in the journal.
@@ -209,23 +210,17 @@ type stale struct{}
 // is damaged; one not in memory loads from the journal when next called.
 func (n *Node) Stale(group string) { n.groups.notify(group, &stale{}) }
 
-// admission asks a user's limiter whether a call of the kind may go on.
-type admission struct {
-	read bool
-	done func(error)
-}
-
 // Admit runs a user's rate limit for one call (a get when read): done gets
-// nil when the call may go on, an ErrRateLimited error when not, from the
-// limiter's goroutine. In a cluster the node that holds the user's
-// partition admits, and the call goes on to the node of its group, which
-// runs it as a trusted call (user ""). It does not wait.
+// nil when the call may go on, an ErrRateLimited error when not, before
+// Admit returns. In a cluster the node that holds the user's partition
+// admits, and the call goes on to the node of its group, which runs it as
+// a trusted call (user "").
 func (n *Node) Admit(user string, read bool, done func(error)) {
-	if err := contract.CheckUserID(user); err != nil {
-		done(err)
-		return
+	err := contract.CheckUserID(user)
+	if err == nil {
+		err = n.limits.admit(user, read)
 	}
-	n.limiters.send(user, &admission{read: read, done: done})
+	done(err)
 }
 
 // Change is SubmitChange waiting for its answer, at most until ctx ends or
@@ -254,7 +249,7 @@ func (n *Node) wait(ctx context.Context, group string, submit func(Reply)) (prot
 		err error
 	}
 	done := make(chan answer, 1)
-	submit(func(res proto.Message, err error) { done <- answer{res, err} })
+	submit(ReplyFunc(func(res proto.Message, err error) { done <- answer{res, err} }))
 	t := time.NewTimer(n.cfg.Timeout)
 	defer t.Stop()
 	select {
@@ -287,7 +282,7 @@ func (h minLevel) WithGroup(name string) slog.Handler {
 
 // Stats are what a node holds in memory, for its metrics.
 type Stats struct {
-	Groups, Snapshots, Limiters int // live group actors, groups held as snapshots, live limiters
+	Groups, Snapshots, Limiters int // live group actors, groups held as snapshots, users with a rate-limit record
 	RequestIDs, RequestIDBytes  int // the dedupe window's table
 }
 
@@ -295,7 +290,7 @@ type Stats struct {
 func (n *Node) Stats() Stats {
 	var s Stats
 	s.Groups, s.Snapshots = n.groups.counts()
-	s.Limiters, _ = n.limiters.counts()
+	s.Limiters = n.limits.count()
 	s.RequestIDs, s.RequestIDBytes = n.seen.Len(), n.seen.Bytes()
 	return s
 }

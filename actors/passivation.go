@@ -18,6 +18,7 @@ type passivate struct{}
 // may stop, handing the registry what the next actor starts from.
 type passivator struct {
 	self    actor.Process
+	mb      *mailbox // the actor's, when it is one of ours
 	pid     *actor.PID
 	reg     *registry
 	name    string
@@ -27,7 +28,7 @@ type passivator struct {
 // init sets the passivator up in the actor's activation.
 func (p *passivator) init(ctx actor.Context, a *activate) {
 	p.self, _ = ctx.ActorSystem().ProcessRegistry.GetLocal(ctx.Self().Id)
-	p.pid, p.reg, p.name = ctx.Self(), a.reg, a.name
+	p.pid, p.reg, p.name, p.mb = ctx.Self(), a.reg, a.name, a.mb
 }
 
 // begin starts passivating: no new messages, then a marker.
@@ -40,8 +41,18 @@ func (p *passivator) begin() {
 	p.self.SendUserMessage(p.pid, &passivate{})
 }
 
-// send delivers msg to the actor itself, also while it passivates.
-func (p *passivator) send(msg any) { p.self.SendUserMessage(p.pid, msg) }
+// send delivers msg to the actor itself, also while it passivates. An
+// idle actor runs it on the caller's goroutine before send returns: the
+// caller must hold no lock the actor may take.
+func (p *passivator) send(msg any) {
+	if p.mb == nil {
+		p.self.SendUserMessage(p.pid, msg)
+		return
+	}
+	if p.mb.claim(msg) {
+		p.mb.process()
+	}
+}
 
 // stopped cleans up after the actor stopped, however it stopped (a panic
 // stops it too): the name is free for a new actor.

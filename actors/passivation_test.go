@@ -10,8 +10,8 @@ import (
 	"github.com/tallyhq/tally/actors"
 )
 
-// TestPassivationLosesNoMessage makes groups and limiters passivate after
-// a millisecond of quiet while calls keep arriving: every call must still
+// TestPassivationLosesNoMessage makes groups passivate (and users' rate
+// limits sweep) after a millisecond of quiet while calls keep arriving: every call must still
 // be answered, none with a timeout, and every increase counted once.
 func TestPassivationLosesNoMessage(t *testing.T) {
 	e := newEnv(t, func(c *actors.Config) {

@@ -24,6 +24,7 @@ import (
 type registry struct {
 	root   *actor.RootContext
 	props  *actor.Props
+	ours   bool // props make tally's mailbox (mailbox.go)
 	seed   maphash.Seed
 	idle   int64 // nanos without a message after which an actor is asked to stop
 	keep   int64 // nanos a snapshot is kept; 0 keeps none
@@ -44,6 +45,7 @@ type shard struct {
 // last actor left.
 type entry struct {
 	pid  *actor.PID // the live actor, or nil
+	mb   *mailbox   // the live actor's mailbox, when it is one of ours
 	stop *stopping  // the actor that released the name and is stopping, or nil
 	snap *snapshot  // what the last actor left, while neither is set
 	last atomic.Int64
@@ -67,15 +69,19 @@ type activate struct {
 	name string
 	reg  *registry
 	snap *snapshot // the state the last actor left, or nil
+	mb   *mailbox  // the actor's mailbox, when it is one of ours
 }
 
 // idleCheck asks an actor that got no message for the registry's idle
 // time to stop if it has nothing in flight.
 type idleCheck struct{}
 
-func newRegistry(root *actor.RootContext, props *actor.Props, idle, keep time.Duration) *registry {
+// newRegistry returns a registry of the actors props make. With ours, the
+// actors get tally's mailbox whatever props say, and run the messages sent
+// to them when idle on the sender's goroutine.
+func newRegistry(root *actor.RootContext, props *actor.Props, ours bool, idle, keep time.Duration) *registry {
 	r := &registry{
-		root: root, props: props, seed: maphash.MakeSeed(),
+		root: root, props: props, ours: ours, seed: maphash.MakeSeed(),
 		idle: int64(idle), keep: int64(keep),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -93,18 +99,42 @@ func (r *registry) shard(name string) *shard {
 }
 
 // send posts msg to name's actor, activating one when none is live, or
-// keeps it for the next one while the last one stops.
+// keeps it for the next one while the last one stops. An idle actor runs
+// msg on the caller's goroutine before send returns (mailbox.claim).
 func (r *registry) send(name string, msg any) {
 	s := r.shard(name)
 	now := r.now.Load()
 	s.mu.RLock()
 	if e, ok := s.entries[name]; ok && e.pid != nil {
 		e.last.Store(now)
-		r.root.Send(e.pid, msg)
+		mb := r.post(e, msg)
 		s.mu.RUnlock()
+		if mb != nil {
+			mb.process()
+		}
 		return
 	}
 	s.mu.RUnlock()
+	if mb := r.sendLocked(s, name, msg, now); mb != nil {
+		mb.process()
+	}
+}
+
+// post posts msg to e's live actor, and returns its mailbox when the
+// caller must run it once it holds no lock.
+func (r *registry) post(e *entry, msg any) *mailbox {
+	if e.mb == nil {
+		r.root.Send(e.pid, msg)
+		return nil
+	}
+	if e.mb.claim(msg) {
+		return e.mb
+	}
+	return nil
+}
+
+// sendLocked is send's slow path, under the shard's write lock.
+func (r *registry) sendLocked(s *shard, name string, msg any, now int64) *mailbox {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.entries[name]
@@ -120,15 +150,16 @@ func (r *registry) send(name string, msg any) {
 			e.backOff(true) // back while its actor stops
 		}
 		e.stop.waiting = append(e.stop.waiting, msg)
-		return
+		return nil
 	default:
 		if e.snap != nil {
 			e.backOff(now-stopped < r.idle<<e.backoff)
 		}
-		e.pid, e.snap = r.spawn(name, e.snap), nil
+		e.pid, e.mb = r.spawn(name, e.snap)
+		e.snap = nil
 		s.live[name] = e
 	}
-	r.root.Send(e.pid, msg)
+	return r.post(e, msg)
 }
 
 // notify posts msg to name's live actor; of an actor that is stopping,
@@ -161,11 +192,20 @@ func (e *entry) backOff(soon bool) {
 	}
 }
 
-// spawn starts name's actor; the caller holds the name's shard lock.
-func (r *registry) spawn(name string, snap *snapshot) *actor.PID {
-	pid := r.root.Spawn(r.props)
-	r.root.Send(pid, &activate{name: name, reg: r, snap: snap})
-	return pid
+// spawn starts name's actor; the caller holds the name's shard lock. The
+// actor's first message, its activation, is scheduled on the pool, so
+// that messages posted meanwhile queue behind it.
+func (r *registry) spawn(name string, snap *snapshot) (*actor.PID, *mailbox) {
+	props := r.props
+	var mb *mailbox
+	if r.ours {
+		mb = &mailbox{}
+		own := *r.props
+		props = own.Configure(actor.WithMailbox(func() actor.Mailbox { return mb }))
+	}
+	pid := r.root.Spawn(props)
+	r.root.Send(pid, &activate{name: name, reg: r, snap: snap, mb: mb})
+	return pid, mb
 }
 
 // release is called by an actor that stops taking messages; once it
@@ -175,7 +215,7 @@ func (r *registry) release(name string, pid *actor.PID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.entries[name]; ok && e.pid != nil && e.pid.Id == pid.Id {
-		e.pid, e.stop = nil, &stopping{id: pid.Id}
+		e.pid, e.mb, e.stop = nil, nil, &stopping{id: pid.Id}
 		delete(s.live, name)
 	}
 }
@@ -205,7 +245,7 @@ func (r *registry) finish(name string, pid *actor.PID, snap *snapshot) {
 	}
 	e.stop = nil
 	if len(waiting) > 0 {
-		e.pid = r.spawn(name, snap)
+		e.pid, e.mb = r.spawn(name, snap)
 		s.live[name] = e
 		for _, m := range waiting {
 			r.root.Send(e.pid, m)

@@ -14,7 +14,7 @@ import (
 // actor: askIdle, which runs every half idle period, visits only live
 // actors; dropSnapshots, every eighth of the keep time, visits them all.
 func BenchmarkSweep(b *testing.B) {
-	r := newRegistry(quietSystem().Root, nil, time.Hour, time.Hour)
+	r := newRegistry(quietSystem().Root, nil, false, time.Hour, time.Hour)
 	defer r.stopAll()
 	now := time.Now().UnixNano()
 	for i := range 1_000_000 {
@@ -35,12 +35,12 @@ func BenchmarkSweep(b *testing.B) {
 	})
 }
 
-// hopActor counts the messages it gets, standing in for a limiter or a
+// hopActor counts the messages it gets, standing in for a
 // group to measure what one actor hop costs.
 type hopActor struct{ done *sync.WaitGroup }
 
 func (h *hopActor) Receive(ctx actor.Context) {
-	if _, ok := ctx.Message().(*call); ok {
+	if _, ok := ctx.Message().(*pending); ok {
 		h.done.Done()
 	}
 }
@@ -62,13 +62,13 @@ func BenchmarkHop(b *testing.B) {
 				defer p.stop()
 				props := actor.PropsFromProducer(func() actor.Actor { return &hopActor{done: &done} },
 					actor.WithDispatcher(p), actor.WithMailbox(mb.make))
-				r := newRegistry(quietSystem().Root, props, time.Hour, 0)
+				r := newRegistry(quietSystem().Root, props, mb.name == "mailbox", time.Hour, 0)
 				defer r.stopAll()
 				ids := make([]string, names)
 				for i := range ids {
 					ids[i] = "u" + strconv.Itoa(i)
 				}
-				c := &call{}
+				c := &pending{}
 				done.Add(names)
 				for _, id := range ids {
 					r.send(id, c)

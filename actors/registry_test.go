@@ -25,7 +25,7 @@ func TestRegistryBacksOff(t *testing.T) {
 	got := make(chan any, 16)
 	system := quietSystem()
 	idle := time.Minute
-	r := newRegistry(system.Root, actor.PropsFromProducer(func() actor.Actor { return &probe{got} }), idle, time.Hour)
+	r := newRegistry(system.Root, actor.PropsFromProducer(func() actor.Actor { return &probe{got} }), true, idle, time.Hour)
 	defer r.stopAll()
 	r.once.Do(func() { close(r.stop) }) // the test keeps the clock
 	<-r.done

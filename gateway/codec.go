@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
@@ -259,17 +260,27 @@ func decodeList(f format, data []byte) (*messages.ListMembersRequest, error) {
 
 // encode marshals a reply, an error body or an update. The JSON is written
 // by hand: protojson would write int64 values as strings.
-func encode(f format, m proto.Message) []byte {
+func encode(f format, m proto.Message) []byte { return appendEncoded(nil, f, m) }
+
+// appendEncoded appends the encoding of m to b.
+func appendEncoded(b []byte, f format, m proto.Message) []byte {
 	if f == formatProto {
-		b, err := proto.Marshal(m)
+		b, err := proto.MarshalOptions{}.MarshalAppend(b, m)
 		if err != nil {
 			// Marshalling our own well-formed messages cannot fail.
 			panic(fmt.Sprintf("gateway: marshal %T: %v", m, err))
 		}
 		return b
 	}
-	return AppendJSON(make([]byte, 0, 128), m)
+	if b == nil {
+		b = make([]byte, 0, 128)
+	}
+	return AppendJSON(b, m)
 }
+
+// replyBufs hold replies while they are published: the connection copies
+// a message before PublishMsg returns.
+var replyBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // AppendJSON appends the contract's JSON form of a reply, error body or
 // update to b.

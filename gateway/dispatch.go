@@ -19,25 +19,22 @@ func (g *Gateway) dispatch(r *request, user string, data []byte) {
 	case err != nil:
 		r.respond(nil, err)
 	case cmd.get != nil:
-		g.node.SubmitGet(user, cmd.get, r.respond)
+		g.node.SubmitGet(user, cmd.get, r)
 	case cmd.list != nil:
-		g.node.SubmitList(cmd.list, r.respond)
+		g.node.SubmitList(cmd.list, r)
 	default:
-		g.node.SubmitChange(user, cmd.group, cmd.change, r.changed(cmd.group, replyOf(r.op)))
+		r.group = cmd.group
+		g.node.SubmitChange(user, cmd.group, cmd.change, r)
 	}
 }
 
-// changed answers a write to group with the reply reply builds from the
-// change the write made, or with its error. The builders capture nothing,
-// so a write allocates one closure, this one.
-func (r *request) changed(group string, reply func(group string, c *messages.Change) proto.Message) actors.Reply {
-	return func(res proto.Message, err error) {
-		if err != nil {
-			r.respond(nil, err)
-			return
-		}
-		r.respond(reply(group, res.(*messages.Change)), nil)
+// Reply answers the request with the actors' answer: a get's or a list's
+// reply as it is, a write's built from the change the write made.
+func (r *request) Reply(res proto.Message, err error) {
+	if c, ok := res.(*messages.Change); ok && err == nil {
+		res = replyOf(r.op)(r.group, c)
 	}
+	r.respond(res, err)
 }
 
 func setReply(group string, c *messages.Change) proto.Message {

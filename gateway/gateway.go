@@ -161,6 +161,7 @@ type request struct {
 	reply   string
 	taken   time.Time
 	part    int    // with a Router, the partition entered to serve the call here, or -1
+	group   string // a write's group, which its reply names
 	user    string // the calling user; empty on the admin subjects
 	endUser bool   // the call came in on Config.EndUsers
 }
@@ -460,9 +461,14 @@ func (r *request) respond(reply proto.Message, err error) {
 		msg.Header.Set(micro.ErrorHeader, strings.ReplaceAll(err.Error(), "\n", " "))
 		reply = &messages.Error{Code: int32(code), Message: err.Error()}
 	}
-	msg.Data = encode(r.format, reply)
+	buf := replyBufs.Get().(*[]byte)
+	msg.Data = appendEncoded((*buf)[:0], r.format, reply)
 	if err := r.nc.PublishMsg(msg); err != nil {
 		g.cfg.Logger.Warn("respond", slog.String("subject", r.subject), slog.Any("error", err))
+	}
+	if cap(msg.Data) <= 1<<16 { // a large history reply is not kept
+		*buf = msg.Data[:0]
+		replyBufs.Put(buf)
 	}
 }
 

@@ -120,11 +120,12 @@ func (g *Gateway) placeGroup(r *request, user string, cmd command, hops uint32) 
 			r.part = p
 			switch {
 			case cmd.get != nil:
-				g.node.SubmitGetAs(user, cmd.get, r.respond)
+				g.node.SubmitGetAs(user, cmd.get, r)
 			case cmd.list != nil:
-				g.node.SubmitList(cmd.list, r.respond)
+				g.node.SubmitList(cmd.list, r)
 			default:
-				g.node.SubmitChange("", cmd.group, cmd.change, r.changed(cmd.group, replyOf(r.op)))
+				r.group = cmd.group
+				g.node.SubmitChange("", cmd.group, cmd.change, r)
 			}
 		}
 	})

@@ -186,12 +186,75 @@ func parseAck(m *nats.Msg) (uint64, error) {
 // time ErrTimeout (the append may or may not be stored).
 func (j *Journal) AppendAsync(group string, expected uint64, ev *messages.Event, done func(seq uint64, err error)) {
 	subj := j.Subject(group)
-	data, err := encodeEvent(ev)
+	a := j.acks
+	if a.resend > 0 {
+		// A resent append keeps its bytes until it is acknowledged.
+		data, err := encodeEvent(ev)
+		if err != nil {
+			done(0, fmt.Errorf("journal: encode event of %s: %w", group, err))
+			return
+		}
+		a.appendKept(subj, expected, data, done)
+		return
+	}
+	s := scratches.Get().(*scratch)
+	defer s.put()
+	data, err := appendEvent(s.data[:0], ev)
 	if err != nil {
 		done(0, fmt.Errorf("journal: encode event of %s: %w", group, err))
 		return
 	}
-	a := j.acks
+	s.data = data
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		done(0, fmt.Errorf("journal: append %s: %w", subj, ErrClosed))
+		return
+	}
+	a.next++
+	id := a.next
+	a.pending[id] = pendingAck{done: done, subj: subj, expected: expected, deadline: time.Now().Add(a.timeout).UnixNano()}
+	a.mu.Unlock()
+	// The message and its header are the scratch's; the connection copies
+	// what it sends before PublishMsg returns.
+	s.expected[0] = strconv.FormatUint(expected, 10)
+	msg := &nats.Msg{
+		Subject: subj,
+		Reply:   string(strconv.AppendUint(append(s.reply[:0], a.prefix...), id, 10)),
+		Data:    data,
+		Header:  s.header,
+	}
+	if err := a.nc.PublishMsg(msg); err != nil {
+		if _, ok := a.take(id); ok {
+			done(0, fmt.Errorf("journal: append %s: %w", subj, err))
+		}
+	}
+}
+
+// scratch is what one append without resends is built in.
+type scratch struct {
+	data     []byte
+	reply    []byte
+	header   nats.Header
+	expected []string // the header's one value
+}
+
+// put returns s to the pool, unless an event of a large members change
+// grew it.
+func (s *scratch) put() {
+	if cap(s.data) <= 1<<16 {
+		scratches.Put(s)
+	}
+}
+
+var scratches = sync.Pool{New: func() any {
+	s := &scratch{data: make([]byte, 0, 256), reply: make([]byte, 0, 64), expected: make([]string, 1)}
+	s.header = nats.Header{jetstream.ExpectedLastSubjSeqHeader: s.expected}
+	return s
+}}
+
+// appendKept sends an append that may be resent, keeping its bytes.
+func (a *acks) appendKept(subj string, expected uint64, data []byte, done func(seq uint64, err error)) {
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
@@ -202,30 +265,11 @@ func (j *Journal) AppendAsync(group string, expected uint64, ev *messages.Event,
 	id := a.next
 	now := time.Now()
 	p := pendingAck{done: done, subj: subj, expected: expected, deadline: now.Add(a.timeout).UnixNano()}
-	if a.resend > 0 {
-		p.data, p.resendAt = data, now.Add(a.resend).UnixNano()
-		p.reply = string(strconv.AppendUint([]byte(a.prefix), id, 10))
-		a.pending[id] = p
-		a.mu.Unlock()
-		a.publish(id, p)
-		return
-	}
+	p.data, p.resendAt = data, now.Add(a.resend).UnixNano()
+	p.reply = string(strconv.AppendUint([]byte(a.prefix), id, 10))
 	a.pending[id] = p
 	a.mu.Unlock()
-	// The reply subject is built in a buffer on the stack: one allocation,
-	// the string; the message and its header stay on the stack.
-	var reply [64]byte
-	msg := &nats.Msg{
-		Subject: subj,
-		Reply:   string(strconv.AppendUint(append(reply[:0], a.prefix...), id, 10)),
-		Data:    data,
-		Header:  nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{strconv.FormatUint(expected, 10)}},
-	}
-	if err := a.nc.PublishMsg(msg); err != nil {
-		if _, ok := a.take(id); ok {
-			done(0, fmt.Errorf("journal: append %s: %w", subj, err))
-		}
-	}
+	a.publish(id, p)
 }
 
 // publish sends an append that may be resent, with its message ID (its

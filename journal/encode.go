@@ -2,6 +2,7 @@ package journal
 
 import (
 	"errors"
+	"slices"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -49,7 +50,10 @@ const (
 // walking the state's map through package reflect. encode_test.go checks
 // that proto.Unmarshal reads back every field of every message involved,
 // so a field added to the schema and not here fails the tests.
-func encodeEvent(ev *messages.Event) ([]byte, error) {
+func encodeEvent(ev *messages.Event) ([]byte, error) { return appendEvent(nil, ev) }
+
+// appendEvent appends the encoding of ev to b, growing it at most once.
+func appendEvent(b []byte, ev *messages.Event) ([]byte, error) {
 	n := varintSize(eventPrevSeq, ev.GetPrevSeq()) + varintSize(eventUnixNano, uint64(ev.GetUnixNano()))
 	for _, c := range ev.GetChanges() {
 		if !validChange(c) {
@@ -68,7 +72,11 @@ func encodeEvent(ev *messages.Event) ([]byte, error) {
 	}
 	n += varintSize(eventMembers, ev.GetMembersSeq())
 
-	b := make([]byte, 0, n)
+	if b == nil {
+		b = make([]byte, 0, n) // exactly: encode_test.go checks n
+	} else {
+		b = slices.Grow(b, n)
+	}
 	b = appendVarint(b, eventPrevSeq, ev.GetPrevSeq())
 	b = appendVarint(b, eventUnixNano, uint64(ev.GetUnixNano()))
 	for _, c := range ev.GetChanges() {

@@ -50,13 +50,14 @@ func NewSyncer(dir string) (*Syncer, error) {
 // after calls fn once everything written so far is on disk.
 func (s *Syncer) after(fn func(error)) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.stop {
-		fn(fmt.Errorf("%w: syncer closed", ErrSync))
+		s.mu.Unlock()
+		fn(fmt.Errorf("%w: syncer closed", ErrSync)) // not under the lock: fn may run an actor
 		return
 	}
 	s.queue = append(s.queue, fn)
 	s.cond.Signal()
+	s.mu.Unlock()
 }
 
 func (s *Syncer) run() {

@@ -11,7 +11,7 @@ func (n *Node) registerMetrics() {
 	}
 	m.Gauge("tally_groups_active", "Groups with a live actor.", stat(func(s actors.Stats) int { return s.Groups }))
 	m.Gauge("tally_groups_snapshots", "Groups held as a compact snapshot, without an actor.", stat(func(s actors.Stats) int { return s.Snapshots }))
-	m.Gauge("tally_limiters_active", "Users with a live rate-limit actor.", stat(func(s actors.Stats) int { return s.Limiters }))
+	m.Gauge("tally_limiters_active", "Users with a rate-limit record: a call within the last limit window, or refusals counted toward a flood.", stat(func(s actors.Stats) int { return s.Limiters }))
 	m.Gauge("tally_request_ids", "Request IDs of the dedupe window the node remembers.", stat(func(s actors.Stats) int { return s.RequestIDs }))
 	m.Gauge("tally_request_ids_bytes", "Bytes the remembered request IDs take.", stat(func(s actors.Stats) int { return s.RequestIDBytes }))
 	m.Counter("tally_updates_dropped_total", "Updates dropped because the NATS server took them slower than groups changed.", func() float64 { return float64(n.publisher.Dropped()) })

@@ -615,7 +615,10 @@ func (n *Node) connectFront(name string) (*nats.Conn, error) {
 func (n *Node) connect(name string, user nodeUser, opts []nats.Option) (*nats.Conn, error) {
 	base := []nats.Option{nats.Name("tally-" + name), nats.MaxReconnects(-1), nats.ErrorHandler(n.natsError)}
 	if n.ns != nil {
-		base = append(base, nats.InProcessServer(n.ns), user.option())
+		// An in-process connection is a pipe to the server in this
+		// process: a write deadline guards against no network there, and
+		// setting one on every flush cost a timer each time.
+		base = append(base, nats.InProcessServer(n.ns), user.option(), nats.FlusherTimeout(0))
 	} else {
 		creds, err := n.cfg.Credentials.options()
 		if err != nil {
