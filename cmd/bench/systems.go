@@ -173,7 +173,7 @@ func (b *bench) echo() []result {
 		args         []string
 	}{
 		{"nats-echo", "none", nil},
-		{"nats-echo-journal", "interval", []string{"-journal"}},
+		{"nats-echo-journal", "interval", []string{"-mode", "journal"}},
 	} {
 		rows = append(rows, b.echoOne(e.system, e.sync, e.args))
 	}
