@@ -47,3 +47,43 @@ func TestMedianRowsAllSkipped(t *testing.T) {
 		t.Fatalf("medianRows (-want +got):\n%s", diff)
 	}
 }
+
+func TestParsePatterns(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []pattern
+	}{
+		{"64x1,1x64,4x64", []pattern{{64, 1}, {1, 64}, {4, 64}}},
+		{" 1x64 , 1x64", []pattern{{1, 64}}},
+		{"64", nil},
+		{"0x64", nil},
+		{"1x64x2", nil},
+		{"1x064", nil},
+	} {
+		got, err := parsePatterns(tc.in)
+		if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(pattern{})); diff != "" || (err == nil) != (tc.want != nil) {
+			t.Errorf("parsePatterns(%q) = %v, %v; want %v (-want +got):\n%s", tc.in, got, err, tc.want, diff)
+		}
+	}
+}
+
+// TestSetRatiosPerPattern checks that a row is compared with tally's row of
+// its own pattern.
+func TestSetRatiosPerPattern(t *testing.T) {
+	rows := []result{
+		{Pattern: "64x1", System: "tally", Sync: "interval", Workload: "w1", OpsPerS: 20_000},
+		{Pattern: "1x64", System: "tally", Sync: "interval", Workload: "w1", OpsPerS: 40_000},
+		{Pattern: "64x1", System: "nats-echo-journal", Sync: "interval", Workload: "w1", OpsPerS: 40_000},
+		{Pattern: "1x64", System: "nats-echo-journal", Sync: "interval", Workload: "w1", OpsPerS: 80_000},
+		{Pattern: "1x64", System: "nats-echo", Sync: "none", Workload: "w1", OpsPerS: 160_000},
+		{Pattern: "4x64", System: "nats-echo", Sync: "none", Workload: "w1", OpsPerS: 160_000}, // no tally row
+	}
+	setRatios(rows)
+	var got []float64
+	for _, r := range rows {
+		got = append(got, r.Ratio)
+	}
+	if diff := cmp.Diff([]float64{0, 0, 0.5, 0.5, 0.25, 0}, got); diff != "" {
+		t.Errorf("setRatios ratios (-want +got):\n%s", diff)
+	}
+}
