@@ -158,6 +158,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		perRound = append(perRound, b.measureRound())
 	}
 	rep.Rows = medianRows(perRound)
+	rep.Ceilings = ceilingRatios(rep.Rows)
 	if o.wants("extras") {
 		rep.Extras = b.extras()
 	}

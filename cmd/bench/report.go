@@ -10,13 +10,14 @@ import (
 )
 
 type report struct {
-	Cores    int      `json:"cores"`
-	When     string   `json:"when"`
-	Command  string   `json:"command"`
-	Patterns []string `json:"patterns"` // connections x calls in flight per connection
-	Rounds   int      `json:"rounds"`
-	Rows     []result `json:"rows"`
-	Extras   extras   `json:"extras"`
+	Cores    int          `json:"cores"`
+	When     string       `json:"when"`
+	Command  string       `json:"command"`
+	Patterns []string     `json:"patterns"` // connections x calls in flight per connection
+	Rounds   int          `json:"rounds"`
+	Rows     []result     `json:"rows"`
+	Ceilings []ceilingRow `json:"ceilings"`
+	Extras   extras       `json:"extras"`
 }
 
 func (r *report) print(w io.Writer) {
@@ -41,6 +42,7 @@ func (r *report) print(w io.Writer) {
 			row.CPUPerM, row.ClientCPUPerM, float64(row.PeakRSS)/(1<<20), ratio, spread, row.Refused, row.Failed)
 	}
 	tw.Flush()
+	printCeilings(w, r.Ceilings)
 	for _, row := range r.Rows {
 		if row.FirstErr != "" {
 			fmt.Fprintf(w, "INVALID: %s %s %s %s: %d refused, %d failed; first error: %s\n",

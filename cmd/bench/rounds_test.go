@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestMedianRows(t *testing.T) {
@@ -85,5 +86,39 @@ func TestSetRatiosPerPattern(t *testing.T) {
 	}
 	if diff := cmp.Diff([]float64{0, 0, 0.5, 0.5, 0.25, 0}, got); diff != "" {
 		t.Errorf("setRatios ratios (-want +got):\n%s", diff)
+	}
+}
+
+func TestCeilingRatios(t *testing.T) {
+	round := func(tally, echo, journal, batched, atomic float64) []result {
+		rows := []result{
+			{Pattern: "1x64", System: "tally", Sync: "interval", Workload: "w1", OpsPerS: tally},
+			{Pattern: "1x64", System: "tally", Sync: "interval", Workload: "w2", OpsPerS: tally},
+			{Pattern: "1x64", System: "nats-echo", Sync: "none", Workload: "w1", OpsPerS: echo},
+			{Pattern: "1x64", System: "nats-echo-journal", Sync: "interval", Workload: "w1", OpsPerS: journal},
+			{Pattern: "1x64", System: "nats-echo-batched-journal", Sync: "interval", Workload: "w1", OpsPerS: batched},
+			{Pattern: "1x64", System: "nats-echo-atomic-journal", Sync: "interval", Workload: "w1", OpsPerS: atomic},
+		}
+		setRatios(rows)
+		return rows
+	}
+	rows := medianRows([][]result{
+		round(30_000, 60_000, 40_000, 60_000, 20_000),
+		round(36_000, 60_000, 40_000, 60_000, 30_000),
+		round(33_000, 66_000, 60_000, 60_000, 30_000),
+	})
+
+	got := ceilingRatios(rows)
+
+	want := []ceilingRow{{Pattern: "1x64", TallyOpsPerS: 33_000, Ratios: []namedRatio{
+		{"tally/nats-echo", 0.5, 0.5, 0.6},
+		{"tally/nats-echo-journal", 0.75, 0.55, 0.9},
+		{"tally/nats-echo-batched-journal", 0.55, 0.5, 0.6},
+		{"tally/nats-echo-atomic-journal", 1.2, 1.1, 1.5},
+		{"nats-echo-atomic-journal/nats-echo-journal", 0.5, 0.5, 0.75},
+		{"nats-echo-atomic-journal/nats-echo-batched-journal", 0.5, 1.0 / 3, 0.5},
+	}}}
+	if diff := cmp.Diff(want, got, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
+		t.Errorf("ceilingRatios (-want +got):\n%s", diff)
 	}
 }
