@@ -20,6 +20,9 @@ func (b *bench) measureRound() []result {
 		cold := b.round == 0 && !p.service() && !coldDone
 		coldDone = coldDone || cold
 		wls := b.workloadsOf(p)
+		if len(wls) == 0 && !cold {
+			continue // -workloads leaves this pattern nothing to run
+		}
 		modes := []string{"interval", "always"}
 		if p.service() {
 			modes = modes[:1]
