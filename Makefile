@@ -68,9 +68,9 @@ fuzz:
 build:
 	$(GO) build -o $(BIN)/tally-node ./cmd/node
 
-# bench runs tally, Redis with Lua, NATS counters and the two nats-echo
-# ceilings side by side (about 10 minutes on 2 cores; installs redis-server when
-# missing) and writes docs/bench/.
+# bench runs tally, Redis with Lua, NATS counters and the four nats-echo
+# ceilings side by side in three client patterns (about 15 minutes on 2 cores;
+# installs redis-server when missing) and writes docs/bench/.
 bench:
 	$(GO) run ./cmd/bench -out docs/bench $(BENCHFLAGS)
 

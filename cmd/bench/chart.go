@@ -24,16 +24,21 @@ var palette = map[string]color.RGBA{
 // systems in the order of their bars.
 var systems = []string{"tally", "redis+lua", "nats-counters", "nats-echo", "nats-echo-journal"}
 
-// writeChart draws ops/s per workload and system as grouped bars, one panel
-// per durability setting.
+// writeChart draws ops/s per workload and system in the run's first
+// pattern as grouped bars, one panel per durability setting (the gathered
+// journals' ceilings are in the table only).
 func writeChart(path string, r report) error {
+	if len(r.Patterns) == 0 {
+		return nil
+	}
+	pat := r.Patterns[0]
 	const (
 		panelW, panelH = 560, 320
 		margin         = 50
 	)
 	img := image.NewRGBA(image.Rect(0, 0, 2*panelW, panelH+60))
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
-	text(img, 10, 16, fmt.Sprintf("ops/s, %d cores, %d connections x 1 in flight (higher is better)", r.Cores, r.Workers), color.Black)
+	text(img, 10, 16, fmt.Sprintf("ops/s, %d cores, pattern %s: connections x calls in flight each (higher is better)", r.Cores, pat), color.Black)
 	for p, mode := range []string{"interval", "always"} {
 		x0 := p*panelW + margin
 		title := "tally --sync=interval vs redis everysec vs nats sync 1s, echo ceilings"
@@ -44,7 +49,7 @@ func writeChart(path string, r report) error {
 		rows := map[string]map[string]float64{}
 		top := 1.0
 		for _, row := range r.Rows {
-			if row.Skipped != "" || syncMode(row.Sync) != mode {
+			if row.Skipped != "" || row.Pattern != pat || syncMode(row.Sync) != mode {
 				continue
 			}
 			if rows[row.Workload] == nil {

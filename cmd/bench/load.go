@@ -18,6 +18,7 @@ type op func(w int, n uint64) error
 
 // result is one row of the report.
 type result struct {
+	Pattern  string  `json:"pattern"` // connections x calls in flight per connection
 	System   string  `json:"system"`
 	Sync     string  `json:"sync"`
 	Workload string  `json:"workload"`
@@ -36,7 +37,7 @@ type result struct {
 	Failed        int64   `json:"failed"`
 	FirstErr      string  `json:"first_error,omitempty"`
 	Skipped       string  `json:"skipped,omitempty"`
-	Ratio         float64 `json:"tally_ratio,omitempty"` // tally's ops/s over this row's; with rounds, the median of RoundsRatio
+	Ratio         float64 `json:"tally_ratio,omitempty"` // tally's ops/s over this row's, in the same pattern; with rounds, the median of RoundsRatio
 	// With several rounds: each round's ops/s and tally/peer ratio, in
 	// the order the rounds ran.
 	RoundsOpsPerS []float64 `json:"rounds_ops_per_s,omitempty"`

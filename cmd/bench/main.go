@@ -1,6 +1,7 @@
 // Command bench measures tally side by side with Redis (one Lua script per
-// call doing the same work) and NATS JetStream's native counters, on the
-// same machine, in one run, and reports ratios.
+// call doing the same work), NATS JetStream's native counters and the
+// ceilings of a service on NATS (natsecho), on the same machine, in one
+// run, in several client patterns, and reports ratios.
 //
 //	go run ./cmd/bench -out docs/bench
 package main
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -26,7 +28,8 @@ type options struct {
 	memGroups        []int
 	replayEvents     int
 	out              string
-	skipPeers        bool
+	patterns         []pattern       // client patterns of the main run and of -baseline
+	systems          map[string]bool // systems to run; all when empty
 	only             map[string]bool // workloads to run; all when empty
 	profile          bool
 	// members: with -baseline, this build's runs make every load group
@@ -46,11 +49,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up before each measurement")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measurement of each workload in each round")
-	fs.IntVar(&o.workers, "workers", 64, "connections, each with one request in flight")
+	fs.IntVar(&o.workers, "workers", 64, "connections, each with one request in flight, of -cluster, -dashboard and the extras (the main run and -baseline use -patterns)")
+	patterns := fs.String("patterns", "64x1,1x64,4x64", "client patterns, each connections x calls in flight per connection: 64x1 runs w1-w3 (and w4) for every system at both durability levels, a pattern with more than one call in flight (the service pattern) runs w1 at --sync=interval; with -baseline the default is 64x1,1x64, each on w1-w3")
+	systemList := fs.String("systems", "", "comma-separated systems to run ("+strings.Join(systemNames, ",")+"); all when empty")
 	fs.IntVar(&o.coldGroups, "cold-groups", 100_000, "groups of w4 (cold activation)")
 	fs.IntVar(&o.replayEvents, "replay-events", 1_000_000, "events of the replay measurement")
 	fs.StringVar(&o.out, "out", "docs/bench", "directory for results.json and results.png")
-	fs.BoolVar(&o.skipPeers, "tally-only", false, "measure tally alone, no peers")
+	tallyOnly := fs.Bool("tally-only", false, "measure tally alone, no peers or ceilings (-systems tally)")
 	mem := fs.String("mem-groups", "100000,1000000", "active-group counts of the memory measurement")
 	only := fs.String("workloads", "", "comma-separated workloads to run (w1,w2,w3,w4,extras); all when empty")
 	fs.BoolVar(&o.profile, "profile", false, "write CPU and allocation profiles of the tally node for each workload (first round), its live heap at the end of w1-w3, and heap profiles for the memory measurement, to -out; with -cluster, of every node of each setup and of the forwarding measurement (first round)")
@@ -71,6 +76,25 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		for _, w := range strings.Split(*only, ",") {
 			o.only[strings.TrimSpace(w)] = true
 		}
+	}
+	if *tallyOnly {
+		*systemList = "tally"
+	}
+	if *systemList != "" {
+		o.systems = map[string]bool{}
+		for _, name := range strings.Split(*systemList, ",") {
+			name = strings.TrimSpace(name)
+			if !slices.Contains(systemNames, name) {
+				return fmt.Errorf("-systems: unknown system %q", name)
+			}
+			o.systems[name] = true
+		}
+	}
+	if *baseline != "" && !setFlags(fs)["patterns"] {
+		*patterns = "64x1,1x64"
+	}
+	if o.patterns, err = parsePatterns(*patterns); err != nil {
+		return fmt.Errorf("-patterns: %w", err)
 	}
 	if o.memGroups, err = parseInts(*mem); err != nil {
 		return fmt.Errorf("-mem-groups: %w", err)
@@ -124,14 +148,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		Cores:   runtime.NumCPU(),
 		When:    time.Now().UTC().Format(time.RFC3339),
 		Command: "go run ./cmd/bench " + joinArgs(args),
-		Workers: o.workers,
 		Rounds:  *rounds,
+	}
+	for _, p := range o.patterns {
+		rep.Patterns = append(rep.Patterns, p.String())
 	}
 	var perRound [][]result
 	for b.round = range *rounds {
 		perRound = append(perRound, b.measureRound())
 	}
 	rep.Rows = medianRows(perRound)
+	rep.Ceilings = ceilingRatios(rep.Rows)
 	if o.wants("extras") {
 		rep.Extras = b.extras()
 	}
@@ -157,6 +184,20 @@ func setFlags(fs *flag.FlagSet) map[string]bool {
 }
 
 func (o options) wants(part string) bool { return len(o.only) == 0 || o.only[part] }
+
+// systemNames are the systems of the main run: tally, its peers and the
+// ceilings.
+var systemNames = append([]string{"tally", "redis+lua", "nats-counters"}, ceilingNames()...)
+
+func ceilingNames() []string {
+	var names []string
+	for _, c := range ceilings {
+		names = append(names, c.system)
+	}
+	return names
+}
+
+func (o options) runs(system string) bool { return len(o.systems) == 0 || o.systems[system] }
 
 func redisFsync(mode string) string {
 	if mode == "always" {

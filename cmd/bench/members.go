@@ -49,7 +49,7 @@ func (t *tallyClient) makeMembers(workload string) error {
 			calls = append(calls, call{g, us[i:min(i+100, len(us))]})
 		}
 	}
-	res := runN(len(t.conns), uint64(len(calls)), 0, func(w int, i uint64) error {
+	res := runN(loaders, uint64(len(calls)), 0, func(w int, i uint64) error {
 		c := calls[i]
 		return t.call(w, "tally.v1.admin.members.add", &messages.MembersRequest{GroupId: c.group, UserIds: c.users})
 	})

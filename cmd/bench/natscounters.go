@@ -11,19 +11,20 @@ import (
 
 // natsCounters drives JetStream's native counters (a stream with
 // AllowMsgCounter, Nats-Incr headers): increases only, no rate limit, no
-// compare-and-set, so only w1 and w2.
+// compare-and-set, so only w1 and w2. Caller w publishes on connection
+// w % connections.
 type natsCounters struct {
 	conns []*nats.Conn
 	js    []jetstream.JetStream
 }
 
-func newNATSCounters(url string, workers int) (*natsCounters, error) {
-	conns, err := dialNATS(url, workers)
+func newNATSCounters(url string, conns int) (*natsCounters, error) {
+	ncs, err := dialNATS(url, conns)
 	if err != nil {
 		return nil, err
 	}
-	n := &natsCounters{conns: conns, js: make([]jetstream.JetStream, workers)}
-	for i, nc := range conns {
+	n := &natsCounters{conns: ncs, js: make([]jetstream.JetStream, conns)}
+	for i, nc := range ncs {
 		if n.js[i], err = jetstream.New(nc); err != nil {
 			n.close()
 			return nil, err
@@ -55,7 +56,7 @@ func (n *natsCounters) workload(name string) op {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), reqTimout)
 		defer cancel()
-		_, err := n.js[w].PublishMsg(ctx, &nats.Msg{Subject: subj, Header: incrHeader})
+		_, err := n.js[w%len(n.js)].PublishMsg(ctx, &nats.Msg{Subject: subj, Header: incrHeader})
 		return err
 	}
 }

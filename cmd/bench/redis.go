@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -53,8 +54,14 @@ return redis.call('HGETALL', KEYS[2])
 `
 )
 
-// redisConn is a minimal RESP client: one request in flight per connection,
-// like every other client in the benchmark.
+// redisCaller sends a command to Redis and waits for its reply.
+type redisCaller interface {
+	do(args ...string) (any, error)
+	close()
+}
+
+// redisConn is a minimal RESP client with one request in flight, for the
+// patterns with one call in flight per connection.
 type redisConn struct {
 	c net.Conn
 	r *bufio.Reader
@@ -70,14 +77,111 @@ func dialRedis(addr string) (*redisConn, error) {
 }
 
 func (rc *redisConn) do(args ...string) (any, error) {
-	fmt.Fprintf(rc.w, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(rc.w, "$%d\r\n%s\r\n", len(a), a)
-	}
+	writeCommand(rc.w, args)
 	if err := rc.w.Flush(); err != nil {
 		return nil, err
 	}
 	return rc.read()
+}
+
+func (rc *redisConn) close() { rc.c.Close() }
+
+func writeCommand(w *bufio.Writer, args []string) {
+	fmt.Fprintf(w, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(w, "$%d\r\n%s\r\n", len(a), a)
+	}
+}
+
+// redisPipe is one Redis connection shared by concurrent callers, as a
+// multiplexing client (rueidis) shares it, for the service patterns: a
+// call writes its command into the buffer and queues for its reply, a
+// flusher sends whatever is buffered at once, and a reader hands Redis's
+// replies, which come in the order of the commands, to the queue in that
+// order.
+type redisPipe struct {
+	rc      *redisConn
+	mu      sync.Mutex // orders the buffer's commands with the queue
+	err     error      // the connection's failure, under mu
+	pending chan chan redisReply
+	flush   chan struct{} // a token when the buffer may hold commands
+	done    chan struct{}
+}
+
+type redisReply struct {
+	v   any
+	err error
+}
+
+// dialRedisPipe connects and starts the pipe's flusher and reader, which
+// end when it closes.
+func dialRedisPipe(addr string, callers int) (*redisPipe, error) {
+	rc, err := dialRedis(addr)
+	if err != nil {
+		return nil, err
+	}
+	p := &redisPipe{rc: rc, pending: make(chan chan redisReply, callers), flush: make(chan struct{}, 1), done: make(chan struct{})}
+	go p.flusher()
+	go p.reader()
+	return p, nil
+}
+
+func (p *redisPipe) do(args ...string) (any, error) {
+	reply := make(chan redisReply, 1)
+	p.mu.Lock()
+	if p.err != nil {
+		p.mu.Unlock()
+		return nil, p.err
+	}
+	writeCommand(p.rc.w, args)
+	p.pending <- reply // never blocks: at most one call in flight per caller
+	p.mu.Unlock()
+	select {
+	case p.flush <- struct{}{}:
+	default:
+	}
+	r := <-reply
+	return r.v, r.err
+}
+
+func (p *redisPipe) flusher() {
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-p.flush:
+		}
+		p.mu.Lock()
+		if err := p.rc.w.Flush(); err != nil && p.err == nil {
+			p.err = err
+			p.rc.c.Close() // the reader fails the calls waiting
+		}
+		p.mu.Unlock()
+	}
+}
+
+func (p *redisPipe) reader() {
+	for {
+		v, err := p.rc.read()
+		var re redisError
+		if err != nil && !errors.As(err, &re) {
+			p.mu.Lock()
+			if p.err == nil {
+				p.err = err
+			}
+			for len(p.pending) > 0 {
+				(<-p.pending) <- redisReply{err: p.err}
+			}
+			p.mu.Unlock()
+			return
+		}
+		(<-p.pending) <- redisReply{v, err}
+	}
+}
+
+func (p *redisPipe) close() {
+	close(p.done)
+	p.rc.c.Close()
 }
 
 type redisError string
@@ -144,21 +248,26 @@ func sha(script string) string {
 
 var shas = map[string]string{luaIncrease: sha(luaIncrease), luaSet: sha(luaSet), luaGet: sha(luaGet)}
 
-// redisClient drives Redis with one connection per worker.
+// redisClient drives Redis with a pattern's connections, caller w on
+// connection w % connections.
 type redisClient struct {
-	conns []*redisConn
-	seq   []uint64 // per worker, for unique window members
+	conns []redisCaller
+	seq   []uint64 // per caller, for unique window members
 }
 
-func newRedisClient(addr string, workers int) (*redisClient, error) {
-	r := &redisClient{conns: make([]*redisConn, workers), seq: make([]uint64, workers)}
+func newRedisClient(addr string, p pattern) (*redisClient, error) {
+	r := &redisClient{conns: make([]redisCaller, p.conns), seq: make([]uint64, p.callers())}
 	for i := range r.conns {
-		c, err := dialRedis(addr)
+		var err error
+		if p.service() {
+			r.conns[i], err = dialRedisPipe(addr, p.inFlight)
+		} else {
+			r.conns[i], err = dialRedis(addr)
+		}
 		if err != nil {
 			r.close()
 			return nil, err
 		}
-		r.conns[i] = c
 	}
 	for _, s := range []string{luaIncrease, luaSet, luaGet} {
 		if _, err := r.conns[0].do("SCRIPT", "LOAD", s); err != nil {
@@ -172,7 +281,7 @@ func newRedisClient(addr string, workers int) (*redisClient, error) {
 func (r *redisClient) close() {
 	for _, c := range r.conns {
 		if c != nil {
-			c.c.Close()
+			c.close()
 		}
 	}
 }
@@ -184,7 +293,7 @@ func (r *redisClient) eval(w int, script string, keys []string, args ...string) 
 	cmd := append([]string{"EVALSHA", shas[script], strconv.Itoa(len(keys))}, keys...)
 	cmd = append(cmd, now, member)
 	cmd = append(cmd, args...)
-	_, err := r.conns[w].do(cmd...)
+	_, err := r.conns[w%len(r.conns)].do(cmd...)
 	var re redisError
 	if errors.As(err, &re) && strings.HasPrefix(string(re), "2996") {
 		return errRefused
@@ -224,12 +333,12 @@ func (r *redisClient) workload(name string) op {
 
 // fill writes n groups of keys counters each, not measured.
 func (r *redisClient) fill(prefix string, n, keys int) error {
-	res := runN(len(r.conns), uint64(n), 0, func(w int, i uint64) error {
+	res := runN(len(r.seq), uint64(n), 0, func(w int, i uint64) error {
 		args := []string{"HSET", prefix + strconv.FormatUint(i, 10)}
 		for k := range keys {
 			args = append(args, "k"+strconv.Itoa(k), strconv.Itoa(k))
 		}
-		_, err := r.conns[w].do(args...)
+		_, err := r.conns[w%len(r.conns)].do(args...)
 		return err
 	})
 	if res.Failed > 0 {
@@ -240,7 +349,7 @@ func (r *redisClient) fill(prefix string, n, keys int) error {
 
 func (r *redisClient) coldGets(prefix string) op {
 	return func(w int, i uint64) error {
-		_, err := r.conns[w].do("HGETALL", prefix+strconv.FormatUint(i, 10))
+		_, err := r.conns[w%len(r.conns)].do("HGETALL", prefix+strconv.FormatUint(i, 10))
 		return err
 	}
 }

@@ -10,23 +10,24 @@ import (
 )
 
 type report struct {
-	Cores   int      `json:"cores"`
-	When    string   `json:"when"`
-	Command string   `json:"command"`
-	Workers int      `json:"workers"`
-	Rounds  int      `json:"rounds"`
-	Rows    []result `json:"rows"`
-	Extras  extras   `json:"extras"`
+	Cores    int          `json:"cores"`
+	When     string       `json:"when"`
+	Command  string       `json:"command"`
+	Patterns []string     `json:"patterns"` // connections x calls in flight per connection
+	Rounds   int          `json:"rounds"`
+	Rows     []result     `json:"rows"`
+	Ceilings []ceilingRow `json:"ceilings"`
+	Extras   extras       `json:"extras"`
 }
 
 func (r *report) print(w io.Writer) {
-	fmt.Fprintf(w, "tally benchmark, %d cores, %d connections with one request in flight each, %s\n", r.Cores, r.Workers, r.When)
-	fmt.Fprintf(w, "each row: the median of %d rounds (w4: one); tally/peer: the median of the rounds' ratios, then their range\n\n", r.Rounds)
+	fmt.Fprintf(w, "tally benchmark, %d cores, patterns %s (connections x calls in flight per connection), %s\n", r.Cores, strings.Join(r.Patterns, ", "), r.When)
+	fmt.Fprintf(w, "each row: the median of %d rounds (w4: one); tally/peer: tally's ops/s in the same pattern over the row's, the median of the rounds' ratios, then their range; CPU: the system's processes, seconds per million calls\n\n", r.Rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "system\tsync\tworkload\tops/s\tp50 ms\tp99 ms\tp99.9 ms\tCPU s/M ops\tclient CPU s/M\tpeak RSS MB\ttally/peer\trange\trefused\tfailed\t")
+	fmt.Fprintln(tw, "pattern\tsystem\tsync\tworkload\tops/s\tp50 ms\tp99 ms\tp99.9 ms\tCPU s/M ops\tclient CPU s/M\tpeak RSS MB\ttally/peer\trange\trefused\tfailed\t")
 	for _, row := range r.Rows {
 		if row.Skipped != "" {
-			fmt.Fprintf(tw, "%s\t%s\t%s\tskipped: %s\t\t\t\t\t\t\t\t\t\t\t\n", row.System, row.Sync, row.Workload, row.Skipped)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\tskipped: %s\t\t\t\t\t\t\t\t\t\t\t\n", row.Pattern, row.System, row.Sync, row.Workload, row.Skipped)
 			continue
 		}
 		ratio, spread := "", ""
@@ -36,15 +37,16 @@ func (r *report) print(w io.Writer) {
 		if len(row.RoundsRatio) > 1 {
 			spread = fmt.Sprintf("%.2f-%.2f", slices.Min(row.RoundsRatio), slices.Max(row.RoundsRatio))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.1f\t%.0f\t%s\t%s\t%d\t%d\t\n",
-			row.System, row.Sync, row.Workload, row.OpsPerS, row.P50ms, row.P99ms, row.P999ms,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.1f\t%.0f\t%s\t%s\t%d\t%d\t\n",
+			row.Pattern, row.System, row.Sync, row.Workload, row.OpsPerS, row.P50ms, row.P99ms, row.P999ms,
 			row.CPUPerM, row.ClientCPUPerM, float64(row.PeakRSS)/(1<<20), ratio, spread, row.Refused, row.Failed)
 	}
 	tw.Flush()
+	printCeilings(w, r.Ceilings)
 	for _, row := range r.Rows {
 		if row.FirstErr != "" {
-			fmt.Fprintf(w, "INVALID: %s %s %s: %d refused, %d failed; first error: %s\n",
-				row.System, row.Sync, row.Workload, row.Refused, row.Failed, row.FirstErr)
+			fmt.Fprintf(w, "INVALID: %s %s %s %s: %d refused, %d failed; first error: %s\n",
+				row.Pattern, row.System, row.Sync, row.Workload, row.Refused, row.Failed, row.FirstErr)
 		}
 	}
 	e := r.Extras

@@ -4,30 +4,53 @@ import (
 	"slices"
 )
 
-// measureRound measures every system once on w1-w3 (w4 in the first round
-// only: it needs 100,000 groups written first), tally at both durability
-// levels and each peer at the matching one, and sets each peer row's
-// tally/peer ratio from this round's tally row. Odd rounds run the systems
-// in reverse order, so that a machine whose speed drifts during the run
-// does not favour the systems measured first.
+// measureRound measures every system once in each pattern: with one call
+// in flight per connection on w1-w3 (w4 in the first round only, in the
+// first such pattern: it needs 100,000 groups written first), tally at both
+// durability levels and each peer at the matching one; in the service
+// patterns on w1 at --sync=interval. The ceilings run w1 at
+// --sync=interval in every pattern. It sets each row's tally/row ratio
+// from this round's tally row of the same pattern. Odd rounds run the
+// systems in reverse order, so that a machine whose speed drifts during
+// the run does not favour the systems measured first.
 func (b *bench) measureRound() []result {
-	cold := b.round == 0
 	var rows []result
-	for _, mode := range []string{"interval", "always"} {
-		systems := []func() []result{func() []result { return b.tally(mode, cold) }}
-		if !b.o.skipPeers {
-			systems = append(systems,
-				func() []result { return b.redis(redisFsync(mode), cold) },
-				func() []result { return b.nats(mode) })
-			if mode == "interval" {
-				systems = append(systems, b.echo)
+	coldDone := false
+	for _, p := range b.o.patterns {
+		cold := b.round == 0 && !p.service() && !coldDone
+		coldDone = coldDone || cold
+		wls := b.workloadsOf(p)
+		if len(wls) == 0 && !cold {
+			continue // -workloads leaves this pattern nothing to run
+		}
+		modes := []string{"interval", "always"}
+		if p.service() {
+			modes = modes[:1]
+		}
+		for _, mode := range modes {
+			var systems []func() []result
+			if b.o.runs("tally") {
+				systems = append(systems, func() []result { return b.tally(p, mode, wls, cold) })
 			}
-		}
-		if b.round%2 == 1 {
-			slices.Reverse(systems)
-		}
-		for _, measure := range systems {
-			rows = append(rows, measure()...)
+			if b.o.runs("redis+lua") {
+				systems = append(systems, func() []result { return b.redis(p, redisFsync(mode), wls, cold) })
+			}
+			if b.o.runs("nats-counters") {
+				systems = append(systems, func() []result { return b.nats(p, mode, wls) })
+			}
+			if mode == "interval" && b.o.wants("w1") {
+				for _, c := range ceilings {
+					if b.o.runs(c.system) {
+						systems = append(systems, func() []result { return []result{b.echo(p, c.system, c.sync, c.mode)} })
+					}
+				}
+			}
+			if b.round%2 == 1 {
+				slices.Reverse(systems)
+			}
+			for _, measure := range systems {
+				rows = append(rows, measure()...)
+			}
 		}
 	}
 	setRatios(rows)
@@ -38,13 +61,14 @@ func (b *bench) measureRound() []result {
 // the first round.
 func (b *bench) profiling() bool { return b.o.profile && b.round == 0 }
 
-// setRatios sets each peer row's Ratio: tally's ops/s at the matching
-// durability over the peer's, both from rows.
+// setRatios sets each other row's Ratio: tally's ops/s in the same
+// pattern, at the matching durability and on the same workload, over the
+// row's, both from rows.
 func setRatios(rows []result) {
 	tally := map[string]float64{}
 	for _, row := range rows {
 		if row.System == "tally" && row.Skipped == "" {
-			tally[row.Sync+"/"+row.Workload] = row.OpsPerS
+			tally[row.Pattern+"/"+row.Sync+"/"+row.Workload] = row.OpsPerS
 		}
 	}
 	for i, row := range rows {
@@ -56,24 +80,24 @@ func setRatios(rows []result) {
 		case "everysec", "none": // nats-echo has no journal
 			sync = "interval"
 		}
-		if t, ok := tally[sync+"/"+row.Workload]; ok {
+		if t, ok := tally[row.Pattern+"/"+sync+"/"+row.Workload]; ok {
 			rows[i].Ratio = t / row.OpsPerS
 		}
 	}
 }
 
-// medianRows merges the rounds into one row per system, durability and
-// workload, in the first round's order: the round with the median ops/s
+// medianRows merges the rounds into one row per pattern, system,
+// durability and workload, in the first round's order: the round with the median ops/s
 // (the upper one of an even count), with the median of the rounds' ratios,
 // every round's ops/s and ratio, and the refused and failed calls of all
 // rounds, so that a failure in any round shows.
 func medianRows(rounds [][]result) []result {
-	type key struct{ system, sync, workload string }
+	type key struct{ pattern, system, sync, workload string }
 	var order []key
 	all := map[key][]result{}
 	for _, rows := range rounds {
 		for _, r := range rows {
-			k := key{r.System, r.Sync, r.Workload}
+			k := key{r.Pattern, r.System, r.Sync, r.Workload}
 			if _, ok := all[k]; !ok {
 				order = append(order, k)
 			}

@@ -31,33 +31,57 @@ func (b *bench) dir(name string) string {
 
 var workloads = []string{"w1", "w2", "w3"}
 
-func skipped(system, sync, workload string, err error) result {
-	return result{System: system, Sync: sync, Workload: workload, Skipped: err.Error()}
+// workloadsOf lists the workloads a pattern runs: w1-w3 for clients with
+// one call in flight, w1 for the service patterns (-workloads filters
+// both).
+func (b *bench) workloadsOf(p pattern) []string {
+	wls := workloads
+	if p.service() {
+		wls = wls[:1]
+	}
+	var out []string
+	for _, w := range wls {
+		if b.o.wants(w) {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
-func (b *bench) tally(sync string, cold bool) []result {
+// ceilings are natsecho's modes, each a system of the run.
+var ceilings = []struct{ system, sync, mode string }{
+	{"nats-echo", "none", "echo"},
+	{"nats-echo-journal", "interval", "journal"},
+	{"nats-echo-batched-journal", "interval", "batched-journal"},
+	{"nats-echo-atomic-journal", "interval", "atomic-journal"},
+}
+
+func skipped(p pattern, system, sync, workload string, err error) result {
+	return result{Pattern: p.String(), System: system, Sync: sync, Workload: workload, Skipped: err.Error()}
+}
+
+// tally measures a node on wls with pattern p, and with cold w4 after a
+// restart.
+func (b *bench) tally(p pattern, sync string, wls []string, cold bool) []result {
 	var rows []result
 	data := filepath.Join(b.dir("tally"), "data")
 	node, err := startTally(b.tallyBin, data, sync, b.profiling())
 	if err != nil {
-		return append(rows, skipped("tally", sync, "all", err))
+		return append(rows, skipped(p, "tally", sync, "all", err))
 	}
-	c, err := newTallyClient(node.url, b.o.workers)
+	c, err := newTallyClient(node.url, p.conns)
 	if err != nil {
 		node.stop()
-		return append(rows, skipped("tally", sync, "all", err))
+		return append(rows, skipped(p, "tally", sync, "all", err))
 	}
-	for _, w := range workloads {
-		if !b.o.wants(w) {
-			continue
-		}
-		b.logf("tally --sync=%s %s ...", sync, w)
-		profile := fmt.Sprintf("tally-%s-%s", sync, w)
+	for _, w := range wls {
+		b.logf("%s tally --sync=%s %s ...", p, sync, w)
+		profile := fmt.Sprintf("tally-%s-%s-%s", p, sync, w)
 		stopProfile := b.startProfile(node, profile)
-		r := runFor(b.o.workers, b.o.warmup, b.o.duration, node.pid(), c.workload(w))
+		r := runFor(p.callers(), b.o.warmup, b.o.duration, node.pid(), c.workload(w))
 		stopProfile()
 		b.heapProfile(node, profile) // what is live at the end
-		r.System, r.Sync, r.Workload = "tally", sync, w
+		r.Pattern, r.System, r.Sync, r.Workload = p.String(), "tally", sync, w
 		rows = append(rows, r)
 	}
 	if !cold || !b.o.wants("w4") {
@@ -65,49 +89,48 @@ func (b *bench) tally(sync string, cold bool) []result {
 		node.stop()
 		return rows
 	}
-	b.logf("tally --sync=%s w4: writing %d groups ...", sync, b.o.coldGroups)
+	b.logf("%s tally --sync=%s w4: writing %d groups ...", p, sync, b.o.coldGroups)
 	err = c.fill("w4-", b.o.coldGroups, 1)
 	c.close()
 	node.stop()
 	if err != nil {
-		return append(rows, skipped("tally", sync, "w4", err))
+		return append(rows, skipped(p, "tally", sync, "w4", err))
 	}
 	node, err = startTally(b.tallyBin, data, sync, b.profiling())
 	if err != nil {
-		return append(rows, skipped("tally", sync, "w4", err))
+		return append(rows, skipped(p, "tally", sync, "w4", err))
 	}
 	defer node.stop()
-	if c, err = newTallyClient(node.url, b.o.workers); err != nil {
-		return append(rows, skipped("tally", sync, "w4", err))
+	if c, err = newTallyClient(node.url, p.conns); err != nil {
+		return append(rows, skipped(p, "tally", sync, "w4", err))
 	}
 	defer c.close()
-	b.logf("tally --sync=%s w4: first get of %d groups after a restart ...", sync, b.o.coldGroups)
-	stopProfile := b.startProfile(node, fmt.Sprintf("tally-%s-w4", sync))
-	r := runN(b.o.workers, uint64(b.o.coldGroups), node.pid(), c.coldGets("w4-", b.o.coldGroups))
+	b.logf("%s tally --sync=%s w4: first get of %d groups after a restart ...", p, sync, b.o.coldGroups)
+	stopProfile := b.startProfile(node, fmt.Sprintf("tally-%s-%s-w4", p, sync))
+	r := runN(p.callers(), uint64(b.o.coldGroups), node.pid(), c.coldGets("w4-", b.o.coldGroups))
 	stopProfile()
-	r.System, r.Sync, r.Workload = "tally", sync, "w4"
+	r.Pattern, r.System, r.Sync, r.Workload = p.String(), "tally", sync, "w4"
 	return append(rows, r)
 }
 
-func (b *bench) redis(fsync string, cold bool) []result {
+// redis measures Redis with Lua on wls with pattern p, and with cold w4
+// after a restart.
+func (b *bench) redis(p pattern, fsync string, wls []string, cold bool) []result {
 	var rows []result
 	dir := b.dir("redis")
 	srv, err := startRedis(dir, fsync)
 	if err != nil {
-		return append(rows, skipped("redis+lua", fsync, "all", err))
+		return append(rows, skipped(p, "redis+lua", fsync, "all", err))
 	}
-	c, err := newRedisClient(srv.url, b.o.workers)
+	c, err := newRedisClient(srv.url, p)
 	if err != nil {
 		srv.stop()
-		return append(rows, skipped("redis+lua", fsync, "all", err))
+		return append(rows, skipped(p, "redis+lua", fsync, "all", err))
 	}
-	for _, w := range workloads {
-		if !b.o.wants(w) {
-			continue
-		}
-		b.logf("redis appendfsync %s %s ...", fsync, w)
-		r := runFor(b.o.workers, b.o.warmup, b.o.duration, srv.pid(), c.workload(w))
-		r.System, r.Sync, r.Workload = "redis+lua", fsync, w
+	for _, w := range wls {
+		b.logf("%s redis appendfsync %s %s ...", p, fsync, w)
+		r := runFor(p.callers(), b.o.warmup, b.o.duration, srv.pid(), c.workload(w))
+		r.Pattern, r.System, r.Sync, r.Workload = p.String(), "redis+lua", fsync, w
 		rows = append(rows, r)
 	}
 	if !cold || !b.o.wants("w4") {
@@ -115,84 +138,71 @@ func (b *bench) redis(fsync string, cold bool) []result {
 		srv.stop()
 		return rows
 	}
-	b.logf("redis appendfsync %s w4: writing %d groups ...", fsync, b.o.coldGroups)
+	b.logf("%s redis appendfsync %s w4: writing %d groups ...", p, fsync, b.o.coldGroups)
 	err = c.fill("w4-", b.o.coldGroups, 1)
 	c.close()
 	srv.stop()
 	if err != nil {
-		return append(rows, skipped("redis+lua", fsync, "w4", err))
+		return append(rows, skipped(p, "redis+lua", fsync, "w4", err))
 	}
 	if srv, err = startRedis(dir, fsync); err != nil {
-		return append(rows, skipped("redis+lua", fsync, "w4", err))
+		return append(rows, skipped(p, "redis+lua", fsync, "w4", err))
 	}
 	defer srv.stop()
-	if c, err = newRedisClient(srv.url, b.o.workers); err != nil {
-		return append(rows, skipped("redis+lua", fsync, "w4", err))
+	if c, err = newRedisClient(srv.url, p); err != nil {
+		return append(rows, skipped(p, "redis+lua", fsync, "w4", err))
 	}
 	defer c.close()
-	r := runN(b.o.workers, uint64(b.o.coldGroups), srv.pid(), c.coldGets("w4-"))
-	r.System, r.Sync, r.Workload = "redis+lua", fsync, "w4"
+	r := runN(p.callers(), uint64(b.o.coldGroups), srv.pid(), c.coldGets("w4-"))
+	r.Pattern, r.System, r.Sync, r.Workload = p.String(), "redis+lua", fsync, "w4"
 	return append(rows, r)
 }
 
-func (b *bench) nats(sync string) []result {
+// nats measures JetStream's native counters on the workloads of wls they
+// can run (w1, w2) with pattern p.
+func (b *bench) nats(p pattern, sync string, wls []string) []result {
 	var rows []result
 	srv, err := startNATS(b.natsBin, b.dir("nats"), sync)
 	if err != nil {
-		return append(rows, skipped("nats-counters", sync, "all", err))
+		return append(rows, skipped(p, "nats-counters", sync, "all", err))
 	}
 	defer srv.stop()
-	c, err := newNATSCounters(srv.url, b.o.workers)
+	c, err := newNATSCounters(srv.url, p.conns)
 	if err != nil {
-		return append(rows, skipped("nats-counters", sync, "all", err))
+		return append(rows, skipped(p, "nats-counters", sync, "all", err))
 	}
 	defer c.close()
-	for _, w := range []string{"w1", "w2"} {
-		if !b.o.wants(w) {
+	for _, w := range wls {
+		if w != "w1" && w != "w2" {
 			continue
 		}
-		b.logf("nats counters sync %s %s ...", sync, w)
-		r := runFor(b.o.workers, b.o.warmup, b.o.duration, srv.pid(), c.workload(w))
-		r.System, r.Sync, r.Workload = "nats-counters", sync, w
+		b.logf("%s nats counters sync %s %s ...", p, sync, w)
+		r := runFor(p.callers(), b.o.warmup, b.o.duration, srv.pid(), c.workload(w))
+		r.Pattern, r.System, r.Sync, r.Workload = p.String(), "nats-counters", sync, w
 		rows = append(rows, r)
 	}
 	return rows
 }
 
-// echo drives natsecho, the ceilings of request/reply, with tally's w1
-// requests: the same client, subjects and payloads. nats-echo answers at
-// once; nats-echo-journal answers once the request is appended to a
-// JetStream stream, fsynced every second as tally's --sync=interval.
-func (b *bench) echo() []result {
-	if !b.o.wants("w1") {
-		return nil
-	}
-	var rows []result
-	for _, e := range []struct {
-		system, sync string
-		args         []string
-	}{
-		{"nats-echo", "none", nil},
-		{"nats-echo-journal", "interval", []string{"-journal"}},
-	} {
-		rows = append(rows, b.echoOne(e.system, e.sync, e.args))
-	}
-	return rows
-}
-
-func (b *bench) echoOne(system, sync string, args []string) result {
-	srv, err := startEcho(b.echoBin, args...)
+// echo drives a ceiling (a mode of natsecho) with tally's w1 requests and
+// pattern p: the same client, subjects and payloads. nats-echo answers at
+// once; the journals answer once the request is appended to a JetStream
+// stream, fsynced every second as tally's --sync=interval: one append per
+// request, or the requests gathered meanwhile as one message or as one
+// atomic batch on their groups' subjects.
+func (b *bench) echo(p pattern, system, sync, mode string) result {
+	srv, err := startEcho(b.echoBin, "-mode", mode)
 	if err != nil {
-		return skipped(system, sync, "w1", err)
+		return skipped(p, system, sync, "w1", err)
 	}
 	defer srv.stop()
-	c, err := newTallyClient(srv.url, b.o.workers)
+	c, err := newTallyClient(srv.url, p.conns)
 	if err != nil {
-		return skipped(system, sync, "w1", err)
+		return skipped(p, system, sync, "w1", err)
 	}
 	defer c.close()
-	b.logf("%s w1 ...", system)
-	r := runFor(b.o.workers, b.o.warmup, b.o.duration, srv.pid(), c.workload("w1"))
-	r.System, r.Sync, r.Workload = system, sync, "w1"
+	b.logf("%s %s w1 ...", p, system)
+	r := runFor(p.callers(), b.o.warmup, b.o.duration, srv.pid(), c.workload("w1"))
+	r.Pattern, r.System, r.Sync, r.Workload = p.String(), system, sync, "w1"
 	return r
 }

@@ -20,12 +20,16 @@ const (
 	w1Groups  = 10_000
 	w3Groups  = 1_000
 	reqTimout = 10 * time.Second
+	// loaders: the callers that write what a workload needs first (not
+	// measured), whatever the pattern.
+	loaders = 64
 )
 
 var protoHeader = nats.Header{"Content-Type": []string{"application/protobuf"}}
 
-// tallyClient drives a tally node over NATS with protobuf requests, one
-// connection per worker.
+// tallyClient drives a tally node over NATS with protobuf requests, caller
+// w on connection w % connections: one caller per connection, or several
+// whose concurrent requests nats.go multiplexes on it.
 type tallyClient struct {
 	conns []*nats.Conn
 	subj  map[string][]string // op -> subject per user
@@ -55,8 +59,8 @@ func closeAll(conns []*nats.Conn) {
 	}
 }
 
-func newTallyClient(url string, workers int) (*tallyClient, error) {
-	return newTallyClientOn([]string{url}, workers)
+func newTallyClient(url string, conns int) (*tallyClient, error) {
+	return newTallyClientOn([]string{url}, conns)
 }
 
 // newTallyClientOn spreads its connections over the nodes at urls.
@@ -95,7 +99,7 @@ func (t *tallyClient) call(w int, subject string, req proto.Message) error {
 	if err != nil {
 		return err
 	}
-	return outcome(t.conns[w].RequestMsg(&nats.Msg{Subject: subject, Data: data, Header: protoHeader}, reqTimout))
+	return outcome(t.conns[w%len(t.conns)].RequestMsg(&nats.Msg{Subject: subject, Data: data, Header: protoHeader}, reqTimout))
 }
 
 // outcome is a call's error: the request's, or the contract error of its
@@ -164,7 +168,7 @@ func (t *tallyClient) fillRange(prefix string, from, to, keys int) error {
 	for k := range keys {
 		counters[fmt.Sprintf("k%d", k)] = int64(k)
 	}
-	res := runN(len(t.conns), uint64(to-from), 0, func(w int, i uint64) error {
+	res := runN(loaders, uint64(to-from), 0, func(w int, i uint64) error {
 		g := prefix + strconv.Itoa(from+int(i))
 		return t.call(w, "tally.v1.admin.set", &messages.SetRequest{GroupId: g, Counters: counters})
 	})

@@ -1,28 +1,38 @@
 // Command natsecho is the benchmark's ceiling: a NATS server embedded the
 // way tally-node embeds it, with a responder on an in-process connection
-// that answers every request on tally's user subjects with its own payload
-// (and, as tally, with the request's Content-Type header).
-// No actor, no journal: what request/reply alone costs on the machine.
+// that answers every request on tally's user subjects. -mode chooses what
+// it does before answering:
 //
-// With -journal it is the ceiling of a journaled service: before
-// answering, the responder appends the request's payload to a file-backed
-// JetStream stream (fsync every second, as tally's --sync=interval) on the
-// group's subject, and answers once the append is acknowledged, as tally
-// does. It keeps no state and sends no expected sequence, so the server
-// checks nothing before storing: what one durable append per request costs.
+//   - echo: nothing; it answers with the request's payload (and, as tally,
+//     with the request's Content-Type header). No actor, no journal: what
+//     request/reply alone costs on the machine.
+//   - journal: it appends the request's payload to a file-backed JetStream
+//     stream (fsync every second, as tally's --sync=interval) on the
+//     group's subject and answers once the append is acknowledged, as
+//     tally does. It sends no expected sequence, so the server checks
+//     nothing before storing: what one durable append per request costs.
+//   - batched-journal: the requests that arrive while the previous append
+//     is in flight are stored as ONE message and all answered on its
+//     acknowledgement: what a journal that gathers appends costs, with
+//     neither per-group subjects nor checks.
+//   - atomic-journal: the requests gathered the same way are sent as one
+//     JetStream atomic batch, each on its group's subject with the
+//     expected last sequence of that subject, as tally sends it, and all
+//     answered on the commit's acknowledgement: gathered appends that keep
+//     tally's subjects and fencing.
 //
 // It prints "natsecho: serving on <url>" once it answers, and stops on
 // SIGINT or SIGTERM.
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -30,32 +40,44 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/gateway"
 	"github.com/tallyhq/tally/messages"
 )
 
+// The modes of natsecho; the benchmark names its systems nats-echo and
+// nats-echo-<mode>.
+const (
+	modeEcho    = "echo"
+	modeJournal = "journal"
+	modeBatched = "batched-journal"
+	modeAtomic  = "atomic-journal"
+)
+
+var modes = []string{modeEcho, modeJournal, modeBatched, modeAtomic}
+
 func main() {
-	journal := flag.Bool("journal", false, "append each request to a JetStream stream before answering")
+	mode := flag.String("mode", modeEcho, "what to do before answering: echo, journal, batched-journal or atomic-journal")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, *journal, func(url string) { fmt.Println("natsecho: serving on", url) })
+	err := run(ctx, *mode, func(url string) { fmt.Println("natsecho: serving on", url) })
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "natsecho:", err)
 		os.Exit(1)
 	}
 }
 
-// run serves until ctx ends, calling ready with the server's client URL
-// once it answers.
-func run(ctx context.Context, journal bool, ready func(url string)) error {
+// run serves in mode until ctx ends, calling ready with the server's
+// client URL once it answers.
+func run(ctx context.Context, mode string, ready func(url string)) error {
+	if !slices.Contains(modes, mode) {
+		return fmt.Errorf("-mode %q: want one of %v", mode, modes)
+	}
 	// Without the account's subject cache, as tally-node.
 	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true, NoSublistCache: true}
-	if journal {
+	if mode != modeEcho {
 		dir, err := os.MkdirTemp("", "natsecho-")
 		if err != nil {
 			return err
@@ -78,16 +100,36 @@ func run(ctx context.Context, journal bool, ready func(url string)) error {
 		return err
 	}
 	defer nc.Close()
-	respond := func(m *nats.Msg) { answer(m, m.Data) }
-	if journal {
-		jc, err := connect()
-		if err != nil {
+	var jc *nats.Conn // appends, on a connection of their own
+	if mode != modeEcho {
+		if jc, err = connect(); err != nil {
 			return err
 		}
 		defer jc.Close()
-		if respond, err = appender(ctx, jc); err != nil {
+		if err := createStream(ctx, jc, mode == modeAtomic); err != nil {
 			return err
 		}
+	}
+	// The appending loop, if any, ends with ctx and is waited for before
+	// the connections close.
+	var loops sync.WaitGroup
+	defer loops.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	respond := func(m *nats.Msg) { answer(m, m.Data) }
+	switch mode {
+	case modeJournal:
+		if respond, err = appender(jc); err != nil {
+			return err
+		}
+	case modeBatched:
+		q := newQueue()
+		respond = gather(q)
+		loops.Go(func() { appendBatched(ctx, jc, q) })
+	case modeAtomic:
+		q := newQueue()
+		respond = gather(q)
+		loops.Go(func() { appendAtomic(ctx, jc, q) })
 	}
 	sub, err := nc.QueueSubscribe("tally.v1.user.*.*", "echo", respond)
 	if err != nil {
@@ -100,69 +142,6 @@ func run(ctx context.Context, journal bool, ready func(url string)) error {
 	ready(ns.ClientURL())
 	<-ctx.Done()
 	return nil
-}
-
-// appender creates the stream and returns a handler that appends each
-// request to it and answers the request when the append is acknowledged,
-// with the acknowledgement's body: one subscription takes every
-// acknowledgement, and the reply subject of an append names its request.
-func appender(ctx context.Context, jc *nats.Conn) (func(*nats.Msg), error) {
-	js, err := jetstream.New(jc)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: "ECHO_JOURNAL", Subjects: []string{"echo.journal.>"}, Storage: jetstream.FileStorage,
-	}); err != nil {
-		return nil, fmt.Errorf("create stream: %w", err)
-	}
-	var (
-		mu      sync.Mutex
-		next    uint64
-		waiting = map[uint64]*nats.Msg{}
-	)
-	const ackPrefix = "echo.ack."
-	ack, err := jc.Subscribe(ackPrefix+"*", func(a *nats.Msg) {
-		id, err := strconv.ParseUint(a.Subject[len(ackPrefix):], 10, 64)
-		if err != nil {
-			return
-		}
-		mu.Lock()
-		req := waiting[id]
-		delete(waiting, id)
-		mu.Unlock()
-		switch {
-		case req == nil:
-		case bytes.Contains(a.Data, []byte(`"error"`)) || len(a.Data) == 0:
-			fail(req, "append failed: "+string(a.Data))
-		default:
-			answer(req, a.Data)
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	ack.SetPendingLimits(-1, -1)
-	return func(m *nats.Msg) {
-		var req messages.ChangeRequest
-		if err := proto.Unmarshal(m.Data, &req); err != nil || req.GetGroupId() == "" {
-			fail(m, "not a change request with a group")
-			return
-		}
-		mu.Lock()
-		next++
-		id := next
-		waiting[id] = m
-		mu.Unlock()
-		if err := jc.PublishMsg(&nats.Msg{
-			Subject: "echo.journal." + req.GetGroupId(), Reply: ackPrefix + strconv.FormatUint(id, 10), Data: m.Data,
-		}); err != nil {
-			mu.Lock()
-			delete(waiting, id)
-			mu.Unlock()
-			fail(m, err.Error())
-		}
-	}, nil
 }
 
 // answer answers m with data, with the Content-Type header tally's

@@ -16,12 +16,12 @@ import (
 )
 
 // serve runs natsecho in the test and returns a connection to it.
-func serve(t *testing.T, journal bool) *nats.Conn {
+func serve(t *testing.T, mode string) *nats.Conn {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	urls := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, journal, func(url string) { urls <- url }) }()
+	go func() { done <- run(ctx, mode, func(url string) { urls <- url }) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -65,7 +65,7 @@ func increase(t *testing.T, nc *nats.Conn, group string) *nats.Msg {
 }
 
 func TestEchoAnswersWithThePayload(t *testing.T) {
-	nc := serve(t, false)
+	nc := serve(t, modeEcho)
 	res := increase(t, nc, "g1")
 	var got messages.ChangeRequest
 	if err := proto.Unmarshal(res.Data, &got); err != nil || got.GetGroupId() != "g1" || got.GetValue() != 1 {
@@ -77,7 +77,7 @@ func TestEchoAnswersWithThePayload(t *testing.T) {
 // the work it stands for: each answer is the acknowledgement of an append
 // of the request to its group's subject.
 func TestJournalAppendsBeforeAnswering(t *testing.T) {
-	nc := serve(t, true)
+	nc := serve(t, modeJournal)
 	groups := []string{"g1", "g2", "g1"}
 	for i, g := range groups {
 		res := increase(t, nc, g)
@@ -111,13 +111,17 @@ func TestJournalAppendsBeforeAnswering(t *testing.T) {
 	}
 }
 
-func TestJournalRefusesAnUnreadableRequest(t *testing.T) {
-	nc := serve(t, true)
-	res, err := nc.Request("tally.v1.user.alice.increase", []byte("not protobuf"), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code := res.Header.Get(micro.ErrorCodeHeader); code != "10002" {
-		t.Errorf("error code = %q, want 10002 (the benchmark counts it as failed)", code)
+func TestJournalsRefuseAnUnreadableRequest(t *testing.T) {
+	for _, mode := range []string{modeJournal, modeBatched, modeAtomic} {
+		t.Run(mode, func(t *testing.T) {
+			nc := serve(t, mode)
+			res, err := nc.Request("tally.v1.user.alice.increase", []byte("not protobuf"), 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code := res.Header.Get(micro.ErrorCodeHeader); code != "10002" {
+				t.Errorf("error code = %q, want 10002 (the benchmark counts it as failed)", code)
+			}
+		})
 	}
 }

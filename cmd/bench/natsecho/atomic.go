@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Headers of a JetStream atomic batch (ADR-50) and of the per-subject
+// check tally's journal sends.
+const (
+	hdrBatchID     = "Nats-Batch-Id"
+	hdrBatchSeq    = "Nats-Batch-Sequence"
+	hdrBatchCommit = "Nats-Batch-Commit"
+	hdrExpectedSeq = "Nats-Expected-Last-Subject-Sequence"
+)
+
+// appendAtomic appends the calls q gathers until ctx ends, each gathering
+// as one JetStream atomic batch: every call's payload on its group's
+// subject with the subject's expected last sequence, as tally's journal
+// sends it, at most one call of a group per batch (a second waits for the
+// next) and maxBatch calls. The server checks every expected sequence at
+// the commit and stores all the batch or none: a stale one refuses the
+// whole batch, and each of its calls is answered with the error. The
+// commit's acknowledgement (the batch's last sequence and its count)
+// answers every call of the batch. One batch is in flight at a time.
+func appendAtomic(ctx context.Context, jc *nats.Conn, q *queue) {
+	// last holds each group's last sequence as this loop stored it, the
+	// expected sequence of its next append; only this loop touches it.
+	last := map[string]uint64{}
+	for id := uint64(1); ; id++ {
+		calls := q.take(ctx, true)
+		if calls == nil {
+			return
+		}
+		body, ack, err := commitBatch(ctx, jc, strconv.FormatUint(id, 10), calls, last)
+		if err == nil && ack.Count != len(calls) {
+			err = fmt.Errorf("batch of %d committed with count %d", len(calls), ack.Count)
+		}
+		if err == nil {
+			// A batch's messages are stored together, in order, ending
+			// at the acknowledged sequence.
+			first := ack.Sequence - uint64(len(calls)) + 1
+			for i, c := range calls {
+				last[c.group] = first + uint64(i)
+			}
+		}
+		answerAll(calls, body, err)
+	}
+}
+
+// commitBatch publishes calls as the atomic batch id: the messages before
+// the last without a reply (the server stages them and answers only the
+// commit), the last with the commit header, and waits for the commit's
+// acknowledgement.
+func commitBatch(ctx context.Context, jc *nats.Conn, id string, calls []call, last map[string]uint64) ([]byte, pubAck, error) {
+	for i, c := range calls {
+		m := &nats.Msg{Subject: journalSubject(c.group), Data: c.msg.Data, Header: nats.Header{
+			hdrBatchID:     []string{id},
+			hdrBatchSeq:    []string{strconv.Itoa(i + 1)},
+			hdrExpectedSeq: []string{strconv.FormatUint(last[c.group], 10)},
+		}}
+		if i < len(calls)-1 {
+			if err := jc.PublishMsg(m); err != nil {
+				return nil, pubAck{}, fmt.Errorf("batch %s: %w", id, err)
+			}
+			continue
+		}
+		m.Header[hdrBatchCommit] = []string{"1"}
+		return publish(ctx, jc, m)
+	}
+	return nil, pubAck{}, fmt.Errorf("batch %s: no calls", id)
+}

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tallyhq/tally/messages"
+)
+
+const (
+	callers        = 16
+	callsPerCaller = 40
+	testGroups     = 25 // fewer than the calls in flight: batches meet a group twice
+)
+
+// sent is one request of callMany and the replies it got.
+type sent struct {
+	group   string
+	payload []byte
+	replies []*nats.Msg
+}
+
+// callMany sends callers×callsPerCaller increases at once from callers
+// goroutines sharing nc, as a back-end service does, each request with a
+// reply subject of its own, and collects every reply. Once each request has
+// one, it sends one more request and reads up to its reply: natsecho sends
+// its replies in order on one connection, so a second reply to any earlier
+// request would have arrived by then.
+func callMany(t *testing.T, nc *nats.Conn) []sent {
+	t.Helper()
+	const prefix = "_INBOX.callmany."
+	sub, err := nc.SubscribeSync(prefix + ">")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	sub.SetPendingLimits(-1, -1)
+	calls := make([]sent, callers*callsPerCaller+1) // the last: the closing request
+	for i := range calls {
+		g := fmt.Sprintf("g%d", i%testGroups)
+		if i == len(calls)-1 {
+			g = "closing"
+		}
+		data, err := proto.Marshal(&messages.ChangeRequest{GroupId: g, Key: "likes", Value: int64(i + 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls[i] = sent{group: g, payload: data}
+	}
+	send := func(i int) error {
+		return nc.PublishMsg(&nats.Msg{Subject: "tally.v1.user.alice.increase", Reply: prefix + strconv.Itoa(i),
+			Data: calls[i].payload, Header: protoHeader})
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for c := range callers {
+		wg.Go(func() {
+			for i := c * callsPerCaller; i < (c+1)*callsPerCaller; i++ {
+				if err := send(i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("publish: %v", err)
+	}
+	answered, closing := 0, len(calls)-1
+	for len(calls[closing].replies) == 0 {
+		res, err := sub.NextMsg(30 * time.Second)
+		if err != nil {
+			t.Fatalf("%d of %d requests answered: %v", answered, closing, err)
+		}
+		i, err := strconv.Atoi(strings.TrimPrefix(res.Subject, prefix))
+		if err != nil || i < 0 || i >= len(calls) {
+			t.Fatalf("reply on %s: not one of the requests", res.Subject)
+		}
+		if len(calls[i].replies) == 0 && i != closing {
+			answered++
+		}
+		calls[i].replies = append(calls[i].replies, res)
+		if answered == closing && i != closing && len(calls[i].replies) == 1 {
+			if err := send(closing); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return calls[:closing]
+}
+
+// TestEveryCallAnsweredOnce checks, in every mode, that many concurrent
+// callers on one connection each get exactly one reply, and not an error:
+// the payload back from nats-echo, an acknowledgement from the journals.
+func TestEveryCallAnsweredOnce(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			calls := callMany(t, serve(t, mode))
+			for i, c := range calls {
+				if len(c.replies) != 1 {
+					t.Errorf("request %d: %d replies, want 1", i, len(c.replies))
+					continue
+				}
+				res := c.replies[0]
+				if code := res.Header.Get(micro.ErrorCodeHeader); code != "" {
+					t.Errorf("request %d answered with error %s: %s", i, code, res.Header.Get(micro.ErrorHeader))
+					continue
+				}
+				if mode == modeEcho {
+					if !bytes.Equal(res.Data, c.payload) {
+						t.Errorf("request %d: reply %x, want its payload %x", i, res.Data, c.payload)
+					}
+					continue
+				}
+				if ack := ackOf(t, res); ack.Stream != streamName || ack.Sequence == 0 {
+					t.Errorf("request %d: reply %s, want an acknowledgement from %s", i, res.Data, streamName)
+				}
+			}
+		})
+	}
+}
+
+func ackOf(t *testing.T, res *nats.Msg) pubAck {
+	t.Helper()
+	var ack pubAck
+	if err := json.Unmarshal(res.Data, &ack); err != nil {
+		t.Fatalf("reply %q is not an acknowledgement: %v", res.Data, err)
+	}
+	return ack
+}
+
+// storedMsgs reads every message of the journal's stream, by sequence.
+func storedMsgs(t *testing.T, nc *nats.Conn) map[uint64]*jetstream.RawStreamMsg {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := js.Stream(ctx, streamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := map[uint64]*jetstream.RawStreamMsg{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
+		msgs[seq] = m
+	}
+	return msgs
+}
+
+// TestBatchedJournalStoresEachCallOnce checks that each call's
+// acknowledgement names one message of the batched journal that holds the
+// call's payload, and that the stream holds every payload once.
+func TestBatchedJournalStoresEachCallOnce(t *testing.T) {
+	nc := serve(t, modeBatched)
+	calls := callMany(t, nc)
+	msgs := storedMsgs(t, nc)
+	stored := map[string]int{}
+	for seq, m := range msgs {
+		if m.Subject != batchSubject {
+			t.Errorf("message %d on %s, want %s", seq, m.Subject, batchSubject)
+		}
+		payloads, err := decodeBatch(m.Data)
+		if err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
+		for _, p := range payloads {
+			stored[string(p)]++
+		}
+	}
+	for i, c := range calls {
+		if n := stored[string(c.payload)]; n != 1 {
+			t.Errorf("request %d stored %d times, want once", i, n)
+		}
+		m := msgs[ackOf(t, c.replies[0]).Sequence]
+		if m == nil {
+			t.Errorf("request %d: acknowledged with a sequence the stream does not hold", i)
+			continue
+		}
+		payloads, _ := decodeBatch(m.Data)
+		if !containsPayload(payloads, c.payload) {
+			t.Errorf("request %d: the acknowledged message %d does not hold its payload", i, m.Sequence)
+		}
+	}
+	if len(stored) < len(calls) || len(msgs) >= len(calls) {
+		t.Errorf("%d payloads in %d messages, want at least %d payloads in fewer messages", len(stored), len(msgs), len(calls))
+	}
+}
+
+func containsPayload(payloads [][]byte, p []byte) bool {
+	for _, q := range payloads {
+		if bytes.Equal(q, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestAtomicJournalStoresEachCallOnItsSubject checks that each call's
+// payload is stored once, on its group's subject, inside the batch its
+// acknowledgement names; that no batch holds a group twice; and that each
+// message was checked against its subject's real last sequence.
+func TestAtomicJournalStoresEachCallOnItsSubject(t *testing.T) {
+	nc := serve(t, modeAtomic)
+	calls := callMany(t, nc)
+	msgs := storedMsgs(t, nc)
+	type where struct {
+		seq     uint64
+		subject string
+	}
+	stored := map[string][]where{}
+	last := map[string]uint64{}             // subject -> its last sequence so far
+	inBatch := map[string]map[string]bool{} // batch ID -> its subjects
+	for seq := uint64(1); seq <= uint64(len(msgs)); seq++ {
+		m := msgs[seq]
+		if m == nil {
+			t.Fatalf("message %d missing", seq)
+		}
+		stored[string(m.Data)] = append(stored[string(m.Data)], where{seq, m.Subject})
+		if got, want := m.Header.Get(hdrExpectedSeq), strconv.FormatUint(last[m.Subject], 10); got != want {
+			t.Errorf("message %d on %s expected last sequence %q, want %s", seq, m.Subject, got, want)
+		}
+		last[m.Subject] = seq
+		id := m.Header.Get(hdrBatchID)
+		if inBatch[id] == nil {
+			inBatch[id] = map[string]bool{}
+		}
+		if inBatch[id][m.Subject] {
+			t.Errorf("batch %q holds %s twice", id, m.Subject)
+		}
+		inBatch[id][m.Subject] = true
+	}
+	for i, c := range calls {
+		ws := stored[string(c.payload)]
+		if len(ws) != 1 {
+			t.Errorf("request %d stored %d times, want once", i, len(ws))
+			continue
+		}
+		if want := journalSubject(c.group); ws[0].subject != want {
+			t.Errorf("request %d stored on %s, want %s", i, ws[0].subject, want)
+		}
+		ack := ackOf(t, c.replies[0])
+		if first := ack.Sequence - uint64(ack.Count) + 1; ws[0].seq < first || ws[0].seq > ack.Sequence {
+			t.Errorf("request %d stored at %d, outside its acknowledged batch %d-%d", i, ws[0].seq, first, ack.Sequence)
+		}
+	}
+	if len(inBatch) >= len(calls) {
+		t.Errorf("%d calls in %d batches, want fewer batches than calls", len(calls), len(inBatch))
+	}
+}
+
+// TestAtomicJournalRefusesAStaleExpectedSequence writes to a group's
+// subject behind natsecho's back, so that its next append of the group
+// expects a sequence that is no longer the subject's last: the server must
+// refuse the batch, and the caller must get the error.
+func TestAtomicJournalRefusesAStaleExpectedSequence(t *testing.T) {
+	nc := serve(t, modeAtomic)
+	increase(t, nc, "g1")
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.Publish(ctx, journalSubject("g1"), []byte("another writer")); err != nil {
+		t.Fatal(err)
+	}
+	data, err := proto.Marshal(&messages.ChangeRequest{GroupId: "g1", Key: "likes", Value: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := nc.RequestMsg(&nats.Msg{Subject: "tally.v1.user.alice.increase", Data: data, Header: protoHeader}, 10*time.Second)
+	if err != nil {
+		t.Fatalf("request: %v", err)
+	}
+	// 10071: JetStream's wrong last sequence.
+	if code, why := res.Header.Get(micro.ErrorCodeHeader), res.Header.Get(micro.ErrorHeader); code != "10002" || !strings.Contains(why, "(10071)") {
+		t.Errorf("stale append answered with code %q, %q; want 10002 and JetStream's 10071", code, why)
+	}
+	if n := len(storedMsgs(t, nc)); n != 2 {
+		t.Errorf("stream holds %d messages, want 2 (the refused append stored nothing)", n)
+	}
+	increase(t, nc, "g2") // the refused batch leaves other groups writable
+}
