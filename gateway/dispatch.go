@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/actors"
@@ -29,12 +30,36 @@ func (g *Gateway) dispatch(r *request, user string, data []byte) {
 }
 
 // Reply answers the request with the actors' answer: a get's or a list's
-// reply as it is, a write's built from the change the write made.
+// reply as it is, a write's built from the change the write made (an
+// increase's or a decrease's in the request itself).
 func (r *request) Reply(res proto.Message, err error) {
 	if c, ok := res.(*messages.Change); ok && err == nil {
-		res = replyOf(r.op)(r.group, c)
+		if r.op == opIncrease || r.op == opDecrease {
+			r.change.GroupId, r.change.Key, r.change.Value = r.group, c.GetKey(), c.GetValue()
+			res = &r.change
+		} else {
+			res = replyOf(r.op)(r.group, c)
+		}
 	}
 	r.respond(res, err)
+}
+
+// appendChangeReply appends the protobuf encoding of an increase's or a
+// decrease's reply, as proto.Marshal writes it, without reflection.
+func appendChangeReply(b []byte, m *messages.ChangeReply) []byte {
+	if m.GetGroupId() != "" {
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendString(b, m.GetGroupId())
+	}
+	if m.GetKey() != "" {
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		b = protowire.AppendString(b, m.GetKey())
+	}
+	if m.GetValue() != 0 {
+		b = protowire.AppendTag(b, 3, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(m.GetValue()))
+	}
+	return b
 }
 
 func setReply(group string, c *messages.Change) proto.Message {

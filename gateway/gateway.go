@@ -162,6 +162,9 @@ type request struct {
 	taken   time.Time
 	part    int    // with a Router, the partition entered to serve the call here, or -1
 	group   string // a write's group, which its reply names
+	// change is an increase's or a decrease's reply, built here rather
+	// than allocated.
+	change  messages.ChangeReply
 	user    string // the calling user; empty on the admin subjects
 	endUser bool   // the call came in on Config.EndUsers
 }
@@ -462,7 +465,11 @@ func (r *request) respond(reply proto.Message, err error) {
 		reply = &messages.Error{Code: int32(code), Message: err.Error()}
 	}
 	buf := replyBufs.Get().(*[]byte)
-	msg.Data = appendEncoded((*buf)[:0], r.format, reply)
+	if c, ok := reply.(*messages.ChangeReply); ok && r.format == formatProto {
+		msg.Data = appendChangeReply((*buf)[:0], c)
+	} else {
+		msg.Data = appendEncoded((*buf)[:0], r.format, reply)
+	}
 	if err := r.nc.PublishMsg(msg); err != nil {
 		g.cfg.Logger.Warn("respond", slog.String("subject", r.subject), slog.Any("error", err))
 	}

@@ -2,12 +2,15 @@ package gateway_test
 
 import (
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"google.golang.org/protobuf/proto"
 
@@ -27,17 +30,81 @@ import (
 // and the embedded server's allocations too; the client's requests are
 // encoded before the timer starts.
 func BenchmarkIncrease(b *testing.B) {
-	benchIncrease(b, gatewaytest.StartTB(b, stayActive))
+	benchIncrease(b, gatewaytest.StartTB(b, stayActive).URL)
+}
+
+// BenchmarkIncreaseJournalCeiling runs BenchmarkIncrease's client against
+// the least a service that journals each call does on NATS: a responder
+// on an in-process connection of an embedded server, without the
+// account's subject cache as tally-node's, that appends each request to a
+// file-backed JetStream stream on its group's subject and answers with
+// its payload once the append is acknowledged (make bench's
+// nats-echo-journal). Its allocs/op are those of NATS, server and client,
+// for one journaled call: what BenchmarkIncrease's cannot go below.
+func BenchmarkIncreaseJournalCeiling(b *testing.B) {
+	s := journaltest.Start(b, &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: b.TempDir(), NoLog: true, NoSigs: true, NoSublistCache: true})
+	nc, err := nats.Connect("", nats.InProcessServer(s), nats.FlusherTimeout(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := js.CreateStream(b.Context(), jetstream.StreamConfig{Name: "CEILING", Subjects: []string{"ceiling.>"}, Storage: jetstream.FileStorage}); err != nil {
+		b.Fatal(err)
+	}
+	var (
+		mu      sync.Mutex
+		next    uint64
+		waiting = map[uint64]*nats.Msg{}
+	)
+	header := nats.Header{"Content-Type": []string{gateway.ContentTypeProtobuf}}
+	acks, err := nc.Subscribe("ceiling-ack.*", func(a *nats.Msg) {
+		id, _ := strconv.ParseUint(a.Subject[len("ceiling-ack."):], 10, 64)
+		mu.Lock()
+		req := waiting[id]
+		delete(waiting, id)
+		mu.Unlock()
+		if req != nil {
+			req.RespondMsg(&nats.Msg{Header: header, Data: req.Data})
+		}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	acks.SetPendingLimits(-1, -1)
+	var group messages.ChangeRequest
+	sub, err := nc.QueueSubscribe("tally.v1.user.*.increase", "ceiling", func(m *nats.Msg) {
+		if err := proto.Unmarshal(m.Data, &group); err != nil {
+			return
+		}
+		mu.Lock()
+		next++
+		id := next
+		waiting[id] = m
+		mu.Unlock()
+		nc.PublishMsg(&nats.Msg{Subject: "ceiling." + group.GetGroupId(), Reply: "ceiling-ack." + strconv.FormatUint(id, 10), Data: m.Data})
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sub.SetPendingLimits(-1, -1)
+	if err := nc.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	benchIncrease(b, s.ClientURL())
 }
 
 // stayActive keeps every group's actor for the benchmark's length.
 func stayActive(c *node.Config) { c.ActorIdle, c.PassivateAfter = time.Hour, time.Hour }
 
-func benchIncrease(b *testing.B, n *gatewaytest.Node) {
+func benchIncrease(b *testing.B, url string) {
 	const conns, groups = 64, 10_000
 	ncs := make([]*nats.Conn, conns)
 	for i := range ncs {
-		ncs[i] = journaltest.ConnectURL(b, n.URL)
+		ncs[i] = journaltest.ConnectURL(b, url)
 	}
 	header := nats.Header{"Content-Type": []string{gateway.ContentTypeProtobuf}}
 	payloads := make([][]byte, groups)
@@ -190,6 +257,6 @@ func benchBesideAFlood(b *testing.B, n *gatewaytest.Node, subject string, payloa
 	}
 	b.Cleanup(func() { close(stop); wg.Wait() })
 	start := time.Now()
-	benchIncrease(b, n)
+	benchIncrease(b, n.URL)
 	b.ReportMetric(float64(answered.Load())/time.Since(start).Seconds(), "flood/s")
 }
