@@ -137,6 +137,35 @@ func TestSyncedJournal(t *testing.T) {
 		}
 		t.Logf("%d appends, %d syncs", n, syncs)
 	})
+
+	// A callback runs its group's actor, which takes time: the next flush
+	// must not wait for it.
+	t.Run("SlowCallbackHoldsNoFlush", func(t *testing.T) {
+		j := opener(js, cfg)(t)
+		release := make(chan struct{})
+		var once sync.Once
+		free := func() { once.Do(func() { close(release) }) }
+		defer free() // also when the test fails, so that the syncer can stop
+		first := make(chan struct{})
+		j.AppendAsync("slow1", 0, &messages.Event{}, func(uint64, error) {
+			close(first)
+			<-release
+		})
+		<-first // its flush is done, and its callback holds the goroutine
+		before := s.Syncs()
+		second := make(chan error, 1)
+		j.AppendAsync("slow2", 0, &messages.Event{}, func(_ uint64, err error) { second <- err })
+		journaltest.CheckFor(t, 10*time.Second, time.Millisecond, func() error {
+			if s.Syncs() == before {
+				return errors.New("no flush while a callback runs")
+			}
+			return nil
+		})
+		free()
+		if err := <-second; err != nil {
+			t.Errorf("second append = %v", err)
+		}
+	})
 }
 
 // TestAppendTimesOut: an append whose acknowledgement never comes fails

@@ -25,9 +25,18 @@ type Syncer struct {
 	mu    sync.Mutex
 	cond  *sync.Cond
 	queue []func(error)
-	done  chan struct{}
-	stop  bool
-	syncs atomic.Int64
+	// synced takes each flushed batch to the goroutine that calls its
+	// callbacks, which may run actors: the next flush does not wait for
+	// them.
+	synced chan synced
+	done   chan struct{}
+	stop   bool
+	syncs  atomic.Int64
+}
+
+type synced struct {
+	batch []func(error)
+	err   error
 }
 
 // NewSyncer opens dir, the server's store directory, and starts syncing.
@@ -41,9 +50,11 @@ func NewSyncer(dir string) (*Syncer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal: syncer: %w", err)
 	}
-	s := &Syncer{dir: f, done: make(chan struct{})}
+	s := &Syncer{dir: f, done: make(chan struct{}), synced: make(chan synced, 64)}
 	s.cond = sync.NewCond(&s.mu)
-	go s.run()
+	called := make(chan struct{})
+	go s.call(called)
+	go s.run(called)
 	return s, nil
 }
 
@@ -60,8 +71,20 @@ func (s *Syncer) after(fn func(error)) {
 	s.mu.Unlock()
 }
 
-func (s *Syncer) run() {
+// call calls the callbacks of each flushed batch, in order, until run
+// closes synced.
+func (s *Syncer) call(called chan<- struct{}) {
+	defer close(called)
+	for b := range s.synced {
+		for _, fn := range b.batch {
+			fn(b.err)
+		}
+	}
+}
+
+func (s *Syncer) run(called <-chan struct{}) {
 	defer close(s.done)
+	defer func() { close(s.synced); <-called }()
 	for {
 		s.mu.Lock()
 		for len(s.queue) == 0 && !s.stop {
@@ -76,9 +99,7 @@ func (s *Syncer) run() {
 			if err != nil {
 				err = fmt.Errorf("%w: %w", ErrSync, err)
 			}
-			for _, fn := range batch {
-				fn(err)
-			}
+			s.synced <- synced{batch, err}
 		}
 		if stop {
 			return
