@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -291,9 +292,14 @@ var plain = func() (t [256]bool) {
 func (d *jsonDecoder) str() ([]byte, error) {
 	d.pos++
 	start := d.pos
-	for d.pos < len(d.data) {
-		c := d.data[d.pos]
-		switch {
+	for {
+		for d.pos+8 <= len(d.data) && plain8(binary.LittleEndian.Uint64(d.data[d.pos:])) {
+			d.pos += 8
+		}
+		if d.pos == len(d.data) {
+			return nil, d.syntax("in a string")
+		}
+		switch c := d.data[d.pos]; {
 		case plain[c]:
 			d.pos++
 		case c == '"':
@@ -308,7 +314,15 @@ func (d *jsonDecoder) str() ([]byte, error) {
 			}
 		}
 	}
-	return nil, d.syntax("in a string")
+}
+
+// plain8 reports whether the 8 bytes of x are all plain, testing them at
+// once: none below 0x20, none above ASCII, no quote and no backslash.
+func plain8(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q, b := x^(ones*'"'), x^(ones*'\\')
+	special := (x-ones*0x20)&^x | (q-ones)&^q | (b-ones)&^b | x
+	return special&highs == 0
 }
 
 // char reads a character of a string that is neither plain nor an escape:
