@@ -30,8 +30,8 @@ type jsonField struct {
 	slot slot
 }
 
-// The JSON shapes of the requests. A get decodes a requestID, and drops
-// it, as a delete does not.
+// The JSON shapes of the requests. A get has a delete's: its requestID
+// must be a string, or null, and is dropped.
 var (
 	setJSON     = []jsonField{{"groupID", slotGroup}, {"counters", slotCounters}, {"requestID", slotRequestID}}
 	changeJSON  = []jsonField{{"groupID", slotGroup}, {"key", slotKey}, {"value", slotValue}, {"requestID", slotRequestID}}
@@ -166,13 +166,7 @@ func (o *others) add(shape []jsonField, b []byte) error {
 // member reads the value of field f into r.
 func (r *requestFields) member(d *jsonDecoder, f jsonField) error {
 	if d.pos < len(d.data) && d.data[d.pos] == 'n' {
-		if err := d.null(); err != nil {
-			return err
-		}
-		if f.slot == slotCounters {
-			r.counters = nil // as encoding/json: a null map is nil, not empty
-		}
-		return nil
+		return d.null() // the field stays as if absent: a list or counters nil
 	}
 	var err error
 	switch f.slot {
