@@ -41,13 +41,3 @@ func BenchmarkAppendJSON(b *testing.B) {
 		buf = AppendJSON(buf[:0], u)
 	}
 }
-
-func BenchmarkDecodeChangeJSON(b *testing.B) {
-	data := []byte(`{"groupID":"@TGS#2abc","key":"likes","value":1,"requestID":"0f8fad5b-d9cb-469f-a165-70867728950e"}`)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := decodeChange(formatJSON, data); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

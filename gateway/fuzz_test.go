@@ -180,37 +180,20 @@ func fuzzProto(f *testing.F, o op) {
 
 // decodeAsNode decodes a request of kind o and checks it as the node does
 // before it runs it: Gateway.decodeAndPlace for the four operations,
-// Gateway.history for a history. It returns the decoder's request.
+// Gateway.history for a history. It returns the request the command was
+// decoded from.
 func decodeAsNode(o op, f format, data []byte) (proto.Message, error) {
-	var req proto.Message
-	var err error
-	switch o {
-	case opSet:
-		req, err = decodeSet(f, data)
-	case opIncrease, opDecrease:
-		req, err = decodeChange(f, data)
-	case opGet:
-		req, err = decodeGet(f, data)
-	case opDelete:
-		req, err = decodeDelete(f, data)
-	case opMembersAdd, opMembersRemove:
-		req, err = decodeMembers(f, data)
-	case opMembersList:
-		req, err = decodeList(f, data)
-	case opHistory:
+	if o == opHistory {
 		h, err := decodeHistory(f, data)
 		if err != nil {
 			return nil, err
 		}
 		return h, checkHistory(h)
 	}
-	if err != nil {
-		return nil, err
-	}
 	cmd, err := decode(o, f, "", data)
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("decode after %T: %w", req, err)
+		return nil, err
 	case cmd.change != nil:
 		err = actors.ValidateChange(cmd.group, cmd.change)
 	case cmd.list != nil:
@@ -218,7 +201,27 @@ func decodeAsNode(o op, f format, data []byte) (proto.Message, error) {
 	default:
 		err = actors.ValidateGet(cmd.get)
 	}
-	return req, err
+	return requestOf(o, cmd), err
+}
+
+// requestOf returns the request message of kind o that holds what cmd
+// does.
+func requestOf(o op, cmd command) proto.Message {
+	c := cmd.change
+	switch o {
+	case opSet:
+		return &messages.SetRequest{GroupId: cmd.group, Counters: c.GetCounters(), RequestId: c.GetRequestId()}
+	case opIncrease, opDecrease:
+		return &messages.ChangeRequest{GroupId: cmd.group, Key: c.GetKey(), Value: c.GetAmount(), RequestId: c.GetRequestId()}
+	case opGet:
+		return cmd.get
+	case opMembersAdd, opMembersRemove:
+		return &messages.MembersRequest{GroupId: cmd.group, UserIds: c.GetMembers(), RequestId: c.GetRequestId()}
+	case opMembersList:
+		return cmd.list
+	default:
+		return &messages.DeleteRequest{GroupId: cmd.group, KeyList: c.GetKeys(), RequestId: c.GetRequestId()}
+	}
 }
 
 // checkRefusal checks that a refused request gets one of the codes of a
@@ -676,6 +679,150 @@ var seedOutcomes = map[string]map[string]messages.Code{
 		"group-empty":    10015,
 		"unknown-fields": 0,
 	},
+	// The differential targets of reference_fuzz_test.go.
+	"FuzzDiffChangeJSON": {
+		"one-point-zero":              10004,
+		"exponent":                    10004,
+		"leading-zero":                10004,
+		"min-int64":                   10004,
+		"past-min-int64":              10004,
+		"unknown-numbers":             0,
+		"unknown-given-twice":         10004,
+		"unknown-given-twice-escaped": 10004,
+		"nesting-10000":               0,
+		"nesting-10001":               10004,
+		"nesting-10001-empty-objects": 10004,
+		"null-groupID":                10015,
+		"null-key":                    10004,
+		"escaped-surrogate-pair-key":  0,
+		"high-surrogate-twice":        10004,
+		"lone-surrogate-in-unknown":   10004,
+		"invalid-utf8-name":           10004,
+		"raw-control-in-unknown":      10004,
+		"raw-del-in-key":              10004,
+		"dotted-capital-i-name":       0,
+		"kelvin-in-unknown-name":      0,
+		"trailing-comma":              10004,
+		"trailing-null":               10004,
+		"value-true":                  10004,
+		"value-object":                10004,
+		"value-string-of-json-number": 10004,
+		"all-escapes-in-unknown":      0,
+		"bad-escape-in-unknown":       10004,
+		"empty-object":                10004,
+		"whitespace-everywhere":       0,
+	},
+	"FuzzDiffGetJSON": {
+		"requestID-number":     10004,
+		"requestID-string":     0,
+		"requestid-other-case": 10004,
+		"value-other-case":     0,
+		"keyList-nested-array": 10004,
+		"keyList-object":       10004,
+	},
+	"FuzzDiffSetJSON": {
+		"counter-minus-zero":         0,
+		"counter-one-point-zero":     10004,
+		"counter-string":             10004,
+		"counter-array":              10004,
+		"counter-keys-escaped-alike": 10004,
+		"counters-null-then-given":   10004,
+		"counters-empty-key":         10004,
+	},
+	"FuzzDiffDeleteJSON": {
+		"keyList-empty":        0,
+		"keyList-null":         0,
+		"keyList-null-element": 10004,
+	},
+	"FuzzDiffMembersJSON": {
+		"valid":               0,
+		"repeated-user":       0,
+		"null-user":           10004,
+		"userIDs-null":        10004,
+		"user-number":         10004,
+		"userids-other-case":  10004,
+		"userIDs-given-twice": 10004,
+	},
+	"FuzzDiffListJSON": {
+		"valid":                0,
+		"no-limit":             0,
+		"limit-null":           0,
+		"limit-zero":           10004,
+		"limit-minus-zero":     10004,
+		"limit-1000":           0,
+		"limit-1001":           10004,
+		"limit-one-point-zero": 10004,
+		"limit-past-uint32":    10004,
+		"after-null":           0,
+		"after-bad-user":       10004,
+	},
+	"FuzzDiffHistoryJSON": {
+		"fromSeq-minus-zero": 10004,
+		"limit-minus-zero":   10004,
+		"limit-null":         0,
+		"limit-max-uint32":   10004,
+		"fromSeq-exponent":   10004,
+	},
+	"FuzzDiffChangeProto": {
+		"value-as-bytes":               0,
+		"value-as-fixed64":             0,
+		"group-as-varint":              10015,
+		"non-minimal-tag":              0,
+		"non-minimal-value":            0,
+		"field-zero":                   10004,
+		"field-past-max":               10004,
+		"field-max":                    0,
+		"unknown-group":                0,
+		"end-group-mismatch":           10004,
+		"end-group-alone":              10004,
+		"reserved-wire-type":           10004,
+		"known-field-as-group":         0,
+		"overlong-varint":              10004,
+		"ten-byte-varint-top-bit":      10004,
+		"truncated-length":             10004,
+		"invalid-utf8-key-overwritten": 10004,
+		"invalid-utf8-unknown":         0,
+	},
+	"FuzzDiffSetProto": {
+		"entry-without-key":                  10004,
+		"entry-without-value":                0,
+		"entry-key-twice":                    0,
+		"entry-value-as-bytes":               0,
+		"entry-unknown-group":                0,
+		"entry-end-group":                    10004,
+		"entry-field-zero":                   10004,
+		"entry-field-past-max":               10004,
+		"entry-invalid-utf8-key-overwritten": 10004,
+		"counters-as-varint":                 10004,
+		"counters-as-varint-then-entry":      0,
+		"entry-truncated":                    10004,
+		"same-key-two-entries":               0,
+	},
+	"FuzzDiffGetProto": {
+		"unknown-kept":            0,
+		"unknown-non-minimal-tag": 0,
+		"requestID-is-unknown":    0,
+	},
+	"FuzzDiffListProto": {
+		"valid":              0,
+		"limit-past-uint32":  0,
+		"limit-1001":         10004,
+		"limit-zero":         0,
+		"after-invalid-utf8": 10004,
+	},
+	"FuzzDiffHistoryProto": {
+		"limit-past-uint32": 0,
+		"fromSeq-as-bytes":  0,
+	},
+	"FuzzDiffMembersProto": {
+		"valid":             0,
+		"invalid-utf8-user": 10004,
+		"no-users":          10004,
+	},
+	"FuzzDiffDeleteProto": {
+		"requestID-as-fixed32":  0,
+		"key-list-empty-string": 10004,
+	},
 }
 
 // seedTargets are the targets with seeds in testdata/fuzz, with the kind
@@ -694,6 +841,20 @@ var seedTargets = map[string]struct {
 	"FuzzDecodeGetProto":     {opGet, formatProto},
 	"FuzzDecodeDeleteProto":  {opDelete, formatProto},
 	"FuzzDecodeHistoryProto": {opHistory, formatProto},
+	"FuzzDiffSetJSON":        {opSet, formatJSON},
+	"FuzzDiffChangeJSON":     {opIncrease, formatJSON},
+	"FuzzDiffGetJSON":        {opGet, formatJSON},
+	"FuzzDiffDeleteJSON":     {opDelete, formatJSON},
+	"FuzzDiffMembersJSON":    {opMembersAdd, formatJSON},
+	"FuzzDiffListJSON":       {opMembersList, formatJSON},
+	"FuzzDiffHistoryJSON":    {opHistory, formatJSON},
+	"FuzzDiffSetProto":       {opSet, formatProto},
+	"FuzzDiffChangeProto":    {opIncrease, formatProto},
+	"FuzzDiffGetProto":       {opGet, formatProto},
+	"FuzzDiffDeleteProto":    {opDelete, formatProto},
+	"FuzzDiffMembersProto":   {opMembersAdd, formatProto},
+	"FuzzDiffListProto":      {opMembersList, formatProto},
+	"FuzzDiffHistoryProto":   {opHistory, formatProto},
 }
 
 // TestFuzzSeeds checks that every seed in testdata/fuzz has its outcome
@@ -738,7 +899,7 @@ func TestFuzzSeeds(t *testing.T) {
 
 // readSeed reads a seed file of the `go test fuzz v1` format holding one
 // []byte.
-func readSeed(t *testing.T, path string) []byte {
+func readSeed(t testing.TB, path string) []byte {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {

@@ -26,28 +26,20 @@ const (
 	historyReads   = 8
 )
 
-type historyJSON struct {
-	GroupID string  `json:"groupID"`
-	FromSeq *uint64 `json:"fromSeq"`
-	Limit   *uint32 `json:"limit"`
-}
-
+// decodeHistory decodes a history request.
 func decodeHistory(f format, data []byte) (*messages.HistoryRequest, error) {
-	req := new(messages.HistoryRequest)
+	var r requestFields
+	var err error
 	if f == formatProto {
-		return req, decodeProto(data, req)
+		err = r.decodeProto(data, historyProto)
+	} else {
+		err = r.decodeJSON(data, historyJSON)
 	}
-	var j historyJSON
-	if err := decodeJSON(data, &j); err != nil {
+	if err != nil {
 		return nil, err
 	}
-	req.GroupId = j.GroupID
-	if j.FromSeq != nil {
-		req.FromSeq = *j.FromSeq
-	}
-	if j.Limit != nil {
-		req.Limit = *j.Limit
-	}
+	req := &messages.HistoryRequest{GroupId: r.group, FromSeq: r.fromSeq, Limit: r.limit32}
+	r.keepUnknown(req)
 	return req, nil
 }
 

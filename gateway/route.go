@@ -148,52 +148,17 @@ func replyOf(o op) func(string, *messages.Change) proto.Message {
 // decode decodes a request of user ("" on the admin subjects) into the
 // command it asks for and its group.
 func decode(o op, f format, user string, data []byte) (command, error) {
-	switch o {
-	case opSet:
-		req, err := decodeSet(f, data)
-		if err != nil {
-			return command{}, err
-		}
-		return command{group: req.GetGroupId(), change: &messages.Change{Op: messages.Op_OP_SET, Counters: req.GetCounters(), RequestId: req.GetRequestId(), User: user}}, nil
-	case opIncrease, opDecrease:
-		req, err := decodeChange(f, data)
-		if err != nil {
-			return command{}, err
-		}
-		kind := messages.Op_OP_INCREASE
-		if o == opDecrease {
-			kind = messages.Op_OP_DECREASE
-		}
-		return command{group: req.GetGroupId(), change: &messages.Change{Op: kind, Key: req.GetKey(), Amount: req.GetValue(), RequestId: req.GetRequestId(), User: user}}, nil
-	case opGet:
-		req, err := decodeGet(f, data)
-		if err != nil {
-			return command{}, err
-		}
-		return command{group: req.GetGroupId(), get: req}, nil
-	case opMembersAdd, opMembersRemove:
-		req, err := decodeMembers(f, data)
-		if err != nil {
-			return command{}, err
-		}
-		kind := messages.Op_OP_MEMBERS_ADD
-		if o == opMembersRemove {
-			kind = messages.Op_OP_MEMBERS_REMOVE
-		}
-		return command{group: req.GetGroupId(), change: &messages.Change{Op: kind, Members: req.GetUserIds(), RequestId: req.GetRequestId()}}, nil
-	case opMembersList:
-		req, err := decodeList(f, data)
-		if err != nil {
-			return command{}, err
-		}
-		return command{group: req.GetGroupId(), list: req}, nil
-	default:
-		req, err := decodeDelete(f, data)
-		if err != nil {
-			return command{}, err
-		}
-		return command{group: req.GetGroupId(), change: &messages.Change{Op: messages.Op_OP_DELETE, Keys: req.GetKeyList(), RequestId: req.GetRequestId(), User: user}}, nil
+	var r requestFields
+	var err error
+	if f == formatProto {
+		err = r.decodeProto(data, protoShapeOf(o))
+	} else {
+		err = r.decodeJSON(data, jsonShapeOf(o))
 	}
+	if err != nil {
+		return command{}, err
+	}
+	return r.command(o, user), nil
 }
 
 // forward hands the request on to the node at inbox, which answers the
