@@ -99,11 +99,8 @@ type group struct {
 	spareBatch []*pending
 	spareEvent *messages.Event
 	appendDone func(seq uint64, err error)
-	// ack is the message appendDone sends: one append is in flight at a
-	// time, and the actor reads it before the next append starts.
-	ack       appended
-	updates   string // the subject of the group's updates, once known
-	updatesMO bool   // whether updates is the subject of a group with members
+	updates    string // the subject of the group's updates, once known
+	updatesMO  bool   // whether updates is the subject of a group with members
 
 	waiting map[dedupe.Key]*pending // request IDs (by user) of queued and in-flight commands
 
@@ -488,7 +485,9 @@ func (g *group) recycle(batch []*pending, ev *messages.Event) {
 // as an appended message.
 func (g *group) append(ev *messages.Event) {
 	if g.appendDone == nil {
-		pass, ack := &g.pass, &g.ack
+		// One message for every acknowledgement: one append is in flight
+		// at a time, and the actor reads it before the next one starts.
+		pass, ack := &g.pass, &appended{}
 		g.appendDone = func(seq uint64, err error) {
 			ack.seq, ack.err = seq, err
 			pass.send(ack)

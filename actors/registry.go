@@ -22,17 +22,21 @@ import (
 // dropped. One goroutine per registry keeps a coarse clock and sweeps the
 // names, so that no actor needs a timer of its own.
 type registry struct {
-	root   *actor.RootContext
-	props  *actor.Props
-	ours   bool // props make tally's mailbox (mailbox.go)
-	seed   maphash.Seed
-	idle   int64 // nanos without a message after which an actor is asked to stop
-	keep   int64 // nanos a snapshot is kept; 0 keeps none
-	now    atomic.Int64
-	stop   chan struct{}
-	done   chan struct{}
-	once   sync.Once
-	shards [256]shard
+	root  *actor.RootContext
+	props *actor.Props
+	ours  bool // props make tally's mailbox (mailbox.go)
+	// spawnMu is held around each spawn of ours, so that spawned is the
+	// mailbox its props just made.
+	spawnMu sync.Mutex
+	spawned *mailbox
+	seed    maphash.Seed
+	idle    int64 // nanos without a message after which an actor is asked to stop
+	keep    int64 // nanos a snapshot is kept; 0 keeps none
+	now     atomic.Int64
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	shards  [256]shard
 }
 
 type shard struct {
@@ -77,8 +81,9 @@ type activate struct {
 type idleCheck struct{}
 
 // newRegistry returns a registry of the actors props make. With ours, the
-// actors get tally's mailbox whatever props say, and run the messages sent
-// to them when idle on the sender's goroutine.
+// actors get tally's mailbox whatever props say (props are changed to make
+// it), and run the messages sent to them when idle on the sender's
+// goroutine.
 func newRegistry(root *actor.RootContext, props *actor.Props, ours bool, idle, keep time.Duration) *registry {
 	r := &registry{
 		root: root, props: props, ours: ours, seed: maphash.MakeSeed(),
@@ -88,6 +93,12 @@ func newRegistry(root *actor.RootContext, props *actor.Props, ours bool, idle, k
 	for i := range r.shards {
 		r.shards[i].entries = map[string]*entry{}
 		r.shards[i].live = map[string]*entry{}
+	}
+	if ours {
+		props.Configure(actor.WithMailbox(func() actor.Mailbox {
+			r.spawned = &mailbox{} // under spawnMu
+			return r.spawned
+		}))
 	}
 	r.now.Store(systemClock{}.Mono())
 	go r.sweep(min(max(idle/4, time.Millisecond), time.Second))
@@ -196,14 +207,13 @@ func (e *entry) backOff(soon bool) {
 // actor's first message, its activation, is scheduled on the pool, so
 // that messages posted meanwhile queue behind it.
 func (r *registry) spawn(name string, snap *snapshot) (*actor.PID, *mailbox) {
-	props := r.props
 	var mb *mailbox
+	r.spawnMu.Lock()
+	pid := r.root.Spawn(r.props) // makes its mailbox on this goroutine
 	if r.ours {
-		mb = &mailbox{}
-		own := *r.props
-		props = own.Configure(actor.WithMailbox(func() actor.Mailbox { return mb }))
+		mb, r.spawned = r.spawned, nil
 	}
-	pid := r.root.Spawn(props)
+	r.spawnMu.Unlock()
 	r.root.Send(pid, &activate{name: name, reg: r, snap: snap, mb: mb})
 	return pid, mb
 }
