@@ -3,21 +3,17 @@ package cluster
 import (
 	"fmt"
 	"hash/fnv"
+
+	"github.com/tallyhq/tally/journal"
 )
 
 // Partition returns the partition of a group or user ID.
 func (c *Cluster) Partition(id string) int { return PartitionOf(id, len(c.parts)) }
 
 // PartitionOf returns the partition of a group or user ID among n: the
-// FNV-1a hash of the ID, modulo n.
-func PartitionOf(id string, n int) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(id); i++ {
-		h ^= uint32(id[i])
-		h *= 16777619
-	}
-	return int(h % uint32(n))
-}
+// FNV-1a hash of the ID, modulo n (journal.PartitionOf, by which the
+// journal's shards hold whole partitions).
+func PartitionOf(id string, n int) int { return journal.PartitionOf(id, n) }
 
 type ranked struct {
 	name  string

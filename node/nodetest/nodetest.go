@@ -48,13 +48,17 @@ no_auth_user: app
 
 // Roles reads, through nc (a connection to the account that holds the
 // journal and the cluster's buckets), which node leads the journal's
-// stream and which holds the lease of group's partition.
+// stream that holds group and which holds the lease of group's partition.
 func Roles(ctx context.Context, nc *nats.Conn, group string) (leader, owner string, err error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return "", "", err
 	}
-	st, err := js.Stream(ctx, journal.DefaultConfig().Stream)
+	layout, err := journal.Discover(ctx, js, journal.DefaultConfig())
+	if err != nil {
+		return "", "", err
+	}
+	st, err := js.Stream(ctx, layout.StreamOf(layout.ShardOf(group)))
 	if err != nil {
 		return "", "", fmt.Errorf("journal stream: %w", err)
 	}
