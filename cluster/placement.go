@@ -93,9 +93,19 @@ func (c *Cluster) target(p int) (inbox string, park bool) {
 	}
 }
 
-// chosen is p's owner by rendezvous hashing over the view. Called with mu
-// held.
+// chosen is p's owner: its shard's owner with a journal of several
+// shards, else the one rendezvous hashing picks over the view. Called with
+// mu held.
 func (c *Cluster) chosen(p int) *ranked {
+	if len(c.shards) > 0 {
+		name := c.shards[c.cfg.Journal.ShardOfPartition(p)].owner
+		for i := range c.ranked {
+			if c.ranked[i].name == name {
+				return &c.ranked[i]
+			}
+		}
+		return nil
+	}
 	var best *ranked
 	var bestScore uint64
 	for i := range c.ranked {

@@ -286,6 +286,7 @@ func (n *Node) joinCluster(ctx context.Context, js jetstream.JetStream, replicas
 	}
 	cfg := cluster.DefaultConfig()
 	cfg.Name, cfg.Replicas, cfg.Logger, cfg.Metrics = n.cfg.Name, replicas, n.log, n.metrics
+	cfg.Journal = n.journal.Layout()
 	// One identity for every attempt below.
 	cfg.Inbox, cfg.Started = cluster.NewInbox(cfg.Prefix), time.Now()
 	// An attempt may wait for a crashed process's member record of the

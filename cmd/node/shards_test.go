@@ -19,8 +19,10 @@ import (
 
 	"github.com/tallyhq/tally/audit"
 	"github.com/tallyhq/tally/client"
+	"github.com/tallyhq/tally/cluster"
 	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/messages"
+	"github.com/tallyhq/tally/node/nodetest"
 )
 
 // The fixtures were made by the version before the journal had shards:
@@ -187,4 +189,35 @@ func untar(t *testing.T, archive, dir string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestClusterOnOneStream runs a cluster on a journal of one stream, as
+// every journal was before shards: the nodes keep it, serve from every
+// node, and each partition's owner is the one rendezvous hashing picks,
+// as before.
+func TestClusterOnOneStream(t *testing.T) {
+	c := startCluster(t, 3, true, "--journal-shards", "1")
+	for _, m := range c.members {
+		logged(t, m.p, "TALLY_JOURNAL (tally.journal.<group>, R3)")
+	}
+	checkServesFromEveryNode(t, c)
+	nc := journaltest.ConnectURL(t, c.ops)
+	var names []string
+	for _, m := range c.members {
+		names = append(names, m.name)
+	}
+	journaltest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		owners, err := nodetest.Owners(ctx, nc)
+		if err != nil {
+			return err
+		}
+		for p, o := range owners {
+			if want := cluster.Owner(names, p); o != want {
+				return fmt.Errorf("partition %d is held by %q, want %s", p, o, want)
+			}
+		}
+		return nil
+	})
 }
