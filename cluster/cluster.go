@@ -3,10 +3,14 @@
 //
 // Groups and users fall into a fixed number of partitions by the FNV-1a
 // hash of their IDs. Nodes register in a members bucket with heartbeats and
-// a TTL; each partition's owner is chosen by rendezvous hashing over the
-// live members and holds a lease on it, a key of the leases bucket created
-// by the owner and renewed with the revision it last saw (a compare and
-// set): the revision at creation is the lease's epoch. A node serves a
+// a TTL, each naming its NATS server. With a journal of several shards, a
+// partition's owner is its shard's owner (Assign: one among the members
+// on the servers of the shard's stream), who also moves the stream's
+// leader to its own server (leaders.go); with a journal of one stream,
+// each partition's owner is chosen by rendezvous hashing over the live
+// members. The owner holds a lease on the partition, a key of the leases
+// bucket created by the owner and renewed with the revision it last saw
+// (a compare and set): the revision at creation is the lease's epoch. A node serves a
 // partition only while its lease is valid by its own monotonic clock, which
 // it counts from before each renewal was sent, with a margin: the bucket
 // removes the key no earlier than TTL after it stored the renewal, so no
@@ -43,11 +47,14 @@ type Cluster struct {
 	log     *slog.Logger
 	members jetstream.KeyValue
 	leases  jetstream.KeyValue
+	js      jetstream.JetStream
 	nc      *nats.Conn
 	pong    *nats.Subscription // answers the others' probes
+	elected *nats.Subscription // the journal streams' leader elections
+	server  string             // the NATS server nc is on; guarded by mu
 	inbox   string
-	record  []byte // this node's member record
-	lease   []byte // this node's lease value
+	record  atomic.Pointer[[]byte] // this node's member record
+	lease   []byte                 // this node's lease value
 	base    time.Time
 	ttl     int64 // nanos a lease is valid after its renewal was sent
 
@@ -58,7 +65,8 @@ type Cluster struct {
 	ranked  []ranked                    // the view, for rendezvous hashing
 	holders []*messages.Lease           // each partition's holder by the watch, or nil
 	parked  [][]waiter
-	stopped bool // Stop began: acquire nothing more
+	shards  []shard // the journal's shards, with several
+	stopped bool    // Stop began: acquire nothing more
 
 	memberRev atomic.Uint64
 	beaten    atomic.Int64 // mono nanos when the last heartbeat that got through was sent
@@ -72,6 +80,7 @@ type Cluster struct {
 	membersSeen  atomic.Bool
 	leasesSeen   atomic.Bool
 	poke         chan struct{}
+	reread       chan struct{} // a journal stream elected a leader
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
 	owned        atomic.Int32 // partitions owned, for logs
@@ -96,13 +105,18 @@ func Start(ctx context.Context, js jetstream.JetStream, cfg Config) (*Cluster, e
 		inbox: cfg.Inbox, base: time.Now(),
 		parts: make([]part, cfg.Partitions), view: map[string]*messages.Member{},
 		holders: make([]*messages.Lease, cfg.Partitions), parked: make([][]waiter, cfg.Partitions),
-		poke: make(chan struct{}, 1), failed: make(chan error, 1),
+		poke: make(chan struct{}, 1), failed: make(chan error, 1), reread: make(chan struct{}, 1),
+		js: js, nc: js.Conn(),
 	}
-	var err error
-	c.record, err = proto.Marshal(&messages.Member{Name: cfg.Name, Inbox: c.inbox, StartedUnixNano: cfg.Started.UnixNano()})
+	if cfg.Journal.Shards > 1 {
+		c.shards = make([]shard, cfg.Journal.Shards)
+	}
+	c.server = c.nc.ConnectedServerName()
+	record, err := proto.Marshal(&messages.Member{Name: cfg.Name, Inbox: c.inbox, StartedUnixNano: cfg.Started.UnixNano(), Server: c.server})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: member record: %w", err)
 	}
+	c.record.Store(&record)
 	if c.lease, err = proto.Marshal(&messages.Lease{Node: cfg.Name, Inbox: c.inbox}); err != nil {
 		return nil, fmt.Errorf("cluster: lease: %w", err)
 	}
@@ -118,12 +132,20 @@ func Start(ctx context.Context, js jetstream.JetStream, cfg Config) (*Cluster, e
 	}
 	// Another node may have set the bucket's TTL: count from the shorter.
 	c.ttl = int64(min(status.TTL(), cfg.LeaseTTL) - cfg.LeaseMargin)
-	c.nc = js.Conn()
+	if len(c.shards) > 0 {
+		// Before the view: the first owners already know the peers.
+		c.readShards(ctx)
+		if c.elected, err = c.watchLeaders(); err != nil {
+			return nil, err
+		}
+	}
 	if c.pong, err = c.nc.Subscribe(c.inbox+probeSuffix, func(m *nats.Msg) { m.Respond(nil) }); err != nil {
+		c.unwatchLeaders()
 		return nil, fmt.Errorf("cluster: subscribe %s: %w", c.inbox+probeSuffix, err)
 	}
 	if err := c.register(ctx); err != nil {
 		c.pong.Unsubscribe()
+		c.unwatchLeaders()
 		return nil, err
 	}
 	rctx, cancel := context.WithCancel(context.Background())
@@ -131,10 +153,14 @@ func Start(ctx context.Context, js jetstream.JetStream, cfg Config) (*Cluster, e
 	if err := c.watch(rctx); err != nil {
 		cancel()
 		c.pong.Unsubscribe()
+		c.unwatchLeaders()
 		return nil, err
 	}
 	c.wg.Go(func() { c.heartbeat(rctx) })
 	c.wg.Go(func() { c.run(rctx) })
+	if len(c.shards) > 0 {
+		c.wg.Go(func() { c.keepLeaders(rctx) })
+	}
 	c.log.Info("joined the cluster", slog.String("node", cfg.Name), slog.Int("partitions", cfg.Partitions), slog.Int("replicas", cfg.Replicas))
 	return c, nil
 }
@@ -213,6 +239,7 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	if uerr := c.pong.Unsubscribe(); uerr != nil && !errors.Is(uerr, nats.ErrConnectionClosed) {
 		c.log.Debug("leaving: unsubscribe from probes", slog.Any("error", uerr))
 	}
+	c.unwatchLeaders()
 	c.replaceAll()
 	return err
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/metrics"
 )
 
@@ -28,6 +29,11 @@ type Config struct {
 	Partitions int
 	// Replicas of the members and leases buckets: those of the journal.
 	Replicas int
+	// Journal is the layout of the journal the nodes write. With several
+	// shards, a partition's owner is its shard's owner (see Assign), who
+	// moves the leader of the shard's stream to its own server; with one,
+	// each partition's owner is chosen on its own.
+	Journal journal.Layout
 	// Storage of the buckets: memory, since leases must not outlive a
 	// restart of the whole cluster anyway.
 	Storage jetstream.StorageType
@@ -91,6 +97,8 @@ func (c Config) Validate() error {
 		return errors.New("cluster: a node needs a name")
 	case c.Partitions < 1 || c.Partitions > 4096:
 		return fmt.Errorf("cluster: partitions %d not in 1..4096", c.Partitions)
+	case c.Journal.Shards > 1 && c.Partitions != journal.Partitions:
+		return fmt.Errorf("cluster: a journal of %d shards divides %d partitions, not %d", c.Journal.Shards, journal.Partitions, c.Partitions)
 	case c.Replicas < 1 || c.Replicas > 5:
 		return fmt.Errorf("cluster: replicas %d not in 1..5", c.Replicas)
 	case c.Heartbeat <= 0 || c.OpTimeout <= 0 || c.ParkFor <= 0 || c.DrainFor <= 0:

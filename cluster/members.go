@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,7 +22,7 @@ func (c *Cluster) register(ctx context.Context) error {
 	deadline := time.Now().Add(c.cfg.MemberTTL + c.cfg.Heartbeat)
 	for {
 		octx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
-		rev, err := c.members.Create(octx, c.cfg.Name, c.record)
+		rev, err := c.members.Create(octx, c.cfg.Name, *c.record.Load())
 		cancel()
 		switch {
 		case err == nil:
@@ -173,7 +172,8 @@ func (c *Cluster) beat(ctx context.Context) error {
 	octx, cancel := context.WithTimeout(ctx, c.cfg.OpTimeout)
 	defer cancel()
 	sent := c.mono()
-	rev, err := c.members.Update(octx, c.cfg.Name, c.record, c.memberRev.Load())
+	c.followServer()
+	rev, err := c.members.Update(octx, c.cfg.Name, *c.record.Load(), c.memberRev.Load())
 	if err != nil && journal.WrongLastSequence(err) {
 		// A heartbeat that timed out may have been stored after all.
 		switch c.adopt(octx) {
@@ -185,7 +185,7 @@ func (c *Cluster) beat(ctx context.Context) error {
 			return fmt.Errorf("cluster: %s: %w", c.cfg.Name, ErrNameTaken)
 		}
 		c.log.Warn("the node's member record expired; registering again")
-		rev, err = c.members.Create(octx, c.cfg.Name, c.record)
+		rev, err = c.members.Create(octx, c.cfg.Name, *c.record.Load())
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			if c.adopt(octx) == others {
 				return fmt.Errorf("cluster: %s: %w", c.cfg.Name, ErrNameTaken)
@@ -223,7 +223,7 @@ const (
 func (c *Cluster) adopt(ctx context.Context) int {
 	e, err := c.members.Get(ctx, c.cfg.Name)
 	switch {
-	case err == nil && bytes.Equal(e.Value(), c.record):
+	case err == nil && c.mine(e.Value()):
 		c.memberRev.Store(e.Revision())
 		return ours
 	case err == nil:
@@ -232,6 +232,35 @@ func (c *Cluster) adopt(ctx context.Context) int {
 		return gone
 	}
 	return unknown
+}
+
+// mine reports whether a member record is this process's: its inbox and
+// start, whichever server it named.
+func (c *Cluster) mine(record []byte) bool {
+	var m messages.Member
+	return proto.Unmarshal(record, &m) == nil && m.GetName() == c.cfg.Name &&
+		m.GetInbox() == c.inbox && m.GetStartedUnixNano() == c.cfg.Started.UnixNano()
+}
+
+// followServer makes the member record name the server the node's
+// connection is on now: after a reconnect, another one.
+func (c *Cluster) followServer() {
+	srv := c.nc.ConnectedServerName()
+	c.mu.Lock()
+	changed := srv != "" && srv != c.server
+	if changed {
+		c.server = srv
+	}
+	c.mu.Unlock()
+	if !changed {
+		return
+	}
+	record, err := proto.Marshal(&messages.Member{Name: c.cfg.Name, Inbox: c.inbox, StartedUnixNano: c.cfg.Started.UnixNano(), Server: srv})
+	if err != nil {
+		return
+	}
+	c.record.Store(&record)
+	c.log.Info("the node's connection is on another server", slog.String("server", srv))
 }
 
 // member reports whether the node's last heartbeat that got through is
@@ -266,7 +295,7 @@ func (c *Cluster) onMember(e jetstream.KeyValueEntry) {
 		delete(c.view, name)
 	}
 	m, has := c.view[name]
-	changed := had != has || (has && m.GetInbox() != old.GetInbox())
+	changed := had != has || (has && (m.GetInbox() != old.GetInbox() || m.GetServer() != old.GetServer()))
 	if changed {
 		c.rank()
 	}
@@ -277,8 +306,10 @@ func (c *Cluster) onMember(e jetstream.KeyValueEntry) {
 	}
 }
 
-// rank rebuilds the rendezvous list from the view. Called with mu held.
+// rank rebuilds the rendezvous list from the view, and the shards'
+// owners. Called with mu held.
 func (c *Cluster) rank() {
+	defer c.assign()
 	c.ranked = c.ranked[:0]
 	for name, m := range c.view {
 		c.ranked = append(c.ranked, ranked{name: name, hash: nameHash(name), inbox: m.GetInbox()})

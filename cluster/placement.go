@@ -3,21 +3,17 @@ package cluster
 import (
 	"fmt"
 	"hash/fnv"
+
+	"github.com/tallyhq/tally/journal"
 )
 
 // Partition returns the partition of a group or user ID.
 func (c *Cluster) Partition(id string) int { return PartitionOf(id, len(c.parts)) }
 
 // PartitionOf returns the partition of a group or user ID among n: the
-// FNV-1a hash of the ID, modulo n.
-func PartitionOf(id string, n int) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(id); i++ {
-		h ^= uint32(id[i])
-		h *= 16777619
-	}
-	return int(h % uint32(n))
-}
+// FNV-1a hash of the ID, modulo n (journal.PartitionOf, by which the
+// journal's shards hold whole partitions).
+func PartitionOf(id string, n int) int { return journal.PartitionOf(id, n) }
 
 type ranked struct {
 	name  string
@@ -97,9 +93,19 @@ func (c *Cluster) target(p int) (inbox string, park bool) {
 	}
 }
 
-// chosen is p's owner by rendezvous hashing over the view. Called with mu
-// held.
+// chosen is p's owner: its shard's owner with a journal of several
+// shards, else the one rendezvous hashing picks over the view. Called with
+// mu held.
 func (c *Cluster) chosen(p int) *ranked {
+	if len(c.shards) > 0 {
+		name := c.shards[c.cfg.Journal.ShardOfPartition(p)].owner
+		for i := range c.ranked {
+			if c.ranked[i].name == name {
+				return &c.ranked[i]
+			}
+		}
+		return nil
+	}
 	var best *ranked
 	var bestScore uint64
 	for i := range c.ranked {

@@ -9,12 +9,18 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Config describes the journal's stream.
+// Config describes the journal's streams.
 type Config struct {
-	// Stream is the JetStream stream's name.
+	// Stream is the JetStream stream's name; a journal of several shards
+	// names its streams Stream_0, Stream_1, ...
 	Stream string
-	// SubjectPrefix is followed by ".<group>" to make a group's subject.
+	// SubjectPrefix is followed by ".<group>" to make a group's subject,
+	// or by ".<shard>.<group>" in a journal of several shards.
 	SubjectPrefix string
+	// Shards is how many streams a journal is made with when there is
+	// none yet (see Layout); an existing journal keeps the number it was
+	// made with, which Open reads from its streams.
+	Shards int
 	// Replicas is the stream's replication factor: 1 on a single server,
 	// 3 on a NATS cluster.
 	Replicas int
@@ -40,11 +46,12 @@ type Config struct {
 }
 
 // DefaultConfig returns the contract's journal: stream TALLY_JOURNAL on
-// tally.journal.>, file storage, one replica.
+// tally.journal.>, one shard, file storage, one replica.
 func DefaultConfig() Config {
 	return Config{
 		Stream:        "TALLY_JOURNAL",
 		SubjectPrefix: "tally.journal",
+		Shards:        1,
 		Replicas:      1,
 		Storage:       jetstream.FileStorage,
 		AckTimeout:    5 * time.Second,
@@ -58,6 +65,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("journal: stream name %q is empty or has . * > or white space", c.Stream)
 	case c.SubjectPrefix == "" || strings.ContainsAny(c.SubjectPrefix, "*> \t"):
 		return fmt.Errorf("journal: subject prefix %q is empty or has wildcards or white space", c.SubjectPrefix)
+	case c.Shards < 1 || c.Shards > MaxShards:
+		return fmt.Errorf("journal: shards %d not in 1..%d", c.Shards, MaxShards)
 	case c.Replicas < 1 || c.Replicas > 5:
 		return fmt.Errorf("journal: replicas %d not in 1..5", c.Replicas)
 	case c.AckTimeout <= 0:
@@ -71,3 +80,8 @@ func (c Config) Validate() error {
 }
 
 var errNoJetStream = errors.New("journal: no JetStream context")
+
+// layout is the layout of a journal of cfg made with shards streams.
+func (c Config) layout(shards int) Layout {
+	return Layout{Stream: c.Stream, Prefix: c.SubjectPrefix, Shards: shards}
+}

@@ -16,19 +16,32 @@ import (
 // batches roughly double the replay rate over the default.
 const replayBatch = 5000
 
-// Replay calls fn for every event stored when it starts, in commit order,
-// and stops at the first error fn returns.
+// Replay calls fn for every event stored when it starts, each group's in
+// commit order (a journal of several shards replays one stream after the
+// other, and seq is a sequence of the group's stream), and stops at the
+// first error fn returns.
 func (j *Journal) Replay(ctx context.Context, fn func(group string, seq uint64, ev *messages.Event) error) error {
-	return j.replay(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{j.prefix + ">"}}, fn)
+	for _, sh := range j.shards {
+		if err := j.replay(ctx, sh, jetstream.OrderedConsumerConfig{FilterSubjects: []string{sh.prefix + ">"}}, fn); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ReplaySince is Replay of the events the server stored at or after since.
 func (j *Journal) ReplaySince(ctx context.Context, since time.Time, fn func(group string, seq uint64, ev *messages.Event) error) error {
-	return j.replay(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{j.prefix + ">"},
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   &since,
-	}, fn)
+	for _, sh := range j.shards {
+		err := j.replay(ctx, sh, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{sh.prefix + ">"},
+			DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+			OptStartTime:   &since,
+		}, fn)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // replayStall is how long a read waits for its next event before it makes
@@ -49,7 +62,7 @@ func (j *Journal) ReplayGroup(ctx context.Context, group string, since time.Time
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
 		OptStartTime:   &since,
 	}
-	err := j.consume(ctx, cfg, last, func(s Stored) error {
+	err := j.consume(ctx, j.shardOf(group), cfg, last, func(s Stored) error {
 		ev, err := decode(s.Data, subject, s.Seq)
 		if err != nil {
 			return err
@@ -62,8 +75,8 @@ func (j *Journal) ReplayGroup(ctx context.Context, group string, since time.Time
 	return nil
 }
 
-func (j *Journal) replay(ctx context.Context, cfg jetstream.OrderedConsumerConfig, fn func(group string, seq uint64, ev *messages.Event) error) error {
-	info, err := j.stream.Info(ctx)
+func (j *Journal) replay(ctx context.Context, sh *shard, cfg jetstream.OrderedConsumerConfig, fn func(group string, seq uint64, ev *messages.Event) error) error {
+	info, err := sh.stream.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("journal: replay: stream info: %w", err)
 	}
@@ -73,11 +86,11 @@ func (j *Journal) replay(ctx context.Context, cfg jetstream.OrderedConsumerConfi
 	if cfg.OptStartTime != nil && !info.State.LastTime.IsZero() && info.State.LastTime.Before(*cfg.OptStartTime) {
 		return nil // nothing stored since
 	}
-	last, err := j.lastOf(ctx, j.prefix+">")
+	last, err := lastOf(ctx, sh, sh.prefix+">")
 	if err != nil || last == 0 {
 		return err
 	}
-	return j.consume(ctx, cfg, last, func(s Stored) error {
+	return j.consume(ctx, sh, cfg, last, func(s Stored) error {
 		ev, err := decodeEvent(s.Data)
 		if err != nil {
 			return fmt.Errorf("event %d on %s: %w: %w", s.Seq, j.Subject(s.Group), ErrCorrupt, err)
@@ -94,13 +107,13 @@ func (j *Journal) replay(ctx context.Context, cfg jetstream.OrderedConsumerConfi
 // too): either is given up after replayStall and made again, from the
 // message after the last one delivered, unless the subjects' last message
 // is now before it (last was deleted since: a repair).
-func (j *Journal) consume(ctx context.Context, cfg jetstream.OrderedConsumerConfig, last uint64, fn func(Stored) error) error {
+func (j *Journal) consume(ctx context.Context, sh *shard, cfg jetstream.OrderedConsumerConfig, last uint64, fn func(Stored) error) error {
 	for {
-		next, err := j.consumeOnce(ctx, cfg, last, fn)
+		next, err := j.consumeOnce(ctx, sh, cfg, last, fn)
 		if !errors.Is(err, errStalled) || ctx.Err() != nil {
 			return err
 		}
-		if now, err := j.lastOf(ctx, cfg.FilterSubjects[0]); err == nil && now < max(next, 1) {
+		if now, err := lastOf(ctx, sh, cfg.FilterSubjects[0]); err == nil && now < max(next, 1) {
 			return nil
 		} else if err == nil {
 			last = min(last, now)
@@ -113,9 +126,9 @@ func (j *Journal) consume(ctx context.Context, cfg jetstream.OrderedConsumerConf
 
 // consumeOnce is one consumer's part of consume; on errStalled it returns
 // the stream sequence to go on from (0: from where cfg starts).
-func (j *Journal) consumeOnce(ctx context.Context, cfg jetstream.OrderedConsumerConfig, last uint64, fn func(Stored) error) (uint64, error) {
+func (j *Journal) consumeOnce(ctx context.Context, sh *shard, cfg jetstream.OrderedConsumerConfig, last uint64, fn func(Stored) error) (uint64, error) {
 	cctx, cancel := context.WithTimeout(ctx, replayStall)
-	cons, err := j.stream.OrderedConsumer(cctx, cfg)
+	cons, err := sh.stream.OrderedConsumer(cctx, cfg)
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil && Unanswered(err) {
@@ -162,7 +175,7 @@ func (j *Journal) consumeOnce(ctx context.Context, cfg jetstream.OrderedConsumer
 		if !ok {
 			return 0, fmt.Errorf("journal: read: subject %s: %w", msg.Subject(), ErrCorrupt)
 		}
-		s := Stored{Group: group, Seq: meta.Sequence.Stream, Time: meta.Timestamp, Data: msg.Data()}
+		s := Stored{Group: group, Shard: sh.index, Seq: meta.Sequence.Stream, Time: meta.Timestamp, Data: msg.Data()}
 		if err := fn(s); err != nil {
 			return 0, err
 		}

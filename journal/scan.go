@@ -15,9 +15,9 @@ import (
 // ErrNoJournal means the stream Bind looked for does not exist.
 var ErrNoJournal = errors.New("journal: no journal stream")
 
-// Bind opens an existing journal as it is, without creating its stream or
-// changing its settings: for the tools that read, check or repair a
-// journal.
+// Bind opens an existing journal as it is, in the layout its streams have
+// (see Discover), without creating a stream or changing its settings: for
+// the tools that read, check or repair a journal.
 func Bind(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, error) {
 	if js == nil {
 		return nil, errNoJetStream
@@ -25,24 +25,29 @@ func Bind(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, er
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	stream, err := js.Stream(ctx, cfg.Stream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, fmt.Errorf("%w %s", ErrNoJournal, cfg.Stream)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("journal: stream %s: %w", cfg.Stream, err)
-	}
-	acks, err := startAcks(js.Conn(), cfg.AckTimeout, cfg.Resend, cfg.Syncer)
+	layout, err := Discover(ctx, js, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Journal{js: js, stream: stream, cfg: cfg, prefix: cfg.SubjectPrefix + ".", acks: acks}, nil
+	streams := make([]jetstream.Stream, layout.Shards)
+	for s := range streams {
+		name := layout.StreamOf(s)
+		streams[s], err = js.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("%w %s", ErrNoJournal, name)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("journal: stream %s: %w", name, err)
+		}
+	}
+	return newJournal(js, cfg, layout, streams)
 }
 
 // Stored is one message of the journal as the stream keeps it.
 type Stored struct {
 	Group string
-	Seq   uint64    // stream sequence
+	Shard int       // the shard whose stream holds it
+	Seq   uint64    // stream sequence, in the shard's stream
 	Time  time.Time // when the stream stored it
 	Data  []byte
 }
@@ -56,8 +61,8 @@ func (s Stored) Event() (*messages.Event, error) {
 // of filter (a wildcard one too), read through the stream's leader, or 0
 // when there is none: where a read of them ends. The stream's own last
 // sequence may be a message of another subject (a probe's).
-func (j *Journal) lastOf(ctx context.Context, filter string) (uint64, error) {
-	msg, err := j.stream.GetLastMsgForSubject(ctx, filter)
+func lastOf(ctx context.Context, sh *shard, filter string) (uint64, error) {
+	msg, err := sh.stream.GetLastMsgForSubject(ctx, filter)
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		return 0, nil
@@ -69,14 +74,28 @@ func (j *Journal) lastOf(ctx context.Context, filter string) (uint64, error) {
 
 // Scan calls fn for each message stored on the journal's subjects when it
 // starts (one group's when group is not empty), from stream sequence from
-// on, in commit order, undecoded: a tool sees the events that do not
-// decode too. It stops at the first error fn returns.
+// on, each stream's in commit order, one stream after the other,
+// undecoded: a tool sees the events that do not decode too. It stops at
+// the first error fn returns.
 func (j *Journal) Scan(ctx context.Context, group string, from uint64, fn func(Stored) error) error {
-	filter := j.prefix + ">"
 	if group != "" {
-		filter = j.Subject(group)
+		return j.scan(ctx, j.shardOf(group), group, from, fn)
 	}
-	last, err := j.lastOf(ctx, filter)
+	for _, sh := range j.shards {
+		if err := j.scan(ctx, sh, "", from, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scan is Scan of one shard.
+func (j *Journal) scan(ctx context.Context, sh *shard, group string, from uint64, fn func(Stored) error) error {
+	filter := sh.prefix + ">"
+	if group != "" {
+		filter = sh.prefix + group
+	}
+	last, err := lastOf(ctx, sh, filter)
 	if err != nil {
 		return fmt.Errorf("journal: scan: %w", err)
 	}
@@ -89,7 +108,7 @@ func (j *Journal) Scan(ctx context.Context, group string, from uint64, fn func(S
 		// a cluster can take a second to deliver.
 		var done bool
 		var err error
-		if from, done, err = j.scanGets(ctx, group, max(from, 1), last, fn); err != nil || done {
+		if from, done, err = j.scanGets(ctx, sh, group, max(from, 1), last, fn); err != nil || done {
 			return err
 		}
 	}
@@ -97,7 +116,7 @@ func (j *Journal) Scan(ctx context.Context, group string, from uint64, fn func(S
 	if from > 1 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
 	}
-	return j.consume(ctx, cfg, last, fn)
+	return j.consume(ctx, sh, cfg, last, fn)
 }
 
 // scanGets is how many of a group's events Scan reads by gets before it
@@ -107,17 +126,17 @@ const scanGets = 256
 // scanGets reads group's events from stream sequence from on by gets, up
 // to scanGets of them; done says whether it reached last, and next is
 // where a consumer goes on.
-func (j *Journal) scanGets(ctx context.Context, group string, from, last uint64, fn func(Stored) error) (next uint64, done bool, err error) {
-	subject := j.Subject(group)
+func (j *Journal) scanGets(ctx context.Context, sh *shard, group string, from, last uint64, fn func(Stored) error) (next uint64, done bool, err error) {
+	subject := sh.prefix + group
 	for range scanGets {
-		msg, err := j.stream.GetMsg(ctx, from, jetstream.WithGetMsgSubject(subject))
+		msg, err := sh.stream.GetMsg(ctx, from, jetstream.WithGetMsgSubject(subject))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return 0, true, nil
 		}
 		if err != nil {
 			return 0, false, fmt.Errorf("journal: scan %s: %w", group, err)
 		}
-		if err := fn(Stored{Group: group, Seq: msg.Sequence, Time: msg.Time, Data: msg.Data}); err != nil {
+		if err := fn(Stored{Group: group, Shard: sh.index, Seq: msg.Sequence, Time: msg.Time, Data: msg.Data}); err != nil {
 			return 0, false, err
 		}
 		if msg.Sequence >= last {
@@ -131,14 +150,15 @@ func (j *Journal) scanGets(ctx context.Context, group string, from, last uint64,
 // Remove deletes the stored message at stream sequence seq, which must be
 // one of group's: the repair of a group whose last events are bad.
 func (j *Journal) Remove(ctx context.Context, group string, seq uint64) error {
-	msg, err := j.stream.GetMsg(ctx, seq)
+	stream := j.shardOf(group).stream
+	msg, err := stream.GetMsg(ctx, seq)
 	if err != nil {
 		return fmt.Errorf("journal: remove %d: %w", seq, err)
 	}
 	if msg.Subject != j.Subject(group) {
 		return fmt.Errorf("journal: remove %d: it is on %s, not %s", seq, msg.Subject, j.Subject(group))
 	}
-	if err := j.stream.DeleteMsg(ctx, seq); err != nil {
+	if err := stream.DeleteMsg(ctx, seq); err != nil {
 		return fmt.Errorf("journal: remove %d: %w", seq, err)
 	}
 	return nil
@@ -148,12 +168,16 @@ func (j *Journal) Remove(ctx context.Context, group string, seq uint64) error {
 // also calls the node's services uses it.
 func (j *Journal) Conn() *nats.Conn { return j.js.Conn() }
 
-// Events is how many messages the journal's stream holds: every group's
+// Events is how many messages the journal's streams hold: every group's
 // events.
 func (j *Journal) Events(ctx context.Context) (uint64, error) {
-	info, err := j.stream.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("journal: stream info: %w", err)
+	var n uint64
+	for _, sh := range j.shards {
+		info, err := sh.stream.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("journal: stream %s info: %w", sh.name, err)
+		}
+		n += info.State.Msgs
 	}
-	return info.State.Msgs, nil
+	return n, nil
 }

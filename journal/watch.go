@@ -21,9 +21,14 @@ func (j *Journal) WatchOthers(fn func(group string)) (*nats.Subscription, error)
 	if !nc.Opts.NoEcho {
 		return nil, errEcho
 	}
-	sub, err := nc.Subscribe(j.prefix+">", func(m *nats.Msg) { fn(m.Subject[len(j.prefix):]) })
+	all := j.cfg.SubjectPrefix + ".>"
+	sub, err := nc.Subscribe(all, func(m *nats.Msg) {
+		if group, ok := j.Group(m.Subject); ok {
+			fn(group)
+		}
+	})
 	if err != nil {
-		return nil, fmt.Errorf("journal: watch %s>: %w", j.prefix, err)
+		return nil, fmt.Errorf("journal: watch %s: %w", all, err)
 	}
 	// Events of other writers are few; none may be dropped.
 	if err := sub.SetPendingLimits(-1, -1); err != nil {

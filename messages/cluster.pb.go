@@ -33,8 +33,12 @@ type Member struct {
 	// inbox is the subject on which the node takes calls forwarded to it.
 	Inbox           string `protobuf:"bytes,2,opt,name=inbox,proto3" json:"inbox,omitempty"`
 	StartedUnixNano int64  `protobuf:"varint,3,opt,name=started_unix_nano,json=startedUnixNano,proto3" json:"started_unix_nano,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// server is the name of the NATS server the node's cluster connection
+	// is on: a journal shard whose stream that server replicates can have
+	// its leader there.
+	Server        string `protobuf:"bytes,4,opt,name=server,proto3" json:"server,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Member) Reset() {
@@ -86,6 +90,13 @@ func (x *Member) GetStartedUnixNano() int64 {
 		return x.StartedUnixNano
 	}
 	return 0
+}
+
+func (x *Member) GetServer() string {
+	if x != nil {
+		return x.Server
+	}
+	return ""
 }
 
 // Lease is the value of a partition's key in the leases bucket: the node
@@ -285,11 +296,12 @@ var File_cluster_proto protoreflect.FileDescriptor
 
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\rcluster.proto\x12\btally.v1\x1a\vtally.proto\"^\n" +
+	"\rcluster.proto\x12\btally.v1\x1a\vtally.proto\"v\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05inbox\x18\x02 \x01(\tR\x05inbox\x12*\n" +
-	"\x11started_unix_nano\x18\x03 \x01(\x03R\x0fstartedUnixNano\"1\n" +
+	"\x11started_unix_nano\x18\x03 \x01(\x03R\x0fstartedUnixNano\x12\x16\n" +
+	"\x06server\x18\x04 \x01(\tR\x06server\"1\n" +
 	"\x05Lease\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x14\n" +
 	"\x05inbox\x18\x02 \x01(\tR\x05inbox\"\xd9\x02\n" +

@@ -29,6 +29,7 @@ type Metrics struct {
 	published      prometheus.Counter
 	forwarded      prometheus.Counter
 	renewals       *prometheus.CounterVec
+	leaderMoves    *prometheus.CounterVec
 }
 
 // New makes a node's metrics, with the Go runtime's and the process's.
@@ -69,7 +70,10 @@ func New() *Metrics {
 	m.renewals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tally_lease_renewals_total", Help: "Lease renewals of this node's partitions, by result: ok, failed (tried again) or lost.",
 	}, []string{"result"})
-	m.reg.MustRegister(m.requests, m.latency, appends, m.appendLatency, m.callsPerAppend, m.reloads, m.published, m.forwarded, m.renewals)
+	m.leaderMoves = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tally_leader_moves_total", Help: "Step-downs of a journal shard stream's leader that this node asked for, by result: moved (to this node's server), elsewhere or failed.",
+	}, []string{"result"})
+	m.reg.MustRegister(m.requests, m.latency, appends, m.appendLatency, m.callsPerAppend, m.reloads, m.published, m.forwarded, m.renewals, m.leaderMoves)
 	return m
 }
 
@@ -177,5 +181,13 @@ func (m *Metrics) Forwarded() {
 func (m *Metrics) Renewed(result string) {
 	if m != nil {
 		m.renewals.WithLabelValues(result).Inc()
+	}
+}
+
+// LeaderMoved records the result of a step-down this node asked of a
+// journal shard stream's leader: "moved", "elsewhere" or "failed".
+func (m *Metrics) LeaderMoved(result string) {
+	if m != nil {
+		m.leaderMoves.WithLabelValues(result).Inc()
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/actors"
+	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/signin"
 )
 
@@ -72,6 +73,10 @@ type Config struct {
 	DedupeWindow   time.Duration
 	PassivateAfter time.Duration
 	ActorIdle      time.Duration
+	// JournalShards is how many streams a new journal spreads its groups
+	// over; 0 picks one per server. A journal keeps the number it was
+	// made with, whatever a later start asks for.
+	JournalShards int
 	// JournalKeep is how many of each group's latest events the journal
 	// keeps (0: all). A group then appends at most JournalKeep events per
 	// DedupeWindow, so that a restart finds every request ID of the window.
@@ -163,6 +168,9 @@ func (c Config) Validate() error {
 	}
 	if c.ExitUnreadyAfter < 0 {
 		errs = append(errs, fmt.Errorf("--exit-unready-after %v: must not be negative", c.ExitUnreadyAfter))
+	}
+	if c.JournalShards < 0 || c.JournalShards > journal.MaxShards {
+		errs = append(errs, fmt.Errorf("--journal-shards %d: want 1..%d (0: one per server)", c.JournalShards, journal.MaxShards))
 	}
 	if c.Replicas < 0 || c.Replicas > 5 {
 		errs = append(errs, fmt.Errorf("--replicas %d: want 1..5 (0: 1 alone, 3 in a cluster of three or more)", c.Replicas))

@@ -20,5 +20,8 @@ func (n *Node) registerMetrics() {
 	}
 	if n.cluster != nil {
 		m.Gauge("tally_partitions_owned", "Partitions whose lease this node holds.", func() float64 { return float64(n.cluster.Owned()) })
+		if n.journal.Layout().Shards > 1 {
+			m.Gauge("tally_shard_leaders_local", "Journal shard streams whose leader is this node's NATS server.", func() float64 { return float64(n.cluster.LeadersHere()) })
+		}
 	}
 }

@@ -124,6 +124,9 @@ func (n *Node) start(ctx context.Context) error {
 	if jcfg.Replicas, err = n.replicas(js); err != nil {
 		return err
 	}
+	if jcfg.Shards, err = n.shards(js); err != nil {
+		return err
+	}
 	if err := n.openJournal(ctx, js, jcfg); err != nil {
 		return err
 	}
@@ -207,7 +210,26 @@ func (n *Node) replicas(js jetstream.JetStream) (int, error) {
 	if n.cfg.Replicas > 0 {
 		return n.cfg.Replicas, nil
 	}
-	servers := 1
+	servers, err := n.servers(js)
+	if servers >= 3 {
+		return 3, err
+	}
+	return 1, err
+}
+
+// shards is how many streams a new journal gets: the configured number,
+// else one per server, so that each server can lead one.
+func (n *Node) shards(js jetstream.JetStream) (int, error) {
+	if n.cfg.JournalShards > 0 {
+		return n.cfg.JournalShards, nil
+	}
+	servers, err := n.servers(js)
+	return min(servers, journal.MaxShards), err
+}
+
+// servers is how many servers the journal's NATS cluster has, as far as
+// the node knows at start: its routes, or those the server told of.
+func (n *Node) servers(js jetstream.JetStream) (int, error) {
 	switch {
 	case n.cfg.Cluster != "":
 		routes, err := routeURLs(n.cfg.Routes)
@@ -218,12 +240,9 @@ func (n *Node) replicas(js jetstream.JetStream) (int, error) {
 		for _, u := range routes {
 			seen[u.Host] = true
 		}
-		servers = len(seen)
+		return len(seen), nil
 	case n.cfg.NATSURL != "":
-		servers = len(js.Conn().Servers())
-	}
-	if servers >= 3 {
-		return 3, nil
+		return len(js.Conn().Servers()), nil
 	}
 	return 1, nil
 }
@@ -240,7 +259,7 @@ func (n *Node) openJournal(ctx context.Context, js jetstream.JetStream, cfg jour
 	if err != nil {
 		return err
 	}
-	return n.await(ctx, fmt.Sprintf("the journal's stream %s with %d replicas", cfg.Stream, cfg.Replicas), func(ctx context.Context) error {
+	return n.await(ctx, fmt.Sprintf("the journal's streams (%s, %d shards for a new journal) with %d replicas", cfg.Stream, cfg.Shards, cfg.Replicas), func(ctx context.Context) error {
 		var err error
 		n.journal, err = journal.Open(ctx, js, cfg)
 		return err
@@ -250,7 +269,10 @@ func (n *Node) openJournal(ctx context.Context, js jetstream.JetStream, cfg jour
 // joinCluster registers the node in the cluster's buckets.
 func (n *Node) joinCluster(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	if n.ns != nil && replicas > 1 {
-		n.awaitCurrent(ctx, js, journal.DefaultConfig().Stream)
+		l := n.journal.Layout()
+		for s := range l.Shards {
+			n.awaitCurrent(ctx, js, l.StreamOf(s))
+		}
 	}
 	// The cluster's leases and heartbeats have a connection of their own:
 	// appends in flight on the journal's do not hold them up.
@@ -264,6 +286,7 @@ func (n *Node) joinCluster(ctx context.Context, js jetstream.JetStream, replicas
 	}
 	cfg := cluster.DefaultConfig()
 	cfg.Name, cfg.Replicas, cfg.Logger, cfg.Metrics = n.cfg.Name, replicas, n.log, n.metrics
+	cfg.Journal = n.journal.Layout()
 	// One identity for every attempt below.
 	cfg.Inbox, cfg.Started = cluster.NewInbox(cfg.Prefix), time.Now()
 	// An attempt may wait for a crashed process's member record of the

@@ -75,6 +75,9 @@ func OpenJournal(ctx context.Context, cfg Config, create bool) (j *journal.Journ
 		if jcfg.Replicas, err = n.replicas(js); err != nil {
 			return nil, nil, err
 		}
+		if jcfg.Shards, err = n.shards(js); err != nil {
+			return nil, nil, err
+		}
 		j, err = journal.Open(ctx, js, jcfg)
 	} else {
 		j, err = journal.Bind(ctx, js, jcfg)

@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tallyhq/tally/client"
-	"github.com/tallyhq/tally/cluster"
 	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/node"
@@ -380,10 +379,11 @@ func checkChain(t *testing.T, c *testCluster, group string, want int64) {
 	}
 }
 
-// rolesOf reads which node leads the journal's stream and which owns
-// group's partition, through the operator connection, once the partition
-// is with the node rendezvous hashing picks among all the members (after
-// a restart it may still be on its way back).
+// rolesOf reads which node leads the journal's stream of group and which
+// owns group's partition, through the operator connection, once the
+// partition is with the node the cluster picks among all the members
+// (after a restart it may still be on its way back) and, with a journal
+// of shards, the stream's leader is that node's server.
 func rolesOf(t *testing.T, c *testCluster, group string) (leader, owner string) {
 	t.Helper()
 	nc := journaltest.ConnectURL(t, c.ops)
@@ -392,16 +392,21 @@ func rolesOf(t *testing.T, c *testCluster, group string) (leader, owner string) 
 	for _, m := range c.members {
 		names = append(names, m.name)
 	}
-	want := cluster.Owner(names, cluster.PartitionOf(group, cluster.DefaultConfig().Partitions))
 	journaltest.CheckFor(t, resumeWithin, 50*time.Millisecond, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		var err error
+		want, server, err := nodetest.Owner(ctx, nc, group, names)
+		if err != nil {
+			return err
+		}
 		if leader, owner, err = nodetest.Roles(ctx, nc, group); err != nil {
 			return err
 		}
 		if owner != want {
 			return fmt.Errorf("%s's partition is held by %q, not yet by %s", group, owner, want)
+		}
+		if server != "" && leader != server {
+			return fmt.Errorf("%s's journal stream is led by %s, not yet by its owner's server %s", group, leader, server)
 		}
 		return nil
 	})

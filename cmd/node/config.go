@@ -85,7 +85,7 @@ func parseFlags(name string, args []string, getenv env, usage io.Writer, extra f
 	var errs []error
 	// Each flag's environment variable: one that is set gives the flag on
 	// purpose, as the command line does.
-	envOf := map[string]string{"replicas": "TALLY_REPLICAS", "journal-keep": "TALLY_JOURNAL_KEEP"}
+	envOf := map[string]string{"replicas": "TALLY_REPLICAS", "journal-keep": "TALLY_JOURNAL_KEEP", "journal-shards": "TALLY_JOURNAL_SHARDS"}
 	str := func(p *string, name, envName, help string) {
 		envOf[name] = envName
 		def := *p
@@ -152,6 +152,7 @@ func parseFlags(name string, args []string, getenv env, usage io.Writer, extra f
 	dur(&n.PassivateAfter, "passivate-after", "TALLY_PASSIVATE_AFTER", "keep an idle group in memory this long")
 	dur(&n.ActorIdle, "actor-idle", "TALLY_ACTOR_IDLE", "stop a group's actor after this long without calls, keeping its state in a compact snapshot")
 	fs.IntVar(&n.JournalKeep, "journal-keep", envInt(getenv, "TALLY_JOURNAL_KEEP", n.JournalKeep, &errs), "events of each group the journal keeps, 0: all; a group appends at most this many per --dedupe-window ($TALLY_JOURNAL_KEEP)")
+	fs.IntVar(&n.JournalShards, "journal-shards", envInt(getenv, "TALLY_JOURNAL_SHARDS", n.JournalShards, &errs), "streams a new journal spreads its groups over (0: one per server); an existing journal keeps its own ($TALLY_JOURNAL_SHARDS)")
 	dur(&n.ExitUnreadyAfter, "exit-unready-after", "TALLY_EXIT_UNREADY_AFTER", "exit non-zero when the embedded journal has taken no write for this long, for a supervisor to restart the node (0: never)")
 	var rest []string
 	for {

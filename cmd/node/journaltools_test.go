@@ -24,6 +24,7 @@ import (
 
 	"github.com/tallyhq/tally/audit"
 	"github.com/tallyhq/tally/client"
+	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/messages"
 	"github.com/tallyhq/tally/node/nodetest"
@@ -468,11 +469,15 @@ func plantEvent(t *testing.T, nc *nats.Conn, group string) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream, err := js.Stream(ctx, "TALLY_JOURNAL")
+	layout, err := journal.Discover(ctx, js, journal.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	last, err := stream.GetLastMsgForSubject(ctx, "tally.journal."+group)
+	stream, err := js.Stream(ctx, layout.StreamOf(layout.ShardOf(group)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := stream.GetLastMsgForSubject(ctx, layout.Subject(group))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +490,7 @@ func plantEvent(t *testing.T, nc *nats.Conn, group string) uint64 {
 	planted, _ := proto.Marshal(&messages.Event{PrevSeq: last.Sequence, UnixNano: time.Now().UnixNano(),
 		Changes: []*messages.Change{{Seq: v + 1, Op: messages.Op_OP_INCREASE, Key: "n", Amount: 100, Value: counters["n"]}},
 		State:   &messages.GroupState{Counters: counters, Version: v + 1}})
-	if _, err := js.Publish(ctx, "tally.journal."+group, planted, jetstream.WithExpectLastSequencePerSubject(last.Sequence)); err != nil {
+	if _, err := js.Publish(ctx, layout.Subject(group), planted, jetstream.WithExpectLastSequencePerSubject(last.Sequence)); err != nil {
 		t.Fatal(err)
 	}
 	return v + 1

@@ -61,14 +61,27 @@ func Start(tb testing.TB, opts *server.Options) *server.Server {
 // they have elected a meta leader. It returns them in start order.
 func StartCluster(tb testing.TB, n int) []*server.Server {
 	tb.Helper()
+	servers := make([]*server.Server, n)
+	for i, opts := range ClusterOptions(tb, n) {
+		servers[i] = Start(tb, opts)
+	}
+	AwaitJetStream(tb, servers[0])
+	return servers
+}
+
+// ClusterOptions returns the options of n clustered JetStream servers on
+// loopback, named tally-test-<i>, each storing in a temporary directory:
+// a test that stops one starts it again with Start(tb, opts.Clone()).
+func ClusterOptions(tb testing.TB, n int) []*server.Options {
+	tb.Helper()
 	ports := freePorts(tb, n)
 	routes := make([]string, n)
 	for i, p := range ports {
 		routes[i] = "nats://127.0.0.1:" + strconv.Itoa(p)
 	}
-	servers := make([]*server.Server, n)
+	out := make([]*server.Options, n)
 	for i := range n {
-		opts := &server.Options{
+		out[i] = &server.Options{
 			ServerName: fmt.Sprintf("tally-test-%d", i),
 			Host:       "127.0.0.1",
 			Port:       -1,
@@ -83,16 +96,21 @@ func StartCluster(tb testing.TB, n int) []*server.Server {
 			},
 			Routes: server.RoutesFromStr(joinRoutes(routes, i)),
 		}
-		servers[i] = Start(tb, opts)
 	}
-	js := JetStream(tb, Connect(tb, servers[0]))
+	return out
+}
+
+// AwaitJetStream waits until JetStream answers on s: on a cluster, once
+// it has elected its meta leader.
+func AwaitJetStream(tb testing.TB, s *server.Server) {
+	tb.Helper()
+	js := JetStream(tb, Connect(tb, s))
 	CheckFor(tb, 30*time.Second, 100*time.Millisecond, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_, err := js.AccountInfo(ctx)
 		return err
 	})
-	return servers
 }
 
 func joinRoutes(routes []string, skip int) string {

@@ -165,8 +165,14 @@ func testAt(t *testing.T, j *journal.Journal) {
 	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
 		t.Errorf("At(g1, %d) mismatch (-want +got):\n%s", seq, diff)
 	}
-	if _, err := j.At(ctx, "g2", seq); !errors.Is(err, journal.ErrCorrupt) {
-		t.Errorf("At(g2, %d) of g1's event = %v, want ErrCorrupt", seq, err)
+	// Another group of g1's stream: in a journal of several shards, only
+	// those share g1's sequences.
+	other := "g2"
+	for i := 3; j.Layout().ShardOf(other) != j.Layout().ShardOf("g1"); i++ {
+		other = fmt.Sprintf("g%d", i)
+	}
+	if _, err := j.At(ctx, other, seq); !errors.Is(err, journal.ErrCorrupt) {
+		t.Errorf("At(%s, %d) of g1's event = %v, want ErrCorrupt", other, seq, err)
 	}
 }
 
@@ -176,10 +182,13 @@ type stored struct {
 	value int64
 }
 
+// testReplayOrder: a replay delivers every event, each group's in commit
+// order (a journal of several shards orders only the groups of one
+// stream).
 func testReplayOrder(t *testing.T, j *journal.Journal) {
 	ctx := context.Background()
 	last := map[string]uint64{}
-	var want []stored
+	want := map[string][]stored{}
 	for i := range 30 {
 		g := fmt.Sprintf("g%d", i%4)
 		seq, err := j.Append(ctx, g, last[g], event(last[g], uint64(i), map[string]int64{"i": int64(i)}))
@@ -187,11 +196,11 @@ func testReplayOrder(t *testing.T, j *journal.Journal) {
 			t.Fatal(err)
 		}
 		last[g] = seq
-		want = append(want, stored{g, seq, int64(i)})
+		want[g] = append(want[g], stored{g, seq, int64(i)})
 	}
-	var got []stored
+	got := map[string][]stored{}
 	err := j.Replay(ctx, func(group string, seq uint64, ev *messages.Event) error {
-		got = append(got, stored{group, seq, ev.GetState().GetCounters()["i"]})
+		got[group] = append(got[group], stored{group, seq, ev.GetState().GetCounters()["i"]})
 		return nil
 	})
 	if err != nil {
@@ -302,22 +311,28 @@ func testAsyncAppend(t *testing.T, j *journal.Journal) {
 	}
 	// Many appends in flight at once, one per group, all acknowledged with
 	// their own sequences.
+	// Sequences are a stream's: distinct within each shard.
 	const n = 200
-	seqs := make(chan uint64, n)
+	type where struct {
+		shard int
+		seq   uint64
+	}
+	seqs := make(chan where, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
-		j.AppendAsync(fmt.Sprintf("many%d", i), 0, event(0, 1, nil), func(seq uint64, err error) {
+		group := fmt.Sprintf("many%d", i)
+		j.AppendAsync(group, 0, event(0, 1, nil), func(seq uint64, err error) {
 			defer wg.Done()
 			if err != nil {
 				t.Errorf("AppendAsync = %v", err)
 			}
-			seqs <- seq
+			seqs <- where{j.Layout().ShardOf(group), seq}
 		})
 	}
 	wg.Wait()
 	close(seqs)
-	distinct := map[uint64]bool{}
+	distinct := map[where]bool{}
 	for s := range seqs {
 		distinct[s] = true
 	}

@@ -48,13 +48,17 @@ no_auth_user: app
 
 // Roles reads, through nc (a connection to the account that holds the
 // journal and the cluster's buckets), which node leads the journal's
-// stream and which holds the lease of group's partition.
+// stream that holds group and which holds the lease of group's partition.
 func Roles(ctx context.Context, nc *nats.Conn, group string) (leader, owner string, err error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return "", "", err
 	}
-	st, err := js.Stream(ctx, journal.DefaultConfig().Stream)
+	layout, err := journal.Discover(ctx, js, journal.DefaultConfig())
+	if err != nil {
+		return "", "", err
+	}
+	st, err := js.Stream(ctx, layout.StreamOf(layout.ShardOf(group)))
 	if err != nil {
 		return "", "", fmt.Errorf("journal stream: %w", err)
 	}
@@ -100,4 +104,65 @@ func Owners(ctx context.Context, nc *nats.Conn) ([]string, error) {
 		owners[p] = l.GetNode()
 	}
 	return owners, nil
+}
+
+// Owner returns the node that the cluster, with members as its live
+// members, picks to hold group's partition, and with a journal of several
+// shards the server that is to lead its shard's stream (the owner's):
+// read through nc (a connection to the account that holds the journal and
+// the cluster's buckets), from the journal's layout and, with several
+// shards, the members' records (each must be in the bucket) and the shard
+// streams' servers.
+func Owner(ctx context.Context, nc *nats.Conn, group string, members []string) (owner, server string, err error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return "", "", err
+	}
+	layout, err := journal.Discover(ctx, js, journal.DefaultConfig())
+	if err != nil {
+		return "", "", err
+	}
+	p := cluster.PartitionOf(group, journal.Partitions)
+	if layout.Shards == 1 {
+		return cluster.Owner(members, p), "", nil
+	}
+	kv, err := js.KeyValue(ctx, cluster.DefaultConfig().MembersBucket)
+	if err != nil {
+		return "", "", fmt.Errorf("members bucket: %w", err)
+	}
+	var cands []cluster.Candidate
+	servers := map[string]string{}
+	for _, name := range members {
+		e, err := kv.Get(ctx, name)
+		if err != nil {
+			return "", "", fmt.Errorf("member record of %s: %w", name, err)
+		}
+		var m messages.Member
+		if err := proto.Unmarshal(e.Value(), &m); err != nil {
+			return "", "", fmt.Errorf("member record of %s: %w", name, err)
+		}
+		cands = append(cands, cluster.Candidate{Name: name, Server: m.GetServer()})
+		servers[name] = m.GetServer()
+	}
+	peers := make([][]string, layout.Shards)
+	for s := range peers {
+		st, err := js.Stream(ctx, layout.StreamOf(s))
+		if err != nil {
+			return "", "", fmt.Errorf("journal stream: %w", err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			return "", "", fmt.Errorf("journal stream info: %w", err)
+		}
+		if info.Cluster != nil {
+			if info.Cluster.Leader != "" {
+				peers[s] = append(peers[s], info.Cluster.Leader)
+			}
+			for _, r := range info.Cluster.Replicas {
+				peers[s] = append(peers[s], r.Name)
+			}
+		}
+	}
+	owner = cluster.Assign(peers, cands)[layout.ShardOfPartition(p)]
+	return owner, servers[owner], nil
 }
