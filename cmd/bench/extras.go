@@ -80,13 +80,25 @@ func (b *bench) replay(e *extras) error {
 		return err
 	}
 	b.logf("replay: writing %d events over %d groups ...", n, groups)
-	// One publisher on an empty stream: event i gets stream sequence i+1.
-	last := make([]uint64, groups)
+	// A group's previous event was published groups events before, so
+	// its acknowledgement, which names its stream sequence, is in (at most
+	// 4,096 are pending): the node's health probe shares the stream, so
+	// sequences are not the events' order.
+	last := make([]jetstream.PubAckFuture, groups)
 	for i := range n {
 		g := i % groups
 		v := int64(i/groups + 1)
+		var prev uint64
+		if f := last[g]; f != nil {
+			select {
+			case ack := <-f.Ok():
+				prev = ack.Sequence
+			case err := <-f.Err():
+				return fmt.Errorf("replay event of r%d: %w", g, err)
+			}
+		}
 		ev := &messages.Event{
-			PrevSeq: last[g],
+			PrevSeq: prev,
 			Changes: []*messages.Change{{Seq: uint64(v), Op: messages.Op_OP_INCREASE, Key: "n", Amount: 1, Value: v}},
 			State:   &messages.GroupState{Counters: map[string]int64{"n": v}, Version: uint64(v)},
 		}
@@ -94,10 +106,9 @@ func (b *bench) replay(e *extras) error {
 		if err != nil {
 			return err
 		}
-		if _, err := js.PublishAsync(j.Subject(fmt.Sprintf("r%d", g)), data); err != nil {
+		if last[g], err = js.PublishAsync(j.Subject(fmt.Sprintf("r%d", g)), data); err != nil {
 			return err
 		}
-		last[g] = uint64(i + 1)
 	}
 	select {
 	case <-js.PublishAsyncComplete():
