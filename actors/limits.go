@@ -140,9 +140,7 @@ func (l *limits) invalid(user string) {
 	s.mu.Lock()
 	flooded := s.of(l, user).refused(l.cfg, now)
 	s.mu.Unlock()
-	if flooded {
-		go l.cfg.Flood(user)
-	}
+	l.refusal(user, false, true, flooded)
 }
 
 // refusal is the outcome of a check, after the shard's lock is released.

@@ -95,6 +95,9 @@ func encode(f format, m proto.Message) []byte { return appendEncoded(nil, f, m) 
 
 // appendEncoded appends the encoding of m to b.
 func appendEncoded(b []byte, f format, m proto.Message) []byte {
+	if c, ok := m.(*messages.ChangeReply); ok && f == formatProto {
+		return appendChangeReply(b, c) // the commonest reply, without reflection
+	}
 	if f == formatProto {
 		b, err := proto.MarshalOptions{}.MarshalAppend(b, m)
 		if err != nil {

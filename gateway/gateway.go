@@ -465,11 +465,7 @@ func (r *request) respond(reply proto.Message, err error) {
 		reply = &messages.Error{Code: int32(code), Message: err.Error()}
 	}
 	buf := replyBufs.Get().(*[]byte)
-	if c, ok := reply.(*messages.ChangeReply); ok && r.format == formatProto {
-		msg.Data = appendChangeReply((*buf)[:0], c)
-	} else {
-		msg.Data = appendEncoded((*buf)[:0], r.format, reply)
-	}
+	msg.Data = appendEncoded((*buf)[:0], r.format, reply)
 	if err := r.nc.PublishMsg(msg); err != nil {
 		g.cfg.Logger.Warn("respond", slog.String("subject", r.subject), slog.Any("error", err))
 	}

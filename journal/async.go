@@ -205,16 +205,10 @@ func (j *Journal) AppendAsync(group string, expected uint64, ev *messages.Event,
 		return
 	}
 	s.data = data
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		done(0, fmt.Errorf("journal: append %s: %w", subj, ErrClosed))
+	id, _, ok := a.add(pendingAck{done: done, subj: subj, expected: expected}, nil)
+	if !ok {
 		return
 	}
-	a.next++
-	id := a.next
-	a.pending[id] = pendingAck{done: done, subj: subj, expected: expected, deadline: time.Now().Add(a.timeout).UnixNano()}
-	a.mu.Unlock()
 	// The message and its header are the scratch's; the connection copies
 	// what it sends before PublishMsg returns.
 	s.expected[0] = strconv.FormatUint(expected, 10)
@@ -255,21 +249,35 @@ var scratches = sync.Pool{New: func() any {
 
 // appendKept sends an append that may be resent, keeping its bytes.
 func (a *acks) appendKept(subj string, expected uint64, data []byte, done func(seq uint64, err error)) {
+	id, p, ok := a.add(pendingAck{done: done, subj: subj, expected: expected, data: data}, func(id uint64, p *pendingAck) {
+		p.resendAt = time.Now().Add(a.resend).UnixNano()
+		p.reply = string(strconv.AppendUint([]byte(a.prefix), id, 10))
+	})
+	if ok {
+		a.publish(id, p)
+	}
+}
+
+// add registers an append awaiting its acknowledgement under the next id,
+// with its deadline, completed by fill (under the lock) when given, and
+// returns what it registered; once the journal is closed it fails the
+// append instead and reports false.
+func (a *acks) add(p pendingAck, fill func(id uint64, p *pendingAck)) (uint64, pendingAck, bool) {
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
-		done(0, fmt.Errorf("journal: append %s: %w", subj, ErrClosed))
-		return
+		p.done(0, fmt.Errorf("journal: append %s: %w", p.subj, ErrClosed))
+		return 0, p, false
 	}
 	a.next++
 	id := a.next
-	now := time.Now()
-	p := pendingAck{done: done, subj: subj, expected: expected, deadline: now.Add(a.timeout).UnixNano()}
-	p.data, p.resendAt = data, now.Add(a.resend).UnixNano()
-	p.reply = string(strconv.AppendUint([]byte(a.prefix), id, 10))
+	p.deadline = time.Now().Add(a.timeout).UnixNano()
+	if fill != nil {
+		fill(id, &p)
+	}
 	a.pending[id] = p
 	a.mu.Unlock()
-	a.publish(id, p)
+	return id, p, true
 }
 
 // publish sends an append that may be resent, with its message ID (its

@@ -104,7 +104,7 @@ func TestFencingAcrossStepDown(t *testing.T) {
 		if _, err := j.Append(ctx, group, 0, &messages.Event{}); !errors.Is(err, journal.ErrConflict) {
 			t.Errorf("move %d: Append(%s, 0) after a step-down = %v, want ErrConflict", i, group, err)
 		}
-		seq, err := appendAsync(j, group, first, &messages.Event{PrevSeq: first})
+		seq, err := journaltest.AppendAsync(j, group, first, &messages.Event{PrevSeq: first})
 		if err != nil {
 			t.Fatalf("move %d: AppendAsync(%s, %d) after a step-down = %v", i, group, first, err)
 		}
@@ -117,17 +117,6 @@ func TestFencingAcrossStepDown(t *testing.T) {
 	if !journal.WrongLastSequence(&jetstream.APIError{ErrorCode: jetstream.JSErrCodeStreamWrongLastSequenceConstant}) {
 		t.Error("WrongLastSequence(10164) = false")
 	}
-}
-
-func appendAsync(j *journal.Journal, group string, expected uint64, ev *messages.Event) (uint64, error) {
-	type outcome struct {
-		seq uint64
-		err error
-	}
-	ch := make(chan outcome, 1)
-	j.AppendAsync(group, expected, ev, func(seq uint64, err error) { ch <- outcome{seq, err} })
-	o := <-ch
-	return o.seq, o.err
 }
 
 // TestDiscoverRefusesMixedLayouts: the layout is read from the streams,

@@ -20,7 +20,7 @@ type Node struct {
 	*node.Node
 	// URL is the NATS server's client URL.
 	URL string
-	// Clock drives the rate limiter and the dedupe window.
+	// Clock drives the rate limits and the dedupe window.
 	Clock *actorstest.FakeClock
 
 	dir string

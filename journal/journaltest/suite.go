@@ -277,7 +277,8 @@ func testRacingWriters(t *testing.T, j *journal.Journal) {
 	t.Logf("%d conflicts among %d writers", conflicts, writers)
 }
 
-func appendAsync(j *journal.Journal, group string, expected uint64, ev *messages.Event) (uint64, error) {
+// AppendAsync runs j.AppendAsync and waits for its outcome.
+func AppendAsync(j *journal.Journal, group string, expected uint64, ev *messages.Event) (uint64, error) {
 	type outcome struct {
 		seq uint64
 		err error
@@ -290,15 +291,15 @@ func appendAsync(j *journal.Journal, group string, expected uint64, ev *messages
 
 func testAsyncAppend(t *testing.T, j *journal.Journal) {
 	ctx := context.Background()
-	seq1, err := appendAsync(j, "g1", 0, event(0, 1, map[string]int64{"k": 1}))
+	seq1, err := AppendAsync(j, "g1", 0, event(0, 1, map[string]int64{"k": 1}))
 	if err != nil || seq1 == 0 {
 		t.Fatalf("AppendAsync(g1, 0) = %d, %v", seq1, err)
 	}
-	if _, err := appendAsync(j, "g1", 0, event(0, 1, map[string]int64{"k": 9})); !errors.Is(err, journal.ErrConflict) {
+	if _, err := AppendAsync(j, "g1", 0, event(0, 1, map[string]int64{"k": 9})); !errors.Is(err, journal.ErrConflict) {
 		t.Errorf("stale AppendAsync = %v, want ErrConflict", err)
 	}
 	want := event(seq1, 2, map[string]int64{"k": 2})
-	seq2, err := appendAsync(j, "g1", seq1, want)
+	seq2, err := AppendAsync(j, "g1", seq1, want)
 	if err != nil {
 		t.Fatalf("AppendAsync(g1, %d) = %v", seq1, err)
 	}
