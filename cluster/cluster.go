@@ -68,6 +68,12 @@ type Cluster struct {
 	shards  []shard // the journal's shards, with several
 	stopped bool    // Stop began: acquire nothing more
 
+	// wmu guards the watcher (see Watch) and the partitions it was told
+	// are here.
+	wmu     sync.Mutex
+	watcher func(p int, here bool)
+	watched []bool
+
 	memberRev atomic.Uint64
 	beaten    atomic.Int64 // mono nanos when the last heartbeat that got through was sent
 	// mono nanos of the first heartbeat that got through after one that

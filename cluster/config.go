@@ -73,7 +73,7 @@ type Config struct {
 // every second, member records of 3 s, 64 partitions.
 func DefaultConfig() Config {
 	return Config{
-		Partitions:    64,
+		Partitions:    journal.Partitions,
 		Replicas:      1,
 		Storage:       jetstream.MemoryStorage,
 		LeaseTTL:      4 * time.Second,

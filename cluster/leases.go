@@ -105,6 +105,10 @@ func (c *Cluster) step(ctx context.Context) {
 	}
 	c.expireParked()
 	c.logOwned()
+	if stopped {
+		chosen = make([]string, len(chosen))
+	}
+	c.notify(chosen)
 }
 
 // acquire creates p's lease; it fails while another node holds it.

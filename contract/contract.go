@@ -140,3 +140,23 @@ func UpdatesSubject(prefix, group string, membersOnly bool) string {
 	}
 	return prefix + ".updates." + group
 }
+
+// Partitions is how many partitions user and group IDs hash into: the
+// FNV-1a hash of the ID modulo Partitions (journal.PartitionOf).
+const Partitions = 64
+
+// UserMapping is the subject mapping a cluster's servers apply to users'
+// calls in every account clients publish from: prefix.user.<user>.<op>
+// becomes prefix.u.<partition of user>.<user>.<op>, so that the servers
+// deliver a call straight to the node that holds its user's partition,
+// the only one subscribed to it. NATS's partition() is the same FNV-1a
+// hash as tally's.
+func UserMapping(prefix string) (from, to string) {
+	return prefix + ".user.*.*", fmt.Sprintf("%s.u.{{partition(%d,1)}}.{{wildcard(1)}}.{{wildcard(2)}}", prefix, Partitions)
+}
+
+// PartitionedUserSubject is the subject a user's call has once mapped
+// (see UserMapping); partition "*" matches every partition's.
+func PartitionedUserSubject(prefix, partition, user, op string) string {
+	return prefix + ".u." + partition + "." + user + "." + op
+}

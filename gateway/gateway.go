@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -143,7 +146,18 @@ type Gateway struct {
 	byOp        [2][opHistory + 1]*endpoint // user's, admin's
 	control     []*nats.Subscription        // the $SRV subjects
 	forwards    *nats.Subscription          // calls other nodes forward, with a Router
-	root        string                      // Prefix's first token and a dot: "tally."
+	// mapped serves the users' mapped subjects of every partition
+	// (contract.UserMapping) without a Router; with one, parts serves
+	// those of the partitions whose users' calls should come here, by
+	// partition, until Stop closes them (partsClosed). pmu guards both
+	// parts and partsClosed.
+	mapped      []*nats.Subscription
+	pmu         sync.Mutex
+	parts       [][]*nats.Subscription
+	partsClosed bool
+	// unmapped is set once a user's call arrived unmapped in a cluster.
+	unmapped atomic.Bool
+	root     string // Prefix's first token and a dot: "tally."
 	// slots holds a token for every request taken and not yet answered.
 	slots chan struct{}
 	// reads holds a token for every history being read from the journal.
@@ -213,6 +227,13 @@ func Start(nc *nats.Conn, node Node, cfg Config) (*Gateway, error) {
 			return nil, err
 		}
 	}
+	if cfg.Router == nil {
+		var err error
+		if g.mapped, err = g.subscribeMapped("*"); err != nil {
+			g.unsubscribe()
+			return nil, err
+		}
+	}
 	if err := g.discover(); err != nil {
 		g.unsubscribe()
 		return nil, err
@@ -226,6 +247,8 @@ func Start(nc *nats.Conn, node Node, cfg Config) (*Gateway, error) {
 		}
 		sub.SetPendingLimits(-1, -1) // bounded by the other nodes' slots
 		g.forwards = sub
+		g.parts = make([][]*nats.Subscription, contract.Partitions)
+		cfg.Router.Watch(g.watch)
 		if err := cfg.Internal.Flush(); err != nil {
 			g.unsubscribe()
 			return nil, fmt.Errorf("gateway: flush subscriptions: %w", err)
@@ -301,6 +324,12 @@ func (g *Gateway) unsubscribe() {
 	for _, s := range g.endUserSubs {
 		s.Unsubscribe()
 	}
+	for _, s := range g.mapped {
+		s.Unsubscribe()
+	}
+	for _, s := range g.closeParts() {
+		s.Unsubscribe()
+	}
 	if g.forwards != nil {
 		g.forwards.Unsubscribe()
 	}
@@ -316,24 +345,12 @@ func (g *Gateway) Stop(ctx context.Context) error {
 	}
 	// Draining hands the requests already buffered to the handlers; once
 	// the subscriptions are gone every request has been taken.
+	subs := slices.Concat(g.endUserSubs, g.mapped)
 	for _, e := range g.endpoints {
-		if err := e.sub.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			return fmt.Errorf("gateway: drain %s: %w", e.subject, err)
-		}
+		subs = append(subs, e.sub)
 	}
-	for _, s := range g.endUserSubs {
-		if err := s.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			return fmt.Errorf("gateway: drain %s: %w", s.Subject, err)
-		}
-	}
-	for _, c := range []*nats.Conn{g.nc, g.admin, cmp.Or(g.cfg.EndUsers, g.nc)} {
-		for c.NumSubscriptions() > 0 && !c.IsClosed() {
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("gateway: draining: %w", ctx.Err())
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
+	if err := drain(ctx, subs); err != nil {
+		return err
 	}
 	var err error
 	if g.cfg.Leave != nil {
@@ -341,21 +358,16 @@ func (g *Gateway) Stop(ctx context.Context) error {
 	}
 	if g.forwards != nil {
 		// Other nodes learn within moments that this one left; until then
-		// they may still forward calls here, which this node forwards on to
-		// the partitions' new owners rather than drop.
+		// they may still forward calls here, and the servers deliver its
+		// partitions' users' calls here until the new owners subscribe:
+		// this node forwards them on to the partitions' new owners rather
+		// than drop them.
 		select {
 		case <-ctx.Done():
 		case <-time.After(g.cfg.LeaveGrace):
 		}
-		if derr := g.forwards.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
-			return errors.Join(err, fmt.Errorf("gateway: drain forwarded calls: %w", derr))
-		}
-		for g.forwards.IsValid() && !g.cfg.Internal.IsClosed() {
-			select {
-			case <-ctx.Done():
-				return errors.Join(err, fmt.Errorf("gateway: draining forwarded calls: %w", ctx.Err()))
-			case <-time.After(5 * time.Millisecond):
-			}
+		if derr := drain(ctx, append(g.closeParts(), g.forwards)); derr != nil {
+			return errors.Join(err, derr)
 		}
 	}
 	// Holding every slot and every read means every request taken has
@@ -383,6 +395,9 @@ func (g *Gateway) handler(nc *nats.Conn, e *endpoint, o op, admin bool) nats.Msg
 		user := ""
 		if !admin {
 			user = userOf(m.Subject)
+			if g.cfg.Router != nil && !g.unmapped.Load() && strings.HasPrefix(m.Subject, g.cfg.Prefix+".user.") && g.unmapped.CompareAndSwap(false, true) {
+				g.cfg.Logger.Info("users' calls arrive without the servers' mapping to their partitions (docs/clustering.md): each takes up to two forwards between nodes rather than one", slog.String("subject", m.Subject))
+			}
 		}
 		r := &request{g: g, nc: nc, ep: e, op: o, format: f, subject: m.Subject, reply: m.Reply, taken: time.Now(), part: -1, user: user,
 			endUser: nc == g.cfg.EndUsers}

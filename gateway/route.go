@@ -24,6 +24,10 @@ type Router interface {
 	Exit(p int)
 	// Inbox is the subject of the calls forwarded to this node.
 	Inbox() string
+	// Watch calls fn each time this node becomes, or stops being, the
+	// node that partition p's users' calls should reach, first for every
+	// partition that is its now, before Watch returns.
+	Watch(fn func(p int, here bool))
 }
 
 // maxHops bounds how often one call is forwarded: to its user's node,
@@ -32,10 +36,14 @@ const maxHops = 4
 
 // A call in a cluster goes through two places: the node holding its user's
 // partition runs the rate limit, and the node holding its group's
-// partition runs the command and answers the client. The node that takes
-// the request from the client forwards a user's call, undecoded, to the
-// first; that one decodes it, admits it and forwards the decoded command
-// to the second. Each forward keeps the client's reply subject, so the
+// partition runs the command and answers the client. The cluster's
+// servers map a user's call to a subject that names its user's partition
+// (contract.UserMapping), to which only the node that the partition is
+// for subscribes: NATS delivers the call there, which decodes it, admits
+// it and forwards the decoded command to the group's node if that is
+// another. A call that arrives elsewhere (from an account without the
+// mapping, or while a partition moves) is first forwarded, undecoded, to
+// its user's node. Each forward keeps the client's reply subject, so the
 // serving node answers the client directly. An admin's call has no rate
 // limit and goes straight to its group's node.
 
@@ -178,7 +186,7 @@ func (r *request) forward(inbox string, f *messages.Forward, hops uint32) {
 		r.respond(nil, fmt.Errorf("%w: forward the call: %w", actors.ErrUnavailable, err))
 		return
 	}
-	g.cfg.Metrics.Forwarded()
+	g.cfg.Metrics.Forwarded(hops + 1)
 	<-g.slots
 }
 
@@ -233,6 +241,9 @@ func (g *Gateway) parse(subject string) (o op, admin bool, user string, ok bool)
 	switch kind {
 	case "admin":
 		admin = true
+	case "u": // mapped: u.<partition>.<user>.<op>
+		_, rest, _ = strings.Cut(rest, ".")
+		fallthrough
 	case "user":
 		user, rest, _ = strings.Cut(rest, ".")
 		if user == "" {

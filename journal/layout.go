@@ -3,12 +3,15 @@ package journal
 import (
 	"strconv"
 	"strings"
+
+	"github.com/tallyhq/tally/contract"
 )
 
 // Partitions is how many partitions group and user IDs hash into
 // (PartitionOf). A shard holds whole partitions, so that a cluster's
-// partition has its groups in one stream.
-const Partitions = 64
+// partition has its groups in one stream; it is the contract's, which the
+// servers' subject mapping of users' calls uses too.
+const Partitions = contract.Partitions
 
 // MaxShards is the most shard streams a journal may have: one per
 // partition.

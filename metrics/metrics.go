@@ -27,7 +27,7 @@ type Metrics struct {
 	callsPerAppend prometheus.Histogram
 	reloads        prometheus.Counter
 	published      prometheus.Counter
-	forwarded      prometheus.Counter
+	forwarded      *prometheus.CounterVec
 	renewals       *prometheus.CounterVec
 	leaderMoves    *prometheus.CounterVec
 }
@@ -64,9 +64,9 @@ func New() *Metrics {
 	m.published = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tally_updates_published_total", Help: "Updates published on tally.v1.updates.<group>.",
 	})
-	m.forwarded = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "tally_forwarded_calls_total", Help: "Calls this node forwarded to another node of its cluster.",
-	})
+	m.forwarded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tally_forwarded_calls_total", Help: "Calls this node forwarded to another node of its cluster, by the forward's place on the call's way: hop 1 is a call's first forward, 2 its second (while a partition moves, or from an account without the servers' mapping of users' calls).",
+	}, []string{"hop"})
 	m.renewals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tally_lease_renewals_total", Help: "Lease renewals of this node's partitions, by result: ok, failed (tried again) or lost.",
 	}, []string{"result"})
@@ -170,10 +170,10 @@ func (m *Metrics) Published(n int) {
 	}
 }
 
-// Forwarded records a call forwarded to another node.
-func (m *Metrics) Forwarded() {
+// Forwarded records a call forwarded to another node, its hop-th forward.
+func (m *Metrics) Forwarded(hop uint32) {
 	if m != nil {
-		m.forwarded.Inc()
+		m.forwarded.WithLabelValues(strconv.FormatUint(uint64(hop), 10)).Inc()
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+
+	"github.com/tallyhq/tally/contract"
 )
 
 // Accounts of the embedded server.
@@ -49,7 +51,23 @@ const (
 // services are the subjects the service account serves to clients, and
 // updates the subjects clients read from it.
 func services(prefix string) (singleton []string, streamed []string, updates string) {
-	return []string{prefix + ".user.>", prefix + ".admin.>"}, []string{"$SRV.>"}, prefix + ".updates.>"
+	return []string{prefix + ".user.>", prefix + ".u.>", prefix + ".admin.>"}, []string{"$SRV.>"}, prefix + ".updates.>"
+}
+
+// mapUsers adds, in a cluster, the mapping of users' calls to their
+// partitions' subjects to acc, an account clients publish from (see
+// contract.UserMapping): the servers then deliver a user's call to the
+// node that holds the user's partition, rather than to any node, which
+// would forward it there. Publish permissions apply to the mapped subject.
+func mapUsers(cfg Config, acc *server.Account, prefix string) error {
+	if cfg.Cluster == "" {
+		return nil
+	}
+	from, to := contract.UserMapping(prefix)
+	if err := acc.AddMapping(from, to); err != nil {
+		return fmt.Errorf("account %s: map %s to %s: %w", acc.Name, from, to, err)
+	}
+	return nil
 }
 
 // embeddedOptions returns the embedded server's options: the configuration
@@ -112,12 +130,15 @@ func embeddedOptions(cfg Config, prefix, nodeKey, frontKey string, callout *call
 		if from, err = addFrontAccount(opts, frontKey, plan.account); err != nil {
 			return nil, false, err
 		}
+		if err := mapUsers(cfg, from, prefix); err != nil {
+			return nil, false, err
+		}
 		front = true
 	case svc == nil:
 		if svc, err = serviceAccount(prefix, true, plan.account); err != nil {
 			return nil, false, err
 		}
-		if err := addClientAccounts(opts, svc, prefix); err != nil {
+		if err := addClientAccounts(cfg, opts, svc, prefix); err != nil {
 			return nil, false, err
 		}
 		opts.Accounts = append(opts.Accounts, svc)
@@ -165,10 +186,13 @@ func clusterOptions(cfg Config, opts *server.Options) {
 }
 
 // addClientAccounts makes every client account of opts import the service
-// from svc.
-func addClientAccounts(opts *server.Options, svc *server.Account, prefix string) error {
+// from svc, its users' calls mapped in a cluster.
+func addClientAccounts(cfg Config, opts *server.Options, svc *server.Account, prefix string) error {
 	for _, acc := range clientAccounts(opts) {
 		if err := importServices(acc, svc, prefix); err != nil {
+			return err
+		}
+		if err := mapUsers(cfg, acc, prefix); err != nil {
 			return err
 		}
 	}

@@ -186,6 +186,9 @@ func endUserOptions(cfg Config, opts *server.Options, from *server.Account, fron
 	if err != nil {
 		return err
 	}
+	if err := mapUsers(cfg, users, prefix); err != nil {
+		return err
+	}
 	// End users' calls are served in their own account by a gateway
 	// connection of the node there, which sees each request's reply
 	// subject (through a service import it would see the import's own)

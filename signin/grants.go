@@ -27,7 +27,10 @@ func (g grant) userClaims(userNkey, account, prefix string) *jwt.UserClaims {
 	uc.Audience = account
 	uc.Name = g.user // shown as the connection's user by the server
 	uc.Expires = g.expires.Unix()
-	uc.Pub.Allow.Add(prefix + ".user." + g.user + ".>")
+	// A cluster's servers map a user's call to its partition's subject
+	// (contract.UserMapping), on which the permission is checked: only
+	// this user's, whatever the partition token.
+	uc.Pub.Allow.Add(prefix+".user."+g.user+".>", contract.PartitionedUserSubject(prefix, "*", g.user, ">"))
 	uc.Sub.Allow.Add(contract.InboxPrefix(g.user)+".>", prefix+".updates.*")
 	for _, group := range g.groups {
 		uc.Sub.Allow.Add(contract.MemberUpdatesSubject(prefix, group))

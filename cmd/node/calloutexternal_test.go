@@ -53,6 +53,7 @@ accounts {
     users: [{user: tally, password: tally-pw}]
     exports: [
       {service: "tally.v1.user.>", response: singleton}
+      {service: "tally.v1.u.>", response: singleton}
       {service: "tally.v1.admin.>", response: singleton}
       {service: "$SRV.>", response: stream}
       {stream: "tally.v1.updates.>"}
@@ -60,16 +61,19 @@ accounts {
   }
   BACKEND {
     users: [{user: backend, password: backend-pw}]
+    mappings: {"tally.v1.user.*.*": "tally.v1.u.{{partition(64,1)}}.{{wildcard(1)}}.{{wildcard(2)}}"}
     imports: [
-      {service: {account: TALLY, subject: "tally.v1.user.>"}}
+      {service: {account: TALLY, subject: "tally.v1.u.>"}}
       {service: {account: TALLY, subject: "tally.v1.admin.>"}}
       {stream: {account: TALLY, subject: "tally.v1.updates.>"}}
     ]
   }
   USERS {
     limits: { max_payload: 8192, max_subscriptions: 2064 }
+    # Users' calls go straight to their user's node (docs/clustering.md).
+    mappings: {"tally.v1.user.*.*": "tally.v1.u.{{partition(64,1)}}.{{wildcard(1)}}.{{wildcard(2)}}"}
     imports: [
-      {service: {account: TALLY, subject: "tally.v1.user.>"}}
+      {service: {account: TALLY, subject: "tally.v1.u.>"}}
       {stream: {account: TALLY, subject: "tally.v1.updates.*"}}
       {stream: {account: TALLY, subject: "tally.v1.updates.*.members"}, to: "tally.v1.member-updates.$1"}
     ]

@@ -141,6 +141,19 @@ func testServesFromEveryNode(t *testing.T, imports bool) {
 	if m, err := seen.NextMsg(0); err == nil {
 		t.Errorf("a client read a forwarded call on %s", m.Subject)
 	}
+	// The file of the imports defines TALLY without the servers' mapping of
+	// users' calls: the nodes that took them say so, once; without a file,
+	// the nodes map them.
+	unmapped := 0
+	for _, m := range c.members {
+		unmapped += strings.Count(m.p.stderr.String(), "without the servers' mapping")
+	}
+	switch {
+	case imports && (unmapped < 1 || unmapped > len(c.members)):
+		t.Errorf("%d nodes logged that users' calls arrive unmapped, want 1 to %d", unmapped, len(c.members))
+	case !imports && unmapped > 0:
+		t.Errorf("%d nodes logged that users' calls arrive unmapped, want none", unmapped)
+	}
 }
 
 // TestExternalClusterServesFromEveryNode is the same on three nodes that

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tallyhq/tally/client"
 	"github.com/tallyhq/tally/contract"
+	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/journal/journaltest"
 	"github.com/tallyhq/tally/node/nodetest"
 	"github.com/tallyhq/tally/usersig"
@@ -432,6 +433,29 @@ func TestEndUsersOnCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		mallory.refused(t, "publish", "tally.v1.admin.set")
+		// The servers map a user's call to its partition's subject, on
+		// which her permissions are checked: another user's is refused,
+		// as it is or mapped; her own under another partition reaches her
+		// node all the same.
+		mapped := fmt.Sprintf("tally.v1.u.%d.u2.increase", journal.PartitionOf("u2", journal.Partitions))
+		for _, subject := range []string{"tally.v1.user.u2.increase", "tally.v1.u.0.u2.increase"} {
+			if err := mallory.nc.PublishRequest(subject, "_INBOX_mallory.x", []byte(`{"groupID":"room","key":"likes","value":1000}`)); err != nil {
+				t.Fatal(err)
+			}
+			refusedAs := subject
+			if subject == "tally.v1.user.u2.increase" {
+				refusedAs = mapped
+			}
+			mallory.refused(t, "publish", refusedAs)
+		}
+		wrong := fmt.Sprintf("tally.v1.u.%d.mallory.increase", (journal.PartitionOf("mallory", journal.Partitions)+1)%journal.Partitions)
+		msg, err := mallory.nc.Request(wrong, []byte(fmt.Sprintf(`{"groupID":"mallory%d","key":"k","value":2}`, i)), 10*time.Second)
+		if err != nil {
+			t.Fatalf("mallory's increase on %s: %v", wrong, err)
+		}
+		if want := fmt.Sprintf(`{"groupID":"mallory%d","key":"k","value":2}`, i); string(msg.Data) != want {
+			t.Errorf("mallory's increase on %s = %s, want %s", wrong, msg.Data, want)
+		}
 		if _, err := mallory.nc.SubscribeSync("tally.internal.>"); err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tallyhq/tally/client"
+	"github.com/tallyhq/tally/journal/journaltest"
+)
+
+// TestUserCallForwardedAtMostOnce makes 300 calls of 300 users on 300
+// groups through the three nodes of a cluster, each client on one node,
+// and reads how often the nodes forwarded them: the servers deliver a
+// user's call straight to the node that holds its user's partition, which
+// forwards it only when the group is another node's, so no call is
+// forwarded twice, and two calls in three, about, once. Clients share the
+// nodes' own account, or have accounts of a configuration file's.
+func TestUserCallForwardedAtMostOnce(t *testing.T) {
+	t.Run("clients in the node's own account", func(t *testing.T) { testForwardedAtMostOnce(t) })
+	t.Run("client accounts of a configuration", func(t *testing.T) {
+		conf := filepath.Join(t.TempDir(), "accounts.conf")
+		if err := os.WriteFile(conf, []byte("accounts { APP: { users: [{user: app, password: app}] } }\nno_auth_user: app\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		testForwardedAtMostOnce(t, "--nats-config", conf)
+	})
+}
+
+func testForwardedAtMostOnce(t *testing.T, extra ...string) {
+	c := startCluster(t, 3, false, append([]string{"--http", "127.0.0.1:0"}, extra...)...)
+	var addrs []string
+	for _, m := range c.members {
+		addrs = append(addrs, httpAddrOf(t, m.p))
+	}
+	// Calls are forwarded more while partitions move: from when every
+	// partition is held and every node leads its shard's stream, nothing
+	// moves any more.
+	journaltest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		owned := 0.0
+		for i, a := range addrs {
+			f := scrape(t, a)
+			n, _ := value(f, "tally_partitions_owned", map[string]string{})
+			l, _ := value(f, "tally_shard_leaders_local", map[string]string{})
+			if l != 1 {
+				return fmt.Errorf("n%d leads %v shard streams, want 1", i+1, l)
+			}
+			owned += n
+		}
+		if owned != 64 {
+			return fmt.Errorf("%v partitions held, want 64", owned)
+		}
+		return nil
+	})
+	forwarded := func() (first, more float64) {
+		for _, a := range addrs {
+			for _, m := range scrape(t, a)["tally_forwarded_calls_total"].GetMetric() {
+				if m.GetLabel()[0].GetValue() == "1" {
+					first += m.GetCounter().GetValue()
+				} else {
+					more += m.GetCounter().GetValue()
+				}
+			}
+		}
+		return first, more
+	}
+	first0, more0 := forwarded()
+	ctx := context.Background()
+	conns := []*nats.Conn{c.connect(0), c.connect(1), c.connect(2)}
+	const calls = 300
+	for i := range calls {
+		u, err := client.New(conns[i%3], fmt.Sprintf("user%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := u.IncreaseGroupCounter(ctx, fmt.Sprintf("g%d", i), "k", 1); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	first, more := forwarded()
+	first, more = first-first0, more-more0
+	if more != 0 {
+		t.Errorf("%v of %d users' calls were forwarded more than once", more, calls)
+	}
+	// A group is another node's for two calls in three: 200 expected,
+	// below 150 or above 250 once in about 10^8 runs.
+	if first < 150 || first > 250 {
+		t.Errorf("%v of %d users' calls forwarded once, want about two in three", first, calls)
+	}
+}
