@@ -323,10 +323,15 @@ func (n *Node) awaitCurrent(ctx context.Context, js jetstream.JetStream, stream 
 			if si.Cluster.Leader == me {
 				return
 			}
+			peer := false
 			for _, r := range si.Cluster.Replicas {
 				if r.Name == me && r.Current {
 					return
 				}
+				peer = peer || r.Name == me
+			}
+			if !peer && si.Cluster.Leader != "" {
+				return // a stream this server holds no replica of (R3 on five servers)
 			}
 		}
 		select {
