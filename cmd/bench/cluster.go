@@ -257,8 +257,8 @@ func pids(nodes []*proc) []int {
 }
 
 // forwardCost measures what a hop between nodes costs. On one three-node
-// cluster, w1 and w2 run on users and groups whose partitions the first
-// node holds, with every connection on that node (nothing forwarded) and
+// cluster, once each node leads its shard's stream, w1 and w2 run on
+// users and groups whose partitions the first node holds, with every connection on that node (nothing forwarded) and
 // with every connection on the second node (each call forwarded once, to
 // the first), alternating over rounds. CPU is the three nodes' summed.
 func (b *bench) forwardCost(w io.Writer, rounds int) error {
@@ -269,6 +269,10 @@ func (b *bench) forwardCost(w io.Writer, rounds int) error {
 	}
 	owners, err := settledOwners(nodes[0].url)
 	if err != nil {
+		return err
+	}
+	// n1's appends go to its own server once it leads its shard's stream.
+	if _, err := awaitShardLeaders(nodes, true, 20*time.Second); err != nil {
 		return err
 	}
 	keep := func(id string) bool { return owners[cluster.PartitionOf(id, len(owners))] == "n1" }
