@@ -45,7 +45,8 @@ var clusterSetups = []clusterSetup{
 	{name: "3 nodes sharded, clients on all", nodes: 3, replicas: 3, spread: true, target: 0.75},
 	{name: "5 nodes sharded, clients on all", nodes: 5, replicas: 3, spread: true, target: 0.5},
 	{name: "3 nodes sharded, clients on one", nodes: 3, replicas: 3, more: true},
-	// Streams of one replica stay where they were made: the nodes cannot
+	// Streams of one replica stay on the server JetStream placed them on
+	// (one server for all three, in the runs so far): the nodes cannot
 	// move their leaders.
 	{name: "3 nodes R1, clients on all", nodes: 3, replicas: 1, spread: true, more: true},
 }
@@ -55,8 +56,8 @@ var clusterSetups = []clusterSetup{
 // nodes; with -cluster-all, on three nodes with every connection on one
 // node too (two calls in three are forwarded to another node, and
 // another hop for the user's rate limit), and with the journal on one
-// replica instead of three.
-// Setups alternate over -rounds rounds, each on fresh nodes; it prints
+// replica instead of three. Setups alternate over -rounds rounds, each
+// measurement on fresh nodes; it prints
 // each one's median, the nodes' CPU summed and the busiest node's, per
 // call, and the busiest node's over one node's, the median of the rounds'
 // ratios: what predicts how far adding nodes carries the load. Then, with
@@ -152,7 +153,9 @@ func medianBy(rs []result, f func(result) float64) float64 {
 // partitions' holders settled and, with several nodes, every shard stream
 // has a leader (with replicas, one on each node), and returns how many
 // shard leaders each node held then; with profile (and -profile), it
-// profiles every node.
+// profiles every node. The servers run nodetest.OpsConfig, whose
+// operator user reads the partitions' holders, one node too, so that
+// every setup serves its clients alike.
 func (b *bench) clusterOnce(s clusterSetup, workload string, profile bool) (result, []int, error) {
 	nodes, err := b.startCluster(s, true)
 	defer stopAll(nodes)
