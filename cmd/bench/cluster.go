@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,57 +29,81 @@ type clusterSetup struct {
 	nodes    int
 	replicas int
 	spread   bool // connections spread over the nodes, else all on the first
+	// target, when set, is the most the busiest node's CPU per call on w1
+	// may be, over one node's, for the cluster to scale out.
+	target float64
+	// more: a setup that explains rather than predicts, run with
+	// -cluster-all only.
+	more bool
 }
 
+// clusterSetups: the first is the one the others are compared with. A
+// new journal on N servers has N shard streams, each led by the node that
+// holds its shard's partitions.
 var clusterSetups = []clusterSetup{
-	{"1 node", 1, 1, false},
-	{"3 nodes, clients on one", 3, 3, false},
-	{"3 nodes, clients on all", 3, 3, true},
-	{"3 nodes R1, clients on all", 3, 1, true},
+	{name: "1 node", nodes: 1, replicas: 1},
+	{name: "3 nodes sharded, clients on all", nodes: 3, replicas: 3, spread: true, target: 0.75},
+	{name: "5 nodes sharded, clients on all", nodes: 5, replicas: 3, spread: true, target: 0.5},
+	{name: "3 nodes sharded, clients on one", nodes: 3, replicas: 3, more: true},
+	// Streams of one replica stay on the server JetStream placed them on
+	// (one server for all three, in the runs so far): the nodes cannot
+	// move their leaders.
+	{name: "3 nodes R1, clients on all", nodes: 3, replicas: 1, spread: true, more: true},
 }
 
-// cluster measures w1 and w2 on three nodes of one embedded cluster, on
-// this machine's cores, against one node: with every connection on one
-// node (two calls in three are forwarded to another node, and another
-// hop for the user's rate limit), with the connections spread over the
-// three, and with the journal on one replica instead of three. Setups
-// alternate over -rounds rounds; it prints each one's median. CPU is the
-// nodes' summed (their embedded servers included), per call.
+// cluster measures w1 and w2 on one node and on clusters of three and
+// five on this machine's cores, with the connections spread over the
+// nodes; with -cluster-all, on three nodes with every connection on one
+// node too (two calls in three are forwarded to another node, and
+// another hop for the user's rate limit), and with the journal on one
+// replica instead of three. Setups alternate over -rounds rounds, each
+// measurement on fresh nodes; it prints
+// each one's median, the nodes' CPU summed and the busiest node's, per
+// call, and the busiest node's over one node's, the median of the rounds'
+// ratios: what predicts how far adding nodes carries the load. Then, with
+// the extras, the cost of a forwarded call and the write pauses of faults.
 func (b *bench) cluster(ctx context.Context, rounds int, w io.Writer) error {
-	type key struct{ setup, workload string }
-	samples := map[key][]result{}
-	err := alternating(rounds, clusterSetups, b.o.wants, func(round int, s clusterSetup, wl string) error {
+	var setups []clusterSetup
+	for _, s := range clusterSetups {
+		if !s.more || b.o.clusterAll {
+			setups = append(setups, s)
+		}
+	}
+	samples := map[clusterKey][]clusterSample{}
+	leaders := map[string][]int{} // each setup's, as its first measurement started
+	err := alternating(rounds, setups, b.o.wants, func(round int, s clusterSetup, wl string) error {
 		b.logf("cluster %s %s round %d ...", s.name, wl, round+1)
-		r, err := b.clusterOnce(s, wl, round == 0)
+		r, counts, err := b.clusterOnce(s, wl, round == 0)
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", s.name, wl, err)
 		}
-		samples[key{s.name, wl}] = append(samples[key{s.name, wl}], r)
+		k := clusterKey{s.name, wl}
+		samples[k] = append(samples[k], clusterSample{round, r})
+		if _, ok := leaders[s.name]; !ok && counts != nil {
+			leaders[s.name] = counts
+		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "tally on one and on three nodes of one cluster, --sync=interval, all on this machine's cores; median of %d rounds, %d connections with one request in flight each\n\n", rounds, b.o.workers)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "setup\tworkload\tops/s\tratio to 1 node\tp50 ms\tp99 ms\tCPU us/call\t")
-	for _, wl := range []string{"w1", "w2"} {
-		one := samples[key{clusterSetups[0].name, wl}]
-		if len(one) == 0 {
-			continue
-		}
-		base := medianBy(one, func(r result) float64 { return r.OpsPerS })
-		for _, s := range clusterSetups {
-			rs := samples[key{s.name, wl}]
-			ops := medianBy(rs, func(r result) float64 { return r.OpsPerS })
-			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2fx\t%.2f\t%.2f\t%.1f\t\n", s.name, wl, ops, ops/base,
-				medianBy(rs, func(r result) float64 { return r.P50ms }),
-				medianBy(rs, func(r result) float64 { return r.P99ms }),
-				medianBy(rs, func(r result) float64 { return r.CPUPerM }))
+	fmt.Fprintf(w, "tally on one, three and five nodes of one cluster, --sync=interval, all on this machine's cores; median of %d rounds, %d connections with one request in flight each; ratios to 1 node: the median of the rounds' ratios, each to the one node of the same round; CPU of the nodes' processes (their embedded servers included)\n\n", rounds, b.o.workers)
+	rows := clusterRows(setups, samples)
+	if err := printClusterTable(w, rows); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	printAcceptance(w, setups, rows)
+	if len(leaders) > 0 {
+		fmt.Fprintf(w, "\njournal shard streams each node led as each setup's first measurement started:\n")
+		for _, s := range setups {
+			if counts, ok := leaders[s.name]; ok {
+				fmt.Fprintf(w, "  %s: %s\n", s.name, leaderLine(counts))
+			}
 		}
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	if !b.o.wants("extras") {
+		return nil
 	}
 	if err := b.forwardCost(w, rounds); err != nil {
 		return fmt.Errorf("cost of a forwarded call: %w", err)
@@ -124,13 +149,28 @@ func medianBy(rs []result, f func(result) float64) float64 {
 	return median(xs)
 }
 
-// clusterOnce measures one workload on fresh nodes of a setup; with
-// profile (and -profile), it profiles every node.
-func (b *bench) clusterOnce(s clusterSetup, workload string, profile bool) (result, error) {
-	nodes, err := b.startCluster(s, false)
+// clusterOnce measures one workload on fresh nodes of a setup, once the
+// partitions' holders settled and, with several nodes, every shard stream
+// has a leader (with replicas, one on each node), and returns how many
+// shard leaders each node held then; with profile (and -profile), it
+// profiles every node. The servers run nodetest.OpsConfig, whose
+// operator user reads the partitions' holders, one node too, so that
+// every setup serves its clients alike.
+func (b *bench) clusterOnce(s clusterSetup, workload string, profile bool) (result, []int, error) {
+	nodes, err := b.startCluster(s, true)
 	defer stopAll(nodes)
 	if err != nil {
-		return result{}, err
+		return result{}, nil, err
+	}
+	var leaders []int
+	if s.nodes > 1 {
+		if _, err := settledOwners(nodes[0].url); err != nil {
+			return result{}, nil, err
+		}
+		if leaders, err = awaitShardLeaders(nodes, s.replicas > 1, 20*time.Second); err != nil {
+			return result{}, nil, err
+		}
+		b.logf("  shard leaders: %s", leaderLine(leaders))
 	}
 	urls := []string{nodes[0].url}
 	if s.spread {
@@ -141,7 +181,7 @@ func (b *bench) clusterOnce(s clusterSetup, workload string, profile bool) (resu
 	}
 	c, err := newTallyClientOn(urls, b.o.workers)
 	if err != nil {
-		return result{}, err
+		return result{}, nil, err
 	}
 	defer c.close()
 	var profiles []func()
@@ -155,9 +195,54 @@ func (b *bench) clusterOnce(s clusterSetup, workload string, profile bool) (resu
 		wait()
 	}
 	if r.Failed > 0 || r.Refused > 0 {
-		return r, fmt.Errorf("%d calls failed and %d were refused: %s", r.Failed, r.Refused, r.FirstErr)
+		return r, nil, fmt.Errorf("%d calls failed and %d were refused: %s", r.Failed, r.Refused, r.FirstErr)
 	}
-	return r, nil
+	return r, leaders, nil
+}
+
+// awaitShardLeaders waits, at most timeout, until the shard streams of a
+// new journal (one per node) each have a leader and, with spread, no node
+// leads two, as the nodes' tally_shard_leaders_local say; it returns each
+// node's count.
+func awaitShardLeaders(nodes []*proc, spread bool, timeout time.Duration) ([]int, error) {
+	var counts []int
+	var err error
+	for deadline := time.Now().Add(timeout); ; time.Sleep(100 * time.Millisecond) {
+		counts, err = shardLeaders(nodes)
+		if err == nil && leadersPlaced(counts, len(nodes), spread) {
+			return counts, nil
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("shard stream leaders: %w", err)
+	}
+	return nil, fmt.Errorf("the shard streams' leaders were not one on each node after %v: %s", timeout, leaderLine(counts))
+}
+
+// shardLeaders reads each node's tally_shard_leaders_local.
+func shardLeaders(nodes []*proc) ([]int, error) {
+	client := http.Client{Timeout: 2 * time.Second}
+	counts := make([]int, len(nodes))
+	for i, n := range nodes {
+		resp, err := client.Get("http://" + n.http + "/metrics")
+		if err != nil {
+			return nil, err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		v, ok := metricValue(string(body), "tally_shard_leaders_local")
+		if !ok {
+			return nil, fmt.Errorf("n%d serves no tally_shard_leaders_local (a journal of one shard?)", i+1)
+		}
+		counts[i] = int(v)
+	}
+	return counts, nil
 }
 
 // slug makes a setup's name a file name's part: "3 nodes, clients on
@@ -175,8 +260,8 @@ func pids(nodes []*proc) []int {
 }
 
 // forwardCost measures what a hop between nodes costs. On one three-node
-// cluster, w1 and w2 run on users and groups whose partitions the first
-// node holds, with every connection on that node (nothing forwarded) and
+// cluster, once each node leads its shard's stream, w1 and w2 run on
+// users and groups whose partitions the first node holds, with every connection on that node (nothing forwarded) and
 // with every connection on the second node (each call forwarded once, to
 // the first), alternating over rounds. CPU is the three nodes' summed.
 func (b *bench) forwardCost(w io.Writer, rounds int) error {
@@ -187,6 +272,10 @@ func (b *bench) forwardCost(w io.Writer, rounds int) error {
 	}
 	owners, err := settledOwners(nodes[0].url)
 	if err != nil {
+		return err
+	}
+	// n1's appends go to its own server once it leads its shard's stream.
+	if _, err := awaitShardLeaders(nodes, true, 20*time.Second); err != nil {
 		return err
 	}
 	keep := func(id string) bool { return owners[cluster.PartitionOf(id, len(owners))] == "n1" }
@@ -271,9 +360,16 @@ func settledOwners(url string) ([]string, error) {
 	return nil, fmt.Errorf("the partitions' holders did not settle in 30 s: %v", last)
 }
 
+// nodeStartLimit bounds how long a cluster's node may take to serve. A
+// node joins once its server's replicas of the journal's streams caught
+// up, and waits up to 30 s for each: when the cluster has more servers
+// than a stream replicas, each node waits that long for every stream it
+// does not replicate.
+const nodeStartLimit = 3 * time.Minute
+
 // startCluster starts a setup's nodes on loopback, a cluster when more
-// than one, and waits until all serve; with ops, their servers run
-// nodetest.OpsConfig.
+// than one, each serving /metrics, and waits until all serve; with ops,
+// their servers run nodetest.OpsConfig.
 func (b *bench) startCluster(s clusterSetup, ops bool) ([]*proc, error) {
 	dir := b.dir("cluster")
 	var routes []string
@@ -290,8 +386,13 @@ func (b *bench) startCluster(s clusterSetup, ops bool) ([]*proc, error) {
 	}
 	ch := make([]chan started, s.nodes)
 	for i := range s.nodes {
+		httpPort, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		httpAddr := fmt.Sprintf("127.0.0.1:%d", httpPort)
 		args := []string{"--name", fmt.Sprintf("n%d", i+1), "--data", filepath.Join(dir, fmt.Sprintf("n%d", i+1)),
-			"--sync", "interval", "--passivate-after", "1h", "--log-level", "warn"}
+			"--sync", "interval", "--passivate-after", "1h", "--log-level", "warn", "--http", httpAddr}
 		var pprofAddr string
 		if b.o.profile {
 			port, err := freePort()
@@ -319,9 +420,9 @@ func (b *bench) startCluster(s clusterSetup, ops bool) ([]*proc, error) {
 		}
 		ch[i] = make(chan started, 1)
 		go func() {
-			p, err := startServing(fmt.Sprintf("tally-n%d", i+1), exec.Command(b.tallyBin, args...), "tally: serving on ")
+			p, err := startServingWithin(fmt.Sprintf("tally-n%d", i+1), exec.Command(b.tallyBin, args...), "tally: serving on ", nodeStartLimit)
 			if p != nil {
-				p.pprof = pprofAddr
+				p.pprof, p.http = pprofAddr, httpAddr
 			}
 			ch[i] <- started{p, err}
 		}()
@@ -555,6 +656,7 @@ func (b *bench) rollingOnce() ([]rollingStep, error) {
 		if err != nil {
 			return nil, fmt.Errorf("restart %s: %w", name, err)
 		}
+		again.pprof, again.http = n.pprof, n.http
 		nodes[i] = again
 		if err := l.await(time.Now(), 20*b.o.workers); err != nil {
 			return nil, err

@@ -256,7 +256,7 @@ func paced(users []*endUser, warmup, dur time.Duration, server int) result {
 	}
 	cpu, self, peak := window([]int{server}, measureFrom, end)
 	wg.Wait()
-	return rec.result(dur, cpu, self, peak)
+	return rec.result(dur, cpu[0], self, peak)
 }
 
 func endUserCall(nc *nats.Conn, subject string, body []byte) error {

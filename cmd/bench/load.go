@@ -29,6 +29,9 @@ type result struct {
 	P99ms    float64 `json:"p99_ms"`
 	P999ms   float64 `json:"p999_ms"`
 	CPUPerM  float64 `json:"cpu_s_per_million_ops"`
+	// With several processes (the nodes of a cluster): each one's CPU per
+	// call, in the order they were given.
+	ProcCPUPerM []float64 `json:"cpu_s_per_million_ops_by_process,omitempty"`
 	// The load generator's CPU per call (this process, every client
 	// connection): it shares the cores with the system under test.
 	ClientCPUPerM float64 `json:"client_cpu_s_per_million_ops"`
@@ -69,7 +72,8 @@ func runFor(workers int, warmup, dur time.Duration, server int, do op) result {
 }
 
 // runForAll is runFor on a system of several processes: its CPU time is
-// theirs summed, its peak memory the sum of their peaks.
+// theirs summed (and, with more than one, each one's apart), its peak
+// memory the sum of their peaks.
 func runForAll(workers int, warmup, dur time.Duration, servers []int, do op) result {
 	var next atomic.Uint64
 	rec := &recorder{}
@@ -103,13 +107,19 @@ func runForAll(workers int, warmup, dur time.Duration, servers []int, do op) res
 	}
 	cpu, self, peak := window(servers, measureFrom, end)
 	wg.Wait()
-	return rec.result(dur, cpu, self, peak)
+	res := rec.result(dur, sum(cpu), self, peak)
+	if len(servers) > 1 && res.Ops > 0 {
+		for _, c := range cpu {
+			res.ProcCPUPerM = append(res.ProcCPUPerM, c/float64(res.Ops)*1e6)
+		}
+	}
+	return res
 }
 
 // window waits for the measurement, from measureFrom to end, and returns
-// the CPU seconds the servers and this process spent in it and the
+// the CPU seconds each server and this process spent in it and the
 // servers' summed peak memory.
-func window(servers []int, measureFrom, end time.Time) (cpu, self float64, peak int64) {
+func window(servers []int, measureFrom, end time.Time) (cpu []float64, self float64, peak int64) {
 	time.Sleep(time.Until(measureFrom)) // the warm-up, not synchronisation
 	cpu0, self0 := cpuOf(servers), cpuSeconds(os.Getpid())
 	for _, pid := range servers {
@@ -121,14 +131,25 @@ func window(servers []int, measureFrom, end time.Time) (cpu, self float64, peak 
 		_, p := memory(pid)
 		peak += p
 	}
-	return cpu1 - cpu0, self1 - self0, peak
+	for i := range cpu1 {
+		cpu1[i] -= cpu0[i]
+	}
+	return cpu1, self1 - self0, peak
 }
 
-// cpuOf sums the CPU seconds of processes.
-func cpuOf(pids []int) float64 {
+// cpuOf reads the CPU seconds of each process.
+func cpuOf(pids []int) []float64 {
+	out := make([]float64, len(pids))
+	for i, pid := range pids {
+		out[i] = cpuSeconds(pid)
+	}
+	return out
+}
+
+func sum(xs []float64) float64 {
 	var s float64
-	for _, pid := range pids {
-		s += cpuSeconds(pid)
+	for _, x := range xs {
+		s += x
 	}
 	return s
 }

@@ -32,6 +32,7 @@ type options struct {
 	systems          map[string]bool // systems to run; all when empty
 	only             map[string]bool // workloads to run; all when empty
 	profile          bool
+	clusterAll       bool // -cluster: every setup, not only those that predict scale-out
 	// members: with -baseline, this build's runs make every load group
 	// members-only, with the users that call it as members.
 	members bool
@@ -60,7 +61,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	only := fs.String("workloads", "", "comma-separated workloads to run (w1,w2,w3,w4,extras); all when empty")
 	fs.BoolVar(&o.profile, "profile", false, "write CPU and allocation profiles of the tally node for each workload (first round), its live heap at the end of w1-w3, and heap profiles for the memory measurement, to -out; with -cluster, of every node of each setup and of the forwarding measurement (first round)")
 	quick := fs.Bool("quick", false, "short run: 1 s warm-up, 3 s per workload, smaller extras")
-	cluster := fs.Bool("cluster", false, "measure w1 and w2 on three nodes of one cluster (clients on one node, on all three, and with one replica) against one node, the cost of a forwarded call, and the write pauses of a SIGKILL and of a rolling restart, instead of the peers")
+	cluster := fs.Bool("cluster", false, "measure w1 and w2 on one node and on clusters of three and five nodes (a journal of one shard stream per node, R3, each led by the node holding its partitions; connections spread over every node), fresh nodes for each, in alternating rounds: calls/s, latency, the nodes' CPU per call summed and the busiest node's, and the busiest node's over one node's of the same round against the targets (w1: at most 0.75x at three nodes, 0.5x at five); then, unless -workloads leaves out extras, the cost of a forwarded call and the write pauses of a SIGKILL and of a rolling restart; instead of the peers")
+	fs.BoolVar(&o.clusterAll, "cluster-all", false, "with -cluster, also measure three nodes with every connection on one node, and three nodes with the journal on one replica")
 	dashboard := fs.Bool("dashboard", false, "draw deploy/monitoring's Grafana dashboard over a run of w1-w3 on one node into -out/dashboard.png, from the series Debian's Prometheus (installed when missing) scraped, instead of the peers")
 	hostile := fs.Bool("hostile", false, "measure what one hostile client costs the others on one node (a user's flood of 15 KB requests from 8 connections; a subscriber to every update that never reads), each against a quiet run, instead of the peers; writes -out/hostile.json")
 	endUsers := fs.Int("endusers", 0, "measure this many end users on one node (WebSocket connections signed in with user signatures, each calling at the per-user limit) beside a back end's calls over TCP, against the back end alone and with one user flooding, instead of the peers; writes -out/endusers.json")
@@ -107,6 +109,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *rounds < 1 {
 		return fmt.Errorf("-rounds %d: must be at least 1", *rounds)
+	}
+	if o.clusterAll && !*cluster {
+		return errors.New("-cluster-all chooses -cluster's setups: give -cluster too")
 	}
 	if o.members && *baseline == "" {
 		return errors.New("-members compares with a baseline: give -baseline too")

@@ -25,6 +25,7 @@ type proc struct {
 	cmd   *exec.Cmd
 	url   string // how clients reach it
 	pprof string // the net/http/pprof address, if any
+	http  string // the address of /metrics, if any
 	log   bytes.Buffer
 	done  chan struct{}
 }
@@ -105,8 +106,14 @@ func startTally(binary, data, sync string, profile bool, extra ...string) (*proc
 	return p, nil
 }
 
-// startServing starts cmd and waits until it prints prefix and its URL.
+// startServing starts cmd and waits until it prints prefix and its URL,
+// at most 60 s.
 func startServing(name string, cmd *exec.Cmd, prefix string) (*proc, error) {
+	return startServingWithin(name, cmd, prefix, 60*time.Second)
+}
+
+// startServingWithin is startServing waiting at most limit.
+func startServingWithin(name string, cmd *exec.Cmd, prefix string, limit time.Duration) (*proc, error) {
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -129,9 +136,9 @@ func startServing(name string, cmd *exec.Cmd, prefix string) (*proc, error) {
 		return p, nil
 	case <-p.done:
 		return nil, fmt.Errorf("%s exited: %s", name, p.log.String())
-	case <-time.After(60 * time.Second):
+	case <-time.After(limit):
 		p.stop()
-		return nil, fmt.Errorf("%s not serving after 60 s", name)
+		return nil, fmt.Errorf("%s not serving after %v", name, limit)
 	}
 }
 
