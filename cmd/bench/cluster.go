@@ -87,7 +87,11 @@ func (b *bench) cluster(ctx context.Context, rounds int, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "tally on one, three and five nodes of one cluster, --sync=interval, all on this machine's cores; median of %d rounds, %d connections with one request in flight each; ratios to 1 node: the median of the rounds' ratios, each to the one node of the same round; CPU of the nodes' processes (their embedded servers included)\n\n", rounds, b.o.workers)
+	load := "as fast as each setup answers; CPU as measured"
+	if b.o.clusterRate > 0 {
+		load = fmt.Sprintf("%.0f calls/s in every setup; CPU net of what the nodes spend idle, measured before", b.o.clusterRate)
+	}
+	fmt.Fprintf(w, "tally on one, three and five nodes of one cluster, --sync=interval, all on this machine's cores; median of %d rounds, %d connections with one request in flight each, %s; ratios to 1 node: the median of the rounds' ratios, each to the one node of the same round; CPU of the nodes' processes (their embedded servers included)\n\n", rounds, b.o.workers, load)
 	rows := clusterRows(setups, samples)
 	if err := printClusterTable(w, rows); err != nil {
 		return err
@@ -157,20 +161,24 @@ func medianBy(rs []result, f func(result) float64) float64 {
 // operator user reads the partitions' holders, one node too, so that
 // every setup serves its clients alike.
 func (b *bench) clusterOnce(s clusterSetup, workload string, profile bool) (result, []int, error) {
-	nodes, err := b.startCluster(s, true)
+	nodes, err := b.startCluster(s, false)
 	defer stopAll(nodes)
 	if err != nil {
 		return result{}, nil, err
 	}
 	var leaders []int
 	if s.nodes > 1 {
-		if _, err := settledOwners(nodes[0].url); err != nil {
-			return result{}, nil, err
-		}
-		if leaders, err = awaitShardLeaders(nodes, s.replicas > 1, 20*time.Second); err != nil {
+		if leaders, err = awaitSettled(nodes, s.replicas > 1, 20*time.Second); err != nil {
 			return result{}, nil, err
 		}
 		b.logf("  shard leaders: %s", leaderLine(leaders))
+	}
+	// What the nodes spend idle (heartbeats, lease renewals, raft): with
+	// -cluster-rate, it is taken off their CPU under load, so that what
+	// is left is what the calls cost.
+	var idle []float64
+	if b.o.clusterRate > 0 {
+		idle = idleCPU(pids(nodes), 2*time.Second)
 	}
 	urls := []string{nodes[0].url}
 	if s.spread {
@@ -190,9 +198,12 @@ func (b *bench) clusterOnce(s clusterSetup, workload string, profile bool) (resu
 			profiles = append(profiles, b.startProfile(n, fmt.Sprintf("cluster-%s-%s-n%d", slug(s.name), workload, i+1)))
 		}
 	}
-	r := runForAll(b.o.workers, b.o.warmup, b.o.duration, pids(nodes), c.workload(workload))
+	r := runForAllAt(b.o.workers, b.o.warmup, b.o.duration, pids(nodes), c.workload(workload), b.o.clusterRate)
 	for _, wait := range profiles {
 		wait()
+	}
+	if idle != nil {
+		r = netOfIdle(r, idle, b.o.duration)
 	}
 	if r.Failed > 0 || r.Refused > 0 {
 		return r, nil, fmt.Errorf("%d calls failed and %d were refused: %s", r.Failed, r.Refused, r.FirstErr)
@@ -200,16 +211,26 @@ func (b *bench) clusterOnce(s clusterSetup, workload string, profile bool) (resu
 	return r, leaders, nil
 }
 
-// awaitShardLeaders waits, at most timeout, until the shard streams of a
-// new journal (one per node) each have a leader and, with spread, no node
-// leads two, as the nodes' tally_shard_leaders_local say; it returns each
-// node's count.
-func awaitShardLeaders(nodes []*proc, spread bool, timeout time.Duration) ([]int, error) {
-	var counts []int
+// awaitSettled waits, at most timeout, until the shard streams of a new
+// journal (one per node) each have a leader and, with spread, no node
+// leads two, and every partition is held, as the nodes'
+// tally_shard_leaders_local and tally_partitions_owned say, unchanged for
+// a second; it returns how many shard leaders each node holds.
+func awaitSettled(nodes []*proc, spread bool, timeout time.Duration) ([]int, error) {
+	var counts, owned, last []int
 	var err error
+	var since time.Time
 	for deadline := time.Now().Add(timeout); ; time.Sleep(100 * time.Millisecond) {
-		counts, err = shardLeaders(nodes)
-		if err == nil && leadersPlaced(counts, len(nodes), spread) {
+		counts, err = nodeGauge(nodes, "tally_shard_leaders_local")
+		if err == nil {
+			owned, err = nodeGauge(nodes, "tally_partitions_owned")
+		}
+		switch {
+		case err != nil || !leadersPlaced(counts, len(nodes), spread) || sum(toFloats(owned)) != partitions:
+			last = nil
+		case !slices.Equal(owned, last):
+			last, since = owned, time.Now()
+		case time.Since(since) >= time.Second:
 			return counts, nil
 		}
 		if time.Now().After(deadline) {
@@ -219,11 +240,22 @@ func awaitShardLeaders(nodes []*proc, spread bool, timeout time.Duration) ([]int
 	if err != nil {
 		return nil, fmt.Errorf("shard stream leaders: %w", err)
 	}
-	return nil, fmt.Errorf("the shard streams' leaders were not one on each node after %v: %s", timeout, leaderLine(counts))
+	return nil, fmt.Errorf("the shard streams' leaders (%s) were not one on each node or the partitions (held %v) not all held and settled after %v", leaderLine(counts), owned, timeout)
 }
 
-// shardLeaders reads each node's tally_shard_leaders_local.
-func shardLeaders(nodes []*proc) ([]int, error) {
+// partitions is how many partitions the nodes of a cluster divide.
+const partitions = 64
+
+func toFloats(xs []int) []float64 {
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+// nodeGauge reads a gauge of each node's /metrics.
+func nodeGauge(nodes []*proc, name string) ([]int, error) {
 	client := http.Client{Timeout: 2 * time.Second}
 	counts := make([]int, len(nodes))
 	for i, n := range nodes {
@@ -236,9 +268,9 @@ func shardLeaders(nodes []*proc) ([]int, error) {
 		if err != nil {
 			return nil, err
 		}
-		v, ok := metricValue(string(body), "tally_shard_leaders_local")
+		v, ok := metricValue(string(body), name)
 		if !ok {
-			return nil, fmt.Errorf("n%d serves no tally_shard_leaders_local (a journal of one shard?)", i+1)
+			return nil, fmt.Errorf("n%d serves no %s", i+1, name)
 		}
 		counts[i] = int(v)
 	}
@@ -275,7 +307,7 @@ func (b *bench) forwardCost(w io.Writer, rounds int) error {
 		return err
 	}
 	// n1's appends go to its own server once it leads its shard's stream.
-	if _, err := awaitShardLeaders(nodes, true, 20*time.Second); err != nil {
+	if _, err := awaitSettled(nodes, true, 20*time.Second); err != nil {
 		return err
 	}
 	keep := func(id string) bool { return owners[cluster.PartitionOf(id, len(owners))] == "n1" }
@@ -360,12 +392,9 @@ func settledOwners(url string) ([]string, error) {
 	return nil, fmt.Errorf("the partitions' holders did not settle in 30 s: %v", last)
 }
 
-// nodeStartLimit bounds how long a cluster's node may take to serve. A
-// node joins once its server's replicas of the journal's streams caught
-// up, and waits up to 30 s for each: when the cluster has more servers
-// than a stream replicas, each node waits that long for every stream it
-// does not replicate.
-const nodeStartLimit = 3 * time.Minute
+// nodeStartLimit bounds how long a cluster's node may take to serve: it
+// joins once its server's replicas of the journal's streams caught up.
+const nodeStartLimit = time.Minute
 
 // startCluster starts a setup's nodes on loopback, a cluster when more
 // than one, each serving /metrics, and waits until all serve; with ops,

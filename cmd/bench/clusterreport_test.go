@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -142,5 +143,17 @@ func TestLeadersPlaced(t *testing.T) {
 	}
 	if got := leaderLine([]int{1, 0, 2}); got != "n1 1, n2 0, n3 2" {
 		t.Errorf("leaderLine = %q", got)
+	}
+}
+
+// TestNetOfIdle takes what each node spends idle off its CPU per call.
+func TestNetOfIdle(t *testing.T) {
+	// 2 s, 4,000 calls: 0.1 CPU s/s idle is 50 us a call.
+	r := netOfIdle(result{Ops: 4000, CPUPerM: 300, ProcCPUPerM: []float64{120, 180}}, []float64{0.1, 0.05}, 2*time.Second)
+	if r.CPUPerM != 300-75 || r.ProcCPUPerM[0] != 120-50 || r.ProcCPUPerM[1] != 180-25 {
+		t.Errorf("net of idle: CPU %v, by node %v; want 225, [70 155]", r.CPUPerM, r.ProcCPUPerM)
+	}
+	if r := netOfIdle(result{Ops: 10, CPUPerM: 1, ProcCPUPerM: []float64{1}}, []float64{1}, time.Second); r.CPUPerM != 0 || r.ProcCPUPerM[0] != 0 {
+		t.Errorf("an idle cost above the measured CPU: %v, %v; want 0", r.CPUPerM, r.ProcCPUPerM)
 	}
 }

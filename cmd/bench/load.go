@@ -75,6 +75,16 @@ func runFor(workers int, warmup, dur time.Duration, server int, do op) result {
 // theirs summed (and, with more than one, each one's apart), its peak
 // memory the sum of their peaks.
 func runForAll(workers int, warmup, dur time.Duration, servers []int, do op) result {
+	return runForAllAt(workers, warmup, dur, servers, do, 0)
+}
+
+// runForAllAt is runForAll with the workers starting rate calls a second
+// together (see pacer); 0 is as fast as the system answers.
+func runForAllAt(workers int, warmup, dur time.Duration, servers []int, do op, rate float64) result {
+	var pace func(w int)
+	if rate > 0 {
+		pace = pacer(workers, rate)
+	}
 	var next atomic.Uint64
 	rec := &recorder{}
 	start := time.Now()
@@ -85,6 +95,9 @@ func runForAll(workers int, warmup, dur time.Duration, servers []int, do op) res
 		wg.Go(func() {
 			lat := make([]time.Duration, 0, 1<<16)
 			for {
+				if pace != nil {
+					pace(w)
+				}
 				t := time.Now()
 				if t.After(end) {
 					break
@@ -220,4 +233,51 @@ func quantile(sorted []time.Duration, q float64) float64 {
 	}
 	i := min(int(q*float64(len(sorted))), len(sorted)-1)
 	return float64(sorted[i]) / float64(time.Millisecond)
+}
+
+// pacer returns what a worker calls before each call so that workers
+// together start about rate calls a second, as an application's steady
+// load would, rather than as fast as the system answers: each worker
+// starts one every workers/rate seconds, the workers staggered. A worker
+// that falls behind goes on at once, but does not catch up in a burst.
+func pacer(workers int, rate float64) func(w int) {
+	gap := time.Duration(float64(workers) / rate * float64(time.Second))
+	start := time.Now()
+	next := make([]time.Time, workers) // each worker's own
+	for w := range next {
+		next[w] = start.Add(gap * time.Duration(w) / time.Duration(workers))
+	}
+	return func(w int) {
+		time.Sleep(time.Until(next[w])) // the pace, not synchronisation
+		next[w] = next[w].Add(gap)
+		if now := time.Now(); next[w].Before(now) {
+			next[w] = now
+		}
+	}
+}
+
+// idleCPU measures the CPU seconds a second each process spends over d
+// without load.
+func idleCPU(pids []int, d time.Duration) []float64 {
+	cpu0 := cpuOf(pids)
+	time.Sleep(d) // the measurement's window
+	cpu1 := cpuOf(pids)
+	for i := range cpu1 {
+		cpu1[i] = (cpu1[i] - cpu0[i]) / d.Seconds()
+	}
+	return cpu1
+}
+
+// netOfIdle takes off r's CPU per call what its processes spend idle
+// (idle: CPU seconds a second, each) over a measurement of dur.
+func netOfIdle(r result, idle []float64, dur time.Duration) result {
+	if r.Ops == 0 {
+		return r
+	}
+	perCall := func(cpuPerSecond float64) float64 { return cpuPerSecond * dur.Seconds() / float64(r.Ops) * 1e6 }
+	r.CPUPerM = max(0, r.CPUPerM-perCall(sum(idle)))
+	for i := range r.ProcCPUPerM {
+		r.ProcCPUPerM[i] = max(0, r.ProcCPUPerM[i]-perCall(idle[i]))
+	}
+	return r
 }
