@@ -470,9 +470,11 @@ func (b *bench) startCluster(s clusterSetup, ops bool) ([]*proc, error) {
 }
 
 // pauses measures, on fresh three-node clusters under increments of one
-// group from clients on every node, the longest time without an
-// acknowledged write after a SIGKILL of the journal stream's leader, after
-// one of the group's owner, and during each step of a rolling restart
+// group from clients on every node, once each node leads its shard's
+// stream, the longest time without an acknowledged write after a SIGKILL
+// of the group's owner (which leads the stream of the group's shard),
+// after one of another node (which leads another shard's stream and holds
+// other users' partitions), and during each step of a rolling restart
 // (SIGTERM, start again). The targets are 10 s after a SIGKILL and 2 s
 // for each step of a rolling restart.
 func (b *bench) pauses(w io.Writer, rounds int) error {
@@ -480,7 +482,7 @@ func (b *bench) pauses(w io.Writer, rounds int) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "fault\tround\tnode\tthat was\tpause s\ttarget s\t")
 	for round := range rounds {
-		for _, target := range []string{"journal leader", "group owner"} {
+		for _, target := range []string{"group owner", "another node"} {
 			b.logf("pause after a SIGKILL of the %s, round %d ...", target, round+1)
 			killed, was, pause, err := b.killOnce(target)
 			if err != nil {
@@ -595,6 +597,11 @@ func (b *bench) pauseCluster() ([]*proc, *writeLoad, error) {
 	if err != nil {
 		return nodes, nil, err
 	}
+	// Once settled, each node leads its own shard's stream: the group's
+	// owner leads the stream of the group's shard.
+	if _, err := awaitSettled(nodes, true, 20*time.Second); err != nil {
+		return nodes, nil, err
+	}
 	var urls []string
 	for _, n := range nodes {
 		urls = append(urls, n.url)
@@ -637,9 +644,14 @@ func (b *bench) killOnce(target string) (killed, was string, pause time.Duration
 	if err != nil {
 		return "", "", 0, err
 	}
-	killed = leader
-	if target == "group owner" {
-		killed = owner
+	killed = owner
+	if target == "another node" {
+		for i := range nodes {
+			if name := fmt.Sprintf("n%d", i+1); name != owner {
+				killed = name
+				break
+			}
+		}
 	}
 	victim := byName(nodes, killed)
 	if victim == nil {
