@@ -482,13 +482,13 @@ func (b *bench) pauses(w io.Writer, rounds int) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "fault\tround\tnode\tthat was\tpause s\ttarget s\t")
 	for round := range rounds {
-		for _, target := range []string{"group owner", "another node"} {
-			b.logf("pause after a SIGKILL of the %s, round %d ...", target, round+1)
+		for _, target := range []string{"the group's owner", "another node"} {
+			b.logf("pause after a SIGKILL of %s, round %d ...", target, round+1)
 			killed, was, pause, err := b.killOnce(target)
 			if err != nil {
-				return fmt.Errorf("pause after a SIGKILL of the %s: %w", target, err)
+				return fmt.Errorf("pause after a SIGKILL of %s: %w", target, err)
 			}
-			fmt.Fprintf(tw, "SIGKILL of the %s\t%d\t%s\t%s\t%.2f\t10\t\n", target, round+1, killed, was, pause.Seconds())
+			fmt.Fprintf(tw, "SIGKILL of %s\t%d\t%s\t%s\t%.2f\t10\t\n", target, round+1, killed, was, pause.Seconds())
 		}
 		b.logf("pauses of a rolling restart, round %d ...", round+1)
 		steps, err := b.rollingOnce()
