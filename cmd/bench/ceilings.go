@@ -8,10 +8,11 @@ import (
 	"text/tabwriter"
 )
 
-// ceilingRow is tally against the ceilings in one pattern, on w1 with
-// tally at --sync=interval.
+// ceilingRow is tally against the ceilings in one pattern, on w1 or w3
+// with tally at --sync=interval.
 type ceilingRow struct {
 	Pattern      string  `json:"pattern"`
+	Workload     string  `json:"workload"`
 	TallyOpsPerS float64 `json:"tally_ops_per_s"`
 	// Ratios: tally's ops/s over each ceiling's, then the atomic
 	// journal's over the per-request and the batched journal's.
@@ -27,20 +28,21 @@ type namedRatio struct {
 	Max    float64 `json:"max"`
 }
 
-// ceilingRatios takes, for each pattern with a tally row on w1, tally's
+// ceilingRatios takes, for each pattern and workload with a tally row on
+// w1 or w3, tally's
 // ratio to each ceiling from the rows (the median of the rounds' ratios)
 // and the atomic journal's to the other two journals (the median of the
 // ratios of the rounds, each round's two runs close in time).
 func ceilingRatios(rows []result) []ceilingRow {
 	var out []ceilingRow
 	for _, t := range rows {
-		if t.System != "tally" || t.Sync != "interval" || t.Workload != "w1" || t.Skipped != "" {
+		if t.System != "tally" || t.Sync != "interval" || (t.Workload != "w1" && t.Workload != "w3") || t.Skipped != "" {
 			continue
 		}
-		c := ceilingRow{Pattern: t.Pattern, TallyOpsPerS: t.OpsPerS}
+		c := ceilingRow{Pattern: t.Pattern, Workload: t.Workload, TallyOpsPerS: t.OpsPerS}
 		row := func(system string) (result, bool) {
 			i := slices.IndexFunc(rows, func(r result) bool {
-				return r.Pattern == t.Pattern && r.System == system && r.Workload == "w1" && r.Skipped == "" && r.OpsPerS > 0
+				return r.Pattern == t.Pattern && r.System == system && r.Workload == t.Workload && r.Skipped == "" && r.OpsPerS > 0
 			})
 			if i < 0 {
 				return result{}, false
@@ -86,7 +88,7 @@ func printCeilings(w io.Writer, rows []ceilingRow) {
 	if len(rows) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\ntally (--sync=interval) against the ceilings on w1, per pattern: the median of the rounds' ratios of ops/s, then their range\n\n")
+	fmt.Fprintf(w, "\ntally (--sync=interval) against the ceilings on w1 and w3, per pattern: the median of the rounds' ratios of ops/s, then their range\n\n")
 	var names []string
 	for _, r := range rows {
 		for _, x := range r.Ratios {
@@ -96,13 +98,13 @@ func printCeilings(w io.Writer, rows []ceilingRow) {
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "pattern\ttally ops/s\t")
+	fmt.Fprint(tw, "pattern\tworkload\ttally ops/s\t")
 	for _, n := range names {
 		fmt.Fprintf(tw, "%s\t", shortRatioName(n))
 	}
 	fmt.Fprintln(tw)
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%.0f\t", r.Pattern, r.TallyOpsPerS)
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t", r.Pattern, r.Workload, r.TallyOpsPerS)
 		for _, n := range names {
 			i := slices.IndexFunc(r.Ratios, func(x namedRatio) bool { return x.Name == n })
 			if i < 0 {

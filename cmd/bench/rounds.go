@@ -38,10 +38,10 @@ func (b *bench) measureRound() []result {
 			if b.o.runs("nats-counters") {
 				systems = append(systems, func() []result { return b.nats(p, mode, wls) })
 			}
-			if mode == "interval" && b.o.wants("w1") {
+			if cw := ceilingWorkloads(wls); mode == "interval" && len(cw) > 0 {
 				for _, c := range ceilings {
 					if b.o.runs(c.system) {
-						systems = append(systems, func() []result { return []result{b.echo(p, c.system, c.sync, c.mode)} })
+						systems = append(systems, func() []result { return b.echo(p, c.system, c.sync, c.mode, cw) })
 					}
 				}
 			}

@@ -98,6 +98,8 @@ func TestCeilingRatios(t *testing.T) {
 			{Pattern: "1x64", System: "nats-echo-journal", Sync: "interval", Workload: "w1", OpsPerS: journal},
 			{Pattern: "1x64", System: "nats-echo-batched-journal", Sync: "interval", Workload: "w1", OpsPerS: batched},
 			{Pattern: "1x64", System: "nats-echo-atomic-journal", Sync: "interval", Workload: "w1", OpsPerS: atomic},
+			{Pattern: "1x64", System: "tally", Sync: "interval", Workload: "w3", OpsPerS: tally / 2},
+			{Pattern: "1x64", System: "nats-echo-journal", Sync: "interval", Workload: "w3", OpsPerS: journal},
 		}
 		setRatios(rows)
 		return rows
@@ -110,13 +112,15 @@ func TestCeilingRatios(t *testing.T) {
 
 	got := ceilingRatios(rows)
 
-	want := []ceilingRow{{Pattern: "1x64", TallyOpsPerS: 33_000, Ratios: []namedRatio{
+	want := []ceilingRow{{Pattern: "1x64", Workload: "w1", TallyOpsPerS: 33_000, Ratios: []namedRatio{
 		{"tally/nats-echo", 0.5, 0.5, 0.6},
 		{"tally/nats-echo-journal", 0.75, 0.55, 0.9},
 		{"tally/nats-echo-batched-journal", 0.55, 0.5, 0.6},
 		{"tally/nats-echo-atomic-journal", 1.2, 1.1, 1.5},
 		{"nats-echo-atomic-journal/nats-echo-journal", 0.5, 0.5, 0.75},
 		{"nats-echo-atomic-journal/nats-echo-batched-journal", 0.5, 1.0 / 3, 0.5},
+	}}, {Pattern: "1x64", Workload: "w3", TallyOpsPerS: 16_500, Ratios: []namedRatio{
+		{"tally/nats-echo-journal", 0.375, 0.275, 0.45},
 	}}}
 	if diff := cmp.Diff(want, got, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
 		t.Errorf("ceilingRatios (-want +got):\n%s", diff)

@@ -184,25 +184,50 @@ func (b *bench) nats(p pattern, sync string, wls []string) []result {
 	return rows
 }
 
-// echo drives a ceiling (a mode of natsecho) with tally's w1 requests and
-// pattern p: the same client, subjects and payloads. nats-echo answers at
-// once; the journals answer once the request is appended to a JetStream
-// stream, fsynced every second as tally's --sync=interval: one append per
-// request, or the requests gathered meanwhile as one message or as one
-// atomic batch on their groups' subjects.
-func (b *bench) echo(p pattern, system, sync, mode string) result {
+// ceilingWorkloads are those of wls the ceilings run: w1 and w3 (uniform
+// and mixed), not w2, whose one hot group tally serves by gathering its
+// commands into one append while the ceilings append each request.
+func ceilingWorkloads(wls []string) []string {
+	var out []string
+	for _, w := range wls {
+		if w == "w1" || w == "w3" {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// echo drives a ceiling (a mode of natsecho) with tally's requests of
+// workloads wls and pattern p: the same client, subjects and payloads.
+// Every mode answers a get at once, as tally answers it from memory;
+// nats-echo answers a change at once too; the journals answer it once it
+// is appended to a JetStream stream, fsynced every second as tally's
+// --sync=interval: one append per request, or the requests gathered
+// meanwhile as one message or as one atomic batch on their groups'
+// subjects.
+func (b *bench) echo(p pattern, system, sync, mode string, wls []string) []result {
+	var rows []result
 	srv, err := startEcho(b.echoBin, "-mode", mode)
 	if err != nil {
-		return skipped(p, system, sync, "w1", err)
+		for _, w := range wls {
+			rows = append(rows, skipped(p, system, sync, w, err))
+		}
+		return rows
 	}
 	defer srv.stop()
 	c, err := newTallyClient(srv.url, p.conns)
 	if err != nil {
-		return skipped(p, system, sync, "w1", err)
+		for _, w := range wls {
+			rows = append(rows, skipped(p, system, sync, w, err))
+		}
+		return rows
 	}
 	defer c.close()
-	b.logf("%s %s w1 ...", p, system)
-	r := runFor(p.callers(), b.o.warmup, b.o.duration, srv.pid(), c.workload("w1"))
-	r.Pattern, r.System, r.Sync, r.Workload = p.String(), system, sync, "w1"
-	return r
+	for _, w := range wls {
+		b.logf("%s %s %s ...", p, system, w)
+		r := runFor(p.callers(), b.o.warmup, b.o.duration, srv.pid(), c.workload(w))
+		r.Pattern, r.System, r.Sync, r.Workload = p.String(), system, sync, w
+		rows = append(rows, r)
+	}
+	return rows
 }

@@ -12,9 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
-
-	"github.com/tallyhq/tally/messages"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 const (
@@ -44,14 +42,28 @@ func createStream(ctx context.Context, jc *nats.Conn, atomic bool) error {
 // journalSubject is the subject of a group's appends.
 func journalSubject(group string) string { return "echo.journal." + group }
 
-// groupOf reads the group of a change request, which must be usable as a
-// subject token.
+// groupOf reads the group of a change or set request (group_id is field
+// 1 of both), which must be usable as a subject token.
 func groupOf(m *nats.Msg) (string, bool) {
-	var req messages.ChangeRequest
-	if err := proto.Unmarshal(m.Data, &req); err != nil {
-		return "", false
+	var g string
+	for b := m.Data; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return "", false
+		}
+		b = b[n:]
+		if num == 1 && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return "", false
+			}
+			g = string(v)
+		}
+		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+			return "", false
+		}
+		b = b[n:]
 	}
-	g := req.GetGroupId()
 	return g, g != "" && !strings.ContainsAny(g, ".*> \t\r\n")
 }
 

@@ -1,7 +1,8 @@
 // Command natsecho is the benchmark's ceiling: a NATS server embedded the
 // way tally-node embeds it, with a responder on an in-process connection
-// that answers every request on tally's user subjects. -mode chooses what
-// it does before answering:
+// that answers every request on tally's user subjects: a get at once, as
+// tally answers it from memory, and a change (increase, decrease, set) as
+// -mode chooses:
 //
 //   - echo: nothing; it answers with the request's payload (and, as tally,
 //     with the request's Content-Type header). No actor, no journal: what
@@ -34,6 +35,7 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -130,6 +132,16 @@ func run(ctx context.Context, mode string, ready func(url string)) error {
 		q := newQueue()
 		respond = gather(q)
 		loops.Go(func() { appendAtomic(ctx, jc, q) })
+	}
+	journaled := respond
+	respond = func(m *nats.Msg) {
+		// tally answers a get from the group's state in memory: so does
+		// every mode, at once.
+		if strings.HasSuffix(m.Subject, ".get") {
+			answer(m, m.Data)
+			return
+		}
+		journaled(m)
 	}
 	sub, err := nc.QueueSubscribe("tally.v1.user.*.*", "echo", respond)
 	if err != nil {

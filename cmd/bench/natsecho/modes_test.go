@@ -305,3 +305,44 @@ func TestAtomicJournalRefusesAStaleExpectedSequence(t *testing.T) {
 	}
 	increase(t, nc, "g2") // the refused batch leaves other groups writable
 }
+
+// TestGetsAndSets checks, in every journaled mode, that a set is stored
+// as a change is, on its group's subject but in the batched journal, and
+// that a get is answered at once with its payload and stored nowhere, as
+// tally answers it from memory.
+func TestGetsAndSets(t *testing.T) {
+	for _, mode := range modes[1:] {
+		t.Run(mode, func(t *testing.T) {
+			nc := serve(t, mode)
+			set, err := proto.Marshal(&messages.SetRequest{GroupId: "w3-7", Counters: map[string]int64{"a": 1, "b": 2}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := nc.RequestMsg(&nats.Msg{Subject: "tally.v1.user.alice.set", Data: set, Header: protoHeader}, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ack := ackOf(t, res); ack.Sequence != 1 {
+				t.Errorf("a set acknowledged at sequence %d, want 1", ack.Sequence)
+			}
+			get, err := proto.Marshal(&messages.GetRequest{GroupId: "w3-7"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err = nc.RequestMsg(&nats.Msg{Subject: "tally.v1.user.alice.get", Data: get, Header: protoHeader}, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(res.Data, get) || res.Header.Get(micro.ErrorCodeHeader) != "" {
+				t.Errorf("a get answered %q (%v), want its payload", res.Data, res.Header)
+			}
+			msgs := storedMsgs(t, nc)
+			if len(msgs) != 1 {
+				t.Fatalf("%d messages stored, want the set's alone", len(msgs))
+			}
+			if want := journalSubject("w3-7"); mode != modeBatched && msgs[1].Subject != want {
+				t.Errorf("the set stored on %s, want %s", msgs[1].Subject, want)
+			}
+		})
+	}
+}
