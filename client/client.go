@@ -242,23 +242,51 @@ func requestID(opts []WriteOption) (string, error) {
 
 // call sends req to subject+op and decodes the reply into reply, retrying
 // what may succeed on a second try: ErrInternal, a timeout, no responders.
+//
+// "No responders" means that nobody serves the subject right now: a node
+// that is starting, or, in a cluster, the partition of a node that died,
+// until the others count it gone and take its users (at most 3 s). The
+// call then waits for a node to serve it, trying again with a growing
+// pause (from the backoff up to maxSilentWait) for as long as the call's
+// timeout, and only then spends its retries.
 func (c *Client) call(ctx context.Context, op string, req, reply proto.Message) error {
 	data, err := proto.Marshal(req)
 	if err != nil {
 		return fmt.Errorf("client: encode %s: %w", op, err)
 	}
-	for attempt := 0; ; attempt++ {
+	var silent time.Time // when an unbroken run of "no responders" began
+	for attempt, quiet := 0, 0; ; {
 		err = c.once(ctx, c.subject+op, data, reply)
-		if !retryable(err) || attempt >= c.opts.retries {
+		if !retryable(err) {
 			return err
+		}
+		var wait time.Duration
+		if !errors.Is(err, nats.ErrNoResponders) {
+			silent = time.Time{}
+		} else if silent.IsZero() {
+			silent = time.Now()
+		}
+		if !silent.IsZero() && time.Since(silent) < c.opts.timeout {
+			wait = min(c.opts.backoff<<min(quiet, 10), maxSilentWait)
+			quiet++
+		} else {
+			if attempt >= c.opts.retries {
+				return err
+			}
+			attempt++
+			wait = c.opts.backoff * time.Duration(attempt)
 		}
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(c.opts.backoff * time.Duration(attempt+1)):
+		case <-time.After(wait):
 		}
 	}
 }
+
+// maxSilentWait is the longest pause between two calls that found nobody
+// serving their subject.
+const maxSilentWait = 500 * time.Millisecond
 
 func retryable(err error) bool {
 	return errors.Is(err, ErrInternal) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders)

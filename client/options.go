@@ -45,8 +45,10 @@ func WithTimeout(d time.Duration) Option {
 }
 
 // WithRetries sets how often a call that failed with ErrInternal, a timeout
-// or no responders is tried again (default 3). A call refused by the
-// server's permissions is not retried.
+// or no responders is tried again (default 3). A call that finds nobody
+// serving its subject (no responders) first waits for a node, trying again
+// for as long as the timeout, before it counts a retry. A call refused by
+// the server's permissions is not retried.
 func WithRetries(n int) Option {
 	return func(o *options) error {
 		if n < 0 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -106,5 +107,34 @@ func testForwardedAtMostOnce(t *testing.T, n int, extra ...string) {
 		if strings.Contains(m.p.stderr.String(), "before this server's replica of the journal caught up") {
 			t.Errorf("%s joined after waiting for a replica of the journal: %s", m.name, m.p.stderr.String())
 		}
+	}
+}
+
+// TestClientWaitsForANode sends a call while no node serves (a NATS server
+// without tally, as a cluster is for a moment for a dead node's users):
+// the Go client waits for a node rather than failing at once, and the node
+// started meanwhile answers it.
+func TestClientWaitsForANode(t *testing.T) {
+	s := journaltest.StartServer(t)
+	nc := journaltest.Connect(t, s)
+	if _, err := nc.Request("tally.v1.user.alice.increase", []byte(`{"groupID":"room","key":"k","value":1}`), 5*time.Second); !errors.Is(err, nats.ErrNoResponders) {
+		t.Fatalf("a call before any node serves: %v, want no responders", err)
+	}
+	// No retries: waiting for a node is not one.
+	alice, err := client.New(nc, "alice", client.WithTimeout(20*time.Second), client.WithRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		v, err := alice.IncreaseGroupCounter(context.Background(), "room", "k", 1)
+		if err == nil && v != 1 {
+			err = fmt.Errorf("value %d, want 1", v)
+		}
+		done <- err
+	}()
+	startProc(t, "--nats-url", s.ClientURL(), "--name", "late")
+	if err := <-done; err != nil {
+		t.Errorf("a call sent before the node served: %v", err)
 	}
 }
