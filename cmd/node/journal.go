@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -69,6 +70,13 @@ commands:
   reindex         rebuilds the membership index (which users' sign-ins
                   grant the updates of which members-only groups) from
                   the journal: after a restore of the journal's stream
+  reshard --shards N
+                  moves a journal of one stream (TALLY_JOURNAL) to N
+                  shard streams (TALLY_JOURNAL_0..N-1), every node
+                  stopped: it seals the stream, copies each group's
+                  events to its shard, checks every group in both, then
+                  deletes the stream unless --keep-old; stopped, it goes
+                  on when run again
 
 A group ID is 1..48 bytes of printable ASCII without . * > or spaces.
 Text from the journal (keys, request IDs, user and group IDs) is shown
@@ -105,6 +113,9 @@ type journalCommand struct {
 	create bool   // make the journal when there is none
 	flags  func(fs *flag.FlagSet, o *journalOptions)
 	run    func(ctx context.Context, j *journal.Journal, o *journalOptions, args []string, out *output) error
+	// streams, instead of run, works on the journal's streams as they
+	// are, a journal or not.
+	streams func(ctx context.Context, js jetstream.JetStream, o *journalOptions, args []string, out *output) error
 }
 
 // journalOptions are the commands' own flags.
@@ -116,6 +127,8 @@ type journalOptions struct {
 	force      bool
 	verify     bool
 	progress   bool
+	shards     int
+	keepOld    bool
 	stdin      io.Reader
 	progressTo io.Writer
 }
@@ -137,6 +150,11 @@ var journalCommands = map[string]journalCommand{
 	}},
 	"export":  {args: "[GROUP...]", nargs: -1, groups: -1, run: runExport},
 	"reindex": {run: runReindex},
+	"reshard": {streams: runReshard, flags: func(fs *flag.FlagSet, o *journalOptions) {
+		fs.IntVar(&o.shards, "shards", 0, "how many shard streams, 2..64")
+		fs.BoolVar(&o.keepOld, "keep-old", false, "keep the old stream, sealed (nodes ignore it)")
+		fs.BoolVar(&o.progress, "progress", isTerminal(o.progressTo), "show a progress bar on stderr (default: when it is a terminal)")
+	}},
 	"import": {create: true, run: runImport, flags: func(fs *flag.FlagSet, o *journalOptions) {
 		fs.BoolVar(&o.force, "force", false, "import into a journal that holds events already (a group it holds fails)")
 	}},
@@ -189,13 +207,23 @@ func runJournal(ctx context.Context, args []string, getenv env, stdin io.Reader,
 	cfg.node.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: max(cfg.logLevel, slog.LevelWarn)}))
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	j, closeJournal, err := node.OpenJournal(octx, cfg.node, cmd.create)
+	out := &output{w: stdout, json: o.json}
+	var run func() error
+	var closeAll func()
+	if cmd.streams != nil {
+		var js jetstream.JetStream
+		js, closeAll, err = node.OpenJetStream(octx, cfg.node)
+		run = func() error { return cmd.streams(ctx, js, o, rest, out) }
+	} else {
+		var j *journal.Journal
+		j, closeAll, err = node.OpenJournal(octx, cfg.node, cmd.create)
+		run = func() error { return cmd.run(ctx, j, o, rest, out) }
+	}
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	defer closeJournal()
-	out := &output{w: stdout, json: o.json}
-	if err := cmd.run(ctx, j, o, rest, out); err != nil {
+	defer closeAll()
+	if err := run(); err != nil {
 		return err
 	}
 	return out.flush()
@@ -358,6 +386,16 @@ func (c *counting) Replay(ctx context.Context, fn func(group string, seq uint64,
 	})
 }
 
+// eventsBar is a progress bar of total events on w, with events/s and
+// the time left.
+func eventsBar(total uint64, description string, w io.Writer) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(int64(total), progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(description), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("events"), progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionShowElapsedTimeOnFinish(),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }))
+}
+
 // isTerminal reports whether w is a terminal.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
@@ -372,11 +410,7 @@ func runReplay(ctx context.Context, j *journal.Journal, o *journalOptions, args 
 		if err != nil {
 			return err
 		}
-		c.bar = progressbar.NewOptions64(int64(total), progressbar.OptionSetWriter(o.progressTo),
-			progressbar.OptionSetDescription("replaying"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("events"), progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionShowElapsedTimeOnFinish(),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(o.progressTo) }))
+		c.bar = eventsBar(total, "replaying", o.progressTo)
 	}
 	states, err := actors.Rebuild(ctx, c)
 	if c.bar != nil {
