@@ -220,6 +220,19 @@ func TestReshard(t *testing.T) {
 	if _, err := journal.BeginReshard(ctx, js, journal.DefaultConfig(), 3); !errors.Is(err, journal.ErrSharded) {
 		t.Errorf("BeginReshard() of a journal of shards = %v, want ErrSharded", err)
 	}
+
+	// The tools read the kept stream as it was.
+	kept, err := journal.BindKept(ctx, js, journal.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kept.Close()
+	if r, err := Verify(ctx, kept, ""); err != nil || r.Groups != 6 || r.Events != 42 || len(r.Bad) > 0 {
+		t.Errorf("Verify of the kept stream = %+v, %v; want 6 groups, 42 events, none bad", r, err)
+	}
+	if got := events(t, kept); !cmp.Equal(got, want, protocmp.Transform()) {
+		t.Error("the kept stream's events are not those before the reshard")
+	}
 }
 
 // TestReshardResumes stops a reshard halfway, at an acknowledgement or
@@ -286,8 +299,8 @@ func TestReshardResumes(t *testing.T) {
 	}
 	defer j.Close()
 	checkResharded(t, j, want)
-	if _, err := js.Stream(bg, "TALLY_JOURNAL"); !errors.Is(err, jetstream.ErrStreamNotFound) {
-		t.Errorf("the old stream after a reshard without keeping it: %v, want ErrStreamNotFound", err)
+	if _, err := journal.BindKept(bg, js, journal.DefaultConfig()); !errors.Is(err, journal.ErrNoJournal) {
+		t.Errorf("BindKept() after a reshard without keeping the old stream = %v, want ErrNoJournal", err)
 	}
 	if _, err := js.CreateStream(bg, jetstream.StreamConfig{Name: "TALLY_JOURNAL", Subjects: []string{"tally.journal.>", "tally.journal-probe"}}); err == nil {
 		t.Error("a stream of the old layout was made next to the shards")
@@ -322,6 +335,9 @@ func TestReshardRefuses(t *testing.T) {
 		if _, err := journal.BeginReshard(ctx, js, one, n); err == nil {
 			t.Errorf("BeginReshard() to %d shards succeeded", n)
 		}
+	}
+	if _, err := journal.BindKept(ctx, js, one); err == nil {
+		t.Error("BindKept() of a journal's one stream, not sealed, succeeded")
 	}
 	if st, err := js.Stream(ctx, "ONE"); err != nil || st.CachedInfo().Config.Sealed {
 		t.Errorf("the one stream after refused reshards: %v, sealed %v; want it unsealed", err, err == nil && st.CachedInfo().Config.Sealed)

@@ -148,3 +148,26 @@ func (r *Reshard) Close() {
 	r.From.Close()
 	r.To.Close()
 }
+
+// BindKept opens cfg's one stream that a reshard kept, sealed, next to the
+// shard streams it was copied to, as Bind opened it before: for the tools
+// that read it. Nodes ignore it (see Discover).
+func BindKept(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, error) {
+	if js == nil {
+		return nil, errNoJetStream
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	stream, err := js.Stream(ctx, cfg.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("%w %s (a reshard deletes it unless told to keep it)", ErrNoJournal, cfg.Stream)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal: stream %s: %w", cfg.Stream, err)
+	}
+	if !stream.CachedInfo().Config.Sealed {
+		return nil, fmt.Errorf("journal: stream %s is not sealed: it is the journal, not a copy a reshard kept", cfg.Stream)
+	}
+	return newJournal(js, cfg, cfg.layout(1), []jetstream.Stream{stream})
+}

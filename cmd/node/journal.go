@@ -76,7 +76,8 @@ commands:
                   stopped: it seals the stream, copies each group's
                   events to its shard, checks every group in both, then
                   deletes the stream unless --keep-old; stopped, it goes
-                  on when run again
+                  on when run again. history, at, verify, replay and
+                  export read a kept stream with --old
 
 A group ID is 1..48 bytes of printable ASCII without . * > or spaces.
 Text from the journal (keys, request IDs, user and group IDs) is shown
@@ -111,6 +112,7 @@ type journalCommand struct {
 	nargs  int    // how many; -1: any
 	groups int    // how many of them, first, are group IDs; -1: all
 	create bool   // make the journal when there is none
+	reads  bool   // only reads: --old reads a reshard's kept stream
 	flags  func(fs *flag.FlagSet, o *journalOptions)
 	run    func(ctx context.Context, j *journal.Journal, o *journalOptions, args []string, out *output) error
 	// streams, instead of run, works on the journal's streams as they
@@ -129,26 +131,27 @@ type journalOptions struct {
 	progress   bool
 	shards     int
 	keepOld    bool
+	old        bool
 	stdin      io.Reader
 	progressTo io.Writer
 }
 
 var journalCommands = map[string]journalCommand{
-	"history": {args: "GROUP", nargs: 1, groups: 1, run: runHistory, flags: func(fs *flag.FlagSet, o *journalOptions) {
+	"history": {args: "GROUP", nargs: 1, groups: 1, reads: true, run: runHistory, flags: func(fs *flag.FlagSet, o *journalOptions) {
 		fs.StringVar(&o.from, "from", "", "first change: a change sequence or an RFC 3339 time")
 		fs.StringVar(&o.to, "to", "", "last change: a change sequence or an RFC 3339 time")
 		fs.IntVar(&o.limit, "limit", 0, "at most this many changes (0: all)")
 	}},
-	"at":     {args: "GROUP SEQ|TIME", nargs: 2, groups: 1, run: runAt},
-	"verify": {run: runVerify},
-	"replay": {run: runReplay, flags: func(fs *flag.FlagSet, o *journalOptions) {
+	"at":     {args: "GROUP SEQ|TIME", nargs: 2, groups: 1, reads: true, run: runAt},
+	"verify": {reads: true, run: runVerify},
+	"replay": {reads: true, run: runReplay, flags: func(fs *flag.FlagSet, o *journalOptions) {
 		fs.BoolVar(&o.verify, "verify", false, "compare every group with the running node's state (with --nats-url: the node must be serving) and list each difference; exits 1 when there is one")
 		fs.BoolVar(&o.progress, "progress", isTerminal(o.progressTo), "show a progress bar on stderr (default: when it is a terminal)")
 	}},
 	"repair": {args: "GROUP", nargs: 1, groups: 1, run: runRepair, flags: func(fs *flag.FlagSet, o *journalOptions) {
 		fs.BoolVar(&o.yes, "yes", false, "remove without asking")
 	}},
-	"export":  {args: "[GROUP...]", nargs: -1, groups: -1, run: runExport},
+	"export":  {args: "[GROUP...]", nargs: -1, groups: -1, reads: true, run: runExport},
 	"reindex": {run: runReindex},
 	"reshard": {streams: runReshard, flags: func(fs *flag.FlagSet, o *journalOptions) {
 		fs.IntVar(&o.shards, "shards", 0, "how many shard streams, 2..64")
@@ -178,6 +181,9 @@ func runJournal(ctx context.Context, args []string, getenv env, stdin io.Reader,
 	name := "tally-node journal " + args[0]
 	cfg, rest, err := parseFlags(name, args[1:], getenv, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&o.json, "json", false, "print JSON lines")
+		if cmd.reads {
+			fs.BoolVar(&o.old, "old", false, "read the journal's one stream that a reshard kept (--keep-old), sealed, instead of its shard streams")
+		}
 		if cmd.flags != nil {
 			cmd.flags(fs, o)
 		}
@@ -208,25 +214,37 @@ func runJournal(ctx context.Context, args []string, getenv env, stdin io.Reader,
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	out := &output{w: stdout, json: o.json}
-	var run func() error
-	var closeAll func()
-	if cmd.streams != nil {
-		var js jetstream.JetStream
-		js, closeAll, err = node.OpenJetStream(octx, cfg.node)
-		run = func() error { return cmd.streams(ctx, js, o, rest, out) }
-	} else {
-		var j *journal.Journal
-		j, closeAll, err = node.OpenJournal(octx, cfg.node, cmd.create)
-		run = func() error { return cmd.run(ctx, j, o, rest, out) }
-	}
+	run, closeAll, err := cmd.open(octx, cfg.node, o, rest, out)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	defer closeAll()
-	if err := run(); err != nil {
+	if err := run(ctx); err != nil {
 		return err
 	}
 	return out.flush()
+}
+
+// open opens what the command works on: the journal; with --old, the one
+// stream a reshard kept; or the journal's streams as they are.
+func (cmd journalCommand) open(ctx context.Context, cfg node.Config, o *journalOptions, args []string, out *output) (run func(context.Context) error, closeAll func(), err error) {
+	if cmd.streams == nil && !o.old {
+		j, closeJournal, err := node.OpenJournal(ctx, cfg, cmd.create)
+		return func(ctx context.Context) error { return cmd.run(ctx, j, o, args, out) }, closeJournal, err
+	}
+	js, closeJS, err := node.OpenJetStream(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cmd.streams != nil {
+		return func(ctx context.Context) error { return cmd.streams(ctx, js, o, args, out) }, closeJS, nil
+	}
+	j, err := journal.BindKept(ctx, js, journal.DefaultConfig())
+	if err != nil {
+		closeJS()
+		return nil, nil, err
+	}
+	return func(ctx context.Context) error { return cmd.run(ctx, j, o, args, out) }, func() { j.Close(); closeJS() }, nil
 }
 
 // parsePoint reads a change sequence or an RFC 3339 time.

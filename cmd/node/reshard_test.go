@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tallyhq/tally/audit"
 	"github.com/tallyhq/tally/client"
 	"github.com/tallyhq/tally/cluster"
 	"github.com/tallyhq/tally/journal/journaltest"
@@ -87,13 +88,37 @@ func TestReshardTool(t *testing.T) {
 	}
 	stop(t, p)
 
-	out, errOut, code := tool(t, "", "reshard", "--shards", "3", "--data", dir, "--json")
+	history, errOut, code := tool(t, "", "history", "room3", "--json", "--data", dir)
+	if code != 0 {
+		t.Fatalf("history exited %d: %s", code, errOut)
+	}
+	out, errOut, code := tool(t, "", "reshard", "--shards", "3", "--data", dir, "--json", "--keep-old")
 	if code != 0 {
 		t.Fatalf("reshard exited %d: %s%s", code, out, errOut)
 	}
 	sum := jsonLines[reshardSummary](t, out)
-	if len(sum) != 1 || sum[0].Groups != len(groups) || sum[0].Events != events || sum[0].Copied != events || sum[0].Skipped != 0 || sum[0].OldKept {
-		t.Errorf("reshard printed %s; want %d groups, %d events, all copied, the old stream deleted", out, len(groups), events)
+	if len(sum) != 1 || sum[0].Groups != len(groups) || sum[0].Events != events || sum[0].Copied != events || sum[0].Skipped != 0 || !sum[0].OldKept {
+		t.Errorf("reshard printed %s; want %d groups, %d events, all copied, the old stream kept", out, len(groups), events)
+	}
+	// The tools read both: the shards, renumbered, and with --old the
+	// stream kept, as it was.
+	renumbered := cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".StreamSeq" }, cmp.Ignore())
+	for _, old := range []string{"--old=false", "--old"} {
+		out, errOut, code := tool(t, "", "history", "room3", "--json", "--data", dir, old)
+		var opts []cmp.Option
+		if old != "--old" {
+			opts = append(opts, renumbered)
+			if out == history {
+				t.Errorf("history room3 from the shards has the old stream's sequences:\n%s", out)
+			}
+		}
+		if diff := cmp.Diff(jsonLines[audit.Entry](t, history), jsonLines[audit.Entry](t, out), opts...); code != 0 || diff != "" {
+			t.Errorf("history room3 %s after the reshard exited %d (%s), differs (-before +after):\n%s", old, code, errOut, diff)
+		}
+		want := fmt.Sprintf("%d groups, %d events, 0 bad", len(groups), events)
+		if out, errOut, code := tool(t, "", "verify", "--data", dir, old); code != 0 || !strings.Contains(out, want) {
+			t.Errorf("verify %s after the reshard exited %d: %s%s; want %s", old, code, out, errOut, want)
+		}
 	}
 	if _, errOut, code := tool(t, "", "reshard", "--shards", "3", "--data", dir); code != 1 || !strings.Contains(errOut, "shard streams already") {
 		t.Errorf("reshard of a resharded journal exited %d: %s; want 1 and a refusal", code, errOut)
