@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/tallyhq/tally/actors"
 	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/messages"
@@ -26,6 +28,26 @@ type ReshardReport struct {
 	Copied int `json:"copied"` // events appended by this run
 	// Skipped are the events an earlier run that stopped had copied.
 	Skipped int `json:"skipped"`
+}
+
+// BeginReshard is journal.BeginReshard after a check of every group's
+// chain (see Verify) of a journal of one stream not sealed yet: a sealed
+// stream's events can no longer be removed (see Repair), so a journal with
+// a bad event is refused, and left as it is, until it is repaired.
+func BeginReshard(ctx context.Context, js jetstream.JetStream, cfg journal.Config, shards int) (*journal.Reshard, error) {
+	if j, err := journal.Bind(ctx, js, cfg); err == nil {
+		defer j.Close()
+		if j.Layout().Shards == 1 {
+			r, err := Verify(ctx, j, "")
+			if err != nil {
+				return nil, err
+			}
+			if len(r.Bad) > 0 {
+				return nil, fmt.Errorf("%w: %d in %s; repair them first: a reshard seals the stream, whose events then cannot be removed", ErrBadEvent, len(r.Bad), j)
+			}
+		}
+	}
+	return journal.BeginReshard(ctx, js, cfg, shards)
 }
 
 // Reshard copies every group's events from r.From to r.To, each group's

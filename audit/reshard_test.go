@@ -339,6 +339,13 @@ func TestReshardRefuses(t *testing.T) {
 	if _, err := journal.BindKept(ctx, js, one); err == nil {
 		t.Error("BindKept() of a journal's one stream, not sealed, succeeded")
 	}
+	// A bad event, which a sealed stream would keep for good.
+	if _, err := js.Publish(ctx, "one.journal.g", []byte("not an event")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := BeginReshard(ctx, js, one, 3); !errors.Is(err, ErrBadEvent) {
+		t.Errorf("BeginReshard() of a journal with a bad event = %v, want ErrBadEvent", err)
+	}
 	if st, err := js.Stream(ctx, "ONE"); err != nil || st.CachedInfo().Config.Sealed {
 		t.Errorf("the one stream after refused reshards: %v, sealed %v; want it unsealed", err, err == nil && st.CachedInfo().Config.Sealed)
 	}

@@ -45,7 +45,10 @@ func runReshard(ctx context.Context, js jetstream.JetStream, o *journalOptions, 
 		return err
 	}
 	start := time.Now()
-	r, err := journal.BeginReshard(ctx, js, journal.DefaultConfig(), o.shards)
+	r, err := audit.BeginReshard(ctx, js, journal.DefaultConfig(), o.shards)
+	if errors.Is(err, audit.ErrBadEvent) {
+		return fmt.Errorf("reshard: %w (tally-node journal verify lists them, repair GROUP removes a group's)", err)
+	}
 	if err != nil {
 		return fmt.Errorf("reshard: %w", err)
 	}
