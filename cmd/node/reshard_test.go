@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,6 +155,72 @@ func TestReshardTool(t *testing.T) {
 	}
 	if v, err := alice.IncreaseGroupCounter(ctx, "club", "n", 1); err != nil || v != before["club"].Counters["n"]+1 {
 		t.Errorf("a member's increase of club after the reshard = %d, %v; want %d", v, err, before["club"].Counters["n"]+1)
+	}
+}
+
+// TestReshardToolGoesOnAfterAKill kills a reshard as it copies, and runs
+// it again: it copies the rest, no event twice, and a node serves every
+// group as it was.
+func TestReshardToolGoesOnAfterAKill(t *testing.T) {
+	dir := t.TempDir()
+	p := startProc(t, "--data", dir, "--listen", "127.0.0.1:0", "--journal-shards", "1")
+	admin, err := client.NewAdmin(journaltest.ConnectURL(t, p.url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Enough events that the copy takes a while: few writes of one group
+	// share an event.
+	const groups = 4000
+	var wg sync.WaitGroup
+	for w := range 32 {
+		wg.Go(func() {
+			for i := range 1000 {
+				if _, err := admin.IncreaseGroupCounter(context.Background(), fmt.Sprintf("g%d", (w*1000+i)%groups), "n", 1); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var names []string
+	for i := range groups {
+		names = append(names, fmt.Sprintf("g%d", i))
+	}
+	before := snapshots(t, admin, names)
+	stop(t, p)
+
+	r := launch(t, "journal", "reshard", "--shards", "3", "--data", dir, "--progress")
+	copying := regexp.MustCompile(`\([1-9][0-9]*/[0-9]+, `) // a progress bar past its first event
+	journaltest.CheckFor(t, 60*time.Second, time.Millisecond, func() error {
+		if !copying.MatchString(r.stderr.String()) {
+			return errors.New("no event copied yet")
+		}
+		return nil
+	})
+	if err := r.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.wait(t); code == 0 {
+		t.Fatalf("the reshard finished before it was killed: write more events\n%s", r.stderr)
+	}
+	out, errOut, code := tool(t, "", "reshard", "--shards", "3", "--data", dir, "--json")
+	if code != 0 {
+		t.Fatalf("reshard after a kill exited %d: %s%s", code, out, errOut)
+	}
+	sum := jsonLines[reshardSummary](t, out)
+	if len(sum) != 1 || sum[0].Groups != groups || sum[0].Skipped == 0 || sum[0].Copied == 0 || sum[0].Copied+sum[0].Skipped != sum[0].Events {
+		t.Errorf("reshard after a kill printed %s; want %d groups, some events copied before, the rest now", out, groups)
+	}
+	if out, errOut, code := tool(t, "", "verify", "--data", dir); code != 0 || !strings.Contains(out, fmt.Sprintf("%d groups, %d events, 0 bad", groups, sum[0].Events)) {
+		t.Errorf("verify after the reshard exited %d: %s%s", code, out, errOut)
+	}
+	p = startProc(t, "--data", dir, "--listen", "127.0.0.1:0")
+	if admin, err = client.NewAdmin(journaltest.ConnectURL(t, p.url)); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, snapshots(t, admin, names)); diff != "" {
+		t.Errorf("groups after the reshard (-before +after):\n%s", diff)
 	}
 }
 
