@@ -73,9 +73,13 @@ func Reshard(ctx context.Context, r *journal.Reshard, progress func(done int)) (
 	for _, n := range want {
 		rep.Events += int(n)
 	}
-	c := newCopier(ctx, r.To, done, progress)
-	err = r.From.Replay(c.ctx, c.send)
-	rep.Copied, rep.Skipped, err = c.wait(err)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	c := startCopier(ctx, cancel, r.To, done, progress)
+	err = r.From.Replay(ctx, func(group string, seq uint64, ev *messages.Event) error {
+		return c.send(ctx, group, seq, ev)
+	})
+	rep.Copied, rep.Skipped, err = c.wait(ctx, cancel, err)
 	if err != nil {
 		return rep, fmt.Errorf("reshard: %w", err)
 	}
@@ -96,8 +100,6 @@ type copyEvent struct {
 // written by its shard's writer only, which keeps the group's
 // renumbering.
 type copier struct {
-	ctx      context.Context
-	cancel   context.CancelCauseFunc
 	to       *journal.Journal
 	work     []chan copyEvent
 	wg       sync.WaitGroup
@@ -107,9 +109,10 @@ type copier struct {
 	progress func(done int)
 }
 
-func newCopier(ctx context.Context, to *journal.Journal, done map[string]uint64, progress func(int)) *copier {
+// startCopier starts the writers of to's shards; the first that fails
+// cancels ctx. done has how many events each group has in to already.
+func startCopier(ctx context.Context, cancel context.CancelCauseFunc, to *journal.Journal, done map[string]uint64, progress func(int)) *copier {
 	c := &copier{to: to, work: make([]chan copyEvent, to.Layout().Shards), progress: progress}
-	c.ctx, c.cancel = context.WithCancelCause(ctx)
 	skip := make([]map[string]uint64, len(c.work))
 	for s := range skip {
 		skip[s] = map[string]uint64{}
@@ -120,8 +123,8 @@ func newCopier(ctx context.Context, to *journal.Journal, done map[string]uint64,
 	for s := range c.work {
 		c.work[s] = make(chan copyEvent, 256)
 		c.wg.Go(func() {
-			if err := c.write(c.work[s], skip[s]); err != nil {
-				c.cancel(err)
+			if err := c.write(ctx, c.work[s], skip[s]); err != nil {
+				cancel(err)
 			}
 		})
 	}
@@ -129,40 +132,38 @@ func newCopier(ctx context.Context, to *journal.Journal, done map[string]uint64,
 }
 
 // send hands group's event at seq to its shard's writer.
-func (c *copier) send(group string, seq uint64, ev *messages.Event) error {
+func (c *copier) send(ctx context.Context, group string, seq uint64, ev *messages.Event) error {
 	select {
 	case c.work[c.to.Layout().ShardOf(group)] <- copyEvent{group, seq, ev}:
 		return nil
-	case <-c.ctx.Done():
-		return context.Cause(c.ctx)
+	case <-ctx.Done():
+		return context.Cause(ctx)
 	}
 }
 
 // wait stops the writers after the events sent, or at once after the
 // reading's error failed, and returns what they did and the first error.
-func (c *copier) wait(failed error) (copied, skipped int, err error) {
+func (c *copier) wait(ctx context.Context, cancel context.CancelCauseFunc, failed error) (copied, skipped int, err error) {
 	if failed != nil {
-		c.cancel(failed)
+		cancel(failed)
 	}
 	for _, w := range c.work {
 		close(w)
 	}
 	c.wg.Wait()
-	err = context.Cause(c.ctx)
-	c.cancel(nil)
-	return int(c.copied.Load()), int(c.skipped.Load()), err
+	return int(c.copied.Load()), int(c.skipped.Load()), context.Cause(ctx)
 }
 
 // write appends one shard's events. skip has the number of events each
 // of its groups has there already: their first ones, which it skips.
-func (c *copier) write(work <-chan copyEvent, skip map[string]uint64) error {
+func (c *copier) write(ctx context.Context, work <-chan copyEvent, skip map[string]uint64) error {
 	rn := newRenumbering()
 	for e := range work {
 		if n, ok := skip[e.group]; ok {
-			if err := c.skip(rn, skip, e, n); err != nil {
+			if err := c.skip(ctx, rn, skip, e, n); err != nil {
 				return err
 			}
-		} else if _, err := rn.append(c.ctx, c.to, e.group, e.seq, e.ev); err != nil {
+		} else if _, err := rn.append(ctx, c.to, e.group, e.seq, e.ev); err != nil {
 			return fmt.Errorf("copy group %s: %w", e.group, err)
 		} else {
 			c.copied.Add(1)
@@ -184,14 +185,14 @@ func (c *copier) report() {
 
 // skip passes over an event copied before, the group's n-th from the last
 // copied; at the last, it takes up the group after its copy.
-func (c *copier) skip(rn *renumbering, skip map[string]uint64, e copyEvent, n uint64) error {
+func (c *copier) skip(ctx context.Context, rn *renumbering, skip map[string]uint64, e copyEvent, n uint64) error {
 	c.skipped.Add(1)
 	if n > 1 {
 		skip[e.group] = n - 1
 		return nil
 	}
 	delete(skip, e.group)
-	last, seq, err := c.to.Last(c.ctx, e.group)
+	last, seq, err := c.to.Last(ctx, e.group)
 	if err != nil {
 		return err
 	}
