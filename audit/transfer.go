@@ -217,13 +217,13 @@ func check(r io.Reader, w io.Writer, max int) error {
 	}
 }
 
-// appended is an event Import appended.
+// appended is an event Import appended, and a group's last one.
 type appended struct {
 	group string
 	seq   uint64
 	// members maps the stream sequences of the group's events that changed
-	// its members, in the export, to theirs in j: the events after them
-	// name them (Event.MembersSeq).
+	// its members, where they come from, to theirs in the journal appended
+	// to: the events after them name them (Event.MembersSeq).
 	members map[uint64]uint64
 }
 
@@ -231,7 +231,7 @@ type appended struct {
 // what it appended.
 func appendAll(ctx context.Context, j Importer, r io.Reader, done *[]appended) error {
 	lines := newLineReader(r, MaxLine)
-	groups := map[string]*appended{} // each group's last event in j
+	rn := newRenumbering()
 	for {
 		line, err := lines.next()
 		if errors.Is(err, io.EOF) {
@@ -244,28 +244,80 @@ func appendAll(ctx context.Context, j Importer, r io.Reader, done *[]appended) e
 		if err != nil {
 			return fmt.Errorf("line %d: %w", lines.n, err)
 		}
-		g, seen := groups[x.Group]
-		if !seen {
-			g = &appended{group: x.Group, members: map[uint64]uint64{}}
-			groups[x.Group] = g
-		} else {
-			ev.PrevSeq = g.seq
-		}
-		if m, ok := g.members[ev.GetMembersSeq()]; ok {
-			ev.MembersSeq = m
-		}
-		seq, err := j.Append(ctx, g.group, g.seq, ev)
+		g, err := rn.append(ctx, j, x.Group, x.StreamSeq, ev)
 		if err != nil {
-			return fmt.Errorf("line %d, group %s: %w", lines.n, g.group, err)
+			return fmt.Errorf("line %d, group %s: %w", lines.n, x.Group, err)
 		}
-		g.seq = seq
-		for _, c := range ev.GetChanges() {
-			if c.GetOp() == messages.Op_OP_MEMBERS_ADD || c.GetOp() == messages.Op_OP_MEMBERS_REMOVE {
-				g.members[x.StreamSeq] = seq
-			}
-		}
-		*done = append(*done, appended{group: g.group, seq: seq}) // the group's name shared
+		*done = append(*done, appended{group: g.group, seq: g.seq}) // the group's name shared
 	}
+}
+
+// appender is what a copy of events appends to: a *journal.Journal.
+type appender interface {
+	Append(ctx context.Context, group string, expected uint64, ev *messages.Event) (uint64, error)
+}
+
+// renumbering appends events from another journal (or its export), each
+// group's in their order, after one another: each names its predecessors
+// by their sequences in the journal appended to, the group's previous
+// event (PrevSeq) and the group's latest event that changed its members
+// (MembersSeq), and is otherwise unchanged. A group's first event keeps
+// its PrevSeq: when not 0, it says that the journal it comes from no
+// longer kept the events before it. Import and Reshard copy with it.
+type renumbering struct {
+	groups map[string]*appended // each group's last event appended
+}
+
+func newRenumbering() *renumbering { return &renumbering{groups: map[string]*appended{}} }
+
+// append appends ev, group's event at stream sequence seq where it comes
+// from, as the group's next event in j, and returns the group's last
+// event appended (the group's name shared).
+func (rn *renumbering) append(ctx context.Context, j appender, group string, seq uint64, ev *messages.Event) (*appended, error) {
+	g, seen := rn.groups[group]
+	if !seen {
+		g = &appended{group: group}
+		rn.groups[group] = g
+	} else {
+		ev.PrevSeq = g.seq
+	}
+	if m, ok := g.members[ev.GetMembersSeq()]; ok {
+		ev.MembersSeq = m
+	}
+	next, err := j.Append(ctx, g.group, g.seq, ev)
+	if err != nil {
+		return nil, err
+	}
+	g.seq = next
+	g.follow(seq, ev)
+	return g, nil
+}
+
+// follow records that the group's event at seq where it comes from is at
+// g.seq in the journal appended to, if it changed the group's members.
+func (g *appended) follow(seq uint64, ev *messages.Event) {
+	for _, c := range ev.GetChanges() {
+		if c.GetOp() == messages.Op_OP_MEMBERS_ADD || c.GetOp() == messages.Op_OP_MEMBERS_REMOVE {
+			if g.members == nil {
+				g.members = map[uint64]uint64{}
+			}
+			g.members[seq] = g.seq
+			return
+		}
+	}
+}
+
+// resume takes up group after a copy that stopped: ev, its event at seq
+// where it comes from, is dup at stream sequence dupSeq in the journal
+// appended to. The events after ev name at most ev's members event, or
+// ev itself, as the latest that changed members.
+func (rn *renumbering) resume(group string, seq uint64, ev *messages.Event, dupSeq uint64, dup *messages.Event) {
+	g := &appended{group: group, seq: dupSeq}
+	if ev.GetMembersSeq() != 0 {
+		g.members = map[uint64]uint64{ev.GetMembersSeq(): dup.GetMembersSeq()}
+	}
+	g.follow(seq, ev)
+	rn.groups[group] = g
 }
 
 // rollBack removes what an import appended, newest first, also when ctx

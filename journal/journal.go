@@ -49,13 +49,28 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, er
 	if err != nil {
 		return nil, err
 	}
+	streams, err := ensureStreams(ctx, js, layout, func(s int) jetstream.StreamConfig { return streamConfig(cfg, layout, s) })
+	if err != nil {
+		return nil, err
+	}
+	// Earlier versions probed a stream of its own, which could take
+	// writes while the journal's store took none.
+	if err := js.DeleteStream(ctx, cfg.Stream+"_PROBE"); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("journal: delete stream %s_PROBE: %w", cfg.Stream, err)
+	}
+	return newJournal(js, cfg, layout, streams)
+}
+
+// ensureStreams creates or updates the streams of layout's shards to
+// configOf's, at once, and waits until each answers gets.
+func ensureStreams(ctx context.Context, js jetstream.JetStream, layout Layout, configOf func(s int) jetstream.StreamConfig) ([]jetstream.Stream, error) {
 	streams := make([]jetstream.Stream, layout.Shards)
 	errs := make([]error, layout.Shards)
 	var wg sync.WaitGroup
 	for s := range layout.Shards {
 		wg.Go(func() {
 			name := layout.StreamOf(s)
-			stream, err := EnsureStream(ctx, js, streamConfig(cfg, layout, s))
+			stream, err := EnsureStream(ctx, js, configOf(s))
 			if err != nil {
 				errs[s] = fmt.Errorf("journal: open stream %s: %w", name, err)
 				return
@@ -68,15 +83,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Journal, er
 		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	// Earlier versions probed a stream of its own, which could take
-	// writes while the journal's store took none.
-	if err := js.DeleteStream(ctx, cfg.Stream+"_PROBE"); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, fmt.Errorf("journal: delete stream %s_PROBE: %w", cfg.Stream, err)
-	}
-	return newJournal(js, cfg, layout, streams)
+	return streams, errors.Join(errs...)
 }
 
 // openLayout returns the layout of the journal in js, and when there is

@@ -181,3 +181,21 @@ func (j *Journal) Events(ctx context.Context) (uint64, error) {
 	}
 	return n, nil
 }
+
+// GroupEvents returns how many events each group has in the journal's
+// streams, as the streams count them.
+func (j *Journal) GroupEvents(ctx context.Context) (map[string]uint64, error) {
+	counts := map[string]uint64{}
+	for _, sh := range j.shards {
+		info, err := sh.stream.Info(ctx, jetstream.WithSubjectFilter(sh.prefix+">"))
+		if err != nil {
+			return nil, fmt.Errorf("journal: stream %s info: %w", sh.name, err)
+		}
+		for subject, n := range info.State.Subjects {
+			if group, ok := j.layout.Group(subject); ok {
+				counts[group] += n
+			}
+		}
+	}
+	return counts, nil
+}

@@ -82,19 +82,9 @@ func Discover(ctx context.Context, js jetstream.JetStream, cfg Config) (Layout, 
 // not all made yet (it returns the ones found): Open makes the others.
 // Without a journal, the layout has no shards.
 func discover(ctx context.Context, js jetstream.JetStream, cfg Config) (Layout, map[int]bool, error) {
-	var single *jetstream.StreamInfo
-	var shards []*jetstream.StreamInfo
-	list := js.ListStreams(ctx)
-	for info := range list.Info() {
-		name := info.Config.Name
-		if name == cfg.Stream {
-			single = info
-		} else if rest, ok := strings.CutPrefix(name, cfg.Stream+"_"); ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
-			shards = append(shards, info)
-		}
-	}
-	if err := list.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
-		return Layout{}, nil, fmt.Errorf("journal: list streams: %w", err)
+	single, shards, err := listStreams(ctx, js, cfg)
+	if err != nil {
+		return Layout{}, nil, err
 	}
 	switch {
 	case single != nil && len(shards) == 0:
@@ -120,6 +110,24 @@ func discover(ctx context.Context, js jetstream.JetStream, cfg Config) (Layout, 
 		n, found[s] = count, true
 	}
 	return cfg.layout(n), found, nil
+}
+
+// listStreams returns the journal's single stream cfg.Stream (nil when
+// there is none) and the streams named as its shards, cfg.Stream_<s>.
+func listStreams(ctx context.Context, js jetstream.JetStream, cfg Config) (single *jetstream.StreamInfo, shards []*jetstream.StreamInfo, err error) {
+	list := js.ListStreams(ctx)
+	for info := range list.Info() {
+		name := info.Config.Name
+		if name == cfg.Stream {
+			single = info
+		} else if rest, ok := strings.CutPrefix(name, cfg.Stream+"_"); ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
+			shards = append(shards, info)
+		}
+	}
+	if err := list.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
+		return nil, nil, fmt.Errorf("journal: list streams: %w", err)
+	}
+	return single, shards, nil
 }
 
 // shardOfStream checks a shard stream's metadata against its name and

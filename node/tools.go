@@ -39,13 +39,10 @@ var ErrNoJournalAccount = errors.New("the connection's account has no JetStream:
 // existing one is opened as it is, its settings untouched. close stops
 // what OpenJournal started.
 func OpenJournal(ctx context.Context, cfg Config, create bool) (j *journal.Journal, close func(), err error) {
-	if cfg.Cluster != "" || (cfg.NATSURL == "" && clusteredStore(cfg.DataDir)) {
-		return nil, nil, ErrClusteredData
+	n, js, err := openTools(ctx, cfg, create)
+	if err != nil {
+		return nil, nil, err
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	n := &Node{cfg: cfg, log: cfg.Logger, health: health{failed: make(chan struct{})}}
 	defer func() {
 		if err != nil {
 			n.close()
@@ -53,24 +50,6 @@ func OpenJournal(ctx context.Context, cfg Config, create bool) (j *journal.Journ
 	}()
 	jcfg := journal.DefaultConfig()
 	jcfg.KeepPerGroup = cfg.JournalKeep
-	if cfg.NATSURL == "" {
-		if _, err := os.Stat(cfg.DataDir); err != nil && !create {
-			return nil, nil, fmt.Errorf("data directory: %w", err)
-		}
-		n.tool = true
-		if err := n.embed(ctx, jcfg.Stream, gateway.DefaultConfig().Prefix); err != nil {
-			return nil, nil, err
-		}
-	} else {
-		n.url = cfg.NATSURL
-	}
-	js, err := n.jetStream()
-	if err != nil {
-		return nil, nil, err
-	}
-	if _, err := js.AccountInfo(ctx); errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
-		return nil, nil, fmt.Errorf("%w (%w)", ErrNoJournalAccount, err)
-	}
 	if create {
 		if jcfg.Replicas, err = n.replicas(js); err != nil {
 			return nil, nil, err
@@ -86,6 +65,54 @@ func OpenJournal(ctx context.Context, cfg Config, create bool) (j *journal.Journ
 		return nil, nil, err
 	}
 	return j, func() { j.Close(); n.close() }, nil
+}
+
+// OpenJetStream is OpenJournal for a tool that works on the journal's
+// streams themselves, whatever their state (a reshard): it returns the
+// JetStream context of the journal's account. close stops what it
+// started.
+func OpenJetStream(ctx context.Context, cfg Config) (js jetstream.JetStream, close func(), err error) {
+	n, js, err := openTools(ctx, cfg, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return js, n.close, nil
+}
+
+// openTools starts what the tools read the journal through, the embedded
+// server or a connection to cfg.NATSURL, and connects to the journal's
+// account. create lets a data directory be made.
+func openTools(ctx context.Context, cfg Config, create bool) (_ *Node, js jetstream.JetStream, err error) {
+	if cfg.Cluster != "" || (cfg.NATSURL == "" && clusteredStore(cfg.DataDir)) {
+		return nil, nil, ErrClusteredData
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, health: health{failed: make(chan struct{})}}
+	defer func() {
+		if err != nil {
+			n.close()
+		}
+	}()
+	if cfg.NATSURL == "" {
+		if _, err := os.Stat(cfg.DataDir); err != nil && !create {
+			return nil, nil, fmt.Errorf("data directory: %w", err)
+		}
+		n.tool = true
+		if err := n.embed(ctx, journal.DefaultConfig().Stream, gateway.DefaultConfig().Prefix); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		n.url = cfg.NATSURL
+	}
+	if js, err = n.jetStream(); err != nil {
+		return nil, nil, err
+	}
+	if _, err := js.AccountInfo(ctx); errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+		return nil, nil, fmt.Errorf("%w (%w)", ErrNoJournalAccount, err)
+	}
+	return n, js, nil
 }
 
 // clusteredStore reports whether dir is the store of a clustered

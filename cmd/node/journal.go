@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -69,6 +70,14 @@ commands:
   reindex         rebuilds the membership index (which users' sign-ins
                   grant the updates of which members-only groups) from
                   the journal: after a restore of the journal's stream
+  reshard --shards N
+                  moves a journal of one stream (TALLY_JOURNAL) to N
+                  shard streams (TALLY_JOURNAL_0..N-1), every node
+                  stopped: it seals the stream, copies each group's
+                  events to its shard, checks every group in both, then
+                  deletes the stream unless --keep-old; stopped, it goes
+                  on when run again. history, at, verify, replay and
+                  export read a kept stream with --old
 
 A group ID is 1..48 bytes of printable ASCII without . * > or spaces.
 Text from the journal (keys, request IDs, user and group IDs) is shown
@@ -103,8 +112,12 @@ type journalCommand struct {
 	nargs  int    // how many; -1: any
 	groups int    // how many of them, first, are group IDs; -1: all
 	create bool   // make the journal when there is none
+	reads  bool   // only reads: --old reads a reshard's kept stream
 	flags  func(fs *flag.FlagSet, o *journalOptions)
 	run    func(ctx context.Context, j *journal.Journal, o *journalOptions, args []string, out *output) error
+	// streams, instead of run, works on the journal's streams as they
+	// are, a journal or not.
+	streams func(ctx context.Context, js jetstream.JetStream, o *journalOptions, args []string, out *output) error
 }
 
 // journalOptions are the commands' own flags.
@@ -116,27 +129,35 @@ type journalOptions struct {
 	force      bool
 	verify     bool
 	progress   bool
+	shards     int
+	keepOld    bool
+	old        bool
 	stdin      io.Reader
 	progressTo io.Writer
 }
 
 var journalCommands = map[string]journalCommand{
-	"history": {args: "GROUP", nargs: 1, groups: 1, run: runHistory, flags: func(fs *flag.FlagSet, o *journalOptions) {
+	"history": {args: "GROUP", nargs: 1, groups: 1, reads: true, run: runHistory, flags: func(fs *flag.FlagSet, o *journalOptions) {
 		fs.StringVar(&o.from, "from", "", "first change: a change sequence or an RFC 3339 time")
 		fs.StringVar(&o.to, "to", "", "last change: a change sequence or an RFC 3339 time")
 		fs.IntVar(&o.limit, "limit", 0, "at most this many changes (0: all)")
 	}},
-	"at":     {args: "GROUP SEQ|TIME", nargs: 2, groups: 1, run: runAt},
-	"verify": {run: runVerify},
-	"replay": {run: runReplay, flags: func(fs *flag.FlagSet, o *journalOptions) {
+	"at":     {args: "GROUP SEQ|TIME", nargs: 2, groups: 1, reads: true, run: runAt},
+	"verify": {reads: true, run: runVerify},
+	"replay": {reads: true, run: runReplay, flags: func(fs *flag.FlagSet, o *journalOptions) {
 		fs.BoolVar(&o.verify, "verify", false, "compare every group with the running node's state (with --nats-url: the node must be serving) and list each difference; exits 1 when there is one")
 		fs.BoolVar(&o.progress, "progress", isTerminal(o.progressTo), "show a progress bar on stderr (default: when it is a terminal)")
 	}},
 	"repair": {args: "GROUP", nargs: 1, groups: 1, run: runRepair, flags: func(fs *flag.FlagSet, o *journalOptions) {
 		fs.BoolVar(&o.yes, "yes", false, "remove without asking")
 	}},
-	"export":  {args: "[GROUP...]", nargs: -1, groups: -1, run: runExport},
+	"export":  {args: "[GROUP...]", nargs: -1, groups: -1, reads: true, run: runExport},
 	"reindex": {run: runReindex},
+	"reshard": {streams: runReshard, flags: func(fs *flag.FlagSet, o *journalOptions) {
+		fs.IntVar(&o.shards, "shards", 0, "how many shard streams, 2..64")
+		fs.BoolVar(&o.keepOld, "keep-old", false, "keep the old stream, sealed (nodes ignore it)")
+		fs.BoolVar(&o.progress, "progress", isTerminal(o.progressTo), "show a progress bar on stderr (default: when it is a terminal)")
+	}},
 	"import": {create: true, run: runImport, flags: func(fs *flag.FlagSet, o *journalOptions) {
 		fs.BoolVar(&o.force, "force", false, "import into a journal that holds events already (a group it holds fails)")
 	}},
@@ -160,6 +181,9 @@ func runJournal(ctx context.Context, args []string, getenv env, stdin io.Reader,
 	name := "tally-node journal " + args[0]
 	cfg, rest, err := parseFlags(name, args[1:], getenv, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&o.json, "json", false, "print JSON lines")
+		if cmd.reads {
+			fs.BoolVar(&o.old, "old", false, "read the journal's one stream that a reshard kept (--keep-old), sealed, instead of its shard streams")
+		}
 		if cmd.flags != nil {
 			cmd.flags(fs, o)
 		}
@@ -189,16 +213,38 @@ func runJournal(ctx context.Context, args []string, getenv env, stdin io.Reader,
 	cfg.node.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: max(cfg.logLevel, slog.LevelWarn)}))
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	j, closeJournal, err := node.OpenJournal(octx, cfg.node, cmd.create)
+	out := &output{w: stdout, json: o.json}
+	run, closeAll, err := cmd.open(octx, cfg.node, o, rest, out)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	defer closeJournal()
-	out := &output{w: stdout, json: o.json}
-	if err := cmd.run(ctx, j, o, rest, out); err != nil {
+	defer closeAll()
+	if err := run(ctx); err != nil {
 		return err
 	}
 	return out.flush()
+}
+
+// open opens what the command works on: the journal; with --old, the one
+// stream a reshard kept; or the journal's streams as they are.
+func (cmd journalCommand) open(ctx context.Context, cfg node.Config, o *journalOptions, args []string, out *output) (run func(context.Context) error, closeAll func(), err error) {
+	if cmd.streams == nil && !o.old {
+		j, closeJournal, err := node.OpenJournal(ctx, cfg, cmd.create)
+		return func(ctx context.Context) error { return cmd.run(ctx, j, o, args, out) }, closeJournal, err
+	}
+	js, closeJS, err := node.OpenJetStream(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cmd.streams != nil {
+		return func(ctx context.Context) error { return cmd.streams(ctx, js, o, args, out) }, closeJS, nil
+	}
+	j, err := journal.BindKept(ctx, js, journal.DefaultConfig())
+	if err != nil {
+		closeJS()
+		return nil, nil, err
+	}
+	return func(ctx context.Context) error { return cmd.run(ctx, j, o, args, out) }, func() { j.Close(); closeJS() }, nil
 }
 
 // parsePoint reads a change sequence or an RFC 3339 time.
@@ -358,6 +404,16 @@ func (c *counting) Replay(ctx context.Context, fn func(group string, seq uint64,
 	})
 }
 
+// eventsBar is a progress bar of total events on w, with events/s and
+// the time left.
+func eventsBar(total uint64, description string, w io.Writer) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(int64(total), progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(description), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("events"), progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionShowElapsedTimeOnFinish(),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }))
+}
+
 // isTerminal reports whether w is a terminal.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
@@ -372,11 +428,7 @@ func runReplay(ctx context.Context, j *journal.Journal, o *journalOptions, args 
 		if err != nil {
 			return err
 		}
-		c.bar = progressbar.NewOptions64(int64(total), progressbar.OptionSetWriter(o.progressTo),
-			progressbar.OptionSetDescription("replaying"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("events"), progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionShowElapsedTimeOnFinish(),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(o.progressTo) }))
+		c.bar = eventsBar(total, "replaying", o.progressTo)
 	}
 	states, err := actors.Rebuild(ctx, c)
 	if c.bar != nil {

@@ -76,6 +76,19 @@ func jsonLines[T any](t *testing.T, out string) []T {
 
 func i64(v int64) *int64 { return &v }
 
+// opsConfig writes a --nats-config on a free port with the operator user
+// ops/ops in the journal's account (nodetest.OpsConfig), and returns the
+// address and the file.
+func opsConfig(t *testing.T) (listen, conf string) {
+	t.Helper()
+	listen = freeAddr(t)
+	conf = filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(conf, []byte("listen: "+listen+"\n"+nodetest.OpsConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return listen, conf
+}
+
 // TestJournalTools writes through a node process as several users, stops
 // it, and reads its data directory with tally-node journal: history lists
 // exactly the writes made, with their users and request IDs and each key's
@@ -86,11 +99,7 @@ func i64(v int64) *int64 { return &v }
 // the group from its last good event.
 func TestJournalTools(t *testing.T) {
 	dir := t.TempDir()
-	listen := freeAddr(t)
-	conf := filepath.Join(t.TempDir(), "nats.conf")
-	if err := os.WriteFile(conf, []byte("listen: "+listen+"\n"+nodetest.OpsConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	listen, conf := opsConfig(t)
 	args := []string{"--data", dir, "--nats-config", conf}
 	p := startProc(t, args...)
 	ctx := context.Background()
@@ -382,11 +391,7 @@ func TestJournalToolsRefuseBadInput(t *testing.T) {
 // interleave, nor after an event planted in the journal, which the node
 // follows. (TestJournalToolsOnEmbeddedCluster has --verify find one.)
 func TestReplayVerify(t *testing.T) {
-	listen := freeAddr(t)
-	conf := filepath.Join(t.TempDir(), "nats.conf")
-	if err := os.WriteFile(conf, []byte("listen: "+listen+"\n"+nodetest.OpsConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	listen, conf := opsConfig(t)
 	startProc(t, "--data", t.TempDir(), "--nats-config", conf)
 	ctx := context.Background()
 	admin, err := client.NewAdmin(journaltest.ConnectURL(t, "nats://"+listen))
