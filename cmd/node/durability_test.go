@@ -19,6 +19,7 @@ import (
 	"github.com/tallyhq/tally/client"
 	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/journal/journaltest"
+	"github.com/tallyhq/tally/messages"
 	"github.com/tallyhq/tally/node"
 )
 
@@ -69,16 +70,22 @@ func rebuildWith(t *testing.T, nc *nats.Conn, cfg journal.Config) map[string]int
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	j, err := journal.Open(ctx, js, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	states, err := actors.Rebuild(ctx, j)
-	if err != nil {
-		t.Fatalf("Rebuild = %v", err)
-	}
+	// Right after a server of a cluster restarted, JetStream may answer
+	// "temporarily unavailable" for a moment: the whole read is tried
+	// again; a chain that does not follow fails every time.
+	var states map[string]*messages.GroupState
+	journaltest.CheckFor(t, 30*time.Second, 200*time.Millisecond, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		j, err := journal.Open(ctx, js, cfg)
+		if err != nil {
+			return err
+		}
+		if states, err = actors.Rebuild(ctx, j); err != nil {
+			return fmt.Errorf("Rebuild = %w", err)
+		}
+		return nil
+	})
 	out := map[string]int64{}
 	for g, st := range states {
 		out[g] = st.GetCounters()["n"]
