@@ -153,13 +153,12 @@ func medianBy(rs []result, f func(result) float64) float64 {
 	return median(xs)
 }
 
-// clusterOnce measures one workload on fresh nodes of a setup, once the
-// partitions' holders settled and, with several nodes, every shard stream
-// has a leader (with replicas, one on each node), and returns how many
-// shard leaders each node held then; with profile (and -profile), it
-// profiles every node. The servers run nodetest.OpsConfig, whose
-// operator user reads the partitions' holders, one node too, so that
-// every setup serves its clients alike.
+// clusterOnce measures one workload on fresh nodes of a setup, started
+// as by default (no configuration file), once the partitions' holders
+// settled and, with several nodes, every shard stream has a leader (with
+// replicas, one on each node), and the workload's groups are active; it
+// returns how many shard leaders each node held then. With profile (and
+// -profile), it profiles every node.
 func (b *bench) clusterOnce(s clusterSetup, workload string, profile bool) (result, []int, error) {
 	nodes, err := b.startCluster(s, false)
 	defer stopAll(nodes)
@@ -173,13 +172,6 @@ func (b *bench) clusterOnce(s clusterSetup, workload string, profile bool) (resu
 		}
 		b.logf("  shard leaders: %s", leaderLine(leaders))
 	}
-	// What the nodes spend idle (heartbeats, lease renewals, raft): with
-	// -cluster-rate, it is taken off their CPU under load, so that what
-	// is left is what the calls cost.
-	var idle []float64
-	if b.o.clusterRate > 0 {
-		idle = idleCPU(pids(nodes), 2*time.Second)
-	}
 	urls := []string{nodes[0].url}
 	if s.spread {
 		urls = urls[:0]
@@ -192,6 +184,21 @@ func (b *bench) clusterOnce(s clusterSetup, workload string, profile bool) (resu
 		return result{}, nil, err
 	}
 	defer c.close()
+	// Every group of the workload is active before the measurement, as on
+	// nodes that have served for a while: a short run, at a low rate and
+	// over several nodes, would otherwise measure mostly the groups' first
+	// loads from the journal (w1 has 10,000).
+	if err := warmGroups(c, workload); err != nil {
+		// A group that did not warm is loaded by its first call.
+		b.logf("  warming the groups: %v", err)
+	}
+	// What the nodes spend idle (heartbeats, lease renewals, raft): with
+	// -cluster-rate, it is taken off their CPU under load, so that what
+	// is left is what the calls cost.
+	var idle []float64
+	if b.o.clusterRate > 0 {
+		idle = idleCPU(pids(nodes), 2*time.Second)
+	}
 	var profiles []func()
 	if profile {
 		for i, n := range nodes {
@@ -209,6 +216,18 @@ func (b *bench) clusterOnce(s clusterSetup, workload string, profile bool) (resu
 		return r, nil, fmt.Errorf("%d calls failed and %d were refused: %s", r.Failed, r.Refused, r.FirstErr)
 	}
 	return r, leaders, nil
+}
+
+// warmGroups activates the groups of a workload with a set of each
+// through the admin subject (w2's one group warms in the warm-up).
+func warmGroups(c *tallyClient, workload string) error {
+	switch workload {
+	case "w1":
+		return c.fill("w1-", w1Groups, 1)
+	case "w3":
+		return c.fill("w3-", w3Groups, 1)
+	}
+	return nil
 }
 
 // awaitSettled waits, at most timeout, until the shard streams of a new
