@@ -94,6 +94,11 @@ type Config struct {
 	// LeaveGrace is how long a node that left still forwards the calls
 	// other nodes send it before they know it left.
 	LeaveGrace time.Duration
+	// Interest, when set, reports whether the server of a connection of
+	// the gateway (an end users' one, or not) knows a subscriber of
+	// subject in the connection's account. The reply to a call forwarded
+	// from another node waits for it (see respond).
+	Interest func(endUser bool, subject string) bool
 }
 
 // DefaultConfig returns the contract's service.
@@ -181,6 +186,9 @@ type request struct {
 	change  messages.ChangeReply
 	user    string // the calling user; empty on the admin subjects
 	endUser bool   // the call came in on Config.EndUsers
+	// forwarded: another node forwarded the call here, and the reply goes
+	// from this node's server to the client's, another.
+	forwarded bool
 }
 
 type op int
@@ -480,13 +488,38 @@ func (r *request) respond(reply proto.Message, err error) {
 		reply = &messages.Error{Code: int32(code), Message: err.Error()}
 	}
 	buf := replyBufs.Get().(*[]byte)
-	msg.Data = appendEncoded((*buf)[:0], r.format, reply)
-	if err := r.nc.PublishMsg(msg); err != nil {
+	data := appendEncoded((*buf)[:0], r.format, reply)
+	msg.Data = data
+	if r.forwarded && g.cfg.Interest != nil && !g.cfg.Interest(r.endUser, r.reply) {
+		// The client's server tells the others of its reply inbox when the
+		// client subscribes to it, on its own routes, while its request
+		// came here through another node: on a new connection's first
+		// call, the reply can get here first, and the server would drop
+		// it. It waits for the subscriber, out of the actors' way.
+		msg.Data = slices.Clone(data)
+		go g.publishOnceHeard(r.nc, r.endUser, r.subject, msg)
+	} else if err := r.nc.PublishMsg(msg); err != nil {
 		g.cfg.Logger.Warn("respond", slog.String("subject", r.subject), slog.Any("error", err))
 	}
-	if cap(msg.Data) <= 1<<16 { // a large history reply is not kept
-		*buf = msg.Data[:0]
+	if cap(data) <= 1<<16 { // a large history reply is not kept
+		*buf = data[:0]
 		replyBufs.Put(buf)
+	}
+}
+
+// replyWait bounds how long a forwarded call's reply waits for the
+// server to hear of its subscriber; past it, the reply is sent anyway
+// (the client may be gone).
+const replyWait = 500 * time.Millisecond
+
+// publishOnceHeard publishes msg once the server of nc knows a
+// subscriber of its subject, or replyWait passed.
+func (g *Gateway) publishOnceHeard(nc *nats.Conn, endUser bool, request string, msg *nats.Msg) {
+	for deadline := time.Now().Add(replyWait); !g.cfg.Interest(endUser, msg.Subject) && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond) // polling the server's interest, which tells no one
+	}
+	if err := nc.PublishMsg(msg); err != nil {
+		g.cfg.Logger.Warn("respond", slog.String("subject", request), slog.Any("error", err))
 	}
 }
 

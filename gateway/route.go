@@ -218,7 +218,7 @@ func (g *Gateway) onForward(m *nats.Msg) {
 	}
 	g.slots <- struct{}{} // released by respond or forward
 	r := &request{g: g, nc: nc, ep: e, op: o, format: format, subject: f.GetSubject(), reply: f.GetReply(), taken: time.Now(), part: -1, user: user,
-		endUser: f.GetEndUser()}
+		endUser: f.GetEndUser(), forwarded: true}
 	cmd := command{group: f.GetGroupId(), change: f.GetChange(), get: f.GetGet(), list: f.GetList()}
 	switch {
 	case !f.GetAdmitted():

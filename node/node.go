@@ -170,8 +170,31 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	gcfg.EndUsers = n.endUsers
+	if n.ns != nil && n.cfg.Clustered() {
+		gcfg.Interest = n.replyInterest()
+	}
 	n.gateway, err = gateway.Start(gc, n.actors, gcfg)
 	return err
+}
+
+// replyInterest reports whether the embedded server knows a subscriber of
+// a reply subject in the account of the gateway's connections (the end
+// users' account for theirs): with a subscriber on another server, once
+// that server told this one of it.
+func (n *Node) replyInterest() func(endUser bool, subject string) bool {
+	name := ServiceAccount
+	if n.front != nil {
+		name = ClientAccount
+	}
+	front, _ := n.ns.LookupAccount(name)
+	users, _ := n.ns.LookupAccount(UsersAccount)
+	return func(endUser bool, subject string) bool {
+		acc := front
+		if endUser {
+			acc = users
+		}
+		return acc == nil || acc.SubscriptionInterest(subject)
+	}
 }
 
 // serveExternalSignIn serves the auth callout of an external server with

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -136,5 +138,37 @@ func TestClientWaitsForANode(t *testing.T) {
 	startProc(t, "--nats-url", s.ClientURL(), "--name", "late")
 	if err := <-done; err != nil {
 		t.Errorf("a call sent before the node served: %v", err)
+	}
+}
+
+// TestFirstCallOfANewConnection makes 1,000 new connections spread over
+// three nodes each send one call, its first, which is forwarded when
+// another node holds its group: the reply of a forwarded call waits until
+// its node's server knows of the client's reply inbox, which the client's
+// server announces on its own routes, so every call is answered. (Without
+// the wait, about one first call in 200 got no reply.)
+func TestFirstCallOfANewConnection(t *testing.T) {
+	c := startCluster(t, 3, false)
+	var wg sync.WaitGroup
+	var lost atomic.Int64
+	sem := make(chan struct{}, 32)
+	for i := range 1000 {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			nc, err := nats.Connect(c.members[i%3].url)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer nc.Close()
+			if _, err := nc.Request("tally.v1.admin.set", []byte(fmt.Sprintf(`{"groupID":"first%d","counters":{"k":1}}`, i)), 3*time.Second); err != nil {
+				lost.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := lost.Load(); n > 0 {
+		t.Errorf("%d of 1,000 new connections got no reply to their first call", n)
 	}
 }
