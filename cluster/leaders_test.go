@@ -96,6 +96,21 @@ func leadersFollowOwners(js jetstream.JetStream, l journal.Layout, members []*cl
 	return leading, nil
 }
 
+// leadersSpread reports an error until leadersFollowOwners holds and each
+// server of on leads exactly one shard stream.
+func leadersSpread(js jetstream.JetStream, l journal.Layout, members []*cluster.Cluster, on []string) error {
+	leading, err := leadersFollowOwners(js, l, members, on)
+	if err != nil {
+		return err
+	}
+	for _, s := range on {
+		if leading[s] != 1 {
+			return fmt.Errorf("%s leads %d of the %d shard streams (%v)", s, leading[s], l.Shards, leading)
+		}
+	}
+	return nil
+}
+
 // TestStreamLeadersSpread: three members on three servers each take one
 // shard of the journal, all its partitions, and each server leads the
 // stream of its member's shard.
@@ -107,18 +122,7 @@ func TestStreamLeadersSpread(t *testing.T) {
 	_, servers, js, l, members := shardedCluster(t)
 	started := time.Now()
 	on := []string{servers[0].Name(), servers[1].Name(), servers[2].Name()}
-	journaltest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-		leading, err := leadersFollowOwners(js, l, members, on)
-		if err != nil {
-			return err
-		}
-		for _, s := range on {
-			if leading[s] != 1 {
-				return fmt.Errorf("%s leads %d of the %d shard streams (%v)", s, leading[s], l.Shards, leading)
-			}
-		}
-		return nil
-	})
+	journaltest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error { return leadersSpread(js, l, members, on) })
 	t.Logf("leaders spread %v after the servers started, %v after the members did", time.Since(start).Round(time.Millisecond), time.Since(started).Round(time.Millisecond))
 	for _, m := range members {
 		if got := m.Owned(); got != 21 && got != 22 {
@@ -146,18 +150,7 @@ func TestLeadersReturn(t *testing.T) {
 	}
 	opts, servers, js, l, members := shardedCluster(t)
 	on := []string{servers[0].Name(), servers[1].Name(), servers[2].Name()}
-	spread := func() error {
-		leading, err := leadersFollowOwners(js, l, members, on)
-		if err != nil {
-			return err
-		}
-		for _, s := range on {
-			if leading[s] != 1 {
-				return fmt.Errorf("%s leads %d of the %d shard streams (%v)", s, leading[s], l.Shards, leading)
-			}
-		}
-		return nil
-	}
+	spread := func() error { return leadersSpread(js, l, members, on) }
 	journaltest.CheckFor(t, 30*time.Second, 50*time.Millisecond, spread)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -68,15 +68,7 @@ func (c *Cluster) run(ctx context.Context) {
 
 func (c *Cluster) step(ctx context.Context) {
 	now := c.mono()
-	c.mu.Lock()
-	stopped := c.stopped
-	chosen := make([]string, len(c.parts))
-	for p := range c.parts {
-		if r := c.chosen(p); r != nil {
-			chosen[p] = r.name
-		}
-	}
-	c.mu.Unlock()
+	chosen, stopped := c.chosenNames()
 	for p := range c.parts {
 		pt := &c.parts[p]
 		if pt.busy.Load() {
@@ -105,10 +97,7 @@ func (c *Cluster) step(ctx context.Context) {
 	}
 	c.expireParked()
 	c.logOwned()
-	if stopped {
-		chosen = make([]string, len(chosen))
-	}
-	c.notify(chosen)
+	c.notify(chosen, stopped)
 }
 
 // acquire creates p's lease; it fails while another node holds it.

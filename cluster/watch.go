@@ -17,28 +17,29 @@ func (c *Cluster) Watch(fn func(p int, here bool)) {
 
 // chosenNames returns each partition's chosen owner, "" for none, and
 // whether Stop began.
-func (c *Cluster) chosenNames() []string {
+func (c *Cluster) chosenNames() (chosen []string, stopped bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	chosen := make([]string, len(c.parts))
+	chosen = make([]string, len(c.parts))
 	for p := range c.parts {
-		if r := c.chosen(p); r != nil && !c.stopped {
+		if r := c.chosen(p); r != nil {
 			chosen[p] = r.name
 		}
 	}
-	return chosen
+	return chosen, c.stopped
 }
 
 // notify tells the watcher of the partitions that became or stopped being
-// this node's since it last heard.
-func (c *Cluster) notify(chosen []string) {
+// this node's since it last heard: those it is chosen for, until Stop
+// began, and those it holds.
+func (c *Cluster) notify(chosen []string, stopped bool) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.watcher == nil {
 		return
 	}
 	for p := range c.parts {
-		here := chosen[p] == c.cfg.Name || c.parts[p].state.Load() != free
+		here := (chosen[p] == c.cfg.Name && !stopped) || c.parts[p].state.Load() != free
 		if here != c.watched[p] {
 			c.watched[p] = here
 			c.watcher(p, here)

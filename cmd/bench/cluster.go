@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tallyhq/tally/cluster"
+	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/node/nodetest"
 )
 
@@ -245,7 +246,7 @@ func awaitSettled(nodes []*proc, spread bool, timeout time.Duration) ([]int, err
 			owned, err = nodeGauge(nodes, "tally_partitions_owned")
 		}
 		switch {
-		case err != nil || !leadersPlaced(counts, len(nodes), spread) || sum(toFloats(owned)) != partitions:
+		case err != nil || !leadersPlaced(counts, len(nodes), spread) || sum(toFloats(owned)) != journal.Partitions:
 			last = nil
 		case !slices.Equal(owned, last):
 			last, since = owned, time.Now()
@@ -261,9 +262,6 @@ func awaitSettled(nodes []*proc, spread bool, timeout time.Duration) ([]int, err
 	}
 	return nil, fmt.Errorf("the shard streams' leaders (%s) were not one on each node or the partitions (held %v) not all held and settled after %v", leaderLine(counts), owned, timeout)
 }
-
-// partitions is how many partitions the nodes of a cluster divide.
-const partitions = 64
 
 func toFloats(xs []int) []float64 {
 	out := make([]float64, len(xs))
