@@ -24,9 +24,13 @@ import (
 	"github.com/tallyhq/tally/node/nodetest"
 )
 
-// clusterSetup is one way of running tally for the cluster measurement.
+// clusterSetup is one way of running tally, or its ceiling, for the
+// cluster measurement.
 type clusterSetup struct {
-	name     string
+	name string
+	// system is "" for tally, or ceilingSystem: natsecho's journal on as
+	// many servers, each a shard stream of the same replicas.
+	system   string
 	nodes    int
 	replicas int
 	spread   bool // connections spread over the nodes, else all on the first
@@ -38,13 +42,21 @@ type clusterSetup struct {
 	more bool
 }
 
-// clusterSetups: the first is the one the others are compared with. A
-// new journal on N servers has N shard streams, each led by the node that
-// holds its shard's partitions.
+// ceilingSystem is the cluster's ceiling: a service that journals each
+// call on a sharded JetStream of the same replicas and nothing else.
+const ceilingSystem = "nats-echo-journal"
+
+// clusterSetups: the first of each system is the one that system's others
+// are compared with. A new journal on N servers has N shard streams, each
+// led by the node that holds its shard's partitions; the ceiling's the
+// same, each led by the server of its index.
 var clusterSetups = []clusterSetup{
 	{name: "1 node", nodes: 1, replicas: 1},
 	{name: "3 nodes sharded, clients on all", nodes: 3, replicas: 3, spread: true, target: 0.75},
 	{name: "5 nodes sharded, clients on all", nodes: 5, replicas: 3, spread: true, target: 0.5},
+	{name: "ceiling, 1 server", system: ceilingSystem, nodes: 1, replicas: 1},
+	{name: "ceiling, 3 servers sharded, clients on all", system: ceilingSystem, nodes: 3, replicas: 3, spread: true},
+	{name: "ceiling, 5 servers sharded, clients on all", system: ceilingSystem, nodes: 5, replicas: 3, spread: true},
 	{name: "3 nodes sharded, clients on one", nodes: 3, replicas: 3, more: true},
 	// Streams of one replica stay on the server JetStream placed them on
 	// (one server for all three, in the runs so far): the nodes cannot
@@ -54,7 +66,10 @@ var clusterSetups = []clusterSetup{
 
 // cluster measures w1 and w2 on one node and on clusters of three and
 // five on this machine's cores, with the connections spread over the
-// nodes; with -cluster-all, on three nodes with every connection on one
+// nodes, and the same of the ceiling, natsecho's journal (each call
+// appended to its group's shard stream, R3, and nothing else): how far
+// the servers' own work lets the busiest one's CPU per call fall as they
+// are added; with -cluster-all, on three nodes with every connection on one
 // node too (two calls in three are forwarded to another node, and
 // another hop for the user's rate limit), and with the journal on one
 // replica instead of three. Setups alternate over -rounds rounds, each
@@ -92,7 +107,7 @@ func (b *bench) cluster(ctx context.Context, rounds int, w io.Writer) error {
 	if b.o.clusterRate > 0 {
 		load = fmt.Sprintf("%.0f calls/s in every setup; CPU net of what the nodes spend idle, measured before", b.o.clusterRate)
 	}
-	fmt.Fprintf(w, "tally on one, three and five nodes of one cluster, --sync=interval, all on this machine's cores; median of %d rounds, %d connections with one request in flight each, %s; ratios to 1 node: the median of the rounds' ratios, each to the one node of the same round; CPU of the nodes' processes (their embedded servers included)\n\n", rounds, b.o.workers, load)
+	fmt.Fprintf(w, "tally on one, three and five nodes of one cluster, --sync=interval, and its ceiling (natsecho's journal on as many servers, sharded the same way), all on this machine's cores; median of %d rounds, %d connections with one request in flight each, %s; ratios to 1 node: the median of the rounds' ratios, each to the one node (one server) of the same system and round; CPU of the nodes' processes (their embedded servers included)\n\n", rounds, b.o.workers, load)
 	rows := clusterRows(setups, samples)
 	if err := printClusterTable(w, rows); err != nil {
 		return err
@@ -161,13 +176,17 @@ func medianBy(rs []result, f func(result) float64) float64 {
 // returns how many shard leaders each node held then. With profile (and
 // -profile), it profiles every node.
 func (b *bench) clusterOnce(s clusterSetup, workload string, profile bool) (result, []int, error) {
-	nodes, err := b.startCluster(s, false)
+	start := b.startCluster
+	if s.system == ceilingSystem {
+		start, profile = b.startEchoCluster, false
+	}
+	nodes, err := start(s, false)
 	defer stopAll(nodes)
 	if err != nil {
 		return result{}, nil, err
 	}
 	var leaders []int
-	if s.nodes > 1 {
+	if s.nodes > 1 && s.system == "" {
 		if leaders, err = awaitSettled(nodes, s.replicas > 1, 20*time.Second); err != nil {
 			return result{}, nil, err
 		}
@@ -189,7 +208,9 @@ func (b *bench) clusterOnce(s clusterSetup, workload string, profile bool) (resu
 	// nodes that have served for a while: a short run, at a low rate and
 	// over several nodes, would otherwise measure mostly the groups' first
 	// loads from the journal (w1 has 10,000).
-	if err := warmGroups(c, workload); err != nil {
+	if s.system != "" {
+		// A ceiling has no groups to load.
+	} else if err := warmGroups(c, workload); err != nil {
 		// A group that did not warm is loaded by its first call.
 		b.logf("  warming the groups: %v", err)
 	}
@@ -418,20 +439,11 @@ const nodeStartLimit = time.Minute
 // their servers run nodetest.OpsConfig.
 func (b *bench) startCluster(s clusterSetup, ops bool) ([]*proc, error) {
 	dir := b.dir("cluster")
-	var routes []string
-	for range s.nodes {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		routes = append(routes, "127.0.0.1:"+strconv.Itoa(port))
+	routes, err := clusterAddrs(s.nodes)
+	if err != nil {
+		return nil, err
 	}
-	type started struct {
-		p   *proc
-		err error
-	}
-	ch := make([]chan started, s.nodes)
-	for i := range s.nodes {
+	return startEach(s.nodes, func(i int) (*proc, error) {
 		httpPort, err := freePort()
 		if err != nil {
 			return nil, err
@@ -464,16 +476,52 @@ func (b *bench) startCluster(s clusterSetup, ops bool) ([]*proc, error) {
 		if s.nodes > 1 {
 			args = append(args, "--cluster", routes[i], "--routes", strings.Join(routes, ","), "--replicas", strconv.Itoa(s.replicas))
 		}
+		p, err := startServingWithin(fmt.Sprintf("tally-n%d", i+1), exec.Command(b.tallyBin, args...), "tally: serving on ", nodeStartLimit)
+		if p != nil {
+			p.pprof, p.http = pprofAddr, httpAddr
+		}
+		return p, err
+	})
+}
+
+// startEchoCluster starts the ceiling's servers for s: one natsecho in
+// journal mode, or s.nodes of them in a cluster, each serving once it
+// leads its shard's stream.
+func (b *bench) startEchoCluster(s clusterSetup, _ bool) ([]*proc, error) {
+	if s.nodes == 1 {
+		p, err := startEcho(b.echoBin, "-mode", "journal")
+		if err != nil {
+			return nil, err
+		}
+		return []*proc{p}, nil
+	}
+	routes, err := clusterAddrs(s.nodes)
+	if err != nil {
+		return nil, err
+	}
+	return startEach(s.nodes, func(i int) (*proc, error) {
+		return startServingWithin(fmt.Sprintf("natsecho-e%d", i+1), exec.Command(b.echoBin, "-mode", "journal",
+			"-cluster", routes[i], "-routes", strings.Join(routes, ","), "-shard", strconv.Itoa(i),
+			"-replicas", strconv.Itoa(s.replicas)), "natsecho: serving on ", nodeStartLimit)
+	})
+}
+
+// startEach starts n processes at once with start, and returns those that
+// serve and the errors of the others.
+func startEach(n int, start func(i int) (*proc, error)) ([]*proc, error) {
+	type started struct {
+		p   *proc
+		err error
+	}
+	ch := make([]chan started, n)
+	for i := range n {
 		ch[i] = make(chan started, 1)
 		go func() {
-			p, err := startServingWithin(fmt.Sprintf("tally-n%d", i+1), exec.Command(b.tallyBin, args...), "tally: serving on ", nodeStartLimit)
-			if p != nil {
-				p.pprof, p.http = pprofAddr, httpAddr
-			}
+			p, err := start(i)
 			ch[i] <- started{p, err}
 		}()
 	}
-	var nodes []*proc
+	var procs []*proc
 	var errs []error
 	for i := range ch {
 		st := <-ch[i]
@@ -481,9 +529,23 @@ func (b *bench) startCluster(s clusterSetup, ops bool) ([]*proc, error) {
 			errs = append(errs, st.err)
 			continue
 		}
-		nodes = append(nodes, st.p)
+		procs = append(procs, st.p)
 	}
-	return nodes, errors.Join(errs...)
+	return procs, errors.Join(errs...)
+}
+
+// clusterAddrs picks a free cluster address on 127.0.0.1 for each of n
+// servers.
+func clusterAddrs(n int) ([]string, error) {
+	var routes []string
+	for range n {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		routes = append(routes, "127.0.0.1:"+strconv.Itoa(port))
+	}
+	return routes, nil
 }
 
 // pauses measures, on fresh three-node clusters under increments of one

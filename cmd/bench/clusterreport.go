@@ -59,28 +59,35 @@ func medianOr0(xs []float64) float64 {
 }
 
 // clusterRows makes one row per setup and workload measured, w1's then
-// w2's, in the setups' order; the first setup is the base the ratios
-// divide by, round by round.
+// w2's, in the setups' order; the first setup of each system is the base
+// the ratios of that system's setups divide by, round by round.
 func clusterRows(setups []clusterSetup, samples map[clusterKey][]clusterSample) []clusterRow {
 	var rows []clusterRow
 	for _, wl := range []string{"w1", "w2"} {
-		base := map[int]result{}
-		for _, s := range samples[clusterKey{setups[0].name, wl}] {
-			base[s.round] = s.r
+		bases := map[string]map[int]result{} // by system, then round
+		for _, setup := range setups {
+			if _, ok := bases[setup.system]; ok {
+				continue
+			}
+			bases[setup.system] = map[int]result{}
+			for _, s := range samples[clusterKey{setup.name, wl}] {
+				bases[setup.system][s.round] = s.r
+			}
 		}
 		for i, setup := range setups {
 			ss := samples[clusterKey{setup.name, wl}]
 			if len(ss) == 0 {
 				continue
 			}
-			row := clusterRow{setup: setup.name, workload: wl, rounds: len(ss), base: i == 0}
+			isBase := slices.IndexFunc(setups, func(s clusterSetup) bool { return s.system == setup.system }) == i
+			row := clusterRow{setup: setup.name, workload: wl, rounds: len(ss), base: isBase}
 			var rs []result
 			for _, s := range ss {
 				rs = append(rs, s.r)
 				row.refused += s.r.Refused
 				row.failed += s.r.Failed
-				b, ok := base[s.round]
-				if !ok || i == 0 {
+				b, ok := bases[setup.system][s.round]
+				if !ok || isBase {
 					continue
 				}
 				if b.OpsPerS > 0 {

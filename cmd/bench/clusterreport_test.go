@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +63,37 @@ func TestClusterRows(t *testing.T) {
 	}
 	if r := got[1].busiestRatio(); r != 0.6 {
 		t.Errorf("busiestRatio = %v, want the median round's 0.6", r)
+	}
+}
+
+// TestClusterRowsOfTheCeiling checks that the ceiling's setups divide by
+// the ceiling's one server, not by tally's one node.
+func TestClusterRowsOfTheCeiling(t *testing.T) {
+	setups := []clusterSetup{
+		{name: "1 node", nodes: 1, replicas: 1},
+		{name: "3 nodes", nodes: 3, replicas: 3, spread: true},
+		{name: "ceiling, 1 server", system: ceilingSystem, nodes: 1, replicas: 1},
+		{name: "ceiling, 3 servers", system: ceilingSystem, nodes: 3, replicas: 3, spread: true},
+	}
+	samples := map[clusterKey][]clusterSample{
+		{"1 node", "w1"}:             {{0, result{OpsPerS: 10_000, CPUPerM: 80}}},
+		{"3 nodes", "w1"}:            {{0, result{OpsPerS: 5_000, CPUPerM: 300, ProcCPUPerM: []float64{120, 100, 80}}}},
+		{"ceiling, 1 server", "w1"}:  {{0, result{OpsPerS: 20_000, CPUPerM: 40}}},
+		{"ceiling, 3 servers", "w1"}: {{0, result{OpsPerS: 10_000, CPUPerM: 90, ProcCPUPerM: []float64{30, 30, 30}}}},
+	}
+	rows := clusterRows(setups, samples)
+	var got []string
+	for _, r := range rows {
+		got = append(got, fmt.Sprintf("%s base=%v busiest=%.2f ops=%.2f", r.setup, r.base, r.busiestRatio(), r.opsRatio()))
+	}
+	want := []string{
+		"1 node base=true busiest=0.00 ops=0.00",
+		"3 nodes base=false busiest=1.50 ops=0.50",
+		"ceiling, 1 server base=true busiest=0.00 ops=0.00",
+		"ceiling, 3 servers base=false busiest=0.75 ops=0.50",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rows (-want +got):\n%s", diff)
 	}
 }
 

@@ -67,12 +67,12 @@ func groupOf(m *nats.Msg) (string, bool) {
 	return g, g != "" && !strings.ContainsAny(g, ".*> \t\r\n")
 }
 
-// appender returns a handler that appends each request to the stream on
-// its group's subject and answers the request when the append is
+// appender returns a handler that appends each request to the journal on
+// its group's subject (subjectOf) and answers the request when the append is
 // acknowledged, with the acknowledgement's body: one subscription takes
 // every acknowledgement, and the reply subject of an append names its
 // request.
-func appender(jc *nats.Conn) (func(*nats.Msg), error) {
+func appender(jc *nats.Conn, subjectOf func(group string) string) (func(*nats.Msg), error) {
 	var (
 		mu      sync.Mutex
 		next    uint64
@@ -112,7 +112,7 @@ func appender(jc *nats.Conn) (func(*nats.Msg), error) {
 		waiting[id] = m
 		mu.Unlock()
 		if err := jc.PublishMsg(&nats.Msg{
-			Subject: journalSubject(group), Reply: ackPrefix + strconv.FormatUint(id, 10), Data: m.Data,
+			Subject: subjectOf(group), Reply: ackPrefix + strconv.FormatUint(id, 10), Data: m.Data,
 		}); err != nil {
 			mu.Lock()
 			delete(waiting, id)

@@ -22,6 +22,12 @@
 //     answered on the commit's acknowledgement: gathered appends that keep
 //     tally's subjects and fencing.
 //
+// With -cluster, -routes and -shard (journal mode only), it is one server
+// of a cluster of natsecho servers: the journal is one stream per server
+// (-replicas each, three by default), each led by the server of its index,
+// and a change is appended to the stream of its group's shard from the
+// server that took the call: a tally cluster's work, less tally.
+//
 // It prints "natsecho: serving on <url>" once it answers, and stops on
 // SIGINT or SIGTERM.
 package main
@@ -61,21 +67,33 @@ var modes = []string{modeEcho, modeJournal, modeBatched, modeAtomic}
 
 func main() {
 	mode := flag.String("mode", modeEcho, "what to do before answering: echo, journal, batched-journal or atomic-journal")
+	var cl clusterConfig
+	flag.StringVar(&cl.listen, "cluster", "", "HOST:PORT: this server's cluster address, in a cluster of natsecho servers (journal mode)")
+	routes := flag.String("routes", "", "every server's cluster address, comma separated, in shard order")
+	flag.IntVar(&cl.shard, "shard", 0, "the index of this server's address in -routes: the journal shard it leads")
+	flag.IntVar(&cl.replicas, "replicas", 3, "the replicas of each shard's stream")
 	flag.Parse()
+	if *routes != "" {
+		cl.routes = strings.Split(*routes, ",")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, *mode, func(url string) { fmt.Println("natsecho: serving on", url) })
+	err := run(ctx, *mode, cl, func(url string) { fmt.Println("natsecho: serving on", url) })
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "natsecho:", err)
 		os.Exit(1)
 	}
 }
 
-// run serves in mode until ctx ends, calling ready with the server's
-// client URL once it answers.
-func run(ctx context.Context, mode string, ready func(url string)) error {
+// run serves in mode until ctx ends, in a cluster when cl has a listen
+// address, calling ready with the server's client URL once it answers.
+func run(ctx context.Context, mode string, cl clusterConfig, ready func(url string)) error {
 	if !slices.Contains(modes, mode) {
 		return fmt.Errorf("-mode %q: want one of %v", mode, modes)
+	}
+	clustered := cl.listen != ""
+	if clustered && mode != modeJournal {
+		return fmt.Errorf("-cluster: only with -mode %s", modeJournal)
 	}
 	// Without the account's subject cache, as tally-node.
 	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true, NoSublistCache: true}
@@ -86,6 +104,11 @@ func run(ctx context.Context, mode string, ready func(url string)) error {
 		}
 		defer os.RemoveAll(dir)
 		opts.JetStream, opts.StoreDir, opts.SyncInterval = true, dir, time.Second
+	}
+	if clustered {
+		if err := cl.configure(opts); err != nil {
+			return err
+		}
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -108,7 +131,12 @@ func run(ctx context.Context, mode string, ready func(url string)) error {
 			return err
 		}
 		defer jc.Close()
-		if err := createStream(ctx, jc, mode == modeAtomic); err != nil {
+		if clustered {
+			err = cl.createShard(ctx, jc)
+		} else {
+			err = createStream(ctx, jc, mode == modeAtomic)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -121,7 +149,11 @@ func run(ctx context.Context, mode string, ready func(url string)) error {
 	respond := func(m *nats.Msg) { answer(m, m.Data) }
 	switch mode {
 	case modeJournal:
-		if respond, err = appender(jc); err != nil {
+		subject := journalSubject
+		if clustered {
+			subject = cl.subjectOf
+		}
+		if respond, err = appender(jc, subject); err != nil {
 			return err
 		}
 	case modeBatched:

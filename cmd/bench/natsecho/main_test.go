@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/gateway"
+	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/messages"
 )
 
@@ -21,7 +25,7 @@ func serve(t *testing.T, mode string) *nats.Conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	urls := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, mode, func(url string) { urls <- url }) }()
+	go func() { done <- run(ctx, mode, clusterConfig{}, func(url string) { urls <- url }) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -123,5 +127,89 @@ func TestJournalsRefuseAnUnreadableRequest(t *testing.T) {
 				t.Errorf("error code = %q, want 10002 (the benchmark counts it as failed)", code)
 			}
 		})
+	}
+}
+
+// TestClusterJournalsOnTheGroupsShard runs the cluster's ceiling on three
+// servers and checks that it does the work it stands for: each shard's
+// stream on three servers and led by the server of its index, and each
+// change, whichever server took it, acknowledged by the stream of its
+// group's shard.
+func TestClusterJournalsOnTheGroupsShard(t *testing.T) {
+	const n = 3
+	var routes []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		routes = append(routes, l.Addr().String())
+		l.Close()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	urls := make([]chan string, n)
+	done := make(chan error, n)
+	for i := range n {
+		urls[i] = make(chan string, 1)
+		cl := clusterConfig{listen: routes[i], routes: routes, shard: i, replicas: 3}
+		go func() { done <- run(ctx, modeJournal, cl, func(url string) { urls[i] <- url }) }()
+	}
+	t.Cleanup(func() {
+		cancel()
+		for range n {
+			if err := <-done; err != nil {
+				t.Errorf("run: %v", err)
+			}
+		}
+	})
+	var conns []*nats.Conn
+	for i := range n {
+		select {
+		case url := <-urls[i]:
+			nc, err := nats.Connect(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			conns = append(conns, nc)
+		case err := <-done:
+			t.Fatalf("run: %v", err)
+		case <-time.After(60 * time.Second):
+			t.Fatalf("server %d not serving after 60 s", i+1)
+		}
+	}
+	js, err := jetstream.New(conns[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer tcancel()
+	for i := range n {
+		s, err := js.Stream(tctx, streamOf(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := s.CachedInfo()
+		if info.Cluster == nil || info.Cluster.Leader != serverName(i) || len(info.Cluster.Replicas) != 2 {
+			t.Errorf("stream %s: cluster %+v, want led by %s with two other replicas", streamOf(i), info.Cluster, serverName(i))
+		}
+	}
+	for g := range 12 {
+		group := fmt.Sprintf("g%d", g)
+		res := increase(t, conns[g%n], group)
+		var ack jetstream.PubAck
+		if err := json.Unmarshal(res.Data, &ack); err != nil {
+			t.Fatalf("reply %q is not an acknowledgement: %v", res.Data, err)
+		}
+		if want := streamOf(journal.PartitionOf(group, n)); ack.Stream != want {
+			t.Errorf("%s through server %d: acknowledged by %s, want %s", group, g%n+1, ack.Stream, want)
+		}
+	}
+}
+
+func TestClusterOnlyJournals(t *testing.T) {
+	err := run(context.Background(), modeEcho, clusterConfig{listen: "127.0.0.1:1", routes: []string{"127.0.0.1:1"}}, func(string) {})
+	if err == nil || !strings.Contains(err.Error(), "only with -mode journal") {
+		t.Errorf("run(echo) in a cluster = %v, want refused", err)
 	}
 }
