@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -127,6 +128,16 @@ func (j *Journal) consume(ctx context.Context, sh *shard, cfg jetstream.OrderedC
 // consumeOnce is one consumer's part of consume; on errStalled it returns
 // the stream sequence to go on from (0: from where cfg starts).
 func (j *Journal) consumeOnce(ctx context.Context, sh *shard, cfg jetstream.OrderedConsumerConfig, last uint64, fn func(Stored) error) (uint64, error) {
+	// A read of a shard's whole journal asks for every message of its
+	// stream and passes over the probes itself: the stream's subjects are
+	// the journal's and the probe's, so the server reads a filter of the
+	// journal's alone by walking, for each message it delivers, the
+	// subjects of the message's block (10,000 groups: 25,000 events/s
+	// rather than 200,000).
+	whole := len(cfg.FilterSubjects) == 1 && cfg.FilterSubjects[0] == sh.prefix+">"
+	if whole {
+		cfg.FilterSubjects = nil
+	}
 	cctx, cancel := context.WithTimeout(ctx, replayStall)
 	cons, err := sh.stream.OrderedConsumer(cctx, cfg)
 	cancel()
@@ -170,6 +181,14 @@ func (j *Journal) consumeOnce(ctx context.Context, sh *shard, cfg jetstream.Orde
 		meta, err := msg.Metadata()
 		if err != nil {
 			return 0, fmt.Errorf("journal: read: %w", err)
+		}
+		if whole && !strings.HasPrefix(msg.Subject(), sh.prefix) {
+			// A probe, which a filter of the journal's subjects leaves out.
+			next = meta.Sequence.Stream + 1
+			if meta.Sequence.Stream >= last {
+				return 0, nil
+			}
+			continue
 		}
 		group, ok := j.Group(msg.Subject())
 		if !ok {
