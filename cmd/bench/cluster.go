@@ -28,8 +28,9 @@ import (
 // cluster measurement.
 type clusterSetup struct {
 	name string
-	// system is "" for tally, or ceilingSystem: natsecho's journal on as
-	// many servers, each a shard stream of the same replicas.
+	// system is "" for tally, or a ceiling: natsecho's journal
+	// (ceilingSystem) or atomic journal (atomicCeiling) on as many
+	// servers, each a shard stream of the same replicas.
 	system   string
 	nodes    int
 	replicas int
@@ -43,8 +44,12 @@ type clusterSetup struct {
 }
 
 // ceilingSystem is the cluster's ceiling: a service that journals each
-// call on a sharded JetStream of the same replicas and nothing else.
-const ceilingSystem = "nats-echo-journal"
+// call on a sharded JetStream of the same replicas and nothing else;
+// atomicCeiling gathers each shard's calls into atomic batches.
+const (
+	ceilingSystem = "nats-echo-journal"
+	atomicCeiling = "nats-echo-atomic-journal"
+)
 
 // clusterSetups: the first of each system is the one that system's others
 // are compared with. A new journal on N servers has N shard streams, each
@@ -57,6 +62,11 @@ var clusterSetups = []clusterSetup{
 	{name: "ceiling, 1 server", system: ceilingSystem, nodes: 1, replicas: 1},
 	{name: "ceiling, 3 servers sharded, clients on all", system: ceilingSystem, nodes: 3, replicas: 3, spread: true},
 	{name: "ceiling, 5 servers sharded, clients on all", system: ceilingSystem, nodes: 5, replicas: 3, spread: true},
+	// What gathering each shard's appends into atomic batches would save
+	// (on one server, nats-server stages a batch in a file store of its
+	// own; on three, in memory).
+	{name: "atomic ceiling, 1 server", system: atomicCeiling, nodes: 1, replicas: 1, more: true},
+	{name: "atomic ceiling, 3 servers sharded, clients on all", system: atomicCeiling, nodes: 3, replicas: 3, spread: true, more: true},
 	{name: "3 nodes sharded, clients on one", nodes: 3, replicas: 3, more: true},
 	// Streams of one replica stay on the server JetStream placed them on
 	// (one server for all three, in the runs so far): the nodes cannot
@@ -81,9 +91,12 @@ var clusterSetups = []clusterSetup{
 func (b *bench) cluster(ctx context.Context, rounds int, w io.Writer) error {
 	var setups []clusterSetup
 	for _, s := range clusterSetups {
-		if !s.more || b.o.clusterAll {
+		if (!s.more || b.o.clusterAll) && strings.Contains(s.name, b.o.clusterOnly) {
 			setups = append(setups, s)
 		}
+	}
+	if len(setups) == 0 {
+		return fmt.Errorf("-cluster-only %q: no setup's name contains it", b.o.clusterOnly)
 	}
 	samples := map[clusterKey][]clusterSample{}
 	leaders := map[string][]int{} // each setup's, as its first measurement started
@@ -177,7 +190,7 @@ func medianBy(rs []result, f func(result) float64) float64 {
 // -profile), it profiles every node.
 func (b *bench) clusterOnce(s clusterSetup, workload string, profile bool) (result, []int, error) {
 	start := b.startCluster
-	if s.system == ceilingSystem {
+	if s.system != "" {
 		start, profile = b.startEchoCluster, false
 	}
 	nodes, err := start(s, false)
@@ -485,11 +498,12 @@ func (b *bench) startCluster(s clusterSetup, ops bool) ([]*proc, error) {
 }
 
 // startEchoCluster starts the ceiling's servers for s: one natsecho in
-// journal mode, or s.nodes of them in a cluster, each serving once it
+// the system's mode, or s.nodes of them in a cluster, each serving once it
 // leads its shard's stream.
 func (b *bench) startEchoCluster(s clusterSetup, _ bool) ([]*proc, error) {
+	mode := strings.TrimPrefix(s.system, "nats-echo-")
 	if s.nodes == 1 {
-		p, err := startEcho(b.echoBin, "-mode", "journal")
+		p, err := startEcho(b.echoBin, "-mode", mode)
 		if err != nil {
 			return nil, err
 		}
@@ -500,7 +514,7 @@ func (b *bench) startEchoCluster(s clusterSetup, _ bool) ([]*proc, error) {
 		return nil, err
 	}
 	return startEach(s.nodes, func(i int) (*proc, error) {
-		return startServingWithin(fmt.Sprintf("natsecho-e%d", i+1), exec.Command(b.echoBin, "-mode", "journal",
+		return startServingWithin(fmt.Sprintf("natsecho-e%d", i+1), exec.Command(b.echoBin, "-mode", mode,
 			"-cluster", routes[i], "-routes", strings.Join(routes, ","), "-shard", strconv.Itoa(i),
 			"-replicas", strconv.Itoa(s.replicas)), "natsecho: serving on ", nodeStartLimit)
 	})

@@ -33,6 +33,7 @@ type options struct {
 	only             map[string]bool // workloads to run; all when empty
 	profile          bool
 	clusterAll       bool    // -cluster: every setup, not only those that predict scale-out
+	clusterOnly      string  // -cluster: only the setups whose name has it, when set
 	clusterRate      float64 // -cluster: calls a second of every setup, 0 as fast as it answers
 	// members: with -baseline, this build's runs make every load group
 	// members-only, with the users that call it as members.
@@ -63,7 +64,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.BoolVar(&o.profile, "profile", false, "write CPU and allocation profiles of the tally node for each workload (first round), its live heap at the end of w1-w3, and heap profiles for the memory measurement, to -out; with -cluster, of every node of each setup and of the forwarding measurement (first round)")
 	quick := fs.Bool("quick", false, "short run: 1 s warm-up, 3 s per workload, smaller extras")
 	cluster := fs.Bool("cluster", false, "measure w1 and w2 on one node and on clusters of three and five nodes (a journal of one shard stream per node, R3, each led by the node holding its partitions; connections spread over every node), fresh nodes for each, and the same of the ceiling (natsecho's journal on one, three and five servers, sharded the same way), in alternating rounds: calls/s, latency, the nodes' CPU per call summed and the busiest node's, and the busiest node's over one node's of the same system and round against the targets (w1: at most 0.75x at three nodes, 0.5x at five); then, unless -workloads leaves out extras, the cost of a forwarded call and the write pauses of a SIGKILL and of a rolling restart; instead of the peers")
-	fs.BoolVar(&o.clusterAll, "cluster-all", false, "with -cluster, also measure three nodes with every connection on one node, and three nodes with the journal on one replica")
+	fs.BoolVar(&o.clusterAll, "cluster-all", false, "with -cluster, also measure three nodes with every connection on one node, three nodes with the journal on one replica, and the atomic journal's ceiling on one server and on three")
+	fs.StringVar(&o.clusterOnly, "cluster-only", "", "with -cluster, only the setups whose name contains this text (\"ceiling\", \"nodes\"); each system's ratios need its one-server setup among them")
 	fs.Float64Var(&o.clusterRate, "cluster-rate", 1000, "with -cluster, the calls a second every setup runs at, the same for all so that their CPU per call compares (a saturated machine inflates it, and more so for more processes); CPU per call is then net of what the nodes spend idle, measured before; 0: as fast as each setup answers, CPU as measured")
 	dashboard := fs.Bool("dashboard", false, "draw deploy/monitoring's Grafana dashboard over a run of w1-w3 on one node into -out/dashboard.png, from the series Debian's Prometheus (installed when missing) scraped, instead of the peers")
 	hostile := fs.Bool("hostile", false, "measure what one hostile client costs the others on one node (a user's flood of 15 KB requests from 8 connections; a subscriber to every update that never reads), each against a quiet run, instead of the peers; writes -out/hostile.json")
@@ -112,8 +114,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if *rounds < 1 {
 		return fmt.Errorf("-rounds %d: must be at least 1", *rounds)
 	}
-	if o.clusterAll && !*cluster {
-		return errors.New("-cluster-all chooses -cluster's setups: give -cluster too")
+	if (o.clusterAll || o.clusterOnly != "") && !*cluster {
+		return errors.New("-cluster-all and -cluster-only choose -cluster's setups: give -cluster too")
 	}
 	if o.members && *baseline == "" {
 		return errors.New("-members compares with a baseline: give -baseline too")

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 )
 
 // Headers of a JetStream atomic batch (ADR-50) and of the per-subject
@@ -26,20 +27,25 @@ const (
 // whole batch, and each of its calls is answered with the error. The
 // commit's acknowledgement (the batch's last sequence and its count)
 // answers every call of the batch. One batch is in flight at a time.
-func appendAtomic(ctx context.Context, jc *nats.Conn, q *queue) {
+// Without fenced, it sends no expected sequence.
+func appendAtomic(ctx context.Context, jc *nats.Conn, q *queue, subjectOf func(group string) string, fenced bool) {
 	// last holds each group's last sequence as this loop stored it, the
 	// expected sequence of its next append; only this loop touches it.
-	last := map[string]uint64{}
-	for id := uint64(1); ; id++ {
+	var last map[string]uint64
+	if fenced {
+		last = map[string]uint64{}
+	}
+	for {
 		calls := q.take(ctx, true)
 		if calls == nil {
 			return
 		}
-		body, ack, err := commitBatch(ctx, jc, strconv.FormatUint(id, 10), calls, last)
+		// Unique among every server's batches on the stream.
+		body, ack, err := commitBatch(ctx, jc, nuid.Next(), calls, subjectOf, last)
 		if err == nil && ack.Count != len(calls) {
 			err = fmt.Errorf("batch of %d committed with count %d", len(calls), ack.Count)
 		}
-		if err == nil {
+		if err == nil && last != nil {
 			// A batch's messages are stored together, in order, ending
 			// at the acknowledged sequence.
 			first := ack.Sequence - uint64(len(calls)) + 1
@@ -54,14 +60,17 @@ func appendAtomic(ctx context.Context, jc *nats.Conn, q *queue) {
 // commitBatch publishes calls as the atomic batch id: the messages before
 // the last without a reply (the server stages them and answers only the
 // commit), the last with the commit header, and waits for the commit's
-// acknowledgement.
-func commitBatch(ctx context.Context, jc *nats.Conn, id string, calls []call, last map[string]uint64) ([]byte, pubAck, error) {
+// acknowledgement. Each message expects its subject's sequence in last,
+// unless last is nil.
+func commitBatch(ctx context.Context, jc *nats.Conn, id string, calls []call, subjectOf func(string) string, last map[string]uint64) ([]byte, pubAck, error) {
 	for i, c := range calls {
-		m := &nats.Msg{Subject: journalSubject(c.group), Data: c.msg.Data, Header: nats.Header{
-			hdrBatchID:     []string{id},
-			hdrBatchSeq:    []string{strconv.Itoa(i + 1)},
-			hdrExpectedSeq: []string{strconv.FormatUint(last[c.group], 10)},
+		m := &nats.Msg{Subject: subjectOf(c.group), Data: c.msg.Data, Header: nats.Header{
+			hdrBatchID:  []string{id},
+			hdrBatchSeq: []string{strconv.Itoa(i + 1)},
 		}}
+		if last != nil {
+			m.Header[hdrExpectedSeq] = []string{strconv.FormatUint(last[c.group], 10)}
+		}
 		if i < len(calls)-1 {
 			if err := jc.PublishMsg(m); err != nil {
 				return nil, pubAck{}, fmt.Errorf("batch %s: %w", id, err)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -76,7 +77,7 @@ func (cl clusterConfig) subjectOf(group string) string {
 // createShard creates this server's shard stream once the cluster's
 // JetStream answers, and waits until this server leads it, at most a
 // minute.
-func (cl clusterConfig) createShard(ctx context.Context, jc *nats.Conn) error {
+func (cl clusterConfig) createShard(ctx context.Context, jc *nats.Conn, atomic bool) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	js, err := jetstream.New(jc)
@@ -87,6 +88,7 @@ func (cl clusterConfig) createShard(ctx context.Context, jc *nats.Conn) error {
 	cfg := jetstream.StreamConfig{
 		Name: name, Subjects: []string{"echo.journal." + strconv.Itoa(cl.shard) + ".>"}, Storage: jetstream.FileStorage,
 		Replicas: cl.replicasOf(), Placement: &jetstream.Placement{Tags: []string{shardTag(cl.shard)}},
+		AllowAtomicPublish: atomic,
 	}
 	var stream jetstream.Stream
 	for stream == nil {
@@ -120,6 +122,26 @@ func (cl clusterConfig) createShard(ctx context.Context, jc *nats.Conn) error {
 		if err := pause(ctx, 100*time.Millisecond); err != nil {
 			return fmt.Errorf("stream %s: not led by %s: %w", name, me, err)
 		}
+	}
+}
+
+// gatherShards returns a handler that queues each change request for its
+// group's shard, and starts one loop per shard in loops that appends the
+// shard's calls as atomic batches until ctx ends.
+func (cl clusterConfig) gatherShards(ctx context.Context, jc *nats.Conn, loops *sync.WaitGroup) func(*nats.Msg) {
+	queues := make([]*queue, len(cl.routes))
+	for i := range queues {
+		q := newQueue()
+		queues[i] = q
+		loops.Go(func() { appendAtomic(ctx, jc, q, cl.subjectOf, false) })
+	}
+	return func(m *nats.Msg) {
+		group, ok := groupOf(m)
+		if !ok {
+			fail(m, "not a change request with a group")
+			return
+		}
+		queues[journal.PartitionOf(group, len(queues))].add(call{msg: m, group: group})
 	}
 }
 

@@ -22,11 +22,14 @@
 //     answered on the commit's acknowledgement: gathered appends that keep
 //     tally's subjects and fencing.
 //
-// With -cluster, -routes and -shard (journal mode only), it is one server
-// of a cluster of natsecho servers: the journal is one stream per server
-// (-replicas each, three by default), each led by the server of its index,
-// and a change is appended to the stream of its group's shard from the
-// server that took the call: a tally cluster's work, less tally.
+// With -cluster, -routes and -shard (journal and atomic-journal modes), it
+// is one server of a cluster of natsecho servers: the journal is one
+// stream per server (-replicas each, three by default), each led by the
+// server of its index, and a change is appended to the stream of its
+// group's shard from the server that took the call: a tally cluster's
+// work, less tally. In a cluster, the atomic journal gathers each shard's
+// calls apart and sends no expected sequence (the servers append to the
+// same groups, each unaware of the others' appends).
 //
 // It prints "natsecho: serving on <url>" once it answers, and stops on
 // SIGINT or SIGTERM.
@@ -92,8 +95,8 @@ func run(ctx context.Context, mode string, cl clusterConfig, ready func(url stri
 		return fmt.Errorf("-mode %q: want one of %v", mode, modes)
 	}
 	clustered := cl.listen != ""
-	if clustered && mode != modeJournal {
-		return fmt.Errorf("-cluster: only with -mode %s", modeJournal)
+	if clustered && mode != modeJournal && mode != modeAtomic {
+		return fmt.Errorf("-cluster: only with -mode %s or %s", modeJournal, modeAtomic)
 	}
 	// Without the account's subject cache, as tally-node.
 	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true, NoSublistCache: true}
@@ -132,7 +135,7 @@ func run(ctx context.Context, mode string, cl clusterConfig, ready func(url stri
 		}
 		defer jc.Close()
 		if clustered {
-			err = cl.createShard(ctx, jc)
+			err = cl.createShard(ctx, jc, mode == modeAtomic)
 		} else {
 			err = createStream(ctx, jc, mode == modeAtomic)
 		}
@@ -161,9 +164,13 @@ func run(ctx context.Context, mode string, cl clusterConfig, ready func(url stri
 		respond = gather(q)
 		loops.Go(func() { appendBatched(ctx, jc, q) })
 	case modeAtomic:
+		if clustered {
+			respond = cl.gatherShards(ctx, jc, &loops)
+			break
+		}
 		q := newQueue()
 		respond = gather(q)
-		loops.Go(func() { appendAtomic(ctx, jc, q) })
+		loops.Go(func() { appendAtomic(ctx, jc, q, journalSubject, true) })
 	}
 	journaled := respond
 	respond = func(m *nats.Msg) {

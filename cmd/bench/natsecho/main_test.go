@@ -130,12 +130,18 @@ func TestJournalsRefuseAnUnreadableRequest(t *testing.T) {
 	}
 }
 
-// TestClusterJournalsOnTheGroupsShard runs the cluster's ceiling on three
-// servers and checks that it does the work it stands for: each shard's
+// TestClusterJournalsOnTheGroupsShard runs the cluster's ceilings on three
+// servers and checks that they do the work they stand for: each shard's
 // stream on three servers and led by the server of its index, and each
 // change, whichever server took it, acknowledged by the stream of its
 // group's shard.
 func TestClusterJournalsOnTheGroupsShard(t *testing.T) {
+	for _, mode := range []string{modeJournal, modeAtomic} {
+		t.Run(mode, func(t *testing.T) { testClusterJournals(t, mode) })
+	}
+}
+
+func testClusterJournals(t *testing.T, mode string) {
 	const n = 3
 	var routes []string
 	for range n {
@@ -152,7 +158,7 @@ func TestClusterJournalsOnTheGroupsShard(t *testing.T) {
 	for i := range n {
 		urls[i] = make(chan string, 1)
 		cl := clusterConfig{listen: routes[i], routes: routes, shard: i, replicas: 3}
-		go func() { done <- run(ctx, modeJournal, cl, func(url string) { urls[i] <- url }) }()
+		go func() { done <- run(ctx, mode, cl, func(url string) { urls[i] <- url }) }()
 	}
 	t.Cleanup(func() {
 		cancel()
@@ -209,7 +215,7 @@ func TestClusterJournalsOnTheGroupsShard(t *testing.T) {
 
 func TestClusterOnlyJournals(t *testing.T) {
 	err := run(context.Background(), modeEcho, clusterConfig{listen: "127.0.0.1:1", routes: []string{"127.0.0.1:1"}}, func(string) {})
-	if err == nil || !strings.Contains(err.Error(), "only with -mode journal") {
+	if err == nil || !strings.Contains(err.Error(), "only with -mode journal or atomic-journal") {
 		t.Errorf("run(echo) in a cluster = %v, want refused", err)
 	}
 }
