@@ -126,6 +126,7 @@ func shortRatioName(n string) string {
 		if s, ok := map[string]string{
 			"nats-echo": "echo", "nats-echo-journal": "journal",
 			"nats-echo-batched-journal": "batched", "nats-echo-atomic-journal": "atomic",
+			"nats-echo-fenced-journal": "fenced",
 		}[system]; ok {
 			return s
 		}

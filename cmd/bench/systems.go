@@ -54,6 +54,7 @@ var ceilings = []struct{ system, sync, mode string }{
 	{"nats-echo-journal", "interval", "journal"},
 	{"nats-echo-batched-journal", "interval", "batched-journal"},
 	{"nats-echo-atomic-journal", "interval", "atomic-journal"},
+	{"nats-echo-fenced-journal", "interval", "fenced-journal"},
 }
 
 func skipped(p pattern, system, sync, workload string, err error) result {

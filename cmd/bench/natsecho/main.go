@@ -21,6 +21,11 @@
 //     expected last sequence of that subject, as tally sends it, and all
 //     answered on the commit's acknowledgement: gathered appends that keep
 //     tally's subjects and fencing.
+//   - fenced-journal: each group's changes appended in order on its
+//     subject with the subject's expected last sequence, one append of a
+//     group in flight at a time, the group's changes that arrive meanwhile
+//     gathered into its next append (group commit): the journal's work of
+//     tally's promises (a fenced, ordered history per group), less tally.
 //
 // With -cluster, -routes and -shard (journal and atomic-journal modes), it
 // is one server of a cluster of natsecho servers: the journal is one
@@ -64,12 +69,13 @@ const (
 	modeJournal = "journal"
 	modeBatched = "batched-journal"
 	modeAtomic  = "atomic-journal"
+	modeFenced  = "fenced-journal"
 )
 
-var modes = []string{modeEcho, modeJournal, modeBatched, modeAtomic}
+var modes = []string{modeEcho, modeJournal, modeBatched, modeAtomic, modeFenced}
 
 func main() {
-	mode := flag.String("mode", modeEcho, "what to do before answering: echo, journal, batched-journal or atomic-journal")
+	mode := flag.String("mode", modeEcho, "what to do before answering: "+strings.Join(modes, ", "))
 	var cl clusterConfig
 	flag.StringVar(&cl.listen, "cluster", "", "HOST:PORT: this server's cluster address, in a cluster of natsecho servers (journal mode)")
 	routes := flag.String("routes", "", "every server's cluster address, comma separated, in shard order")
@@ -157,6 +163,10 @@ func run(ctx context.Context, mode string, cl clusterConfig, ready func(url stri
 			subject = cl.subjectOf
 		}
 		if respond, err = appender(jc, subject); err != nil {
+			return err
+		}
+	case modeFenced:
+		if respond, err = fencedAppender(jc); err != nil {
 			return err
 		}
 	case modeBatched:

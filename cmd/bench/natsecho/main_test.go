@@ -116,7 +116,7 @@ func TestJournalAppendsBeforeAnswering(t *testing.T) {
 }
 
 func TestJournalsRefuseAnUnreadableRequest(t *testing.T) {
-	for _, mode := range []string{modeJournal, modeBatched, modeAtomic} {
+	for _, mode := range []string{modeJournal, modeBatched, modeAtomic, modeFenced} {
 		t.Run(mode, func(t *testing.T) {
 			nc := serve(t, mode)
 			res, err := nc.Request("tally.v1.user.alice.increase", []byte("not protobuf"), 10*time.Second)

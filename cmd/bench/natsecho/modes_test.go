@@ -272,12 +272,68 @@ func TestAtomicJournalStoresEachCallOnItsSubject(t *testing.T) {
 	}
 }
 
-// TestAtomicJournalRefusesAStaleExpectedSequence writes to a group's
+// TestFencedJournalKeepsEachGroupsHistory checks that each call's payload
+// is stored once, on its group's subject, in the message its
+// acknowledgement names; that each message was checked against its
+// subject's real last sequence; and that calls of a group that arrived
+// during its append shared the next one.
+func TestFencedJournalKeepsEachGroupsHistory(t *testing.T) {
+	nc := serve(t, modeFenced)
+	calls := callMany(t, nc)
+	msgs := storedMsgs(t, nc)
+	type where struct {
+		seq     uint64
+		subject string
+	}
+	stored := map[string][]where{}
+	last := map[string]uint64{} // subject -> its last sequence so far
+	for seq := uint64(1); seq <= uint64(len(msgs)); seq++ {
+		m := msgs[seq]
+		if m == nil {
+			t.Fatalf("message %d missing", seq)
+		}
+		if got, want := m.Header.Get(hdrExpectedSeq), strconv.FormatUint(last[m.Subject], 10); got != want {
+			t.Errorf("message %d on %s expected last sequence %q, want %s", seq, m.Subject, got, want)
+		}
+		last[m.Subject] = seq
+		payloads, err := decodeBatch(m.Data)
+		if err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
+		for _, p := range payloads {
+			stored[string(p)] = append(stored[string(p)], where{seq, m.Subject})
+		}
+	}
+	for i, c := range calls {
+		ws := stored[string(c.payload)]
+		if len(ws) != 1 {
+			t.Errorf("request %d stored %d times, want once", i, len(ws))
+			continue
+		}
+		if want := journalSubject(c.group); ws[0].subject != want {
+			t.Errorf("request %d stored on %s, want %s", i, ws[0].subject, want)
+		}
+		if ack := ackOf(t, c.replies[0]); ack.Sequence != ws[0].seq {
+			t.Errorf("request %d stored at %d, acknowledged as %d", i, ws[0].seq, ack.Sequence)
+		}
+	}
+	if len(msgs) >= len(calls) {
+		t.Errorf("%d calls in %d appends, want fewer appends than calls", len(calls), len(msgs))
+	}
+}
+
+// TestFencedJournalsRefuseAStaleExpectedSequence writes to a group's
 // subject behind natsecho's back, so that its next append of the group
 // expects a sequence that is no longer the subject's last: the server must
-// refuse the batch, and the caller must get the error.
-func TestAtomicJournalRefusesAStaleExpectedSequence(t *testing.T) {
-	nc := serve(t, modeAtomic)
+// refuse the append (or batch), and the caller must get the error.
+func TestFencedJournalsRefuseAStaleExpectedSequence(t *testing.T) {
+	for _, mode := range []string{modeAtomic, modeFenced} {
+		t.Run(mode, func(t *testing.T) { testRefusesAStaleExpectedSequence(t, mode) })
+	}
+}
+
+func testRefusesAStaleExpectedSequence(t *testing.T, mode string) {
+	nc := serve(t, mode)
 	increase(t, nc, "g1")
 	js, err := jetstream.New(nc)
 	if err != nil {
