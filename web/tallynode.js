@@ -88,6 +88,11 @@ export class TallyNode {
     this.dataDir = dataDir ?? join(this.dir, "data");
     this.port = port;
     this.wsPort = wsPort;
+    // Ports chosen here may be taken before the node binds them (another
+    // process's connection can get one as its local port): until the node
+    // first serves, start takes others.
+    this.ownPorts = port === undefined && wsPort === undefined;
+    this.served = false;
     this.keys = keys ?? newUserSigKeys();
     this.log = log ?? process.env.TALLY_TEST_LOGS === "1";
     this.stderr = "";
@@ -104,6 +109,26 @@ export class TallyNode {
       "--data", this.dataDir, "--listen", `127.0.0.1:${this.port}`, "--log-level", "warn",
       "--websocket", `127.0.0.1:${this.wsPort}`, "--websocket-no-tls", "--user-sig-key", keyFile,
     ];
+  }
+
+  /**
+   * start starts the process and resolves once it prints that it serves;
+   * before the node first served on ports it chose itself, ports taken
+   * meanwhile are chosen again (at most 5 tries).
+   */
+  async start(deadline = 30_000) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.startOnce(deadline);
+        this.served = true;
+        return;
+      } catch (err) {
+        if (this.served || !this.ownPorts || attempt >= 5 || !/address already in use/.test(err.message)) throw err;
+        this.port = this.wsPort = undefined;
+        this.stderr = "";
+        await this.prepare();
+      }
+    }
   }
 
   /** wsURL is the node's WebSocket URL, for create({servers}). */
@@ -156,8 +181,8 @@ export class TallyNode {
     return b;
   }
 
-  /** start starts the process and resolves once it prints that it serves. */
-  start(deadline = 30_000) {
+  /** startOnce starts the process and resolves once it prints that it serves. */
+  startOnce(deadline) {
     const child = spawn(this.bin, this.args, { stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     children.add(child);
