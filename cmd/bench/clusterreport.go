@@ -59,14 +59,15 @@ func medianOr0(xs []float64) float64 {
 }
 
 // clusterRows makes one row per setup and workload measured, w1's then
-// w2's, in the setups' order; the first setup of each system is the base
-// the ratios of that system's setups divide by, round by round.
+// w2's, in the setups' order; the one-node (one-server) setup of each
+// system is the base the ratios of that system's setups divide by, round
+// by round, and without it they have none.
 func clusterRows(setups []clusterSetup, samples map[clusterKey][]clusterSample) []clusterRow {
 	var rows []clusterRow
 	for _, wl := range []string{"w1", "w2"} {
 		bases := map[string]map[int]result{} // by system, then round
 		for _, setup := range setups {
-			if _, ok := bases[setup.system]; ok {
+			if setup.nodes != 1 {
 				continue
 			}
 			bases[setup.system] = map[int]result{}
@@ -74,12 +75,12 @@ func clusterRows(setups []clusterSetup, samples map[clusterKey][]clusterSample) 
 				bases[setup.system][s.round] = s.r
 			}
 		}
-		for i, setup := range setups {
+		for _, setup := range setups {
 			ss := samples[clusterKey{setup.name, wl}]
 			if len(ss) == 0 {
 				continue
 			}
-			isBase := slices.IndexFunc(setups, func(s clusterSetup) bool { return s.system == setup.system }) == i
+			isBase := setup.nodes == 1
 			row := clusterRow{setup: setup.name, workload: wl, rounds: len(ss), base: isBase}
 			var rs []result
 			for _, s := range ss {

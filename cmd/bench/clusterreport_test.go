@@ -95,6 +95,13 @@ func TestClusterRowsOfTheCeiling(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
 	}
+
+	// Without its one server (-cluster-only), a system's setups have no
+	// ratio rather than one to the first setup left.
+	rows = clusterRows(setups[1:2], samples)
+	if len(rows) != 1 || rows[0].base || len(rows[0].busiestRatios) != 0 || len(rows[0].opsRatios) != 0 {
+		t.Errorf("3 nodes without 1 node: %+v, want a row without ratios", rows)
+	}
 }
 
 func TestPrintCluster(t *testing.T) {

@@ -22,7 +22,8 @@ const (
 // as one JetStream atomic batch: every call's payload on its group's
 // subject with the subject's expected last sequence, as tally's journal
 // sends it, at most one call of a group per batch (a second waits for the
-// next) and maxBatch calls. The server checks every expected sequence at
+// next) and maxBatch calls; without fenced, with no expected sequences and
+// any calls of a group. The server checks every expected sequence at
 // the commit and stores all the batch or none: a stale one refuses the
 // whole batch, and each of its calls is answered with the error. The
 // commit's acknowledgement (the batch's last sequence and its count)
@@ -36,7 +37,9 @@ func appendAtomic(ctx context.Context, jc *nats.Conn, q *queue, subjectOf func(g
 		last = map[string]uint64{}
 	}
 	for {
-		calls := q.take(ctx, true)
+		// Fenced, a group's second call waits for the next batch: it
+		// must expect the first's sequence, not yet known.
+		calls := q.take(ctx, fenced)
 		if calls == nil {
 			return
 		}

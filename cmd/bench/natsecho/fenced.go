@@ -16,7 +16,9 @@ import (
 // laid out by encodeBatch) and all
 // answered on its acknowledgement: the journal's work tally's promises
 // need (a fenced, ordered history per group, group commit), without
-// tally's own.
+// tally's own; it stores the requests, not events with the group's state,
+// and a lost acknowledgement would stop its group (it has no timeout: the
+// server answers every append on the same machine).
 type fencer struct {
 	jc       *nats.Conn
 	mu       sync.Mutex
@@ -128,11 +130,15 @@ func (f *fencer) done(g *fencedGroup, body []byte, why string) {
 	if why == "" {
 		g.last, _ = ackSequence(body)
 	}
-	if len(g.waiting) == 0 {
+	switch n := len(g.waiting); {
+	case n == 0:
 		g.sending = nil
 		f.mu.Unlock()
-	} else {
+	case n <= maxBatch:
 		g.sending, g.waiting = g.waiting, nil
+		f.send(g) // unlocks
+	default:
+		g.sending, g.waiting = g.waiting[:maxBatch:maxBatch], g.waiting[maxBatch:]
 		f.send(g) // unlocks
 	}
 	for _, c := range calls {

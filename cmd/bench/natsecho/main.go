@@ -77,7 +77,7 @@ var modes = []string{modeEcho, modeJournal, modeBatched, modeAtomic, modeFenced}
 func main() {
 	mode := flag.String("mode", modeEcho, "what to do before answering: "+strings.Join(modes, ", "))
 	var cl clusterConfig
-	flag.StringVar(&cl.listen, "cluster", "", "HOST:PORT: this server's cluster address, in a cluster of natsecho servers (journal mode)")
+	flag.StringVar(&cl.listen, "cluster", "", "HOST:PORT: this server's cluster address, in a cluster of natsecho servers (journal and atomic-journal modes)")
 	routes := flag.String("routes", "", "every server's cluster address, comma separated, in shard order")
 	flag.IntVar(&cl.shard, "shard", 0, "the index of this server's address in -routes: the journal shard it leads")
 	flag.IntVar(&cl.replicas, "replicas", 3, "the replicas of each shard's stream")
