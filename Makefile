@@ -68,8 +68,8 @@ fuzz:
 build:
 	$(GO) build -o $(BIN)/tally-node ./cmd/node
 
-# bench runs tally, Redis with Lua, NATS counters and the four nats-echo
-# ceilings side by side in three client patterns (about 15 minutes on 2 cores;
+# bench runs tally, Redis with Lua, NATS counters and the five nats-echo
+# ceilings side by side in three client patterns (about 16 minutes on 2 cores;
 # installs redis-server when missing) and writes docs/bench/.
 bench:
 	$(GO) run ./cmd/bench -out docs/bench $(BENCHFLAGS)
