@@ -2,14 +2,17 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tallyhq/tally/cluster"
 	"github.com/tallyhq/tally/journal/journaltest"
+	"github.com/tallyhq/tally/messages"
 )
 
 func start(t *testing.T, s *server.Server, name string) *cluster.Cluster {
@@ -208,4 +211,100 @@ func TestLeaseLapsesWithoutTheBucket(t *testing.T) {
 	sctx, scancel := context.WithTimeout(context.Background(), time.Second)
 	defer scancel()
 	b.Stop(sctx)
+}
+
+// TestForwardedCallsWaitForAHolder gives member a a peer, z, that is in
+// its view (z's member record, kept fresh) but never takes the partitions
+// it is chosen for. A call placed on one of them goes on to z, a guess;
+// a call forwarded to a to be placed waits instead for a holder (another
+// node guessed otherwise, and two guesses would pass it back and forth),
+// and gets none within ParkFor; once z leaves, a takes the partition and
+// the waiting call is served there.
+func TestForwardedCallsWaitForAHolder(t *testing.T) {
+	s := journaltest.StartServer(t)
+	// b makes the buckets and takes every partition; z comes next, and b
+	// hands z's partitions over to nobody; a joins last, and never holds
+	// them.
+	b := start(t, s, "b")
+	journaltest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if n := b.Owned(); n != cluster.DefaultConfig().Partitions {
+			return fmt.Errorf("b holds %d partitions", n)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js := journaltest.JetStream(t, journaltest.Connect(t, s))
+	kv, err := js.KeyValue(ctx, cluster.DefaultConfig().MembersBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghost, err := proto.Marshal(&messages.Member{Name: "z", Inbox: "_INBOX.z", StartedUnixNano: time.Now().UnixNano()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	beating := make(chan struct{})
+	go func() {
+		defer close(beating)
+		for {
+			if _, err := kv.Put(ctx, "z", ghost); err != nil && ctx.Err() == nil {
+				t.Errorf("z's heartbeat: %v", err)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	p := -1
+	for q := range cluster.DefaultConfig().Partitions {
+		if cluster.Owner([]string{"a", "b", "z"}, q) == "z" {
+			p = q
+			break
+		}
+	}
+	if p < 0 {
+		t.Fatal("z is chosen for no partition")
+	}
+	a := start(t, s, "a")
+	type placed struct {
+		inbox string
+		err   error
+	}
+	place := func(placer func(int, func(string, error))) placed {
+		got := make(chan placed, 1)
+		placer(p, func(inbox string, err error) { got <- placed{inbox, err} })
+		return <-got
+	}
+	// Until a sees b's lease of p go, it places p on b.
+	journaltest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if r := place(a.Place); r.inbox != "_INBOX.z" || r.err != nil {
+			return fmt.Errorf("a places %d on %q (%v), want z's guess", p, r.inbox, r.err)
+		}
+		return nil
+	})
+	if r := place(a.PlaceForwarded); !errors.Is(r.err, cluster.ErrNoOwner) {
+		t.Errorf("a places a forwarded call on %d on %q (%v), want it kept until ParkFor and then ErrNoOwner", p, r.inbox, r.err)
+	}
+
+	waiting := make(chan placed, 1)
+	a.PlaceForwarded(p, func(inbox string, err error) { waiting <- placed{inbox, err} })
+	close(stop)
+	<-beating
+	if err := kv.Delete(ctx, "z"); err != nil {
+		t.Fatal(err)
+	}
+	r := <-waiting
+	switch holder := cluster.Owner([]string{"a", "b"}, p); {
+	case r.err != nil:
+		t.Errorf("once z left, the waiting call got %v, want it placed on %s", r.err, holder)
+	case holder == "a" && r.inbox != "":
+		t.Errorf("once z left, the waiting call was placed on %q, want here", r.inbox)
+	case holder == "a":
+		a.Exit(p)
+	case r.inbox != b.Inbox():
+		t.Errorf("once z left, the waiting call was placed on %q, want b's %s", r.inbox, b.Inbox())
+	}
 }

@@ -27,7 +27,17 @@ type ranked struct {
 // ErrNoOwner when no node took the partition within ParkFor, or with
 // ErrCutOff or ErrNoLeader when this node's heartbeats do not get through.
 // fn may be called before Place returns, or later from another goroutine.
-func (c *Cluster) Place(p int, fn func(inbox string, err error)) {
+func (c *Cluster) Place(p int, fn func(inbox string, err error)) { c.place(p, false, fn) }
+
+// PlaceForwarded is Place for a call that another node forwarded here to
+// be placed on p: it goes on only to the holder of p's lease, and while
+// no live node holds it, it waits here (at most ParkFor) rather than go
+// on to this node's own guess of p's owner. The node that forwarded it
+// guessed otherwise; two nodes whose views of the owners differ for a
+// moment (while the shards' leaders move) would pass it back and forth.
+func (c *Cluster) PlaceForwarded(p int, fn func(inbox string, err error)) { c.place(p, true, fn) }
+
+func (c *Cluster) place(p int, forwarded bool, fn func(inbox string, err error)) {
 	if c.enter(p) {
 		fn("", nil)
 		return
@@ -39,9 +49,9 @@ func (c *Cluster) Place(p int, fn func(inbox string, err error)) {
 		return
 	}
 	c.mu.Lock()
-	inbox, park := c.target(p)
+	inbox, park := c.target(p, forwarded)
 	if park {
-		c.parked[p] = append(c.parked[p], waiter{fn: fn, deadline: c.mono() + int64(c.cfg.ParkFor)})
+		c.parked[p] = append(c.parked[p], waiter{fn: fn, forwarded: forwarded, deadline: c.mono() + int64(c.cfg.ParkFor)})
 		c.mu.Unlock()
 		c.kick()
 		return
@@ -70,9 +80,9 @@ func (c *Cluster) Exit(p int) { c.parts[p].inflight.Add(-1) }
 
 // target says where a call on p goes when this node does not serve it:
 // the holder of p's lease when it is a live member, else p's chosen owner;
-// park when that is this node (the lease is on its way). Called with mu
-// held.
-func (c *Cluster) target(p int) (inbox string, park bool) {
+// park when that is this node (the lease is on its way), or when the call
+// was forwarded here and no live node holds p. Called with mu held.
+func (c *Cluster) target(p int, forwarded bool) (inbox string, park bool) {
 	if c.parts[p].state.Load() != leaving {
 		if h := c.holders[p]; h != nil && h.GetNode() != c.cfg.Name {
 			if _, live := c.view[h.GetNode()]; live {
@@ -84,6 +94,8 @@ func (c *Cluster) target(p int) (inbox string, park bool) {
 	switch {
 	case chosen == nil && c.stopped:
 		return "", false
+	case forwarded && !c.stopped:
+		return "", true
 	case chosen == nil:
 		return "", !c.membersSeen.Load()
 	case chosen.name == c.cfg.Name:
@@ -149,8 +161,9 @@ func nameHash(name string) uint64 {
 }
 
 type waiter struct {
-	fn       func(inbox string, err error)
-	deadline int64 // mono nanos
+	fn        func(inbox string, err error)
+	forwarded bool  // placed by PlaceForwarded
+	deadline  int64 // mono nanos
 }
 
 // replace places p's parked calls again: here once p is entered, or on
@@ -161,7 +174,7 @@ func (c *Cluster) replace(p int) {
 	c.parked[p] = nil
 	c.mu.Unlock()
 	for _, x := range w {
-		c.Place(p, x.fn)
+		c.place(p, x.forwarded, x.fn)
 	}
 }
 

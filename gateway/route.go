@@ -21,6 +21,10 @@ type Router interface {
 	// then calls Exit(p) once it answered), with the inbox of the node to
 	// forward the call to, or with an error when no node serves p in time.
 	Place(p int, fn func(inbox string, err error))
+	// PlaceForwarded is Place for a call another node forwarded here to be
+	// placed on p: it goes on only to p's holder, waiting for one if none
+	// is known, so that a call never bounces between two nodes' guesses.
+	PlaceForwarded(p int, fn func(inbox string, err error))
 	Exit(p int)
 	// Inbox is the subject of the calls forwarded to this node.
 	Inbox() string
@@ -56,7 +60,11 @@ func (g *Gateway) route(r *request, user string, data []byte, hops uint32) {
 	}
 	router := g.cfg.Router
 	p := router.Partition(user)
-	router.Place(p, func(inbox string, err error) {
+	place := router.Place
+	if hops > 0 { // forwarded here, undecoded, for its user's partition
+		place = router.PlaceForwarded
+	}
+	place(p, func(inbox string, err error) {
 		switch {
 		case err != nil:
 			r.respond(nil, fmt.Errorf("%w: user %s: %w", actors.ErrUnavailable, user, err))
@@ -101,7 +109,7 @@ func (g *Gateway) decodeAndPlace(r *request, user string, data []byte, hops uint
 		return
 	}
 	if user == "" {
-		g.placeGroup(r, user, cmd, hops)
+		g.placeGroup(r, user, cmd, hops, false)
 		return
 	}
 	g.node.Admit(user, cmd.get != nil, func(err error) {
@@ -109,16 +117,20 @@ func (g *Gateway) decodeAndPlace(r *request, user string, data []byte, hops uint
 			r.respond(nil, err)
 			return
 		}
-		g.placeGroup(r, user, cmd, hops)
+		g.placeGroup(r, user, cmd, hops, false)
 	})
 }
 
 // placeGroup runs an admitted command of user ("" for an admin's) on its
-// group's node.
-func (g *Gateway) placeGroup(r *request, user string, cmd command, hops uint32) {
+// group's node; forwarded: another node forwarded it here for that.
+func (g *Gateway) placeGroup(r *request, user string, cmd command, hops uint32, forwarded bool) {
 	router := g.cfg.Router
 	p := router.Partition(cmd.group)
-	router.Place(p, func(inbox string, err error) {
+	place := router.Place
+	if forwarded {
+		place = router.PlaceForwarded
+	}
+	place(p, func(inbox string, err error) {
 		switch {
 		case err != nil:
 			r.respond(nil, fmt.Errorf("%w: group %s: %w", actors.ErrUnavailable, cmd.group, err))
@@ -226,7 +238,7 @@ func (g *Gateway) onForward(m *nats.Msg) {
 	case (cmd.get != nil) != (o == opGet) || (cmd.list != nil) != (o == opMembersList) || (cmd.change != nil) == (cmd.get != nil || cmd.list != nil):
 		r.respond(nil, fmt.Errorf("%w: a forwarded call must carry the command its subject names", actors.ErrInvalidParameter))
 	default:
-		g.placeGroup(r, user, cmd, f.GetHops())
+		g.placeGroup(r, user, cmd, f.GetHops(), true)
 	}
 }
 
