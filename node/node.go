@@ -171,7 +171,9 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	gcfg.EndUsers = n.endUsers
 	if n.ns != nil && n.cfg.Clustered() {
-		gcfg.Interest = n.replyInterest()
+		if gcfg.Interest, err = n.replyInterest(); err != nil {
+			return err
+		}
 	}
 	n.gateway, err = gateway.Start(gc, n.actors, gcfg)
 	return err
@@ -181,20 +183,33 @@ func (n *Node) start(ctx context.Context) error {
 // a reply subject in the account of the gateway's connections (the end
 // users' account for theirs): with a subscriber on another server, once
 // that server told this one of it.
-func (n *Node) replyInterest() func(endUser bool, subject string) bool {
-	name := ServiceAccount
-	if n.front != nil {
-		name = ClientAccount
+func (n *Node) replyInterest() (func(endUser bool, subject string) bool, error) {
+	front, err := n.frontAccount()
+	if err != nil {
+		return nil, err
 	}
-	front, _ := n.ns.LookupAccount(name)
-	users, _ := n.ns.LookupAccount(UsersAccount)
+	users, _ := n.ns.LookupAccount(UsersAccount) // none without end users
 	return func(endUser bool, subject string) bool {
 		acc := front
 		if endUser {
 			acc = users
 		}
 		return acc == nil || acc.SubscriptionInterest(subject)
+	}, nil
+}
+
+// frontAccount is the embedded server's account of the clients' calls and
+// of the updates: a configuration's clients' account, else the service's.
+func (n *Node) frontAccount() (*server.Account, error) {
+	name := ServiceAccount
+	if n.front != nil {
+		name = ClientAccount
 	}
+	acc, err := n.ns.LookupAccount(name)
+	if err != nil {
+		return nil, fmt.Errorf("account %s: %w", name, err)
+	}
+	return acc, nil
 }
 
 // serveExternalSignIn serves the auth callout of an external server with
@@ -438,13 +453,9 @@ func (n *Node) startActors(ctx context.Context, prefix string) error {
 	n.publisher = pub
 	pub.Metrics = n.metrics
 	if n.ns != nil {
-		name := ServiceAccount
-		if n.front != nil {
-			name = ClientAccount
-		}
-		acc, err := n.ns.LookupAccount(name)
+		acc, err := n.frontAccount()
 		if err != nil {
-			return fmt.Errorf("account %s: %w", name, err)
+			return err
 		}
 		pub.Interest = acc.SubscriptionInterest
 	}

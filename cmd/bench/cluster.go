@@ -220,12 +220,12 @@ func (b *bench) clusterOnce(s clusterSetup, workload string, profile bool) (resu
 	// Every group of the workload is active before the measurement, as on
 	// nodes that have served for a while: a short run, at a low rate and
 	// over several nodes, would otherwise measure mostly the groups' first
-	// loads from the journal (w1 has 10,000).
-	if s.system != "" {
-		// A ceiling has no groups to load.
-	} else if err := warmGroups(c, workload); err != nil {
-		// A group that did not warm is loaded by its first call.
-		b.logf("  warming the groups: %v", err)
+	// loads from the journal (w1 has 10,000). A ceiling has no groups.
+	if s.system == "" {
+		if err := warmGroups(c, workload); err != nil {
+			// A group that did not warm is loaded by its first call.
+			b.logf("  warming the groups: %v", err)
+		}
 	}
 	// What the nodes spend idle (heartbeats, lease renewals, raft): with
 	// -cluster-rate, it is taken off their CPU under load, so that what

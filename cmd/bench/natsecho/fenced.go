@@ -91,7 +91,7 @@ func (f *fencer) send(g *fencedGroup) {
 		f.mu.Lock()
 		delete(f.inflight, id)
 		f.mu.Unlock()
-		f.done(g, nil, "append failed: "+err.Error())
+		f.done(g, nil, 0, "append failed: "+err.Error())
 	}
 }
 
@@ -109,26 +109,27 @@ func (f *fencer) acknowledged(a *nats.Msg) {
 	if g == nil {
 		return
 	}
-	if _, ok := ackSequence(a.Data); !ok {
+	seq, ok := ackSequence(a.Data)
+	if !ok {
 		why := string(a.Data)
 		var ack pubAck
 		if json.Unmarshal(a.Data, &ack) == nil && ack.Error != nil {
 			why = ack.Error.Error()
 		}
-		f.done(g, nil, "append failed: "+why)
+		f.done(g, nil, 0, "append failed: "+why)
 		return
 	}
-	f.done(g, a.Data, "")
+	f.done(g, a.Data, seq, "")
 }
 
 // done sends the calls that waited for g's append in flight, if any, then
 // answers that append's calls with body, or fails them with why. On
-// success it records the append's sequence, read from body.
-func (f *fencer) done(g *fencedGroup, body []byte, why string) {
+// success it records the append's sequence, seq.
+func (f *fencer) done(g *fencedGroup, body []byte, seq uint64, why string) {
 	f.mu.Lock()
 	calls := g.sending
 	if why == "" {
-		g.last, _ = ackSequence(body)
+		g.last = seq
 	}
 	switch n := len(g.waiting); {
 	case n == 0:
