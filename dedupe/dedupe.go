@@ -25,7 +25,8 @@ type Outcome struct {
 	Users       []string
 }
 
-// Key identifies a write: its group and request ID, hashed to 128 bits.
+// Key identifies a write: its group, its user and its request ID, hashed
+// to 128 bits.
 type Key struct{ hi, lo uint64 }
 
 // Table is safe for concurrent use.
