@@ -202,6 +202,12 @@ func TestSignIn(t *testing.T) {
 			return []string{"club"}, nil
 		case "broken":
 			return nil, errors.New("index unavailable")
+		case "crowd":
+			var many []string
+			for i := range signin.MaxGroups + 1 {
+				many = append(many, fmt.Sprintf("g%d", i))
+			}
+			return many, nil
 		}
 		return nil, nil
 	}
@@ -256,6 +262,7 @@ func TestSignIn(t *testing.T) {
 		{"alg none", "eyJhbGciOiJub25lIn0." + strings.Split(usersigtest.Mint(t, priv, "bob", time.Hour), ".")[1] + ".", "not EdDSA"},
 		{"not a token", "hunter2", "malformed"},
 		{"groups unavailable", usersigtest.Mint(t, priv, "broken", time.Hour), "could not be read"},
+		{"member of too many groups", usersigtest.Mint(t, priv, "crowd", time.Hour), "member of more groups than a sign-in can grant: 1001, at most 1000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
