@@ -16,10 +16,10 @@ import (
 // yields to the file.
 func TestFlagsOverrideTheNATSConfigFile(t *testing.T) {
 	tests := []struct {
-		flag string
-		file string               // the file's setting
-		set  func(c *Config)      // the flag's value
-		got  func(o *server.Options) string
+		flag               string
+		file               string          // the file's setting
+		set                func(c *Config) // the flag's value
+		got                func(o *server.Options) string
 		flagWant, fileWant string // what the server runs with
 	}{
 		{"listen", "listen: 127.0.0.1:4333", func(c *Config) { c.Listen = "127.0.0.1:4444" },
