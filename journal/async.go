@@ -36,10 +36,11 @@ type acks struct {
 	timeout time.Duration
 	resend  time.Duration // 0: never
 	syncer  *Syncer       // nil: JetStream's own sync setting decides
+	clock   Clock         // its Mono times deadlines, resends and lastStored
 
 	sub *nats.Subscription // set once, before any append
 
-	lastStored atomic.Int64 // unix nanos of the last append acknowledged
+	lastStored atomic.Int64 // clock.Mono of the last write acknowledged; 0: none
 
 	mu      sync.Mutex
 	closed  bool   // no acknowledgement will come any more
@@ -52,9 +53,9 @@ type pendingAck struct {
 	done     func(seq uint64, err error)
 	subj     string
 	expected uint64
-	deadline int64 // unix nanos
+	deadline int64 // clock.Mono
 	// When the journal resends: what a resend is made of, and when it is
-	// due (unix nanos).
+	// due (clock.Mono).
 	data     []byte
 	reply    string
 	resendAt int64
@@ -70,8 +71,8 @@ func (p pendingAck) timeout(closed bool) {
 
 // startAcks subscribes to the acknowledgements of AppendAsync and starts
 // their sweeper.
-func startAcks(nc *nats.Conn, timeout, resend time.Duration, syncer *Syncer) (*acks, error) {
-	a := &acks{nc: nc, timeout: timeout, resend: resend, syncer: syncer}
+func startAcks(nc *nats.Conn, timeout, resend time.Duration, syncer *Syncer, clock Clock) (*acks, error) {
+	a := &acks{nc: nc, timeout: timeout, resend: resend, syncer: syncer, clock: clock}
 	a.id = nuid.Next()
 	a.prefix = nats.InboxPrefix + "tally." + a.id + "."
 	a.pending = map[uint64]pendingAck{}
@@ -121,7 +122,7 @@ func (a *acks) onAck(m *nats.Msg) {
 		return
 	}
 	if a.syncer == nil {
-		a.lastStored.Store(time.Now().UnixNano())
+		a.stored()
 		p.done(seq, nil)
 		return
 	}
@@ -130,10 +131,13 @@ func (a *acks) onAck(m *nats.Msg) {
 			p.done(0, fmt.Errorf("append %s: %w", p.subj, err))
 			return
 		}
-		a.lastStored.Store(time.Now().UnixNano())
+		a.stored()
 		p.done(seq, nil)
 	})
 }
+
+// stored notes that the journal took a write now.
+func (a *acks) stored() { a.lastStored.Store(max(a.clock.Mono(), 1)) }
 
 var seqField = []byte(`"seq":`)
 
@@ -250,7 +254,7 @@ var scratches = sync.Pool{New: func() any {
 // appendKept sends an append that may be resent, keeping its bytes.
 func (a *acks) appendKept(subj string, expected uint64, data []byte, done func(seq uint64, err error)) {
 	id, p, ok := a.add(pendingAck{done: done, subj: subj, expected: expected, data: data}, func(id uint64, p *pendingAck) {
-		p.resendAt = time.Now().Add(a.resend).UnixNano()
+		p.resendAt = a.clock.Mono() + int64(a.resend)
 		p.reply = string(strconv.AppendUint([]byte(a.prefix), id, 10))
 	})
 	if ok {
@@ -271,7 +275,7 @@ func (a *acks) add(p pendingAck, fill func(id uint64, p *pendingAck)) (uint64, p
 	}
 	a.next++
 	id := a.next
-	p.deadline = time.Now().Add(a.timeout).UnixNano()
+	p.deadline = a.clock.Mono() + int64(a.timeout)
 	if fill != nil {
 		fill(id, &p)
 	}
@@ -301,7 +305,9 @@ func (a *acks) publish(id uint64, p pendingAck) {
 }
 
 // sweep times out, every tick, the appends past their deadline; ids and
-// deadlines grow together, so it walks from the oldest unanswered append.
+// deadlines grow together (deadlines are on the monotonic clock, which a
+// wall clock set back does not turn back), so it walks from the oldest
+// unanswered append.
 // Once the acknowledgements' subscription is gone (Close, or the connection
 // closed) it answers every pending append and stops.
 func (a *acks) sweep(tick time.Duration) {
@@ -309,7 +315,7 @@ func (a *acks) sweep(tick time.Duration) {
 	defer t.Stop()
 	for range t.C {
 		closed := !a.sub.IsValid()
-		now := time.Now().UnixNano()
+		now := a.clock.Mono()
 		var late []pendingAck
 		var again []pendingAck
 		a.mu.Lock()

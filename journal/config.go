@@ -43,6 +43,42 @@ type Config struct {
 	// Syncer, when set, makes AppendAsync report an append only once it is
 	// on disk; see Syncer. Only for a server embedded in this process.
 	Syncer *Syncer
+	// Clock times the appends' deadlines and resends and SinceStored; nil
+	// is the system clock. Tests pass a fake one (actorstest.FakeClock) to
+	// step the wall clock or move time on: appends then time out only as
+	// its monotonic clock advances.
+	Clock Clock
+}
+
+// Clock tells the time, as actors.Clock does (the same methods, so one
+// clock drives both): Now is the wall clock, which may be stepped back or
+// forward; Mono is nanoseconds on a clock that only moves forward, from an
+// arbitrary zero. The journal times everything by Mono, so that a wall
+// clock set back an hour neither leaves an append waiting an hour for its
+// deadline nor keeps a node whose journal takes no write ready.
+type Clock interface {
+	Now() time.Time
+	Mono() int64
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+func (systemClock) Mono() int64    { return mono() }
+
+// monoZero is the zero of mono: time.Since reads Go's monotonic clock,
+// which time.UnixNano would drop.
+var monoZero = time.Now()
+
+// mono is nanoseconds since monoZero on the system's monotonic clock.
+func mono() int64 { return int64(time.Since(monoZero)) }
+
+// clock is cfg's clock, or the system's.
+func (c Config) clock() Clock {
+	if c.Clock == nil {
+		return systemClock{}
+	}
+	return c.Clock
 }
 
 // DefaultConfig returns the contract's journal: stream TALLY_JOURNAL on

@@ -141,7 +141,7 @@ func streamConfig(cfg Config, l Layout, s int) jetstream.StreamConfig {
 
 // newJournal returns the journal of layout's streams.
 func newJournal(js jetstream.JetStream, cfg Config, layout Layout, streams []jetstream.Stream) (*Journal, error) {
-	acks, err := startAcks(js.Conn(), cfg.AckTimeout, cfg.Resend, cfg.Syncer)
+	acks, err := startAcks(js.Conn(), cfg.AckTimeout, cfg.Resend, cfg.Syncer, cfg.clock())
 	if err != nil {
 		return nil, err
 	}
@@ -173,13 +173,15 @@ func duplicates(cfg Config) time.Duration {
 	return 0 // the server's default
 }
 
-// Stored reports when the journal last acknowledged an append of this
-// process, or a probe (zero when neither happened).
-func (j *Journal) Stored() time.Time {
-	if n := j.acks.lastStored.Load(); n != 0 {
-		return time.Unix(0, n)
+// SinceStored reports how long ago, on the journal's monotonic clock, it
+// last acknowledged an append of this process or a probe, and false when
+// neither happened. A wall clock set back or forward does not change it.
+func (j *Journal) SinceStored() (time.Duration, bool) {
+	n := j.acks.lastStored.Load()
+	if n == 0 {
+		return 0, false
 	}
-	return time.Time{}
+	return time.Duration(j.acks.clock.Mono() - n), true
 }
 
 // Probe writes a message to each of the journal's streams, as an append
@@ -205,7 +207,7 @@ func (j *Journal) probe(ctx context.Context, sh *shard) error {
 	if err != nil {
 		return fmt.Errorf("journal: probe write to %s: %w", sh.name, err)
 	}
-	j.acks.lastStored.Store(time.Now().UnixNano())
+	j.acks.stored()
 	if prev := sh.probed.Swap(ack.Sequence); prev != 0 {
 		if err := sh.stream.DeleteMsg(ctx, prev); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return fmt.Errorf("journal: delete the last probe of %s: %w", sh.name, err)

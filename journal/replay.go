@@ -157,11 +157,14 @@ func (j *Journal) consumeOnce(ctx context.Context, sh *shard, cfg jetstream.Orde
 	// sixth of the rate.
 	wctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
+	// progress is the monotonic time of the last message (see mono): the
+	// wall clock set back would keep a stalled replay waiting that much
+	// longer, set forward would give up a replay that goes on.
 	var progress atomic.Int64
-	progress.Store(time.Now().UnixNano())
+	progress.Store(mono())
 	var watch *time.Timer
 	watch = time.AfterFunc(replayStall, func() {
-		if idle := time.Since(time.Unix(0, progress.Load())); idle >= replayStall {
+		if idle := time.Duration(mono() - progress.Load()); idle >= replayStall {
 			stop(errStalled)
 		} else {
 			watch.Reset(replayStall - idle)
@@ -177,7 +180,7 @@ func (j *Journal) consumeOnce(ctx context.Context, sh *shard, cfg jetstream.Orde
 			}
 			return 0, fmt.Errorf("journal: read: %w", err)
 		}
-		progress.Store(time.Now().UnixNano())
+		progress.Store(mono())
 		meta, err := msg.Metadata()
 		if err != nil {
 			return 0, fmt.Errorf("journal: read: %w", err)

@@ -115,7 +115,10 @@ func (n *Node) check(ctx context.Context) {
 		n.fail(ErrStorage)
 		return
 	}
-	if time.Since(n.journal.Stored()) < readyFor {
+	// How long since the journal took a write is on its monotonic clock:
+	// a wall clock set back would keep a node whose journal takes no write
+	// ready, one set forward would probe a healthy one.
+	if since, ok := n.journal.SinceStored(); ok && since < readyFor {
 		n.setReady(true, "")
 		return
 	}
