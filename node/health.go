@@ -36,7 +36,8 @@ type health struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	unready time.Time // since when the node is not ready; touched by the prober only
+	unready  time.Time // since when the node is not ready; touched by the prober only
+	disabled sync.Once // logs that JetStream is disabled, when the node does not exit for it
 
 	failOnce sync.Once
 	failed   chan struct{}
@@ -111,8 +112,15 @@ func (n *Node) check(ctx context.Context) {
 	if n.ns != nil && !n.ns.JetStreamEnabled() {
 		n.setReady(false, ErrStorage.Error())
 		// A supervisor's restart re-enables JetStream, once the cause is
-		// gone; this process cannot.
-		n.fail(ErrStorage)
+		// gone; this process cannot, so waiting out ExitUnreadyAfter
+		// mends nothing. With 0 the node never exits: it stays unready.
+		if n.cfg.ExitUnreadyAfter > 0 {
+			n.fail(ErrStorage)
+			return
+		}
+		n.health.disabled.Do(func() {
+			n.log.Error("not ready until restarted: nats-server disabled JetStream; --exit-unready-after 0 keeps the node running", slog.Any("error", ErrStorage))
+		})
 		return
 	}
 	// How long since the journal took a write is on its monotonic clock:

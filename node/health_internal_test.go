@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,5 +78,58 @@ func TestReadinessIgnoresWallClockSteps(t *testing.T) {
 	n.check(ctx)
 	if ok, _ := n.Ready(); ok {
 		t.Errorf("ready readyFor after the journal's last write, which it no longer takes, the wall clock set back an hour")
+	}
+}
+
+// records keeps the records a logger handles.
+type records struct {
+	mu   sync.Mutex
+	errs []string // the messages of the error records
+}
+
+func (r *records) Enabled(context.Context, slog.Level) bool { return true }
+func (r *records) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *records) WithGroup(string) slog.Handler            { return r }
+func (r *records) Handle(_ context.Context, rec slog.Record) error {
+	if rec.Level >= slog.LevelError {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.errs = append(r.errs, rec.Message)
+	}
+	return nil
+}
+
+// TestJetStreamDisabledWithoutExit disables JetStream on the node's
+// embedded server, as nats-server does after a write fails for want of
+// space, with --exit-unready-after 0: the node does not stop, it stays
+// unready saying why, and it logs so at error level once.
+func TestJetStreamDisabledWithoutExit(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ExitUnreadyAfter = 0
+	log := &records{}
+	n, ns, _, _ := checkedNode(t, cfg, slog.New(log))
+	n.ns = ns
+	ctx := context.Background()
+	n.check(ctx)
+	if ok, why := n.Ready(); !ok {
+		t.Fatalf("not ready before JetStream was disabled: %s", why)
+	}
+	if err := ns.ShutdownJetStream(); err != nil {
+		t.Fatal(err)
+	}
+	n.check(ctx)
+	n.check(ctx)
+	select {
+	case <-n.Done():
+		t.Fatalf("the node stopped with --exit-unready-after 0: %v", n.Err())
+	default:
+	}
+	if ok, why := n.Ready(); ok || why != ErrStorage.Error() {
+		t.Errorf("Ready after JetStream was disabled = %v, %q; want false, %q", ok, why, ErrStorage)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if len(log.errs) != 1 {
+		t.Errorf("error records = %q, want one", log.errs)
 	}
 }
