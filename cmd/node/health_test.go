@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -58,7 +59,7 @@ func smallDisk(t *testing.T, size int) (mnt, conf string) {
 	t.Helper()
 	mnt = t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("a full disk needs a small tmpfs, which this machine does not let the test mount: %v %s", err, out)
+		t.Skipf("skipped: filling a disk needs a small tmpfs, and mounting one needs root or CAP_SYS_ADMIN (mount -t tmpfs: %v %s)", err, bytes.TrimSpace(out))
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
 	conf = filepath.Join(t.TempDir(), "full.conf")
