@@ -20,6 +20,12 @@ import (
 // (known > 0), and in a cluster while the node has held the group's
 // partition for less than a window (known = 0: the whole window).
 func (g *group) load(known uint64) {
+	// The horizon is by the wall clock, as the events' stamps are (another
+	// writer's, by its own clock). A wall clock set back reads older
+	// events too, whose request IDs are still kept at most a window
+	// (expiry counts an event stamped in the future as new); one set
+	// forward takes the window's events for older than the window, and
+	// forgets their request IDs now rather than within the window.
 	horizon := g.cfg.Clock.Now().UnixNano() - int64(g.cfg.DedupeWindow)
 	// After a conflict or another writer's event, read the request IDs of
 	// the events the node did not write.
@@ -31,7 +37,18 @@ func (g *group) load(known uint64) {
 			return
 		}
 		g.epoch = epoch
-		// since is by the system clock, as the lease is.
+		// since is this node's own wall clock when it took the lease (the
+		// cluster's, not a clock of the test's), so it is read against
+		// the system clock, not g.cfg.Clock. It is not inherently wall
+		// time: a wall clock set back after the lease was taken keeps
+		// recent true that much longer (each load then reads up to a
+		// window of request IDs it may not need: a cost, no refusal, since
+		// each entry's expiry is at most a window away); one set forward
+		// ends it early, but then the horizon above, which compares with
+		// the wall-clock stamps of the events, leaves the same events
+		// unread anyway. Only the Leases reporting how long the lease has
+		// been held, on a monotonic clock, would take it off the wall
+		// clock.
 		recent = recent || since > time.Now().Add(-g.cfg.DedupeWindow).UnixNano()
 	}
 	g.ready, g.busy = false, true
