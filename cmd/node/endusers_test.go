@@ -176,22 +176,7 @@ func TestHostileEndUser(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, subject := range []string{"tally.v1.user.alice.increase", "tally.v1.admin.set", "tally.v1.admin.delete",
-				"tally.internal.x", "tally.journal.g", "$JS.API.INFO", "$JS.API.STREAM.PURGE.TALLY_JOURNAL", "$SYS.REQ.SERVER.PING", "$SRV.PING", "_INBOX_alice.x"} {
-				body := `{"groupID":"g","key":"k","value":100,"counters":{"k":100}}`
-				if err := u.nc.PublishRequest(subject, "_INBOX_mallory.r", []byte(body)); err != nil {
-					t.Fatal(err)
-				}
-				u.refused(t, "publish", subject)
-			}
-			for _, subject := range []string{"_INBOX_alice.>", "_INBOX.>", "tally.v1.updates.g.members", "tally.v1.member-updates.g",
-				"tally.v1.member-updates.>", "tally.v1.admin.>", "tally.v1.user.>", "tally.internal.>", "tally.journal.>",
-				"$JS.API.>", "$SYS.>", "$SRV.>", ">"} {
-				if _, err := u.nc.SubscribeSync(subject); err != nil {
-					t.Fatal(err)
-				}
-				u.refused(t, "subscribe", subject)
-			}
+			checkHostileSubjects(t, u, func(s string) string { return s })
 			checkNoMembersUpdates(t, u, backend)
 		})
 	}
@@ -199,25 +184,8 @@ func TestHostileEndUser(t *testing.T) {
 		t.Errorf("g after mallory = %v, %v; want k 1, unchanged", got, err)
 	}
 
-	_, other, err := usersig.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	good := strings.Split(usersigtest.Mint(t, n.key, "mallory", time.Hour), ".")
-	forged := base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf(`{"sub":"alice","aud":"tally","exp":%d}`, time.Now().Add(time.Hour).Unix())))
-	expired, err := usersig.Mint(n.key, "mallory", time.Minute, time.Now().Add(-2*time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct{ name, token, reason string }{
-		{"expired", expired, "expired"},
-		{"forged", good[0] + "." + forged + "." + good[2], "does not verify"},
-		{"other key", usersigtest.Mint(t, other, "mallory", time.Hour), "does not verify"},
-		{"alg none", base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + "." + forged + ".", "not EdDSA"},
-		{"no token", "", "no user signature"},
-	}
 	defer t.Run("flood of bad sign-ins", func(t *testing.T) { checkLogFlood(t, n) })
-	for _, tt := range tests {
+	for _, tt := range badSignatures(t, n.key) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := signInAt(t, n.ws, "mallory", tt.token)
 			refusedSignIn(t, "sign in over WebSocket", err)
@@ -232,6 +200,72 @@ func TestHostileEndUser(t *testing.T) {
 			refusedSignIn(t, "sign in over TCP", err)
 			awaitNodeLog(t, n.p, "sign-in refused", tt.reason, "type=nats")
 		})
+	}
+}
+
+// hostilePublishes are subjects a signed-in user, mallory, may not
+// publish on: another user's calls (as they are, and on a partition's
+// subject), admin, the node's internal and journal subjects, JetStream's
+// API, the system account's, the micro service's, another's inbox.
+var hostilePublishes = []string{"tally.v1.user.alice.increase", "tally.v1.u.0.alice.increase", "tally.v1.admin.set", "tally.v1.admin.delete",
+	"tally.internal.x", "tally.journal.g", "$JS.API.INFO", "$JS.API.STREAM.PURGE.TALLY_JOURNAL", "$SYS.REQ.SERVER.PING", "$SRV.PING", "_INBOX_alice.x"}
+
+// hostileSubscribes are subjects mallory may not subscribe to: another's
+// inbox, every inbox, a members-only group's updates (g: she is no
+// member), admin, every user's calls, internal, journal, JetStream's API,
+// the system account's, the micro service's, everything.
+var hostileSubscribes = []string{"_INBOX_alice.>", "_INBOX.>", "tally.v1.updates.g.members", "tally.v1.member-updates.g",
+	"tally.v1.member-updates.>", "tally.v1.admin.>", "tally.v1.user.>", "tally.v1.u.>", "tally.internal.>", "tally.journal.>",
+	"$JS.API.>", "$SYS.>", "$SRV.>", ">"}
+
+// checkHostileSubjects publishes, as u (mallory), a call that would raise
+// g's k on every subject of hostilePublishes and subscribes to every one
+// of hostileSubscribes, and waits for each one's permissions violation.
+// checked is the subject the server checks a publish on: a cluster maps a
+// user's call to its partition's subject (partitioned).
+func checkHostileSubjects(t *testing.T, u *userConn, checked func(string) string) {
+	t.Helper()
+	body := []byte(`{"groupID":"g","key":"k","value":100,"counters":{"k":100}}`)
+	for _, subject := range hostilePublishes {
+		if err := u.nc.PublishRequest(subject, "_INBOX_mallory.r", body); err != nil {
+			t.Fatal(err)
+		}
+		u.refused(t, "publish", checked(subject))
+	}
+	for _, subject := range hostileSubscribes {
+		sub, err := u.nc.SubscribeSync(subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.refused(t, "subscribe", subject)
+		sub.Unsubscribe()
+	}
+}
+
+// badSignature is a signature the nodes refuse, and the reason they log.
+type badSignature struct{ name, token, reason string }
+
+// badSignatures are mallory's signatures that key's nodes refuse: expired,
+// forged (alice's claims under mallory's signature), by another key,
+// unsigned (alg none), none at all.
+func badSignatures(t *testing.T, key ed25519.PrivateKey) []badSignature {
+	t.Helper()
+	_, other, err := usersig.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := strings.Split(usersigtest.Mint(t, key, "mallory", time.Hour), ".")
+	forged := base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf(`{"sub":"alice","aud":"tally","exp":%d}`, time.Now().Add(time.Hour).Unix())))
+	expired, err := usersig.Mint(key, "mallory", time.Minute, time.Now().Add(-2*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []badSignature{
+		{"expired", expired, "expired"},
+		{"forged", good[0] + "." + forged + "." + good[2], "does not verify"},
+		{"other key", usersigtest.Mint(t, other, "mallory", time.Hour), "does not verify"},
+		{"alg none", base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + "." + forged + ".", "not EdDSA"},
+		{"no token", "", "no user signature"},
 	}
 }
 
