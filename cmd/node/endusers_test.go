@@ -51,11 +51,14 @@ type userConn struct {
 }
 
 // signInAt connects to url (ws:// or nats://) with token as the user
-// signature and user's inbox prefix, without reconnecting.
+// signature and user's inbox prefix, without reconnecting, and only there:
+// refused, the client would otherwise go on to the other servers of a
+// cluster (those the first one's INFO named), and their nodes' logs would
+// show its refusals too.
 func signInAt(t *testing.T, url, user, token string) (*userConn, error) {
 	t.Helper()
 	u := &userConn{violations: make(chan error, 100), closed: make(chan struct{})}
-	opts := []nats.Option{nats.CustomInboxPrefix("_INBOX_" + user), nats.NoReconnect(),
+	opts := []nats.Option{nats.CustomInboxPrefix("_INBOX_" + user), nats.NoReconnect(), nats.IgnoreDiscoveredServers(),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { u.violations <- err }),
 		nats.ClosedHandler(func(*nats.Conn) { close(u.closed) })}
 	if token != "" {
