@@ -296,7 +296,9 @@ func checkLogFlood(t *testing.T, n *endUserNode) {
 
 // checkNoMembersUpdates subscribes u to every update it may ask for
 // (tally.v1.updates.* allows tally.v1.updates.> too) and checks it
-// receives an open group's update but never a members-only group's.
+// receives an open group's update but never a members-only group's, which
+// backend, on u's server, publishes first. Other groups' updates are let
+// pass.
 func checkNoMembersUpdates(t *testing.T, u *userConn, backend *nats.Conn) {
 	t.Helper()
 	sub, err := u.nc.SubscribeSync("tally.v1.updates.>")
@@ -311,12 +313,17 @@ func checkNoMembersUpdates(t *testing.T, u *userConn, backend *nats.Conn) {
 			t.Fatal(err)
 		}
 	}
-	m, err := sub.NextMsg(5 * time.Second)
-	if err != nil {
-		t.Fatalf("tally.v1.updates.>: %v", err)
-	}
-	if m.Subject != "tally.v1.updates.open" {
-		t.Errorf("mallory received %s", m.Subject)
+	for {
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("tally.v1.updates.>: %v", err)
+		}
+		if m.Subject == "tally.v1.updates.secret.members" {
+			t.Errorf("mallory received %s", m.Subject)
+		}
+		if m.Subject == "tally.v1.updates.open" {
+			break
+		}
 	}
 	sub.Unsubscribe()
 }
@@ -325,9 +332,16 @@ func checkNoMembersUpdates(t *testing.T, u *userConn, backend *nats.Conn) {
 // want.
 func awaitNodeLog(t *testing.T, p *proc, want ...string) {
 	t.Helper()
+	awaitNodeLogFrom(t, p, 0, want...)
+}
+
+// awaitNodeLogFrom waits until the node has logged a line with every one
+// of want after the first from bytes of its log (p.stderr.Len()).
+func awaitNodeLogFrom(t *testing.T, p *proc, from int, want ...string) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		for _, line := range strings.Split(p.stderr.String(), "\n") {
+		for _, line := range strings.Split(p.stderr.String()[from:], "\n") {
 			all := true
 			for _, w := range want {
 				all = all && strings.Contains(line, w)
@@ -337,7 +351,13 @@ func awaitNodeLog(t *testing.T, p *proc, want ...string) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the node logged no line with %q", want)
+			name := "the node"
+			for i, a := range p.args[:len(p.args)-1] {
+				if a == "--name" {
+					name = "node " + p.args[i+1]
+				}
+			}
+			t.Fatalf("%s logged no line with %q", name, want)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -425,8 +445,9 @@ func TestEndUserFlagsRefused(t *testing.T) {
 // TestEndUsersOnCluster runs three nodes that take end users over
 // WebSocket, one signature key for all: on every node, a user signs in,
 // calls and receives the updates of calls made through the others; a
-// hostile user's admin write and foreign subscription are refused, and a
-// forged signature is refused with its reason in that node's log.
+// hostile user is refused every subject of TestHostileEndUser and reads
+// no members-only group's updates, and each bad signature is refused with
+// its reason in that node's log.
 func TestEndUsersOnCluster(t *testing.T) {
 	keyFile, key := usersigtest.KeyFile(t)
 	routes := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
@@ -443,6 +464,13 @@ func TestEndUsersOnCluster(t *testing.T) {
 	}
 	c.launchAll()
 	ctx := context.Background()
+	admin, err := client.NewAdmin(journaltest.ConnectURL(t, c.members[0].url), client.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.SetGroupCounters(ctx, "g", map[string]int64{"k": 1}); err != nil {
+		t.Fatal(err)
+	}
 	var users []*client.Client
 	var conns []*userConn
 	updates := make(chan client.Update, 100)
@@ -462,45 +490,33 @@ func TestEndUsersOnCluster(t *testing.T) {
 		}
 		users = append(users, cl)
 
-		mallory, err := signInAt(t, "ws://"+ws[i], "mallory", usersigtest.Mint(t, key, "mallory", time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := mallory.nc.PublishRequest("tally.v1.admin.set", "_INBOX_mallory.x", []byte(`{"groupID":"room","counters":{"likes":1000}}`)); err != nil {
-			t.Fatal(err)
-		}
-		mallory.refused(t, "publish", "tally.v1.admin.set")
-		// The servers map a user's call to its partition's subject, on
-		// which her permissions are checked: another user's is refused,
-		// as it is or mapped; her own under another partition reaches her
-		// node all the same.
-		mapped := fmt.Sprintf("tally.v1.u.%d.u2.increase", journal.PartitionOf("u2", journal.Partitions))
-		for _, subject := range []string{"tally.v1.user.u2.increase", "tally.v1.u.0.u2.increase"} {
-			if err := mallory.nc.PublishRequest(subject, "_INBOX_mallory.x", []byte(`{"groupID":"room","key":"likes","value":1000}`)); err != nil {
+		t.Run(fmt.Sprintf("mallory on node %d", i+1), func(t *testing.T) {
+			mallory, err := signInAt(t, "ws://"+ws[i], "mallory", usersigtest.Mint(t, key, "mallory", time.Hour))
+			if err != nil {
 				t.Fatal(err)
 			}
-			refusedAs := subject
-			if subject == "tally.v1.user.u2.increase" {
-				refusedAs = mapped
+			checkHostileSubjects(t, mallory, partitioned)
+			checkNoMembersUpdates(t, mallory, journaltest.ConnectURL(t, c.members[i].url))
+			// Her own call under another partition reaches her node all
+			// the same.
+			wrong := fmt.Sprintf("tally.v1.u.%d.mallory.increase", (journal.PartitionOf("mallory", journal.Partitions)+1)%journal.Partitions)
+			msg, err := mallory.nc.Request(wrong, []byte(fmt.Sprintf(`{"groupID":"mallory%d","key":"k","value":2}`, i)), 10*time.Second)
+			if err != nil {
+				t.Fatalf("mallory's increase on %s: %v", wrong, err)
 			}
-			mallory.refused(t, "publish", refusedAs)
-		}
-		wrong := fmt.Sprintf("tally.v1.u.%d.mallory.increase", (journal.PartitionOf("mallory", journal.Partitions)+1)%journal.Partitions)
-		msg, err := mallory.nc.Request(wrong, []byte(fmt.Sprintf(`{"groupID":"mallory%d","key":"k","value":2}`, i)), 10*time.Second)
-		if err != nil {
-			t.Fatalf("mallory's increase on %s: %v", wrong, err)
-		}
-		if want := fmt.Sprintf(`{"groupID":"mallory%d","key":"k","value":2}`, i); string(msg.Data) != want {
-			t.Errorf("mallory's increase on %s = %s, want %s", wrong, msg.Data, want)
-		}
-		if _, err := mallory.nc.SubscribeSync("tally.internal.>"); err != nil {
-			t.Fatal(err)
-		}
-		mallory.refused(t, "subscribe", "tally.internal.>")
-		p := strings.Split(usersigtest.Mint(t, key, "mallory", time.Hour), ".")
-		_, err = signInAt(t, "ws://"+ws[i], "alice", p[0]+"."+p[1]+"x."+p[2])
-		refusedSignIn(t, fmt.Sprintf("forged signature on node %d", i+1), err)
-		awaitNodeLog(t, c.members[i].p, "sign-in refused", "type=websocket")
+			if want := fmt.Sprintf(`{"groupID":"mallory%d","key":"k","value":2}`, i); string(msg.Data) != want {
+				t.Errorf("mallory's increase on %s = %s, want %s", wrong, msg.Data, want)
+			}
+			for _, bad := range badSignatures(t, key) {
+				from := c.members[i].p.stderr.Len()
+				_, err := signInAt(t, "ws://"+ws[i], "mallory", bad.token)
+				refusedSignIn(t, fmt.Sprintf("%s signature on node %d", bad.name, i+1), err)
+				awaitNodeLogFrom(t, c.members[i].p, from, "sign-in refused", bad.reason, "type=websocket")
+			}
+		})
+	}
+	if got, err := admin.GetGroupCounters(ctx, "g"); err != nil || got["k"] != 1 {
+		t.Errorf("g after mallory = %v, %v; want k 1, unchanged", got, err)
 	}
 	for i, u := range users {
 		if _, err := u.IncreaseGroupCounter(ctx, "room", "likes", 1); err != nil {
@@ -522,6 +538,17 @@ func TestEndUsersOnCluster(t *testing.T) {
 		t.Errorf("updates seen %v, want each of 1, 2, 3 three times", seen)
 	}
 	checkMembersOnCluster(t, c, ws, key, conns)
+}
+
+// partitioned is the subject a cluster's servers check a publish on: a
+// user's call mapped to its user's partition's subject
+// (contract.UserMapping), any other subject as it is.
+func partitioned(subject string) string {
+	f := strings.Split(subject, ".")
+	if len(f) != 5 || strings.Join(f[:3], ".") != "tally.v1.user" {
+		return subject
+	}
+	return contract.PartitionedUserSubject("tally.v1", fmt.Sprint(journal.PartitionOf(f[3], journal.Partitions)), f[3], f[4])
 }
 
 // checkMembersOnCluster makes u1 a member of group club through node 1:
