@@ -150,10 +150,30 @@ func TestEndUserOverWebSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	u.awaitExpired(t, "a 2 s signature")
+}
+
+// awaitExpired waits, at most 10 s, for the server to close u's connection
+// saying that its authentication expired.
+func (u *userConn) awaitExpired(t *testing.T, what string) {
+	t.Helper()
 	select {
 	case <-u.closed:
 	case <-time.After(10 * time.Second):
-		t.Fatal("a 2 s signature's connection still open after 10 s")
+		t.Errorf("%s: connection still open after 10 s", what)
+		return
+	}
+	// The client reports the server's error before it reports the close.
+	for {
+		select {
+		case err := <-u.violations:
+			if errors.Is(err, nats.ErrAuthExpired) {
+				return
+			}
+		default:
+			t.Errorf("%s: connection closed (%v) without the server's authentication expired", what, u.nc.LastError())
+			return
+		}
 	}
 }
 
@@ -447,7 +467,8 @@ func TestEndUserFlagsRefused(t *testing.T) {
 // calls and receives the updates of calls made through the others; a
 // hostile user is refused every subject of TestHostileEndUser and reads
 // no members-only group's updates, and each bad signature is refused with
-// its reason in that node's log.
+// its reason in that node's log; a short-lived signature's connection is
+// closed by its node when it expires.
 func TestEndUsersOnCluster(t *testing.T) {
 	keyFile, key := usersigtest.KeyFile(t)
 	routes := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
@@ -464,6 +485,17 @@ func TestEndUsersOnCluster(t *testing.T) {
 	}
 	c.launchAll()
 	ctx := context.Background()
+	// Short-lived signatures first, so that they expire while the rest
+	// runs.
+	var brief []*userConn
+	for i := range c.members {
+		user := fmt.Sprintf("brief%d", i+1)
+		u, err := signInAt(t, "ws://"+ws[i], user, usersigtest.Mint(t, key, user, 3*time.Second))
+		if err != nil {
+			t.Fatalf("%s signs in on node %d: %v", user, i+1, err)
+		}
+		brief = append(brief, u)
+	}
 	admin, err := client.NewAdmin(journaltest.ConnectURL(t, c.members[0].url), client.WithTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -538,6 +570,9 @@ func TestEndUsersOnCluster(t *testing.T) {
 		t.Errorf("updates seen %v, want each of 1, 2, 3 three times", seen)
 	}
 	checkMembersOnCluster(t, c, ws, key, conns)
+	for i, u := range brief {
+		u.awaitExpired(t, fmt.Sprintf("brief%d's 3 s signature on node %d", i+1, i+1))
+	}
 }
 
 // partitioned is the subject a cluster's servers check a publish on: a
