@@ -468,7 +468,8 @@ func TestEndUserFlagsRefused(t *testing.T) {
 // hostile user is refused every subject of TestHostileEndUser and reads
 // no members-only group's updates, and each bad signature is refused with
 // its reason in that node's log; a short-lived signature's connection is
-// closed by its node when it expires.
+// closed by its node when it expires; a user who floods through one node
+// is cut and refused sign-in on every node.
 func TestEndUsersOnCluster(t *testing.T) {
 	keyFile, key := usersigtest.KeyFile(t)
 	routes := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
@@ -573,6 +574,7 @@ func TestEndUsersOnCluster(t *testing.T) {
 	for i, u := range brief {
 		u.awaitExpired(t, fmt.Sprintf("brief%d's 3 s signature on node %d", i+1, i+1))
 	}
+	checkBanOnCluster(t, c, ws, key)
 }
 
 // partitioned is the subject a cluster's servers check a publish on: a
@@ -584,6 +586,51 @@ func partitioned(subject string) string {
 		return subject
 	}
 	return contract.PartitionedUserSubject("tally.v1", fmt.Sprint(journal.PartitionOf(f[3], journal.Partitions)), f[3], f[4])
+}
+
+// checkBanOnCluster has flooder signed in on every node flood through node
+// 1 (as TestEndUserFlood's mallory): her connections on every node close,
+// and every node refuses her sign-in, saying she flooded.
+func checkBanOnCluster(t *testing.T, c *testCluster, ws []string, key ed25519.PrivateKey) {
+	t.Helper()
+	var conns []*userConn
+	for i := range c.members {
+		u, err := signInAt(t, "ws://"+ws[i], "flooder", usersigtest.Mint(t, key, "flooder", time.Hour))
+		if err != nil {
+			t.Fatalf("flooder signs in on node %d: %v", i+1, err)
+		}
+		conns = append(conns, u)
+	}
+	body := []byte(`{"groupID":"room","key":"likes","value":1}`)
+	for range 400 {
+		if err := conns[0].nc.PublishRequest("tally.v1.user.flooder.increase", "_INBOX_flooder.flood", body); err != nil {
+			break // closed under her
+		}
+	}
+	for i, u := range conns {
+		select {
+		case <-u.closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("flooder's connection on node %d still open 10 s after her flood through node 1", i+1)
+		}
+	}
+	// A banned user's sign-in is not answered: the server refuses it at
+	// its auth timeout, so the three wait together.
+	errs := make(chan error, len(c.members))
+	var from []int
+	for i := range c.members {
+		from = append(from, c.members[i].p.stderr.Len())
+		go func() {
+			_, err := signInAt(t, "ws://"+ws[i], "flooder", usersigtest.Mint(t, key, "flooder", time.Hour))
+			errs <- err
+		}()
+	}
+	for range c.members {
+		refusedSignIn(t, "flooder after her flood", <-errs)
+	}
+	for i, m := range c.members {
+		awaitNodeLogFrom(t, m.p, from[i], "sign-in refused", "flooded", "user=flooder", "type=websocket")
+	}
 }
 
 // checkMembersOnCluster makes u1 a member of group club through node 1:
