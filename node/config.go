@@ -99,6 +99,13 @@ type Config struct {
 	// account nkey seed that signs the callout's answers: the public key is
 	// the external server's auth_callout issuer.
 	CalloutIssuer string
+	// UsersCredentials, with NATSURL and UserSigKey, authenticate the
+	// node's gateway connection in the end users' account (UsersAccount)
+	// of the external server, with a user there that the auth_callout lets
+	// through (auth_users): the node serves end users' calls on it, where
+	// it sees the reply subject each caller chose. Its TLS is
+	// Credentials'.
+	UsersCredentials Credentials
 	// Groups lists a user's members-only groups at sign-in; nil grants
 	// none.
 	Groups signin.GroupsFunc
@@ -295,6 +302,18 @@ func (c Config) validateEndUsers() []error {
 		errs = append(errs, errors.New("--callout-issuer is for --nats-url with --user-sig-key: the embedded server's callout makes its own issuer"))
 	case c.NATSURL != "" && c.UserSigKey != "" && c.CalloutIssuer == "":
 		errs = append(errs, errors.New("--user-sig-key with --nats-url needs --callout-issuer, the seed of the account key the server's auth_callout names as its issuer"))
+	}
+	users := c.UsersCredentials
+	switch {
+	case (c.NATSURL == "" || c.UserSigKey == "") && !users.empty():
+		errs = append(errs, errors.New("--users-creds, --users-nkey, --users-user, --users-password and --users-token are for --nats-url with --user-sig-key: the embedded server's end users' account has the node's own user"))
+	case c.NATSURL == "" || c.UserSigKey == "":
+	case users.empty():
+		errs = append(errs, fmt.Errorf("--user-sig-key with --nats-url needs a user of the end users' account %s that the auth_callout lets through (--users-user with $TALLY_USERS_PASSWORD, --users-creds, --users-nkey or --users-token): the node serves their calls in their account, where it sees each call's reply subject", UsersAccount))
+	case users.TLSCA != "" || users.TLSCert != "" || users.TLSKey != "":
+		errs = append(errs, errors.New("the end users' account's connection takes the node's TLS (--nats-tls-*)"))
+	default:
+		errs = append(errs, users.validateAuth("the end users' account's credentials (--users-*)"))
 	}
 	return errs
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 
@@ -26,6 +27,16 @@ type Credentials struct {
 func (c Credentials) empty() bool { return c == Credentials{} }
 
 func (c Credentials) validate() error {
+	err := c.validateAuth("NATS credentials")
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		err = errors.Join(err, errors.New("NATS TLS: a client certificate needs its key and a key its certificate"))
+	}
+	return err
+}
+
+// validateAuth checks the way of authenticating: one at most, and a user
+// with its password; what names them in messages.
+func (c Credentials) validateAuth(what string) error {
 	ways := 0
 	for _, set := range []bool{c.CredsFile != "", c.NkeySeedFile != "", c.User != "" || c.Password != "", c.Token != ""} {
 		if set {
@@ -34,13 +45,10 @@ func (c Credentials) validate() error {
 	}
 	var errs []error
 	if ways > 1 {
-		errs = append(errs, errors.New("NATS credentials: give one of a creds file, an nkey seed, a user and password, or a token"))
+		errs = append(errs, fmt.Errorf("%s: give one of a creds file, an nkey seed, a user and password, or a token", what))
 	}
 	if (c.User == "") != (c.Password == "") {
-		errs = append(errs, errors.New("NATS credentials: a user needs a password and a password a user"))
-	}
-	if (c.TLSCert == "") != (c.TLSKey == "") {
-		errs = append(errs, errors.New("NATS TLS: a client certificate needs its key and a key its certificate"))
+		errs = append(errs, fmt.Errorf("%s: a user needs a password and a password a user", what))
 	}
 	return errors.Join(errs...)
 }

@@ -21,7 +21,9 @@ const (
 	// UsersAccount is where the sign-in callout places end users. The
 	// node's gateway serves the user subjects in it with a connection of
 	// its own, and it imports the updates from the service: never the
-	// admin subjects or $SRV.
+	// admin subjects or $SRV. On an external server it is the operator's
+	// account of that name, where the node has a user of its own too
+	// (Config.UsersCredentials).
 	UsersAccount = signin.DefaultAccount
 	// CalloutAccount holds the sign-in service's in-process connection,
 	// to which the server sends its callout requests. Every node of a

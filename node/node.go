@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -214,7 +215,8 @@ func (n *Node) frontAccount() (*server.Account, error) {
 
 // serveExternalSignIn serves the auth callout of an external server with
 // --user-sig-key: the node's user is the callout account's, and the
-// issuer the operator's (--callout-issuer).
+// issuer the operator's (--callout-issuer). The gateway serves end users'
+// calls with the node's user in their account (--users-*).
 func (n *Node) serveExternalSignIn(prefix string) error {
 	keys, err := newCalloutKeys(n.cfg)
 	if err != nil || keys == nil {
@@ -224,7 +226,46 @@ func (n *Node) serveExternalSignIn(prefix string) error {
 	if err != nil {
 		return err
 	}
+	// The node's user in the end users' account, as on the embedded
+	// server: the operator's account imports no user subjects, whose
+	// callers the node would know only by the import's reply subject.
+	users := n.cfg.UsersCredentials
+	users.TLSCA, users.TLSCert, users.TLSKey = n.cfg.Credentials.TLSCA, n.cfg.Credentials.TLSCert, n.cfg.Credentials.TLSKey
+	if n.endUsers, err = n.connectWith("gateway-users", nodeUser{}, users, nil); err != nil {
+		return fmt.Errorf("the end users' account's user (--users-*): %w", err)
+	}
+	if err := n.checkUsersAccount(n.endUsers); err != nil {
+		return err
+	}
 	return n.serveSignIn(cc, keys, prefix, "", nil)
+}
+
+// checkUsersAccount asks the server which account the end users'
+// connection is in ($SYS.REQ.USER.INFO, which every user may ask of
+// itself): on another one than UsersAccount the gateway would answer the
+// user subjects of that account's clients as end users' calls, and serve
+// none of the end users'. A server without a system account does not
+// answer, and a user that may not subscribe to its inbox hears nothing:
+// the node then says so and goes on.
+func (n *Node) checkUsersAccount(nc *nats.Conn) error {
+	m, err := nc.Request("$SYS.REQ.USER.INFO", nil, 2*time.Second)
+	if err != nil {
+		n.log.Warn("could not check that the end users' account's user (--users-*) is in account "+UsersAccount, slog.Any("error", err))
+		return nil
+	}
+	var info struct {
+		Data struct {
+			Account string `json:"account"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(m.Data, &info); err != nil || info.Data.Account == "" {
+		n.log.Warn("could not check that the end users' account's user (--users-*) is in account "+UsersAccount, slog.String("answer", string(m.Data)))
+		return nil
+	}
+	if info.Data.Account != UsersAccount {
+		return fmt.Errorf("the end users' account's user (--users-*) is in account %s: it must be in %s, where the auth_callout places end users", info.Data.Account, UsersAccount)
+	}
+	return nil
 }
 
 // jetStream connects the journal's connection.
@@ -675,6 +716,12 @@ func (n *Node) connectFront(name string) (*nats.Conn, error) {
 }
 
 func (n *Node) connect(name string, user nodeUser, opts []nats.Option) (*nats.Conn, error) {
+	return n.connectWith(name, user, n.cfg.Credentials, opts)
+}
+
+// connectWith connects as user on the embedded server, or with creds on
+// an external one.
+func (n *Node) connectWith(name string, user nodeUser, creds Credentials, opts []nats.Option) (*nats.Conn, error) {
 	base := []nats.Option{nats.Name("tally-" + name), nats.MaxReconnects(-1), nats.ErrorHandler(n.natsError)}
 	if n.ns != nil {
 		// An in-process connection is a pipe to the server in this
@@ -682,11 +729,11 @@ func (n *Node) connect(name string, user nodeUser, opts []nats.Option) (*nats.Co
 		// setting one on every flush cost a timer each time.
 		base = append(base, nats.InProcessServer(n.ns), user.option(), nats.FlusherTimeout(0))
 	} else {
-		creds, err := n.cfg.Credentials.options()
+		copts, err := creds.options()
 		if err != nil {
 			return nil, fmt.Errorf("NATS credentials: %w", err)
 		}
-		base = append(base, creds...)
+		base = append(base, copts...)
 	}
 	nc, err := nats.Connect(n.url, append(base, opts...)...)
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -69,11 +70,12 @@ accounts {
     ]
   }
   USERS {
+    # The nodes serve end users' calls here, as this user.
+    users: [{user: tally-users, password: tally-users-pw}]
     limits: { max_payload: 8192, max_subscriptions: 2064 }
     # Users' calls go straight to their user's node (docs/clustering.md).
     mappings: {"tally.v1.user.*.*": "tally.v1.u.{{partition(64,1)}}.{{wildcard(1)}}.{{wildcard(2)}}"}
     imports: [
-      {service: {account: TALLY, subject: "tally.v1.u.>"}}
       {stream: {account: TALLY, subject: "tally.v1.updates.*"}}
       {stream: {account: TALLY, subject: "tally.v1.updates.*.members"}, to: "tally.v1.member-updates.$1"}
     ]
@@ -83,18 +85,18 @@ authorization {
   auth_callout {
     issuer: %s
     account: TALLY
-    auth_users: [tally, backend]
+    auth_users: [tally, tally-users, backend]
     allowed_accounts: [USERS]
   }
 }
 `
 
-// TestSignInOnExternalServer runs a nats-server process whose auth
-// callout points at tally's (--nats-url with --user-sig-key and
-// --callout-issuer): an end user signs in, calls and receives updates, a
-// back end keeps its own user, and a forged signature is refused with its
-// reason in the node's log.
-func TestSignInOnExternalServer(t *testing.T) {
+// startCalloutServer runs nats-server with config (externalCalloutConfig
+// or one like it: its client address, store and callout issuer left to
+// fill in) and returns its URL, the file of the callout issuer's seed and
+// a back end's connection.
+func startCalloutServer(t *testing.T, config string) (url, seedFile string, backend *nats.Conn) {
+	t.Helper()
 	issuer, err := nkeys.CreateAccount()
 	if err != nil {
 		t.Fatal(err)
@@ -108,13 +110,13 @@ func TestSignInOnExternalServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	seedFile := filepath.Join(dir, "callout-issuer.nk")
+	seedFile = filepath.Join(dir, "callout-issuer.nk")
 	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
 	conf := filepath.Join(dir, "nats.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, externalCalloutConfig, addr, filepath.Join(dir, "js"), issuerPub), 0o600); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, config, addr, filepath.Join(dir, "js"), issuerPub), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	server := exec.Command(natsServerBinary(t), "-c", conf)
@@ -130,8 +132,7 @@ func TestSignInOnExternalServer(t *testing.T) {
 			t.Logf("nats-server log:\n%s", &serverLog)
 		}
 	})
-	url := "nats://" + addr
-	var backend *nats.Conn
+	url = "nats://" + addr
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if backend, err = nats.Connect(url, nats.UserInfo("backend", "backend-pw")); err == nil {
 			break
@@ -142,10 +143,22 @@ func TestSignInOnExternalServer(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Cleanup(backend.Close)
+	return url, seedFile, backend
+}
+
+// TestSignInOnExternalServer runs a nats-server process whose auth
+// callout points at tally's (--nats-url with --user-sig-key,
+// --callout-issuer and the node's user in USERS): an end user signs in,
+// calls and receives updates, a reply goes only to its caller's inbox, a
+// back end keeps its own user, a forged signature is refused with its
+// reason in the node's log, and a node whose user for USERS is in another
+// account is refused.
+func TestSignInOnExternalServer(t *testing.T) {
+	url, seedFile, backend := startCalloutServer(t, externalCalloutConfig)
 
 	keyFile, key := usersigtest.KeyFile(t)
-	p := launchEnv(t, []string{"TALLY_NATS_PASSWORD=tally-pw"}, "--name", "n1", "--nats-url", url, "--nats-user", "tally",
-		"--user-sig-key", keyFile, "--callout-issuer", seedFile)
+	p := launchEnv(t, []string{"TALLY_NATS_PASSWORD=tally-pw", "TALLY_USERS_PASSWORD=tally-users-pw"}, "--name", "n1", "--nats-url", url, "--nats-user", "tally",
+		"--user-sig-key", keyFile, "--callout-issuer", seedFile, "--users-user", "tally-users")
 	p.serving(t)
 
 	u, err := signInAt(t, url, "alice", usersigtest.Mint(t, key, "alice", time.Hour))
@@ -189,9 +202,128 @@ func TestSignInOnExternalServer(t *testing.T) {
 		t.Errorf("room after alice's admin set = %v, %v; want likes 6", got, err)
 	}
 
+	replyGoesOnlyToCaller(t, url, key)
+
 	parts := strings.Split(usersigtest.Mint(t, key, "alice", time.Hour), ".")
 	if _, err := signInAt(t, url, "alice", parts[0]+"."+parts[1]+"x."+parts[2]); !errors.Is(err, nats.ErrAuthorization) {
 		t.Errorf("forged signature = %v, want %v", err, nats.ErrAuthorization)
 	}
 	awaitNodeLog(t, p, "sign-in refused", "does not verify")
+
+	// The node's own user given for USERS: it would serve the user
+	// subjects of tally's account as end users' calls.
+	refusedAt(t, []string{"TALLY_NATS_PASSWORD=tally-pw", "TALLY_USERS_PASSWORD=tally-pw"}, "is in account TALLY: it must be in USERS",
+		"--name", "n2", "--nats-url", url, "--nats-user", "tally", "--user-sig-key", keyFile, "--callout-issuer", seedFile, "--users-user", "tally")
+}
+
+// refusedAt runs a node with args and the variables env added, and
+// checks that it exits at start with an error that says want.
+func refusedAt(t *testing.T, env []string, want string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err == nil || ctx.Err() != nil || !strings.Contains(string(out), want) {
+		t.Errorf("node %v: %v, output %s; want it refused with %q", args, err, out, want)
+	}
+}
+
+// replyGoesOnlyToCaller has mallory name other subjects as the reply of her
+// calls on the external server: a group's updates, bob's inbox, an inbox
+// whose prefix is bob's. Nothing reaches bob there: after mallory's own
+// call, whose reply comes to her inbox and shows none of the others
+// changed a counter, the first message he gets on each is the update of
+// his own call, and its reply.
+func replyGoesOnlyToCaller(t *testing.T, url string, key ed25519.PrivateKey) {
+	t.Helper()
+	mallory, err := signInAt(t, url, "mallory", usersigtest.Mint(t, key, "mallory", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := signInAt(t, url, "bob", usersigtest.Mint(t, key, "bob", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	updates, err := bob.nc.SubscribeSync("tally.v1.updates.hall")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox, err := bob.nc.SubscribeSync("_INBOX_bob.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"groupID":"other","key":"likes","value":1}`)
+	for _, reply := range []string{"tally.v1.updates.hall", "_INBOX_bob.x", "_INBOX_bobby.x"} {
+		if err := mallory.nc.PublishRequest("tally.v1.user.mallory.increase", reply, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mallory.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := mallory.nc.Request("tally.v1.user.mallory.increase", body, 5*time.Second)
+	if err != nil || !strings.Contains(string(m.Data), `"value":1`) {
+		t.Errorf("mallory's call on her inbox: %q, %v; want likes 1 (her calls with other replies unanswered, not applied)", msgData(m), err)
+	}
+	b, err := client.New(bob.nc, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.IncreaseGroupCounter(context.Background(), "hall", "likes", 1); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := updates.NextMsg(5 * time.Second); err != nil || !strings.Contains(string(m.Data), `"seq":1`) {
+		t.Errorf("bob's first message on hall's updates: %q, %v; want the update of his increase", msgData(m), err)
+	}
+	if m, err := inbox.NextMsg(5 * time.Second); err != nil || !strings.Contains(string(m.Data), "hall") || strings.Contains(string(m.Data), "other") {
+		t.Errorf("bob's first message on his inbox: %q, %v; want the reply of his increase", msgData(m), err)
+	}
+}
+
+// msgData is a message's body, none for no message.
+func msgData(m *nats.Msg) []byte {
+	if m == nil {
+		return nil
+	}
+	return m.Data
+}
+
+// TestExternalUsersFlagsRefused checks that a node on an external server
+// that signs end users in is given its user in their account, and that
+// the flags of that user are refused where they mean nothing.
+func TestExternalUsersFlagsRefused(t *testing.T) {
+	keyFile, _ := usersigtest.KeyFile(t)
+	external := []string{"--nats-url", "nats://127.0.0.1:1", "--user-sig-key", keyFile, "--callout-issuer", keyFile}
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"no user in USERS", external, nil, "needs a user of the end users' account USERS"},
+		{"a user without its password", append(external, "--users-user", "u"), nil, "a user needs a password"},
+		{"two ways", append(external, "--users-user", "u", "--users-token", "x"), []string{"TALLY_USERS_PASSWORD=p"}, "give one of"},
+		{"no external server", []string{"--user-sig-key", keyFile, "--users-user", "u"}, []string{"TALLY_USERS_PASSWORD=p"}, "are for --nats-url with --user-sig-key"},
+		{"no sign-in", []string{"--nats-url", "nats://127.0.0.1:1", "--users-creds", keyFile}, nil, "are for --nats-url with --user-sig-key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, append([]string{"--data", t.TempDir()}, tt.args...)...)
+			cmd.Env = append(os.Environ(), tt.env...)
+			b, err := cmd.CombinedOutput()
+			if ctx.Err() != nil {
+				t.Fatalf("node %v still running after 20 s (err %v): %s", tt.args, err, b)
+			}
+			if code := cmd.ProcessState.ExitCode(); code == 0 || !strings.Contains(string(b), tt.want) {
+				t.Errorf("node %v = exit %d, output %q; want a refusal mentioning %q", tt.args, code, b, tt.want)
+			}
+		})
+	}
 }

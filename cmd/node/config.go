@@ -147,6 +147,12 @@ func parseFlags(name string, args []string, getenv env, usage io.Writer, extra f
 	str(&origins, "websocket-origins", "TALLY_WEBSOCKET_ORIGINS", "origins whose pages may connect over WebSocket, e.g. https://app.example.com, separated by commas (default: any)")
 	str(&n.UserSigKey, "user-sig-key", "TALLY_USER_SIG_KEY", "public key file (PEM, Ed25519) that verifies user signatures: end users sign in with one")
 	str(&n.CalloutIssuer, "callout-issuer", "TALLY_CALLOUT_ISSUER", "with --nats-url and --user-sig-key: file holding the account nkey seed of the server's auth_callout issuer")
+	uc := &n.UsersCredentials
+	str(&uc.CredsFile, "users-creds", "TALLY_USERS_CREDS", "with --nats-url and --user-sig-key: credentials file of the node's user in the end users' account USERS")
+	str(&uc.NkeySeedFile, "users-nkey", "TALLY_USERS_NKEY", "with --nats-url and --user-sig-key: file holding the nkey seed of the node's user in USERS")
+	str(&uc.User, "users-user", "TALLY_USERS_USER", "with --nats-url and --user-sig-key: the node's user name in USERS, one of the auth_callout's auth_users")
+	secret(&uc.Password, "users-password", "TALLY_USERS_PASSWORD", "with --users-user: its password (prefer the environment variable)")
+	secret(&uc.Token, "users-token", "TALLY_USERS_TOKEN", "with --nats-url and --user-sig-key: token of the node's user in USERS (prefer the environment variable)")
 	dur(&n.SyncInterval, "sync-interval", "TALLY_SYNC_INTERVAL", "how often --sync=interval fsyncs")
 	dur(&n.DedupeWindow, "dedupe-window", "TALLY_DEDUPE_WINDOW", "how long a write's requestID is remembered")
 	dur(&n.PassivateAfter, "passivate-after", "TALLY_PASSIVATE_AFTER", "keep an idle group in memory this long")

@@ -428,7 +428,7 @@ func TestEndUserFlagsRefused(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"an issuer that is not an account", []string{"--nats-url", "nats://127.0.0.1:1", "--user-sig-key", keyFile, "--callout-issuer", notAccount}, "want an account seed"},
+		{"an issuer that is not an account", []string{"--nats-url", "nats://127.0.0.1:1", "--user-sig-key", keyFile, "--callout-issuer", notAccount, "--users-token", "x"}, "want an account seed"},
 		{"a configuration's own auth_callout", []string{"--nats-config", callout, "--user-sig-key", keyFile}, "has an auth_callout"},
 		{"no TLS on a public address", []string{"--websocket", "0.0.0.0:0", "--websocket-no-tls", "--user-sig-key", keyFile}, "not a loopback address"},
 		{"no TLS on every address", []string{"--websocket", ":0", "--websocket-no-tls", "--user-sig-key", keyFile}, "not a loopback address"},
