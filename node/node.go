@@ -15,9 +15,11 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/tallyhq/tally/actors"
 	"github.com/tallyhq/tally/cluster"
+	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/gateway"
 	"github.com/tallyhq/tally/journal"
 	"github.com/tallyhq/tally/membership"
@@ -237,7 +239,50 @@ func (n *Node) serveExternalSignIn(prefix string) error {
 	if err := n.checkUsersAccount(n.endUsers); err != nil {
 		return err
 	}
+	if err := n.checkNoUserImport(cc, n.endUsers, prefix); err != nil {
+		return err
+	}
 	return n.serveSignIn(cc, keys, prefix, "", nil)
+}
+
+// checkNoUserImport makes sure that the end users' account imports no
+// user subjects from the node's, as the configuration documented before
+// did: through such an import each end user's call would also reach the
+// node's own account, and be served twice, once answered on the import's
+// reply subject, which stands for whatever the caller chose. A request of
+// the end users' connection on a user subject of no user is answered by
+// the node's own connection when an import carries it, mapped or not;
+// without one, the server says at once that nobody listens. (In a NATS
+// cluster whose servers have not heard of the probe's subscription yet, an
+// import can go unseen: the check finds imports, never refuses a
+// configuration without one.)
+func (n *Node) checkNoUserImport(own, users *nats.Conn, prefix string) error {
+	id := nuid.Next()
+	subject := prefix + ".user.probe." + id
+	var subs []*nats.Subscription
+	defer func() {
+		for _, s := range subs {
+			s.Unsubscribe()
+		}
+	}()
+	for _, s := range []string{subject, contract.PartitionedUserSubject(prefix, "*", "probe", id)} {
+		sub, err := own.Subscribe(s, func(m *nats.Msg) { m.Respond(nil) })
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", s, err)
+		}
+		subs = append(subs, sub)
+	}
+	if err := own.Flush(); err != nil {
+		return fmt.Errorf("subscribe %s: %w", subject, err)
+	}
+	_, err := users.Request(subject, nil, 2*time.Second)
+	switch {
+	case err == nil:
+		return fmt.Errorf("account %s imports the user subjects (%s.u.> or %s.user.>) from the node's account: remove the import, the node serves end users' calls in their account (docs/operations.md, \"Sign-in on an existing NATS server\")", UsersAccount, prefix, prefix)
+	case !errors.Is(err, nats.ErrNoResponders):
+		n.log.Warn("could not check that account "+UsersAccount+" imports no user subjects", slog.Any("error", err))
+	}
+	return nil
 }
 
 // checkUsersAccount asks the server which account the end users'

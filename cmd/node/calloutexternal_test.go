@@ -230,6 +230,24 @@ func refusedAt(t *testing.T, env []string, want string, args ...string) {
 	}
 }
 
+// TestExternalUsersImportRefused runs the configuration documented before
+// the node served end users in their own account: USERS imports the
+// users' subjects from TALLY. The node refuses to start on it: it would
+// serve each of their calls twice, once through the import, whose reply
+// subject stands for any the caller chose.
+func TestExternalUsersImportRefused(t *testing.T) {
+	updates := `{stream: {account: TALLY, subject: "tally.v1.updates.*"}}`
+	config := strings.Replace(externalCalloutConfig, updates, `{service: {account: TALLY, subject: "tally.v1.u.>"}}
+      `+updates, 1)
+	if config == externalCalloutConfig {
+		t.Fatal("no import added to the configuration")
+	}
+	url, seedFile, _ := startCalloutServer(t, config)
+	keyFile, _ := usersigtest.KeyFile(t)
+	refusedAt(t, []string{"TALLY_NATS_PASSWORD=tally-pw", "TALLY_USERS_PASSWORD=tally-users-pw"}, "account USERS imports the user subjects",
+		"--name", "n1", "--nats-url", url, "--nats-user", "tally", "--user-sig-key", keyFile, "--callout-issuer", seedFile, "--users-user", "tally-users")
+}
+
 // replyGoesOnlyToCaller has mallory name other subjects as the reply of her
 // calls on the external server: a group's updates, bob's inbox, an inbox
 // whose prefix is bob's. Nothing reaches bob there: after mallory's own
