@@ -106,6 +106,12 @@ type Config struct {
 	// it sees the reply subject each caller chose. Its TLS is
 	// Credentials'.
 	UsersCredentials Credentials
+	// SystemCredentials, optional with NATSURL and UserSigKey, authenticate
+	// a user of the external server's system account: with it the node
+	// closes the connections it signed in of a user whose groups changed
+	// (or who flooded it), through the server's kick request. Its TLS is
+	// Credentials'.
+	SystemCredentials Credentials
 	// Groups lists a user's members-only groups at sign-in; nil grants
 	// none.
 	Groups signin.GroupsFunc
@@ -314,6 +320,16 @@ func (c Config) validateEndUsers() []error {
 		errs = append(errs, errors.New("the end users' account's connection takes the node's TLS (--nats-tls-*)"))
 	default:
 		errs = append(errs, users.validateAuth("the end users' account's credentials (--users-*)"))
+	}
+	sys := c.SystemCredentials
+	switch {
+	case sys.empty():
+	case c.NATSURL == "" || c.UserSigKey == "":
+		errs = append(errs, errors.New("--sys-creds, --sys-nkey, --sys-user, --sys-password and --sys-token are for --nats-url with --user-sig-key: the embedded server's node closes its end users' connections itself"))
+	case sys.TLSCA != "" || sys.TLSCert != "" || sys.TLSKey != "":
+		errs = append(errs, errors.New("the system account's connection takes the node's TLS (--nats-tls-*)"))
+	default:
+		errs = append(errs, sys.validateAuth("the system account's credentials (--sys-*)"))
 	}
 	return errs
 }

@@ -242,7 +242,40 @@ func (n *Node) serveExternalSignIn(prefix string) error {
 	if err := n.checkNoUserImport(cc, n.endUsers, prefix); err != nil {
 		return err
 	}
-	return n.serveSignIn(cc, keys, prefix, "", nil)
+	var kick signin.Kick
+	if !n.cfg.SystemCredentials.empty() {
+		sys := n.cfg.SystemCredentials
+		sys.TLSCA, sys.TLSCert, sys.TLSKey = n.cfg.Credentials.TLSCA, n.cfg.Credentials.TLSCert, n.cfg.Credentials.TLSKey
+		sc, err := n.connectWith("system", nodeUser{}, sys, nil)
+		if err != nil {
+			return fmt.Errorf("the system account's user (--sys-*): %w", err)
+		}
+		kick = kickOn(sc)
+	}
+	return n.serveSignIn(cc, keys, prefix, "", nil, kick)
+}
+
+// kickOn closes a connection of an external server with sc, a connection
+// of its system account: $SYS.REQ.SERVER.<server>.KICK.
+func kickOn(sc *nats.Conn) signin.Kick {
+	return func(ctx context.Context, serverID string, id uint64) error {
+		req, err := json.Marshal(server.KickClientReq{CID: id})
+		if err != nil {
+			return err
+		}
+		m, err := sc.RequestWithContext(ctx, "$SYS.REQ.SERVER."+serverID+".KICK", req)
+		if err != nil {
+			return fmt.Errorf("kick connection %d of server %s: %w", id, serverID, err)
+		}
+		var resp server.ServerAPIResponse
+		if err := json.Unmarshal(m.Data, &resp); err != nil {
+			return fmt.Errorf("kick connection %d of server %s: %w", id, serverID, err)
+		}
+		if resp.Error != nil {
+			return fmt.Errorf("kick connection %d of server %s: %s", id, serverID, resp.Error.Description)
+		}
+		return nil
+	}
 }
 
 // checkNoUserImport makes sure that the end users' account imports no
@@ -647,13 +680,15 @@ func (n *Node) embed(ctx context.Context, stream, prefix string) error {
 	if n.endUsers, err = n.connect("gateway-users", callout.gateway, nil); err != nil {
 		return err
 	}
-	return n.serveSignIn(cc, callout, prefix, n.ns.ID(), signin.ServerConns(n.ns))
+	return n.serveSignIn(cc, callout, prefix, n.ns.ID(), signin.ServerConns(n.ns), nil)
 }
 
 // serveSignIn starts the sign-in callout's service on cc, a connection to
 // the callout account; on the embedded server it answers serverID's
 // requests only, counting and closing their connections through conns.
-func (n *Node) serveSignIn(cc *nats.Conn, keys *calloutKeys, prefix, serverID string, conns signin.Conns) error {
+// On an external server, kick (when the node has a system account's user)
+// closes the connections it let in.
+func (n *Node) serveSignIn(cc *nats.Conn, keys *calloutKeys, prefix, serverID string, conns signin.Conns, kick signin.Kick) error {
 	ic, err := n.Connect("signin")
 	if err != nil {
 		return err
@@ -663,7 +698,7 @@ func (n *Node) serveSignIn(cc *nats.Conn, keys *calloutKeys, prefix, serverID st
 	if cfg.Groups == nil {
 		cfg.Groups = n.memberGroups
 	}
-	cfg.Server, cfg.Conns, cfg.Logger = serverID, conns, n.log.With(slog.String("component", "signin"))
+	cfg.Server, cfg.Conns, cfg.Kick, cfg.Logger = serverID, conns, kick, n.log.With(slog.String("component", "signin"))
 	if n.signin, err = signin.Start(cc, ic, cfg); err != nil {
 		return err
 	}

@@ -58,6 +58,11 @@ type Config struct {
 	// Conns is the server's client API; nil on an external server, where
 	// connections are neither counted nor closed.
 	Conns Conns
+	// Kick, when set and Conns is not, closes connections on an external
+	// server (with the system account's credentials): the service then
+	// remembers the connections it let in until their grants expire, and
+	// Disconnect and Ban close them. They are not counted.
+	Kick Kick
 	// MaxConnsPerUser caps a user's connections on Server.
 	MaxConnsPerUser int
 	// DisconnectSubject carries Disconnect's users between nodes.

@@ -33,6 +33,9 @@ const (
 	// sweepEvery is how often the connections of users who did not sign in
 	// again are checked for those that are gone.
 	sweepEvery = time.Minute
+	// kickTimeout bounds the closing of one user's connections on an
+	// external server.
+	kickTimeout = 5 * time.Second
 )
 
 // Service answers a NATS server's auth callout requests.
@@ -42,6 +45,7 @@ type Service struct {
 	internal *nats.Conn
 	log      *limitedLog
 	conns    *tracker
+	remote   *remote // with Config.Kick
 	bans     *bans
 
 	subs   []*nats.Subscription
@@ -63,10 +67,11 @@ func Start(callout, internal *nats.Conn, cfg Config) (*Service, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		cfg: cfg, callout: callout, internal: internal, cancel: cancel,
-		log:   newLimitedLog(cfg.Logger, 10, time.Second),
-		conns: newTracker(cfg.Conns),
-		bans:  &bans{until: map[string]time.Time{}},
-		sem:   make(chan struct{}, workers),
+		log:    newLimitedLog(cfg.Logger, 10, time.Second),
+		conns:  newTracker(cfg.Conns),
+		remote: newRemote(),
+		bans:   &bans{until: map[string]time.Time{}},
+		sem:    make(chan struct{}, workers),
 	}
 	// On the embedded server, each node's service hears every server's
 	// requests and answers its own server's only (see node's embedded
@@ -94,7 +99,7 @@ func Start(callout, internal *nats.Conn, cfg Config) (*Service, error) {
 			return nil, fmt.Errorf("sign-in: %w", err)
 		}
 	}
-	if cfg.Conns != nil {
+	if cfg.Conns != nil || cfg.Kick != nil {
 		s.goUnlessStopped(func() { s.sweep(ctx) })
 	}
 	return s, nil
@@ -161,6 +166,7 @@ func (s *Service) handle(m *nats.Msg) {
 		}
 		s.log.refused(attrs...)
 		s.conns.forget(g.user, req.ClientInformation.ID)
+		s.remote.forget(g.user, remoteConn{req.Server.ID, req.ClientInformation.ID})
 		if errors.Is(refusal, ErrBanned) {
 			// No answer: the server refuses the client once its auth
 			// timeout passes, so a banned user's loop of sign-ins costs
@@ -205,6 +211,9 @@ func (s *Service) authorize(req *jwt.AuthorizationRequestClaims) (grant, error) 
 	// this one too, rather than let it keep the groups of before.
 	if err := s.conns.add(g.user, req.ClientInformation.ID, s.cfg.MaxConnsPerUser); err != nil {
 		return g, err
+	}
+	if s.cfg.Conns == nil && s.cfg.Kick != nil {
+		s.remote.add(g.user, remoteConn{req.Server.ID, req.ClientInformation.ID}, g.expires)
 	}
 	if g.groups, err = s.groups(g.user); err != nil {
 		return g, err
@@ -300,10 +309,17 @@ func (s *Service) disconnected(m *nats.Msg) {
 		until := s.bans.ban(user, s.cfg.Now().Add(time.Duration(ms)*time.Millisecond))
 		s.cfg.Logger.Warn("refusing a user's sign-ins after a flood", slog.String("user", user), slog.Time("until", until))
 	}
-	if s.cfg.Conns == nil {
+	var n int
+	switch {
+	case s.cfg.Conns != nil:
+		n = s.conns.close(user)
+	case s.cfg.Kick != nil:
+		ctx, cancel := context.WithTimeout(context.Background(), kickTimeout)
+		defer cancel()
+		n = s.remote.close(ctx, s.cfg.Kick, user)
+	default:
 		return
 	}
-	n := s.conns.close(user)
 	s.cfg.Logger.Info("disconnected a user's connections", slog.String("user", user), slog.Int("connections", n))
 }
 
@@ -316,7 +332,10 @@ func (s *Service) sweep(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.conns.sweep()
+			if s.cfg.Conns != nil {
+				s.conns.sweep()
+			}
+			s.remote.sweep(s.cfg.Now())
 			s.bans.sweep(s.cfg.Now())
 		}
 	}

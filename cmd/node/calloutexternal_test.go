@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/tallyhq/tally/client"
+	"github.com/tallyhq/tally/contract"
 	"github.com/tallyhq/tally/usersig/usersigtest"
 )
 
@@ -313,7 +314,8 @@ func msgData(m *nats.Msg) []byte {
 
 // TestExternalUsersFlagsRefused checks that a node on an external server
 // that signs end users in is given its user in their account, and that
-// the flags of that user are refused where they mean nothing.
+// the flags of that user and of a system account's are refused where they
+// mean nothing.
 func TestExternalUsersFlagsRefused(t *testing.T) {
 	keyFile, _ := usersigtest.KeyFile(t)
 	external := []string{"--nats-url", "nats://127.0.0.1:1", "--user-sig-key", keyFile, "--callout-issuer", keyFile}
@@ -328,6 +330,8 @@ func TestExternalUsersFlagsRefused(t *testing.T) {
 		{"two ways", append(external, "--users-user", "u", "--users-token", "x"), []string{"TALLY_USERS_PASSWORD=p"}, "give one of"},
 		{"no external server", []string{"--user-sig-key", keyFile, "--users-user", "u"}, []string{"TALLY_USERS_PASSWORD=p"}, "are for --nats-url with --user-sig-key"},
 		{"no sign-in", []string{"--nats-url", "nats://127.0.0.1:1", "--users-creds", keyFile}, nil, "are for --nats-url with --user-sig-key"},
+		{"a system user without an external server", []string{"--user-sig-key", keyFile, "--sys-user", "s"}, []string{"TALLY_SYS_PASSWORD=p"}, "--sys-user, --sys-password and --sys-token are for --nats-url"},
+		{"a system user without its password", append(external, "--users-token", "x", "--sys-user", "s"), nil, "the system account's credentials (--sys-*): a user needs a password"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -344,4 +348,62 @@ func TestExternalUsersFlagsRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestExternalRemovedMemberDisconnected gives the node a user of the
+// external server's system account (--sys-user): a member removed from a
+// members-only group has her connection closed, through the server's kick,
+// and signs in again without the group's updates.
+func TestExternalRemovedMemberDisconnected(t *testing.T) {
+	config := strings.Replace(externalCalloutConfig, "accounts {", `system_account: SYS
+accounts {
+  SYS {
+    # The node's user there may only kick connections.
+    users: [{user: sys, password: sys-pw, permissions: {publish: "$SYS.REQ.SERVER.*.KICK", subscribe: "_INBOX.>"}}]
+  }`, 1)
+	config = strings.Replace(config, "auth_users: [tally, tally-users, backend]", "auth_users: [tally, tally-users, backend, sys]", 1)
+	if !strings.Contains(config, "system_account") || !strings.Contains(config, "backend, sys]") {
+		t.Fatal("no system account added to the configuration")
+	}
+	url, seedFile, backend := startCalloutServer(t, config)
+	keyFile, key := usersigtest.KeyFile(t)
+	p := launchEnv(t, []string{"TALLY_NATS_PASSWORD=tally-pw", "TALLY_USERS_PASSWORD=tally-users-pw", "TALLY_SYS_PASSWORD=sys-pw"},
+		"--name", "n1", "--nats-url", url, "--nats-user", "tally", "--user-sig-key", keyFile, "--callout-issuer", seedFile,
+		"--users-user", "tally-users", "--sys-user", "sys")
+	p.serving(t)
+	admin, err := client.NewAdmin(backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := admin.AddGroupMembers(ctx, "club", []string{"alice"}); err != nil {
+		t.Fatal(err)
+	}
+	members := contract.MemberUpdatesSubject("tally.v1", "club")
+	u, err := signInAt(t, url, "alice", usersigtest.Mint(t, key, "alice", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.nc.SubscribeSync(members); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.RemoveGroupMembers(ctx, "club", []string{"alice"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-u.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("alice's connection still open 10 s after she was removed from club")
+	}
+	again, err := signInAt(t, url, "alice", usersigtest.Mint(t, key, "alice", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := again.nc.SubscribeSync(members); err != nil {
+		t.Fatal(err)
+	}
+	again.refused(t, "subscribe", members)
 }

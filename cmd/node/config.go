@@ -153,6 +153,12 @@ func parseFlags(name string, args []string, getenv env, usage io.Writer, extra f
 	str(&uc.User, "users-user", "TALLY_USERS_USER", "with --nats-url and --user-sig-key: the node's user name in USERS, one of the auth_callout's auth_users")
 	secret(&uc.Password, "users-password", "TALLY_USERS_PASSWORD", "with --users-user: its password (prefer the environment variable)")
 	secret(&uc.Token, "users-token", "TALLY_USERS_TOKEN", "with --nats-url and --user-sig-key: token of the node's user in USERS (prefer the environment variable)")
+	sc := &n.SystemCredentials
+	str(&sc.CredsFile, "sys-creds", "TALLY_SYS_CREDS", "optional with --nats-url and --user-sig-key: credentials file of a user of the server's system account, with which the node closes end users' connections")
+	str(&sc.NkeySeedFile, "sys-nkey", "TALLY_SYS_NKEY", "optional with --nats-url and --user-sig-key: file holding the nkey seed of a system account's user")
+	str(&sc.User, "sys-user", "TALLY_SYS_USER", "optional with --nats-url and --user-sig-key: a system account's user name, one of the auth_callout's auth_users")
+	secret(&sc.Password, "sys-password", "TALLY_SYS_PASSWORD", "with --sys-user: its password (prefer the environment variable)")
+	secret(&sc.Token, "sys-token", "TALLY_SYS_TOKEN", "optional with --nats-url and --user-sig-key: token of a system account's user (prefer the environment variable)")
 	dur(&n.SyncInterval, "sync-interval", "TALLY_SYNC_INTERVAL", "how often --sync=interval fsyncs")
 	dur(&n.DedupeWindow, "dedupe-window", "TALLY_DEDUPE_WINDOW", "how long a write's requestID is remembered")
 	dur(&n.PassivateAfter, "passivate-after", "TALLY_PASSIVATE_AFTER", "keep an idle group in memory this long")
