@@ -1,7 +1,9 @@
 // Every error code of the contract, as the SDK gives it: from the server,
 // and from the SDK's own checks, which must give the code the server would.
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
+import { tokenAuthenticator, wsconnect } from "@nats-io/nats-core";
 import { CODE, TallyError, create } from "../dist/index.js";
 import { startNode } from "../../tallynode.js";
 import { login, rejection } from "./helpers.js";
@@ -78,6 +80,54 @@ describe("error codes", () => {
       assert.equal(err.code, server, `SDK: ${err.message}; server: ${msg.string()}`);
     });
   }
+
+  // The SDK refuses these before sending, so its tests never see the node
+  // refuse them over WebSocket: here a signed-in WebSocket connection as the
+  // SDK makes it (alice's signature, her inbox prefix) sends them raw to
+  // alice's own subjects, each a bad variant of group wsraw's name or of a
+  // good call on it.
+  test("10015 and 10004 from the node over WebSocket, past the SDK's checks, change nothing", async () => {
+    await backend.admin("set", { groupID: "wsraw", counters: { k: 1 } });
+    const nc = await wsconnect({
+      servers: node.wsURL,
+      authenticator: tokenAuthenticator(() => node.mint("alice")),
+      inboxPrefix: "_INBOX_alice",
+    });
+    try {
+      const write = (b) => ({ ...b, requestID: randomUUID() });
+      const cases = [
+        [10015, /^invalid group ID/, "increase", write({ groupID: "wsraw.x", key: "k", value: 1 })],
+        [10015, /^invalid group ID/, "increase", write({ groupID: "wsraw>", key: "k", value: 1 })],
+        [10015, /^invalid group ID/, "set", write({ groupID: "wsraw" + "w".repeat(44), counters: { k: 7 } })],
+        [10015, /^invalid group ID/, "decrease", write({ groupID: "wsräw", key: "k", value: 1 })],
+        [10015, /^invalid group ID/, "get", { groupID: "" }],
+        [10004, /^invalid parameter/, "increase", write({ groupID: "wsraw", key: "k", value: "2" })],
+        [10004, /^invalid parameter/, "increase", write({ groupID: "wsraw", key: "k", value: -1 })],
+        [10004, /^invalid parameter/, "set", write({ groupID: "wsraw", counters: { "k\n": 5 } })],
+        [10004, /^invalid parameter/, "set", write({ groupID: "wsraw", counters: { ["k".repeat(129)]: 5 } })],
+        [10004, /^invalid parameter/, "get", { groupID: "wsraw", keyList: Array.from({ length: 21 }, (_, i) => `k${i}`) }],
+      ];
+      for (const [code, text, op, body] of cases) {
+        const what = `${op} ${JSON.stringify(body).slice(0, 80)}`;
+        const msg = await nc.request(`tally.v1.user.alice.${op}`, JSON.stringify(body), { timeout: 5000 });
+        assert.equal(Number(msg.headers?.get("Nats-Service-Error-Code")), code, `${what}: ${msg.string()}`);
+        const reply = msg.json();
+        assert.equal(reply.code, code, `${what}: ${msg.string()}`);
+        assert.match(reply.message, text, what);
+        assert.equal(msg.headers.get("Nats-Service-Error"), reply.message, what);
+      }
+      // The same connection's good call goes through: the refusals were
+      // the node's answers to the payloads, not to the connection.
+      const ok = await nc.request("tally.v1.user.alice.get", JSON.stringify({ groupID: "wsraw" }), { timeout: 5000 });
+      assert.deepEqual(ok.json().counters, { k: 1 }, ok.string());
+    } finally {
+      await nc.close();
+    }
+    const got = await backend.admin("get", { groupID: "wsraw" });
+    assert.deepEqual(got, { groupID: "wsraw", counters: { k: 1 }, seq: 1 });
+    const h = await backend.admin("history", { groupID: "wsraw" });
+    assert.deepEqual(h.entries.map((e) => e.seq), [1], "only the back end's set is in wsraw's journal");
+  });
 
   test("10004 for a signature of another user, an expired one or none, before connecting", async () => {
     const chat = create({ servers: node.wsURL });
