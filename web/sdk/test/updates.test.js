@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { startNode } from "../../tallynode.js";
 import { EVENT } from "../dist/index.js";
-import { collect, login } from "./helpers.js";
+import { collect, login, waitFor } from "./helpers.js";
+import { startProxy } from "./proxy.js";
 
 describe("GROUP_COUNTER_UPDATED", () => {
   let node, alice, bob, backend;
@@ -61,6 +62,36 @@ describe("GROUP_COUNTER_UPDATED", () => {
       assert.deepEqual(carol.updates.seen.filter((d) => d.groupID === "elsewhere"), []);
     } finally {
       await carol.chat.logout();
+    }
+  });
+
+  // Updates travel on core NATS: one can be lost with the connection up (a
+  // proxy that reads the node's NATS messages leaves one out here). The
+  // next update's seq shows the gap, and the SDK gets the group and tells
+  // the change it missed; the connection stays up, so it is not the
+  // refresh after a reconnect.
+  test("an update lost on a live connection: the next one's seq gap makes the SDK get the group and tell the missed change", async () => {
+    const proxy = await startProxy(node.wsPort, { filter: true });
+    const dave = await login(node, "dave", { servers: proxy.url });
+    try {
+      await backend.admin("set", { groupID: "gap", counters: { a: 1, b: 1 } }); // seq 1
+      await dave.chat.getGroupCounters({ groupID: "gap" }); // dave watches gap
+      // The watch's own get (its baseline, at seq 1) has reached dave.
+      await waitFor(() => proxy.stats.passed.filter((m) => m.subject.startsWith("_INBOX_dave") && m.payload.includes('"groupID":"gap"')).length >= 2,
+        5000, "both gets' replies passed");
+      proxy.dropMsg((subject, payload) => subject === "tally.v1.updates.gap" && payload.includes('"seq":2'));
+      await backend.admin("increase", { groupID: "gap", key: "b", value: 4 }); // seq 2: lost
+      await waitFor(() => proxy.stats.dropped.length === 1, 5000, "seq 2's update dropped");
+      await backend.admin("increase", { groupID: "gap", key: "a", value: 1 }); // seq 3: a gap of one
+      const b = await dave.updates.wait((d) => d.groupID === "gap" && d.key === "b", 5000);
+      assert.deepEqual(b, { groupID: "gap", key: "b", value: 5, seq: 3 });
+      const a = dave.updates.seen.filter((d) => d.groupID === "gap" && d.key === "a");
+      assert.deepEqual(a, [{ groupID: "gap", key: "a", value: 2, seq: 3 }]);
+      assert.equal(proxy.stats.connections, 1, "dave's connection stayed up");
+      assert.equal(proxy.stats.error, undefined);
+    } finally {
+      await dave.chat.logout();
+      await proxy.close();
     }
   });
 
