@@ -12,6 +12,7 @@ import { after, before, describe, test } from "node:test";
 import { CODE, EVENT, KICKED_OUT_TYPE, create } from "../dist/index.js";
 import { binary, mintUserSig, newUserSigKeys, startNode } from "../../tallynode.js";
 import { collect, login, rejection, waitFor } from "./helpers.js";
+import { startProxy } from "./proxy.js";
 
 describe("sign-in", () => {
   let node;
@@ -79,20 +80,47 @@ describe("sign-in", () => {
     }
   });
 
-  test("USER_SIG_EXPIRING asks for a fresh signature, and the session goes on past the first one's expiry", async () => {
-    const chat = create({ servers: node.wsURL, timeout: 2000, connectOptions: { reconnectTimeWait: 100 } });
-    const expiring = collect(chat, EVENT.USER_SIG_EXPIRING);
+  // The app renews as the seed's apps do: a listener of USER_SIG_EXPIRING
+  // gets a fresh signature from the back end and hands it over. Past the
+  // first signature's expiry (which the node holds the connection to) the
+  // session still calls and hears updates, and after its connection is cut
+  // it signs in again with the fresh signature, not the expired one.
+  test("USER_SIG_EXPIRING asks for a fresh signature, which the session signs in with past the first one's expiry", async () => {
+    const proxy = await startProxy(node.wsPort);
+    const chat = create({ servers: proxy.url, timeout: 2000, connectOptions: { reconnectTimeWait: 100 } });
+    const updates = collect(chat, EVENT.GROUP_COUNTER_UPDATED);
     const kicked = collect(chat, EVENT.KICKED_OUT);
-    await chat.login({ userID: "renewer", userSig: node.mint("renewer", { ttl: 3 }) });
+    const renewals = [];
+    chat.on(EVENT.USER_SIG_EXPIRING, (e) => {
+      renewals.push(e.data);
+      chat.renewUserSig(node.mint("renewer", { ttl: 3600 })).catch((err) => renewals.push(err));
+    });
+    const first = node.mint("renewer", { ttl: 4 });
+    const firstExpiry = JSON.parse(Buffer.from(first.split(".")[1], "base64url")).exp * 1000;
+    const backend = await node.backend();
+    await chat.login({ userID: "renewer", userSig: first });
     try {
-      const { expiresAt } = await expiring.wait(() => true, 5000);
-      await chat.renewUserSig(node.mint("renewer", { ttl: 3600 }));
-      await waitFor(() => Date.now() > expiresAt + 1000, 5000, "the first signature's expiry passed");
+      await chat.getGroupCounters({ groupID: "renewed" }); // the session watches renewed
+      await waitFor(() => Date.now() > firstExpiry + 1000, 10_000, "the first signature's expiry passed");
+      assert.deepEqual(renewals, [{ userID: "renewer", expiresAt: firstExpiry }], "one renewal, of the first signature");
       const { data } = await chat.increaseGroupCounter({ groupID: "renewed", key: "k", value: 1 });
       assert.equal(data.value, 1);
+      await backend.admin("increase", { groupID: "renewed", key: "k", value: 10 });
+      await updates.wait((d) => d.groupID === "renewed" && d.value === 11 && d.seq === 2);
+      // Cut the connection: the SDK signs in again, with the fresh signature.
+      const before = proxy.stats.connections;
+      proxy.refuse();
+      proxy.pass();
+      await waitFor(() => proxy.stats.connections > before, 10_000, "the SDK connected again");
+      assert.equal((await chat.increaseGroupCounter({ groupID: "renewed", key: "k", value: 1 })).data.value, 12);
+      await backend.admin("increase", { groupID: "renewed", key: "k", value: 100 });
+      await updates.wait((d) => d.groupID === "renewed" && d.value === 112 && d.seq === 4);
       assert.deepEqual(kicked.seen, []);
+      assert.equal(renewals.length, 1);
     } finally {
       await chat.logout();
+      await backend.close();
+      await proxy.close();
     }
   });
 
