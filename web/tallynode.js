@@ -82,8 +82,50 @@ export async function startNode(options = {}) {
   return node;
 }
 
+/**
+ * startCluster starts n nodes (default 3) that form one NATS cluster on
+ * loopback, each with its own client, WebSocket and route ports, the routes
+ * of all on every one and the same user signature keys, and resolves with
+ * them once every one serves (they start at once: each waits for the
+ * others' JetStream). Options: keys, log, as for startNode.
+ */
+export async function startCluster(n = 3, { keys = newUserSigKeys(), log } = {}) {
+  const taken = new Set();
+  const port = async () => {
+    for (;;) {
+      const p = await freePort();
+      if (!taken.has(p)) {
+        taken.add(p);
+        return p;
+      }
+    }
+  };
+  const routes = [];
+  for (let i = 0; i < n; i++) routes.push(`127.0.0.1:${await port()}`);
+  const nodes = [];
+  for (let i = 0; i < n; i++) {
+    nodes.push(new TallyNode({ keys, log, port: await port(), wsPort: await port(), name: `n${i + 1}`, cluster: routes[i], routes }));
+  }
+  try {
+    for (const node of nodes) await node.prepare();
+    await Promise.all(nodes.map((node) => node.start(60_000)));
+  } catch (err) {
+    await Promise.all(nodes.map((node) => node.close()));
+    throw err;
+  }
+  return nodes;
+}
+
 export class TallyNode {
-  constructor({ dataDir, port, wsPort, keys, log } = {}) {
+  /**
+   * Options: dataDir, port, wsPort, keys, log (see startNode); name, cluster
+   * (the route listener's host:port) and routes (every node's) for a
+   * member of a cluster (see startCluster).
+   */
+  constructor({ dataDir, port, wsPort, keys, log, name, cluster, routes } = {}) {
+    this.name = name;
+    this.cluster = cluster;
+    this.routes = routes;
     this.dir = mkdtempSync(join(tmpdir(), "tally-node-"));
     this.dataDir = dataDir ?? join(this.dir, "data");
     this.port = port;
@@ -109,6 +151,8 @@ export class TallyNode {
       "--data", this.dataDir, "--listen", `127.0.0.1:${this.port}`, "--log-level", "warn",
       "--websocket", `127.0.0.1:${this.wsPort}`, "--websocket-no-tls", "--user-sig-key", keyFile,
     ];
+    if (this.name) this.args.push("--name", this.name);
+    if (this.cluster) this.args.push("--cluster", this.cluster, "--routes", this.routes.join(","));
   }
 
   /**
