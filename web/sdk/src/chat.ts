@@ -95,14 +95,20 @@ interface Session {
   ended: boolean;
   /** Sign-ins refused in a row since the connection was last up. */
   refusals: number;
+  /** When the first of them was refused (ms since the epoch). */
+  refusedSince?: number;
 }
 
 /**
- * A node refuses a sign-in for a while now and then: it is starting, or the
- * user holds too many connections. Only this many refusals in a row end the
- * session.
+ * A node refuses a sign-in for a while now and then: it is starting, the
+ * user holds too many connections, or (in a cluster that lost a node) it
+ * cannot read the user's groups until the membership index has a leader
+ * again, which takes seconds. The server says only "Authorization
+ * Violation", so refusals end the session only when there have been this
+ * many in a row, for at least REFUSED_FOR.
  */
 const MAX_REFUSALS = 3;
+const REFUSED_FOR = 20_000;
 
 interface Watch {
   state: GroupState;
@@ -384,13 +390,14 @@ export class Chat {
         case "reconnect":
           s.connected = true;
           s.refusals = 0;
+          s.refusedSince = undefined;
           s.reconnected();
           for (const w of this.watches.values()) void this.refresh(s, w, true);
           break;
         case "error":
           if (st.error instanceof natsErrors.UserAuthenticationExpiredError) {
             await this.kick(s, KICKED_OUT_TYPE.USERSIG_EXPIRED, message(st.error));
-          } else if (st.error instanceof natsErrors.AuthorizationError && ++s.refusals >= MAX_REFUSALS) {
+          } else if (st.error instanceof natsErrors.AuthorizationError && refusedForGood(s)) {
             await this.kick(s, KICKED_OUT_TYPE.AUTH_REFUSED, message(st.error));
           }
           break;
@@ -463,6 +470,13 @@ function at(timers: ReturnType<typeof setTimeout>[], t: number, fn: () => void):
   const wait = t - Date.now();
   const step = Math.min(Math.max(0, wait), 2 ** 31 - 1);
   timers.push(setTimeout(() => (wait > step ? at(timers, t, fn) : fn()), step));
+}
+
+// refusedForGood counts one more refused sign-in and reports whether the
+// refusals in a row now end the session (MAX_REFUSALS, REFUSED_FOR).
+function refusedForGood(s: Session): boolean {
+  s.refusedSince ??= Date.now();
+  return ++s.refusals >= MAX_REFUSALS && Date.now() - s.refusedSince >= REFUSED_FOR;
 }
 
 function abortAll(s: Session, why: string): void {

@@ -134,6 +134,32 @@ describe("sign-in", () => {
     assert.match(err.message, /login/);
   });
 
+  test("a node that refuses the signature for a few seconds does not end the session", async () => {
+    const { chat, updates } = await login(node, "patient");
+    const kicked = collect(chat, EVENT.KICKED_OUT);
+    await chat.getGroupCounters({ groupID: "patience" }); // the session watches patience
+    const keys = node.keys;
+    node.keys = newUserSigKeys(); // the node restarts with another key: it refuses the signature
+    await node.stop();
+    await node.prepare();
+    const from = node.stderr.length;
+    await node.start();
+    const refusals = () => node.stderr.slice(from).split("authentication error").length - 1;
+    await waitFor(() => refusals() >= 3, 10_000, "the node refused the SDK's sign-in three times");
+    node.keys = keys; // and again with its key
+    await node.stop();
+    await node.prepare();
+    await node.start();
+    try {
+      const { data } = await chat.increaseGroupCounter({ groupID: "patience", key: "k", value: 1 });
+      assert.equal(data.value, 1);
+      await updates.wait((d) => d.groupID === "patience" && d.value === 1 && d.seq === 1);
+      assert.deepEqual(kicked.seen, []);
+    } finally {
+      await chat.logout();
+    }
+  });
+
   test("a node that no longer takes the signature ends the session with KICKED_OUT (auth refused)", async () => {
     const { chat } = await login(node, "rekeyed");
     const kicked = collect(chat, EVENT.KICKED_OUT);
@@ -142,7 +168,8 @@ describe("sign-in", () => {
     await node.stop();
     await node.prepare();
     await node.start();
-    const { type } = await kicked.wait(() => true, 10_000);
+    // Refusals end the session once they last 20 s (REFUSED_FOR).
+    const { type } = await kicked.wait(() => true, 40_000);
     assert.equal(type, KICKED_OUT_TYPE.AUTH_REFUSED);
   });
 });
