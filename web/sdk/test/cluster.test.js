@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { startCluster } from "../../tallynode.js";
-import { login, waitFor } from "./helpers.js";
+import { EVENT } from "../dist/index.js";
+import { collect, login, waitFor } from "./helpers.js";
 import { startProxy } from "./proxy.js";
 
 describe("a three-node cluster", () => {
@@ -29,6 +30,7 @@ describe("a three-node cluster", () => {
       connectOptions: { noRandomize: true },
     });
     const bob = await login(n2, "bob", { servers: n2.wsURL, timeout: 5000 });
+    const kicked = collect(alice.chat, EVENT.KICKED_OUT);
     try {
       const likes = (d) => d.groupID === "room" && d.key === "likes";
       await alice.chat.setGroupCounters({ groupID: "room", counters: { likes: 0 } }); // seq 1
@@ -42,7 +44,9 @@ describe("a three-node cluster", () => {
       const got = async () => (await backend.admin("get", { groupID: "room" })).counters.likes;
       await waitFor(async () => (await got()) === 8, 10_000, "the first attempt applied");
       await n1.stop("SIGKILL"); // n1 crashes with the reply unsent
-      const { data } = await write; // the SDK's retry, with the same requestID, through n2 or n3
+      const { data } = await write.catch((err) => {
+        throw new Error(`${err.message}; kicked out: ${JSON.stringify(kicked.seen)}`);
+      }); // the SDK's retry, with the same requestID, through n2 or n3
       assert.deepEqual(data, { groupID: "room", key: "likes", value: 8 });
       assert.equal(await got(), 8, "applied more than once");
       await bob.updates.wait((d) => likes(d) && d.seq === 3, 10_000);
