@@ -58,10 +58,14 @@ web/node_modules/.package-lock.json: web/package-lock.json
 demo: build web/node_modules/.package-lock.json
 	cd web && TALLY_NODE=$(BIN)/tally-node exec $(WITH_NODE) node demo/server.js
 
-# demo-screenshot takes docs/demo.png: the demo in two Chromium windows.
+# demo-screenshot takes docs/demo.png: the demo in two real Chromium windows
+# (alice's and bob's, after their likes) on an Xvfb screen, grabbed with
+# ImageMagick's import (web/demo/screenshot.js; installs Debian's xvfb,
+# imagemagick and chromium when missing).
 demo-screenshot: build web/node_modules/.package-lock.json
 	web/demo/install-chromium.sh
-	cd web && TALLY_NODE=$(BIN)/tally-node TALLY_DEMO_SCREENSHOT=$(CURDIR)/docs/demo.png $(WITH_NODE) node --test demo/test/browser.test.js
+	web/demo/install-screen.sh
+	cd web && TALLY_NODE=$(BIN)/tally-node $(WITH_NODE) node demo/screenshot.js $(CURDIR)/docs/demo.png
 
 # fuzz runs every fuzz target for FUZZTIME each (10s unless set); make test
 # runs their seed corpora.

@@ -3,7 +3,6 @@
 // non-member of a members-only room gets 10007 and sees none of its updates.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { chromium } from "playwright-core";
 import { VIP_ROOM, startDemo } from "../server.js";
@@ -55,8 +54,6 @@ describe("the live-room demo in Chromium", () => {
     await until(alice, "likes", "2");
     assert.match(await text(alice, "log"), /likes = 2 \(seq \d+\)/);
 
-    if (process.env.TALLY_DEMO_SCREENSHOT) await screenshot([alice, bob], process.env.TALLY_DEMO_SCREENSHOT);
-
     await bob.click("#leave");
     await until(alice, "online", "1");
     assert.equal(await text(alice, "error"), "");
@@ -80,14 +77,4 @@ describe("the live-room demo in Chromium", () => {
     assert.equal(await text(carol, "log"), "");
     for (const p of [carol, alice, alice2]) await p.context().close();
   });
-
-  // screenshot composes the pages' screenshots side by side, as two windows.
-  async function screenshot(pages, file) {
-    const shots = await Promise.all(pages.map((p) => p.screenshot()));
-    const page = await browser.newPage({ viewport: { width: 480 * pages.length + 16 * (pages.length + 1), height: 652 } });
-    await page.setContent(`<body style="margin:0;padding:16px;display:flex;gap:16px;background:#cbd5e1">${
-      shots.map((s) => `<img style="box-shadow:0 2px 10px #0004;border-radius:6px" src="data:image/png;base64,${s.toString("base64")}">`).join("")}</body>`);
-    writeFileSync(file, await page.screenshot());
-    await page.close();
-  }
 });
