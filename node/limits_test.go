@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -76,7 +77,10 @@ func TestLargestSetsFitTheJournal(t *testing.T) {
 // until the server cuts the subscriber as a slow consumer, once it holds
 // max_pending for it or its writes stall for the write deadline (10 s).
 func TestSlowSubscriberIsCut(t *testing.T) {
-	n := startNode(t, t.TempDir(), nil)
+	log := &logBuffer{}
+	n := startNode(t, t.TempDir(), func(c *node.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
 	conn, err := net.Dial("tcp", strings.TrimPrefix(n.ClientURL(), "nats://"))
 	if err != nil {
 		t.Fatal(err)
@@ -111,6 +115,16 @@ func TestSlowSubscriberIsCut(t *testing.T) {
 			t.Fatalf("set %d: %v", i, err)
 		}
 	}
+	// The server's notice reaches the operator at warn, naming the
+	// connection it cut.
+	journaltest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		for _, line := range strings.Split(log.String(), "\n") {
+			if strings.Contains(line, "level=WARN") && strings.Contains(line, "Slow Consumer") && strings.Contains(line, "127.0.0.1:") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no warning of the slow consumer in the node's log:\n%s", log)
+	})
 }
 
 // TestLargeRequestsDoNotCrowdOthersOut has 128 connections send requests
