@@ -94,7 +94,9 @@ func awaitTimeout(t *testing.T, sends chan *nats.Msg, done chan error, what stri
 func TestAppendDeadlinesIgnoreWallClockSteps(t *testing.T) {
 	clock := actorstest.NewFakeClock()
 	cfg := journal.DefaultConfig()
-	cfg.Clock, cfg.AckTimeout, cfg.Resend = clock, 5*time.Second, time.Second
+	// An hour and a minute: only the fake clock's time can make them due
+	// within the test's guard, not time passing in the real world.
+	cfg.Clock, cfg.AckTimeout, cfg.Resend = clock, time.Hour, time.Minute
 	j, sends := unacknowledged(t, cfg)
 	done := appendAsync(j)
 	awaitSend(t, sends, done, "first send")
@@ -102,11 +104,11 @@ func TestAppendDeadlinesIgnoreWallClockSteps(t *testing.T) {
 	clock.SetWall(time.Hour)
 	clock.Advance(cfg.Resend)
 	// A resend is sent only before the deadline: the append is still due.
-	awaitSend(t, sends, done, "a second after the wall clock was set forward an hour")
+	awaitSend(t, sends, done, "a resend period after the wall clock was set forward an hour")
 
 	clock.SetWall(-2 * time.Hour)
 	clock.Advance(cfg.Resend)
-	awaitSend(t, sends, done, "a second after the wall clock was set back two hours")
+	awaitSend(t, sends, done, "a resend period after the wall clock was set back two hours")
 
 	clock.Advance(cfg.AckTimeout - 2*cfg.Resend)
 	awaitTimeout(t, sends, done, "AckTimeout after the append")
@@ -118,7 +120,7 @@ func TestAppendDeadlinesIgnoreWallClockSteps(t *testing.T) {
 func TestAppendDeadlineAfterWallClockSetBack(t *testing.T) {
 	clock := actorstest.NewFakeClock()
 	cfg := journal.DefaultConfig()
-	cfg.Clock = clock
+	cfg.Clock, cfg.AckTimeout = clock, time.Hour // due only by the fake clock
 	j, sends := unacknowledged(t, cfg)
 	done := appendAsync(j)
 	awaitSend(t, sends, done, "first send")
