@@ -120,7 +120,9 @@ func streamConfig(cfg Config, l Layout, s int) jetstream.StreamConfig {
 		Discard:   jetstream.DiscardNew,
 		// Any replica answers a direct get, also one that lags behind the
 		// leader: a replicated journal is read through its leader, so that
-		// a group's new owner never loads an old state.
+		// a group's new owner never loads an old state (and confirms what
+		// it read: a leader cut off from the others reads from its own
+		// store until it notices; see Confirm).
 		AllowDirect: cfg.Replicas == 1,
 		// The per-subject limit drops a group's oldest event whatever the
 		// stream's discard policy.
@@ -277,6 +279,31 @@ func (j *Journal) Last(ctx context.Context, group string) (*messages.Event, uint
 		return nil, 0, err
 	}
 	return ev, msg.Sequence, nil
+}
+
+// Confirm checks through a write that group's last event is at stream
+// sequence seq (0: the group has none), as Last said: Last is answered by
+// whichever server believes that it leads the group's stream, also one
+// cut off from the others, which goes on believing so for seconds after
+// they elected another leader and stored more of the group's events. A
+// write is acknowledged only once a quorum of the stream's replicas stored
+// it: Confirm writes a probe that the stream takes only while the group's
+// last event is at seq, and fails with ErrConflict when it is elsewhere.
+// It then deletes this journal's previous probe, as Probe does.
+func (j *Journal) Confirm(ctx context.Context, group string, seq uint64) error {
+	sh := j.shardOf(group)
+	ack, err := j.js.Publish(ctx, sh.probe, nil, jetstream.WithExpectLastSequenceForSubject(seq, j.Subject(group)))
+	switch {
+	case WrongLastSequence(err):
+		return fmt.Errorf("confirm %s at %d: %w", group, seq, ErrConflict)
+	case err != nil:
+		return fmt.Errorf("journal: confirm the last event of %s: %w", group, err)
+	}
+	if prev := sh.probed.Swap(ack.Sequence); prev != 0 {
+		// A probe that cannot be deleted stays; the confirmation stands.
+		_ = sh.stream.DeleteMsg(ctx, prev)
+	}
+	return nil
 }
 
 // At returns the group's event at stream sequence seq.
