@@ -30,6 +30,17 @@ type GroupReplayer interface {
 	ReplayGroup(ctx context.Context, group string, since time.Time, last uint64, fn func(seq uint64, ev *messages.Event) error) error
 }
 
+// Confirmer is what a replicated journal may offer beyond Journal: a
+// check, through a write that only a quorum of the stream's replicas
+// acknowledges, that a group's last event is at stream sequence seq, as
+// Last said. Last is a read, and a stream leader cut off from the other
+// replicas answers reads from what it had until it notices, seconds after
+// the others elected a leader that stored more. ErrConflict (of the
+// journal) says that the last event is elsewhere.
+type Confirmer interface {
+	Confirm(ctx context.Context, group string, seq uint64) error
+}
+
 // Leases tells the group actors of a cluster's node whether the node may
 // serve a group: only while it holds the lease on the group's partition.
 type Leases interface {

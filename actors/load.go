@@ -59,6 +59,12 @@ func (g *group) load(known uint64) {
 	// Only a replicated journal changes leaders, and leaves reads
 	// unanswered meanwhile.
 	retry := g.leases != nil
+	// In a cluster the node serves what it loads until it loses the lease:
+	// a read that a cut-off stream leader answered must not be it.
+	var confirm Confirmer
+	if g.leases != nil {
+		confirm, _ = j.(Confirmer)
+	}
 	await, past := g.await, g.seq
 	g.await = false
 	g.loads.run(func(ctx context.Context) {
@@ -88,6 +94,9 @@ func (g *group) load(known uint64) {
 				read()
 			}
 		}
+		if confirm != nil {
+			confirmLast(c, confirm, id, res, read)
+		}
 		if res.err == nil && res.ev != nil {
 			res.err = checkLast(c, j, id, res.ev, res.seq)
 		}
@@ -100,6 +109,35 @@ func (g *group) load(known uint64) {
 		pass.send(res)
 	})
 }
+
+// confirmLast confirms that the group's last event is the one res holds,
+// reading it again until one is confirmed or ctx ends. A read is answered
+// by a server that believes it leads the group's stream: one that was cut
+// off from the other replicas believes it for seconds after they elected
+// another leader, which stored events that a node then acknowledged, and
+// it answers from what it had (a cut node that the cut healed before its
+// server noticed loaded a group's old state, and served it).
+func confirmLast(ctx context.Context, cf Confirmer, group string, res *loaded, read func()) {
+	for res.err == nil {
+		err := cf.Confirm(ctx, group, res.seq)
+		if err == nil {
+			return
+		}
+		// A conflict: the read was old, or the group's stream leader is
+		// storing an append to it; else the stream elects a leader.
+		select {
+		case <-ctx.Done():
+			res.err = fmt.Errorf("confirm the last event of group %s: %w", group, err)
+			return
+		case <-time.After(confirmWait):
+		}
+		read()
+	}
+}
+
+// confirmWait is how long a load waits before it reads a group's last
+// event again, after a read it could not confirm.
+const confirmWait = 50 * time.Millisecond
 
 // A reload for another writer's event reads the group's last event again
 // every staleWait until it is the new one, at most staleReads times.

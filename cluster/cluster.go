@@ -17,10 +17,13 @@
 // other node can hold the partition while this one serves it. A node that
 // is paused or cut off from the buckets' servers stops serving by itself.
 //
-// Leases make reads safe; writes do not rest on them. Every append to the
-// journal is fenced by the group's last sequence, so even a node that
-// serves a partition it lost cannot interleave its events with the new
-// owner's.
+// Leases make reads safe, with what a new owner loads: it confirms the
+// group's last event through a write (journal.Confirm), since a journal
+// stream's leader cut off from its replicas answers reads from an old
+// store for seconds after the others elected another. Writes do not rest
+// on leases. Every append to the journal is fenced by the group's last
+// sequence, so even a node that serves a partition it lost cannot
+// interleave its events with the new owner's.
 package cluster
 
 import (

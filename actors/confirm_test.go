@@ -1,0 +1,97 @@
+package actors_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tallyhq/tally/actors"
+	"github.com/tallyhq/tally/actors/actorstest"
+	"github.com/tallyhq/tally/journal"
+	"github.com/tallyhq/tally/journal/journaltest"
+	"github.com/tallyhq/tally/messages"
+)
+
+// deposedJournal answers reads of a group's last event as a stream leader
+// cut off from the other replicas does until it notices: from what it had
+// (the event at old), while the leader the others elected meanwhile
+// stored more. Writes, Confirm's among them, reach the real leader.
+type deposedJournal struct {
+	*journal.Journal
+	old   uint64
+	stale atomic.Int64 // reads left to answer from old
+}
+
+func (d *deposedJournal) Last(ctx context.Context, group string) (*messages.Event, uint64, error) {
+	if d.stale.Add(-1) >= 0 {
+		ev, err := d.Journal.At(ctx, group, d.old)
+		return ev, d.old, err
+	}
+	return d.Journal.Last(ctx, group)
+}
+
+// heldLeases says that the node has held every partition for an hour,
+// under one lease.
+type heldLeases struct{}
+
+func (heldLeases) Partition(string) int { return 0 }
+
+func (heldLeases) Lease(int) (uint64, int64, bool) {
+	return 7, time.Now().Add(-time.Hour).UnixNano(), true
+}
+
+// TestLoadConfirmsTheLastEvent loads a group in a cluster from a journal
+// whose first reads come from a deposed stream leader, one event behind:
+// the group serves the value of the last event, never the old one, and
+// while no read can be confirmed it serves nothing. (A node cut off from
+// its cluster, whose server led the group's stream, took the group's
+// partition back as the cut healed, before its server noticed that the
+// others had elected another leader, and served cut-7 = 1 after another
+// node had acknowledged 2.)
+func TestLoadConfirmsTheLastEvent(t *testing.T) {
+	ctx := context.Background()
+	js := journaltest.JetStream(t, journaltest.Connect(t, journaltest.StartServer(t)))
+	j, err := journal.Open(ctx, js, journal.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &deposedJournal{Journal: j}
+	n := startNode(t, d, actorstest.NewFakeClock(), &recorder{}, func(c *actors.Config) {
+		c.Leases = heldLeases{}
+		c.Timeout = 2 * time.Second
+	})
+	for _, g := range []string{"behind", "cut-off"} {
+		if err := rivalIncrease(ctx, j, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, d.old, _ = j.Last(ctx, "behind")
+	if err := rivalIncrease(ctx, j, "behind"); err != nil {
+		t.Fatal(err)
+	}
+	// The deposed leader answers the first three reads, then steps down.
+	d.stale.Store(3)
+	got, err := n.Get(ctx, "", &messages.GetRequest{GroupId: "behind"})
+	if err != nil {
+		t.Fatalf("get behind = %v", err)
+	}
+	if v := got.GetCounters()["n"]; v != 2 {
+		t.Errorf("behind: n = %d after the journal acknowledged 2 (the deposed leader's read was served)", v)
+	}
+	if left := d.stale.Load(); left > 0 {
+		t.Errorf("the load read the last event %d times fewer than the deposed leader answered", left)
+	}
+
+	// A leader that stays deposed for longer than a load: no value.
+	_, d.old, _ = j.Last(ctx, "cut-off")
+	if err := rivalIncrease(ctx, j, "cut-off"); err != nil {
+		t.Fatal(err)
+	}
+	d.stale.Store(1 << 40)
+	got, err = n.Get(ctx, "", &messages.GetRequest{GroupId: "cut-off"})
+	if !errors.Is(err, actors.ErrUnavailable) {
+		t.Errorf("get cut-off while every read is old = %v, %v; want ErrUnavailable", got.GetCounters(), err)
+	}
+}
