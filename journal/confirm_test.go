@@ -71,3 +71,39 @@ func TestConfirm(t *testing.T) {
 		t.Errorf("the stream holds %d probes after 4 confirmations, want 1: %v", probes, info.State.Subjects)
 	}
 }
+
+// BenchmarkLoadRead measures what a group's load reads from a replicated
+// journal (three servers, R3): its last event, and the same confirmed
+// through a write, as a node of a cluster loads a group.
+func BenchmarkLoadRead(b *testing.B) {
+	ctx := context.Background()
+	servers := journaltest.StartCluster(b, 3)
+	js := journaltest.JetStream(b, journaltest.Connect(b, servers[0]))
+	cfg := journal.DefaultConfig()
+	cfg.Replicas = 3
+	j := opener(js, cfg)(b)
+	ev := &messages.Event{Changes: []*messages.Change{{Seq: 1, Op: messages.Op_OP_SET, Counters: map[string]int64{"k": 1}}},
+		State: &messages.GroupState{Counters: map[string]int64{"k": 1}, Version: 1}}
+	seq, err := j.Append(ctx, "g", 0, ev)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, confirm := range []bool{false, true} {
+		name := "last"
+		if confirm {
+			name = "last+confirm"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, at, err := j.Last(ctx, "g"); err != nil || at != seq {
+					b.Fatalf("Last = %d, %v; want %d", at, err, seq)
+				}
+				if confirm {
+					if err := j.Confirm(ctx, "g", seq); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
