@@ -29,31 +29,36 @@ type proxy struct {
 	addr   string
 	target string
 
-	mu    sync.Mutex
-	l     net.Listener
-	conns []net.Conn
+	mu     sync.Mutex
+	cutOff bool // connections are closed as they come
+	conns  []net.Conn
 }
 
+// newProxy listens on a free address until the test ends: a cut closes
+// the connections rather than the listener, so that the address stays
+// the proxy's (reopened, another process could have taken it meanwhile).
 func newProxy(t *testing.T, target string) *proxy {
 	p := &proxy{t: t, addr: freeAddr(t), target: target}
-	p.heal()
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *proxy) heal() {
 	l, err := net.Listen("tcp", p.addr)
 	if err != nil {
-		p.t.Fatalf("proxy %s: %v", p.addr, err)
+		t.Fatalf("proxy %s: %v", p.addr, err)
 	}
-	p.mu.Lock()
-	p.l = l
-	p.mu.Unlock()
+	t.Cleanup(func() {
+		l.Close()
+		p.cut()
+	})
 	go func() {
 		for {
 			in, err := l.Accept()
 			if err != nil {
 				return
+			}
+			p.mu.Lock()
+			cutOff := p.cutOff
+			p.mu.Unlock()
+			if cutOff {
+				in.Close()
+				continue
 			}
 			out, err := net.Dial("tcp", p.target)
 			if err != nil {
@@ -61,22 +66,33 @@ func (p *proxy) heal() {
 				continue
 			}
 			p.mu.Lock()
-			p.conns = append(p.conns, in, out)
+			if p.cutOff {
+				in.Close()
+				out.Close()
+			} else {
+				p.conns = append(p.conns, in, out)
+			}
 			p.mu.Unlock()
 			go func() { io.Copy(out, in); out.Close() }()
 			go func() { io.Copy(in, out); in.Close() }()
 		}
 	}()
+	return p
 }
 
-// cut closes the listener and every connection through it.
+// heal lets connections through again.
+func (p *proxy) heal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cutOff = false
+}
+
+// cut closes every connection through the proxy, and those that come
+// until it heals.
 func (p *proxy) cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.l != nil {
-		p.l.Close()
-		p.l = nil
-	}
+	p.cutOff = true
 	for _, c := range p.conns {
 		c.Close()
 	}
