@@ -47,7 +47,9 @@ type Leases interface {
 	Partition(id string) int
 	// Lease reports whether the node holds partition p now, the lease's
 	// epoch (the same for as long as it holds it without a break) and
-	// since when, in unix nanos, it has held it.
+	// since when, in unix nanos, it has held it: the wall clock now less
+	// how long it has held it, so that a step of the wall clock does not
+	// change how long ago that was.
 	Lease(p int) (epoch uint64, since int64, ok bool)
 }
 

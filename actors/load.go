@@ -37,18 +37,10 @@ func (g *group) load(known uint64) {
 			return
 		}
 		g.epoch = epoch
-		// since is this node's own wall clock when it took the lease (the
-		// cluster's, not a clock of the test's), so it is read against
-		// the system clock, not g.cfg.Clock. It is not inherently wall
-		// time: a wall clock set back after the lease was taken keeps
-		// recent true that much longer (each load then reads up to a
-		// window of request IDs it may not need: a cost, no refusal, since
-		// each entry's expiry is at most a window away); one set forward
-		// ends it early, but then the horizon above, which compares with
-		// the wall-clock stamps of the events, leaves the same events
-		// unread anyway. Only the Leases reporting how long the lease has
-		// been held, on a monotonic clock, would take it off the wall
-		// clock.
+		// since is the system's wall clock now less how long the node has
+		// held the lease by the monotonic clock (not a clock of the
+		// test's): the comparison is of durations, whatever the wall
+		// clock did meanwhile.
 		recent = recent || since > time.Now().Add(-g.cfg.DedupeWindow).UnixNano()
 	}
 	g.ready, g.busy = false, true

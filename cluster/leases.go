@@ -28,7 +28,7 @@ const (
 type part struct {
 	state    atomic.Int32
 	epoch    atomic.Uint64 // the lease's revision when this node created it
-	since    atomic.Int64  // unix nanos when this node acquired the lease
+	since    atomic.Int64  // mono nanos when this node acquired the lease
 	until    atomic.Int64  // mono nanos until which the lease is valid
 	inflight atomic.Int64  // calls entered and not yet exited
 	busy     atomic.Bool   // a bucket operation on the lease is running
@@ -39,13 +39,17 @@ type part struct {
 }
 
 // Lease reports whether this node holds partition p now, the lease's
-// epoch and since when (unix nanos) the node has held it.
+// epoch and since when the node has held it, in unix nanos: the wall
+// clock now less how long it has held the lease by the monotonic clock,
+// so that a step of the wall clock since it took the lease does not
+// change how long ago that was.
 func (c *Cluster) Lease(p int) (epoch uint64, since int64, ok bool) {
 	pt := &c.parts[p]
-	if s := pt.state.Load(); s == free || c.mono() >= pt.until.Load() {
+	now := c.mono()
+	if s := pt.state.Load(); s == free || now >= pt.until.Load() {
 		return 0, 0, false
 	}
-	return pt.epoch.Load(), pt.since.Load(), true
+	return pt.epoch.Load(), time.Now().UnixNano() - (now - pt.since.Load()), true
 }
 
 func leaseKey(p int) string { return "p." + strconv.Itoa(p) }
@@ -115,7 +119,7 @@ func (c *Cluster) acquire(ctx context.Context, p int) {
 	}
 	pt.rev, pt.renewed = rev, sent
 	pt.epoch.Store(rev)
-	pt.since.Store(time.Now().UnixNano())
+	pt.since.Store(sent)
 	pt.until.Store(sent + c.ttl)
 	pt.state.Store(owned)
 	c.owned.Add(1)
