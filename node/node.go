@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -255,13 +256,17 @@ func (n *Node) serveExternalSignIn(prefix string) error {
 	return n.serveSignIn(cc, keys, prefix, "", nil, kick)
 }
 
+// noSuchClient is what a server's kick answers for a client ID it does not
+// have (server.DisconnectClientByID).
+const noSuchClient = "no such client"
+
 // kickOn closes a connection of an external server with sc, a connection
 // of its system account: $SYS.REQ.SERVER.<server>.KICK.
 func kickOn(sc *nats.Conn) signin.Kick {
 	return func(ctx context.Context, serverID string, id uint64) error {
 		req, err := json.Marshal(server.KickClientReq{CID: id})
 		if err != nil {
-			return err
+			return fmt.Errorf("kick connection %d of server %s: %w", id, serverID, err)
 		}
 		m, err := sc.RequestWithContext(ctx, "$SYS.REQ.SERVER."+serverID+".KICK", req)
 		if err != nil {
@@ -272,6 +277,9 @@ func kickOn(sc *nats.Conn) signin.Kick {
 			return fmt.Errorf("kick connection %d of server %s: %w", id, serverID, err)
 		}
 		if resp.Error != nil {
+			if strings.Contains(resp.Error.Description, noSuchClient) {
+				return fmt.Errorf("kick connection %d of server %s: %w: %s", id, serverID, signin.ErrNoConnection, resp.Error.Description)
+			}
 			return fmt.Errorf("kick connection %d of server %s: %s", id, serverID, resp.Error.Description)
 		}
 		return nil

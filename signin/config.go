@@ -51,19 +51,23 @@ type Config struct {
 	// Groups lists a user's member groups at sign-in; nil grants none.
 	Groups GroupsFunc
 	// Server, when set, is the only server whose requests this service
-	// answers (by its ID); with Conns, the service counts and closes its
-	// users' connections there. Empty: every request is answered (one
-	// service of a queue group on an external server).
+	// answers (by its ID). Empty: every request is answered (one service
+	// of a queue group on an external server).
 	Server string
-	// Conns is the server's client API; nil on an external server, where
-	// connections are neither counted nor closed.
+	// Conns is the embedded server's client API: the service counts its
+	// users' connections there, refusing a sign-in beyond
+	// MaxConnsPerUser, and Disconnect and Ban close them. Nil on an
+	// external server.
 	Conns Conns
 	// Kick, when set and Conns is not, closes connections on an external
 	// server (with the system account's credentials): the service then
-	// remembers the connections it let in until their grants expire, and
-	// Disconnect and Ban close them. They are not counted.
+	// remembers the connections it let in until their grants expire, keeps
+	// a user's MaxConnsPerUser latest, closing her oldest to make room
+	// (the server is not asked which ones ended), and Disconnect and Ban
+	// close them. With neither Conns nor Kick, connections are neither
+	// counted nor closed.
 	Kick Kick
-	// MaxConnsPerUser caps a user's connections on Server.
+	// MaxConnsPerUser caps the connections the service knows of one user.
 	MaxConnsPerUser int
 	// DisconnectSubject carries Disconnect's users between nodes.
 	DisconnectSubject string

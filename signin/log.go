@@ -7,11 +7,12 @@ import (
 	"time"
 )
 
-// limitedLog logs refused sign-ins at info level, at most burst lines per
-// interval: a flood of bad sign-ins cannot flood the log. The first line
-// after a quiet spell says how many were left out.
+// limitedLog logs refused sign-ins, and the connections that could not be
+// closed, at most burst lines per interval: a flood of bad sign-ins cannot
+// flood the log. The first line after a quiet spell says how many were
+// left out.
 type limitedLog struct {
-	log      *slog.Logger
+	logger   *slog.Logger
 	burst    int
 	interval time.Duration
 	now      func() time.Time
@@ -23,10 +24,14 @@ type limitedLog struct {
 }
 
 func newLimitedLog(log *slog.Logger, burst int, interval time.Duration) *limitedLog {
-	return &limitedLog{log: log, burst: burst, interval: interval, now: time.Now}
+	return &limitedLog{logger: log, burst: burst, interval: interval, now: time.Now}
 }
 
-func (l *limitedLog) refused(attrs ...any) {
+// refused logs a refused sign-in at info level.
+func (l *limitedLog) refused(attrs ...any) { l.log(slog.LevelInfo, "sign-in refused", attrs...) }
+
+// log logs msg at level, unless the lines of this interval are spent.
+func (l *limitedLog) log(level slog.Level, msg string, attrs ...any) {
 	now := l.now()
 	l.mu.Lock()
 	if now.Sub(l.start) >= l.interval {
@@ -42,7 +47,7 @@ func (l *limitedLog) refused(attrs ...any) {
 	l.dropped = 0
 	l.mu.Unlock()
 	if dropped > 0 {
-		attrs = append(attrs, slog.Int("refusals_not_logged", dropped))
+		attrs = append(attrs, slog.Int("lines_not_logged", dropped))
 	}
-	l.log.Log(context.Background(), slog.LevelInfo, "sign-in refused", attrs...)
+	l.logger.Log(context.Background(), level, msg, attrs...)
 }

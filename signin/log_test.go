@@ -24,7 +24,7 @@ func TestLimitedLog(t *testing.T) {
 	if len(lines) != 3 {
 		t.Fatalf("logged %d lines, want 3:\n%s", len(lines), buf.String())
 	}
-	for i, want := range []string{"n=0", "n=1", "n=5 refusals_not_logged=3"} {
+	for i, want := range []string{"n=0", "n=1", "n=5 lines_not_logged=3"} {
 		if !strings.Contains(lines[i], "sign-in refused") || !strings.Contains(lines[i], want) || !strings.Contains(lines[i], "level=INFO") {
 			t.Errorf("line %d = %q, want an info line with %q", i, lines[i], want)
 		}

@@ -33,9 +33,6 @@ const (
 	// sweepEvery is how often the connections of users who did not sign in
 	// again are checked for those that are gone.
 	sweepEvery = time.Minute
-	// kickTimeout bounds the closing of one user's connections on an
-	// external server.
-	kickTimeout = 5 * time.Second
 )
 
 // Service answers a NATS server's auth callout requests.
@@ -44,12 +41,12 @@ type Service struct {
 	callout  *nats.Conn
 	internal *nats.Conn
 	log      *limitedLog
-	conns    *tracker
-	remote   *remote // with Config.Kick
+	conns    *registry
 	bans     *bans
 
 	subs   []*nats.Subscription
 	sem    chan struct{}
+	ctx    context.Context // ends with Stop
 	cancel context.CancelFunc
 
 	mu      sync.Mutex // guards stopped and the adds to wg
@@ -66,13 +63,19 @@ func Start(callout, internal *nats.Conn, cfg Config) (*Service, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
-		cfg: cfg, callout: callout, internal: internal, cancel: cancel,
-		log:    newLimitedLog(cfg.Logger, 10, time.Second),
-		conns:  newTracker(cfg.Conns),
-		remote: newRemote(),
-		bans:   &bans{until: map[string]time.Time{}},
-		sem:    make(chan struct{}, workers),
+		cfg: cfg, callout: callout, internal: internal, ctx: ctx, cancel: cancel,
+		log:  newLimitedLog(cfg.Logger, 10, time.Second),
+		bans: &bans{until: map[string]time.Time{}},
+		sem:  make(chan struct{}, workers),
 	}
+	var c closer
+	switch {
+	case cfg.Conns != nil:
+		c = serverCloser{cfg.Conns}
+	case cfg.Kick != nil:
+		c = kickCloser{cfg.Kick}
+	}
+	s.conns = newRegistry(c, cfg.MaxConnsPerUser, cfg.Conns == nil, s.log)
 	// On the embedded server, each node's service hears every server's
 	// requests and answers its own server's only (see node's embedded
 	// options for why); an external server's requests go to one node.
@@ -165,8 +168,7 @@ func (s *Service) handle(m *nats.Msg) {
 			attrs = append(attrs, slog.String("user", g.user))
 		}
 		s.log.refused(attrs...)
-		s.conns.forget(g.user, req.ClientInformation.ID)
-		s.remote.forget(g.user, remoteConn{req.Server.ID, req.ClientInformation.ID})
+		s.conns.forget(g.user, connRef{req.Server.ID, req.ClientInformation.ID})
 		if errors.Is(refusal, ErrBanned) {
 			// No answer: the server refuses the client once its auth
 			// timeout passes, so a banned user's loop of sign-ins costs
@@ -209,11 +211,8 @@ func (s *Service) authorize(req *jwt.AuthorizationRequestClaims) (grant, error) 
 	// The connection counts before the groups are read: a membership
 	// change that closes the user's connections after the read then closes
 	// this one too, rather than let it keep the groups of before.
-	if err := s.conns.add(g.user, req.ClientInformation.ID, s.cfg.MaxConnsPerUser); err != nil {
+	if err := s.conns.add(s.ctx, g.user, connRef{req.Server.ID, req.ClientInformation.ID}, g.expires, s.cfg.Now()); err != nil {
 		return g, err
-	}
-	if s.cfg.Conns == nil && s.cfg.Kick != nil {
-		s.remote.add(g.user, remoteConn{req.Server.ID, req.ClientInformation.ID}, g.expires)
 	}
 	if g.groups, err = s.groups(g.user); err != nil {
 		return g, err
@@ -309,17 +308,10 @@ func (s *Service) disconnected(m *nats.Msg) {
 		until := s.bans.ban(user, s.cfg.Now().Add(time.Duration(ms)*time.Millisecond))
 		s.cfg.Logger.Warn("refusing a user's sign-ins after a flood", slog.String("user", user), slog.Time("until", until))
 	}
-	var n int
-	switch {
-	case s.cfg.Conns != nil:
-		n = s.conns.close(user)
-	case s.cfg.Kick != nil:
-		ctx, cancel := context.WithTimeout(context.Background(), kickTimeout)
-		defer cancel()
-		n = s.remote.close(ctx, s.cfg.Kick, user)
-	default:
+	if s.conns.closer == nil {
 		return
 	}
+	n := s.conns.close(context.Background(), user)
 	s.cfg.Logger.Info("disconnected a user's connections", slog.String("user", user), slog.Int("connections", n))
 }
 
@@ -332,10 +324,7 @@ func (s *Service) sweep(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if s.cfg.Conns != nil {
-				s.conns.sweep()
-			}
-			s.remote.sweep(s.cfg.Now())
+			s.conns.sweep(s.cfg.Now())
 			s.bans.sweep(s.cfg.Now())
 		}
 	}

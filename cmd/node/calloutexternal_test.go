@@ -18,6 +18,7 @@ import (
 
 	"github.com/tallyhq/tally/client"
 	"github.com/tallyhq/tally/contract"
+	"github.com/tallyhq/tally/signin"
 	"github.com/tallyhq/tally/usersig/usersigtest"
 )
 
@@ -351,9 +352,12 @@ func TestExternalUsersFlagsRefused(t *testing.T) {
 }
 
 // TestExternalRemovedMemberDisconnected gives the node a user of the
-// external server's system account (--sys-user): a member removed from a
-// members-only group has her connection closed, through the server's kick,
-// and signs in again without the group's updates.
+// external server's system account (--sys-user): a user who signs in more
+// often than her cap (signin.DefaultMaxConnsPerUser) has her oldest
+// connections closed, with a line in the node's log, so that the node
+// knows at most that many of hers; a member removed from a members-only
+// group has every one of them closed, through the server's kick, and
+// signs in again without the group's updates.
 func TestExternalRemovedMemberDisconnected(t *testing.T) {
 	config := strings.Replace(externalCalloutConfig, "accounts {", `system_account: SYS
 accounts {
@@ -380,23 +384,41 @@ accounts {
 		t.Fatal(err)
 	}
 	members := contract.MemberUpdatesSubject("tally.v1", "club")
-	u, err := signInAt(t, url, "alice", usersigtest.Mint(t, key, "alice", time.Hour))
-	if err != nil {
-		t.Fatal(err)
+	const extra = 9
+	var conns []*userConn
+	for range signin.DefaultMaxConnsPerUser + extra {
+		u, err := signInAt(t, url, "alice", usersigtest.Mint(t, key, "alice", time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, u)
 	}
-	if _, err := u.nc.SubscribeSync(members); err != nil {
-		t.Fatal(err)
+	for i, u := range conns[:extra] {
+		select {
+		case <-u.closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("alice's connection %d of %d still open: the node should close her oldest beyond %d", i, len(conns), signin.DefaultMaxConnsPerUser)
+		}
 	}
-	if err := u.nc.Flush(); err != nil {
-		t.Fatal(err)
+	awaitNodeLog(t, p, "closed a user's oldest connection", "user=alice")
+	conns = conns[extra:]
+	for i, u := range conns {
+		if _, err := u.nc.SubscribeSync(members); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.nc.Flush(); err != nil {
+			t.Fatalf("alice's connection %d of her latest %d: %v", i, len(conns), err)
+		}
 	}
 	if _, err := admin.RemoveGroupMembers(ctx, "club", []string{"alice"}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-u.closed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("alice's connection still open 10 s after she was removed from club")
+	for i, u := range conns {
+		select {
+		case <-u.closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("alice's connection %d of %d still open 10 s after she was removed from club", i, len(conns))
+		}
 	}
 	again, err := signInAt(t, url, "alice", usersigtest.Mint(t, key, "alice", time.Hour))
 	if err != nil {
