@@ -311,8 +311,12 @@ func (s *Service) disconnected(m *nats.Msg) {
 	if s.conns.closer == nil {
 		return
 	}
-	n := s.conns.close(context.Background(), user)
-	s.cfg.Logger.Info("disconnected a user's connections", slog.String("user", user), slog.Int("connections", n))
+	// Off the subscription's handler: closing on an external server asks
+	// it, and the next user's disconnection should not wait for that.
+	s.goUnlessStopped(func() {
+		n := s.conns.close(s.ctx, user)
+		s.cfg.Logger.Info("disconnected a user's connections", slog.String("user", user), slog.Int("connections", n))
+	})
 }
 
 // sweep drops, every sweepEvery, the connections that are gone.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -445,5 +446,89 @@ func TestConnectionCap(t *testing.T) {
 			t.Fatalf("alice after closing one of 3 connections: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDisconnectKicksOffHandler closes connections with a Kick (as on an
+// external server): a kick that gets no answer holds back neither the
+// next user's disconnection nor Stop, which cancels the kicks under way
+// and waits for them.
+func TestDisconnectKicksOffHandler(t *testing.T) {
+	pub, priv, err := usersig.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu      sync.Mutex
+		behave  = map[uint64]func(ctx context.Context) error{}
+		release = make(chan struct{})
+	)
+	kicked := make(chan uint64, 10)
+	kick := func(ctx context.Context, _ string, id uint64) error {
+		kicked <- id
+		mu.Lock()
+		b := behave[id]
+		mu.Unlock()
+		if b == nil {
+			return nil
+		}
+		return b(ctx)
+	}
+	ts := startServers(t, 1, pub, func(c *signin.Config) { c.Conns, c.Kick = nil, kick })[0]
+	signIn := func(user string, b func(context.Context) error) uint64 {
+		nc, err := connectAs(t, ts.s, usersigtest.Mint(t, priv, user, time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := nc.GetClientID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		behave[id] = b
+		mu.Unlock()
+		return id
+	}
+	await := func(what string, want uint64) {
+		t.Helper()
+		select {
+		case id := <-kicked:
+			if id != want {
+				t.Fatalf("%s: kicked client %d, want %d", what, id, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no kick after 10 s", what)
+		}
+	}
+	// alice's server does not answer, until released.
+	alice := signIn("alice", func(ctx context.Context) error {
+		<-release
+		return errors.New("no answer")
+	})
+	bob := signIn("bob", nil)
+	var carolReturned atomic.Bool
+	carol := signIn("carol", func(ctx context.Context) error {
+		<-ctx.Done()
+		carolReturned.Store(true)
+		return ctx.Err()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ts.svc.Disconnect(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	await("alice", alice)
+	if err := ts.svc.Disconnect(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	await("bob, while alice's kick waits", bob)
+	if err := ts.svc.Disconnect(ctx, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	await("carol", carol)
+	close(release)
+	ts.svc.Stop()
+	if !carolReturned.Load() {
+		t.Error("carol's kick still under way after Stop")
 	}
 }
