@@ -318,6 +318,8 @@ func (c Config) validateEndUsers() []error {
 		errs = append(errs, fmt.Errorf("--user-sig-key with --nats-url needs a user of the end users' account %s that the auth_callout lets through (--users-user with $TALLY_USERS_PASSWORD, --users-creds, --users-nkey or --users-token): the node serves their calls in their account, where it sees each call's reply subject", UsersAccount))
 	case users.TLSCA != "" || users.TLSCert != "" || users.TLSKey != "":
 		errs = append(errs, errors.New("the end users' account's connection takes the node's TLS (--nats-tls-*)"))
+	case c.Credentials.sameUser(users):
+		errs = append(errs, fmt.Errorf("the end users' account's user (--users-*) is the node's own (--nats-*): it must be a user of account %s, where the auth_callout places end users", UsersAccount))
 	default:
 		errs = append(errs, users.validateAuth("the end users' account's credentials (--users-*)"))
 	}

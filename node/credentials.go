@@ -26,6 +26,13 @@ type Credentials struct {
 
 func (c Credentials) empty() bool { return c == Credentials{} }
 
+// sameUser reports whether c and o name one user: the same creds file,
+// nkey seed file, user or token.
+func (c Credentials) sameUser(o Credentials) bool {
+	same := func(a, b string) bool { return a != "" && a == b }
+	return same(c.CredsFile, o.CredsFile) || same(c.NkeySeedFile, o.NkeySeedFile) || same(c.User, o.User) || same(c.Token, o.Token)
+}
+
 func (c Credentials) validate() error {
 	err := c.validateAuth("NATS credentials")
 	if (c.TLSCert == "") != (c.TLSKey == "") {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -237,7 +238,7 @@ func (n *Node) serveExternalSignIn(prefix string) error {
 	if n.endUsers, err = n.connectWith("gateway-users", nodeUser{}, users, nil); err != nil {
 		return fmt.Errorf("the end users' account's user (--users-*): %w", err)
 	}
-	if err := n.checkUsersAccount(n.endUsers); err != nil {
+	if err := checkUsersAccount(n.endUsers); err != nil {
 		return err
 	}
 	if err := n.checkNoUserImport(cc, n.endUsers, prefix); err != nil {
@@ -252,6 +253,9 @@ func (n *Node) serveExternalSignIn(prefix string) error {
 			return fmt.Errorf("the system account's user (--sys-*): %w", err)
 		}
 		kick = kickOn(sc)
+		if err := checkKick(sc, kick); err != nil {
+			return err
+		}
 	}
 	return n.serveSignIn(cc, keys, prefix, "", nil, kick)
 }
@@ -259,6 +263,29 @@ func (n *Node) serveExternalSignIn(prefix string) error {
 // noSuchClient is what a server's kick answers for a client ID it does not
 // have (server.DisconnectClientByID).
 const noSuchClient = "no such client"
+
+// checkTimeout bounds each of the checks of an external server at start.
+const checkTimeout = 2 * time.Second
+
+// checkKick makes sure that the system account's user may kick: it asks
+// the server it is connected to to kick a client ID no connection has, and
+// expects the server's answer that there is none. A user of another
+// account hears no answer (nobody serves the request there), one that may
+// not publish the request or hear its reply none either; every kick would
+// then fail, and a removed member keep her connections.
+func checkKick(sc *nats.Conn, kick signin.Kick) error {
+	serverID := sc.ConnectedServerId()
+	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+	defer cancel()
+	err := kick(ctx, serverID, math.MaxUint64)
+	if errors.Is(err, signin.ErrNoConnection) {
+		return nil
+	}
+	if err == nil {
+		err = errors.New("the server kicked a client that should not exist")
+	}
+	return fmt.Errorf("the system account's user (--sys-*) cannot kick connections (%w): it must be a user of the server's system account that may publish to $SYS.REQ.SERVER.*.KICK and subscribe to its replies (_INBOX.>)", err)
+}
 
 // kickOn closes a connection of an external server with sc, a connection
 // of its system account: $SYS.REQ.SERVER.<server>.KICK.
@@ -303,7 +330,11 @@ func (n *Node) checkNoUserImport(own, users *nats.Conn, prefix string) error {
 	var subs []*nats.Subscription
 	defer func() {
 		for _, s := range subs {
-			s.Unsubscribe()
+			// The connection stays: the subscriptions would answer
+			// nothing anybody sends.
+			if err := s.Unsubscribe(); err != nil {
+				n.log.Warn("unsubscribe the check's probe", slog.String("subject", s.Subject), slog.Any("error", err))
+			}
 		}
 	}()
 	for _, s := range []string{subject, contract.PartitionedUserSubject(prefix, "*", "probe", id)} {
@@ -316,7 +347,7 @@ func (n *Node) checkNoUserImport(own, users *nats.Conn, prefix string) error {
 	if err := own.Flush(); err != nil {
 		return fmt.Errorf("subscribe %s: %w", subject, err)
 	}
-	_, err := users.Request(subject, nil, 2*time.Second)
+	_, err := users.Request(subject, nil, checkTimeout)
 	switch {
 	case err == nil:
 		return fmt.Errorf("account %s imports the user subjects (%s.u.> or %s.user.>) from the node's account: remove the import, the node serves end users' calls in their account (docs/operations.md, \"Sign-in on an existing NATS server\")", UsersAccount, prefix, prefix)
@@ -330,23 +361,25 @@ func (n *Node) checkNoUserImport(own, users *nats.Conn, prefix string) error {
 // connection is in ($SYS.REQ.USER.INFO, which every user may ask of
 // itself): on another one than UsersAccount the gateway would answer the
 // user subjects of that account's clients as end users' calls, and serve
-// none of the end users'. A server without a system account does not
-// answer, and a user that may not subscribe to its inbox hears nothing:
-// the node then says so and goes on.
-func (n *Node) checkUsersAccount(nc *nats.Conn) error {
-	m, err := nc.Request("$SYS.REQ.USER.INFO", nil, 2*time.Second)
+// none of the end users'. When the server does not answer (the user may
+// not publish the request or hear its reply), the node does not start
+// either: it cannot tell.
+func checkUsersAccount(nc *nats.Conn) error {
+	const cannot = "could not check that the end users' account's user (--users-*) is in account " + UsersAccount
+	m, err := nc.Request("$SYS.REQ.USER.INFO", nil, checkTimeout)
 	if err != nil {
-		n.log.Warn("could not check that the end users' account's user (--users-*) is in account "+UsersAccount, slog.Any("error", err))
-		return nil
+		return fmt.Errorf("%s (%w): the user must be allowed to publish to $SYS.REQ.USER.INFO and subscribe to its replies (_INBOX.>)", cannot, err)
 	}
 	var info struct {
 		Data struct {
 			Account string `json:"account"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal(m.Data, &info); err != nil || info.Data.Account == "" {
-		n.log.Warn("could not check that the end users' account's user (--users-*) is in account "+UsersAccount, slog.String("answer", string(m.Data)))
-		return nil
+	if err := json.Unmarshal(m.Data, &info); err != nil {
+		return fmt.Errorf("%s: the server's answer %q: %w", cannot, m.Data, err)
+	}
+	if info.Data.Account == "" {
+		return fmt.Errorf("%s: the server's answer %q names no account", cannot, m.Data)
 	}
 	if info.Data.Account != UsersAccount {
 		return fmt.Errorf("the end users' account's user (--users-*) is in account %s: it must be in %s, where the auth_callout places end users", info.Data.Account, UsersAccount)

@@ -212,10 +212,54 @@ func TestSignInOnExternalServer(t *testing.T) {
 	}
 	awaitNodeLog(t, p, "sign-in refused", "does not verify")
 
-	// The node's own user given for USERS: it would serve the user
-	// subjects of tally's account as end users' calls.
-	refusedAt(t, []string{"TALLY_NATS_PASSWORD=tally-pw", "TALLY_USERS_PASSWORD=tally-pw"}, "is in account TALLY: it must be in USERS",
-		"--name", "n2", "--nats-url", url, "--nats-user", "tally", "--user-sig-key", keyFile, "--callout-issuer", seedFile, "--users-user", "tally")
+	// A user of another account given for USERS: the node would serve
+	// the user subjects of that account as end users' calls.
+	refusedAt(t, []string{"TALLY_NATS_PASSWORD=tally-pw", "TALLY_USERS_PASSWORD=backend-pw"}, "is in account BACKEND: it must be in USERS",
+		"--name", "n2", "--nats-url", url, "--nats-user", "tally", "--user-sig-key", keyFile, "--callout-issuer", seedFile, "--users-user", "backend")
+}
+
+// withSystemAccount adds to config a system account SYS whose user sys
+// has permissions, which auth_callout lets through.
+func withSystemAccount(t *testing.T, config, permissions string) string {
+	t.Helper()
+	out := strings.Replace(config, "accounts {", `system_account: SYS
+accounts {
+  SYS {
+    users: [{user: sys, password: sys-pw, permissions: `+permissions+`}]
+  }`, 1)
+	out = strings.Replace(out, "auth_users: [tally, tally-users, backend]", "auth_users: [tally, tally-users, backend, sys]", 1)
+	if !strings.Contains(out, "system_account") || !strings.Contains(out, "backend, sys]") {
+		t.Fatal("no system account added to the configuration")
+	}
+	return out
+}
+
+// TestExternalStartChecksRefused runs a node on external servers where
+// what it needs cannot be checked or does not work: its user for USERS
+// may not ask the server which account it is in, its system account's
+// user may not kick, or is no user of the system account. It refuses to
+// start each time, saying what to grant.
+func TestExternalStartChecksRefused(t *testing.T) {
+	keyFile, _ := usersigtest.KeyFile(t)
+	args := func(url, seedFile string, extra ...string) []string {
+		return append([]string{"--name", "n1", "--nats-url", url, "--nats-user", "tally", "--user-sig-key", keyFile, "--callout-issuer", seedFile,
+			"--users-user", "tally-users"}, extra...)
+	}
+	env := []string{"TALLY_NATS_PASSWORD=tally-pw", "TALLY_USERS_PASSWORD=tally-users-pw"}
+
+	users := `users: [{user: tally-users, password: tally-users-pw}]`
+	config := strings.Replace(externalCalloutConfig, users,
+		`users: [{user: tally-users, password: tally-users-pw, permissions: {publish: {deny: "$SYS.REQ.USER.INFO"}}}]`, 1)
+	if config == externalCalloutConfig {
+		t.Fatal("no permissions added to the configuration")
+	}
+	url, seedFile, _ := startCalloutServer(t, config)
+	refusedAt(t, env, "could not check that the end users' account's user (--users-*) is in account USERS", args(url, seedFile)...)
+
+	url, seedFile, _ = startCalloutServer(t, withSystemAccount(t, externalCalloutConfig, `{publish: "$SYS.REQ.SERVER.*.PING", subscribe: "_INBOX.>"}`))
+	const cannotKick = "the system account's user (--sys-*) cannot kick connections"
+	refusedAt(t, append(env, "TALLY_SYS_PASSWORD=sys-pw"), cannotKick, args(url, seedFile, "--sys-user", "sys")...)
+	refusedAt(t, append(env, "TALLY_SYS_PASSWORD=backend-pw"), cannotKick, args(url, seedFile, "--sys-user", "backend")...)
 }
 
 // refusedAt runs a node with args and the variables env added, and
@@ -332,6 +376,7 @@ func TestExternalUsersFlagsRefused(t *testing.T) {
 		{"no external server", []string{"--user-sig-key", keyFile, "--users-user", "u"}, []string{"TALLY_USERS_PASSWORD=p"}, "are for --nats-url with --user-sig-key"},
 		{"no sign-in", []string{"--nats-url", "nats://127.0.0.1:1", "--users-creds", keyFile}, nil, "are for --nats-url with --user-sig-key"},
 		{"a system user without an external server", []string{"--user-sig-key", keyFile, "--sys-user", "s"}, []string{"TALLY_SYS_PASSWORD=p"}, "--sys-user, --sys-password and --sys-token are for --nats-url"},
+		{"the node's own user for USERS", append(external, "--nats-user", "tally", "--users-user", "tally"), []string{"TALLY_NATS_PASSWORD=a", "TALLY_USERS_PASSWORD=b"}, "the end users' account's user (--users-*) is the node's own (--nats-*)"},
 		{"a system user without its password", append(external, "--users-token", "x", "--sys-user", "s"), nil, "the system account's credentials (--sys-*): a user needs a password"},
 	}
 	for _, tt := range tests {
@@ -359,16 +404,8 @@ func TestExternalUsersFlagsRefused(t *testing.T) {
 // group has every one of them closed, through the server's kick, and
 // signs in again without the group's updates.
 func TestExternalRemovedMemberDisconnected(t *testing.T) {
-	config := strings.Replace(externalCalloutConfig, "accounts {", `system_account: SYS
-accounts {
-  SYS {
-    # The node's user there may only kick connections.
-    users: [{user: sys, password: sys-pw, permissions: {publish: "$SYS.REQ.SERVER.*.KICK", subscribe: "_INBOX.>"}}]
-  }`, 1)
-	config = strings.Replace(config, "auth_users: [tally, tally-users, backend]", "auth_users: [tally, tally-users, backend, sys]", 1)
-	if !strings.Contains(config, "system_account") || !strings.Contains(config, "backend, sys]") {
-		t.Fatal("no system account added to the configuration")
-	}
+	// The node's user there may only kick connections.
+	config := withSystemAccount(t, externalCalloutConfig, `{publish: "$SYS.REQ.SERVER.*.KICK", subscribe: "_INBOX.>"}`)
 	url, seedFile, backend := startCalloutServer(t, config)
 	keyFile, key := usersigtest.KeyFile(t)
 	p := launchEnv(t, []string{"TALLY_NATS_PASSWORD=tally-pw", "TALLY_USERS_PASSWORD=tally-users-pw", "TALLY_SYS_PASSWORD=sys-pw"},
