@@ -314,16 +314,16 @@ func kickOn(sc *nats.Conn) signin.Kick {
 }
 
 // checkNoUserImport makes sure that the end users' account imports no
-// user subjects from the node's, as the configuration documented before
-// did: through such an import each end user's call would also reach the
-// node's own account, and be served twice, once answered on the import's
-// reply subject, which stands for whatever the caller chose. A request of
-// the end users' connection on a user subject of no user is answered by
-// the node's own connection when an import carries it, mapped or not;
-// without one, the server says at once that nobody listens. (In a NATS
-// cluster whose servers have not heard of the probe's subscription yet, an
-// import can go unseen: the check finds imports, never refuses a
-// configuration without one.)
+// user subjects from the node's (a service import of tally.v1.u.> or
+// tally.v1.user.> from TALLY into USERS): through one each end user's
+// call would also reach the node's own account, and be served twice, once
+// answered on the import's reply subject, which stands for whatever the
+// caller chose. A request of the end users' connection on a user subject
+// of no user is answered by the node's own connection when an import
+// carries it, mapped or not; without one, the server says at once that
+// nobody listens. (In a NATS cluster whose servers have not heard of the
+// probe's subscription yet, an import can go unseen: the check finds
+// imports, never refuses a configuration without one.)
 func (n *Node) checkNoUserImport(own, users *nats.Conn, prefix string) error {
 	id := nuid.Next()
 	subject := prefix + ".user.probe." + id

@@ -276,9 +276,9 @@ func refusedAt(t *testing.T, env []string, want string, args ...string) {
 	}
 }
 
-// TestExternalUsersImportRefused runs the configuration documented before
-// the node served end users in their own account: USERS imports the
-// users' subjects from TALLY. The node refuses to start on it: it would
+// TestExternalUsersImportRefused runs a configuration whose USERS
+// imports the users' subjects from TALLY (a service import of
+// tally.v1.u.>). The node refuses to start on it: it would
 // serve each of their calls twice, once through the import, whose reply
 // subject stands for any the caller chose.
 func TestExternalUsersImportRefused(t *testing.T) {
