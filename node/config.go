@@ -109,7 +109,9 @@ type Config struct {
 	// SystemCredentials, optional with NATSURL and UserSigKey, authenticate
 	// a user of the external server's system account: with it the node
 	// closes the connections it signed in of a user whose groups changed
-	// (or who flooded it), through the server's kick request. Its TLS is
+	// (or who flooded it), through the server's kick request, and keeps a
+	// user's latest signin.DefaultMaxConnsPerUser, closing her oldest. The
+	// node starts only once the server answered a kick of it. Its TLS is
 	// Credentials'.
 	SystemCredentials Credentials
 	// Groups lists a user's members-only groups at sign-in; nil grants
