@@ -118,12 +118,18 @@ func parseFlags(name string, args []string, getenv env, usage io.Writer, extra f
 	str(&n.Listen, "listen", "TALLY_LISTEN", "client address of the embedded NATS server (port 0: any free port)")
 	str(&n.NATSConfig, "nats-config", "TALLY_NATS_CONFIG", "nats-server configuration file for the embedded server (accounts, users, TLS, limits); tally adds its own account")
 	str(&n.NATSURL, "nats-url", "TALLY_NATS_URL", "use this NATS server or cluster instead of embedding one")
+	// creds declares the flags of one NATS user's credentials, --<flag>-*
+	// and $<env>_*: a credentials file, an nkey seed, a user and its
+	// password, or a token.
+	creds := func(cr *node.Credentials, flag, env, scope, whose string) {
+		str(&cr.CredsFile, flag+"-creds", env+"_CREDS", scope+": credentials file (JWT and nkey seed) of "+whose)
+		str(&cr.NkeySeedFile, flag+"-nkey", env+"_NKEY", scope+": file holding the nkey seed of "+whose)
+		str(&cr.User, flag+"-user", env+"_USER", scope+": user name of "+whose)
+		secret(&cr.Password, flag+"-password", env+"_PASSWORD", "with --"+flag+"-user: its password (prefer the environment variable: flags show in ps)")
+		secret(&cr.Token, flag+"-token", env+"_TOKEN", scope+": token of "+whose+" (prefer the environment variable)")
+	}
 	cr := &n.Credentials
-	str(&cr.CredsFile, "nats-creds", "TALLY_NATS_CREDS", "with --nats-url: credentials file (JWT and nkey seed)")
-	str(&cr.NkeySeedFile, "nats-nkey", "TALLY_NATS_NKEY", "with --nats-url: file holding the node's nkey seed")
-	str(&cr.User, "nats-user", "TALLY_NATS_USER", "with --nats-url: user name")
-	secret(&cr.Password, "nats-password", "TALLY_NATS_PASSWORD", "with --nats-url: password (prefer the environment variable: flags show in ps)")
-	secret(&cr.Token, "nats-token", "TALLY_NATS_TOKEN", "with --nats-url: token (prefer the environment variable)")
+	creds(cr, "nats", "TALLY_NATS", "with --nats-url", "the node's user")
 	str(&cr.TLSCA, "nats-tls-ca", "TALLY_NATS_TLS_CA", "with --nats-url: CA certificate file that verifies the server")
 	str(&cr.TLSCert, "nats-tls-cert", "TALLY_NATS_TLS_CERT", "with --nats-url: client certificate file")
 	str(&cr.TLSKey, "nats-tls-key", "TALLY_NATS_TLS_KEY", "with --nats-url: client key file")
@@ -147,18 +153,10 @@ func parseFlags(name string, args []string, getenv env, usage io.Writer, extra f
 	str(&origins, "websocket-origins", "TALLY_WEBSOCKET_ORIGINS", "origins whose pages may connect over WebSocket, e.g. https://app.example.com, separated by commas (default: any)")
 	str(&n.UserSigKey, "user-sig-key", "TALLY_USER_SIG_KEY", "public key file (PEM, Ed25519) that verifies user signatures: end users sign in with one")
 	str(&n.CalloutIssuer, "callout-issuer", "TALLY_CALLOUT_ISSUER", "with --nats-url and --user-sig-key: file holding the account nkey seed of the server's auth_callout issuer")
-	uc := &n.UsersCredentials
-	str(&uc.CredsFile, "users-creds", "TALLY_USERS_CREDS", "with --nats-url and --user-sig-key: credentials file of the node's user in the end users' account USERS")
-	str(&uc.NkeySeedFile, "users-nkey", "TALLY_USERS_NKEY", "with --nats-url and --user-sig-key: file holding the nkey seed of the node's user in USERS")
-	str(&uc.User, "users-user", "TALLY_USERS_USER", "with --nats-url and --user-sig-key: the node's user name in USERS, one of the auth_callout's auth_users")
-	secret(&uc.Password, "users-password", "TALLY_USERS_PASSWORD", "with --users-user: its password (prefer the environment variable)")
-	secret(&uc.Token, "users-token", "TALLY_USERS_TOKEN", "with --nats-url and --user-sig-key: token of the node's user in USERS (prefer the environment variable)")
-	sc := &n.SystemCredentials
-	str(&sc.CredsFile, "sys-creds", "TALLY_SYS_CREDS", "optional with --nats-url and --user-sig-key: credentials file of a user of the server's system account, with which the node closes end users' connections")
-	str(&sc.NkeySeedFile, "sys-nkey", "TALLY_SYS_NKEY", "optional with --nats-url and --user-sig-key: file holding the nkey seed of a system account's user")
-	str(&sc.User, "sys-user", "TALLY_SYS_USER", "optional with --nats-url and --user-sig-key: a system account's user name, one of the auth_callout's auth_users")
-	secret(&sc.Password, "sys-password", "TALLY_SYS_PASSWORD", "with --sys-user: its password (prefer the environment variable)")
-	secret(&sc.Token, "sys-token", "TALLY_SYS_TOKEN", "optional with --nats-url and --user-sig-key: token of a system account's user (prefer the environment variable)")
+	creds(&n.UsersCredentials, "users", "TALLY_USERS", "with --nats-url and --user-sig-key",
+		"the node's user in the end users' account USERS, one of the auth_callout's auth_users")
+	creds(&n.SystemCredentials, "sys", "TALLY_SYS", "optional with --nats-url and --user-sig-key",
+		"a user of the server's system account, one of the auth_callout's auth_users, with which the node closes end users' connections")
 	dur(&n.SyncInterval, "sync-interval", "TALLY_SYNC_INTERVAL", "how often --sync=interval fsyncs")
 	dur(&n.DedupeWindow, "dedupe-window", "TALLY_DEDUPE_WINDOW", "how long a write's requestID is remembered")
 	dur(&n.PassivateAfter, "passivate-after", "TALLY_PASSIVATE_AFTER", "keep an idle group in memory this long")
