@@ -294,12 +294,13 @@ func TestExternalUsersImportRefused(t *testing.T) {
 		"--name", "n1", "--nats-url", url, "--nats-user", "tally", "--user-sig-key", keyFile, "--callout-issuer", seedFile, "--users-user", "tally-users")
 }
 
-// replyGoesOnlyToCaller has mallory name other subjects as the reply of her
-// calls on the external server: a group's updates, bob's inbox, an inbox
-// whose prefix is bob's. Nothing reaches bob there: after mallory's own
-// call, whose reply comes to her inbox and shows none of the others
-// changed a counter, the first message he gets on each is the update of
-// his own call, and its reply.
+// replyGoesOnlyToCaller has mallory, signed in at url with a signature
+// of key, name other subjects as the reply of her calls: a group's
+// updates, bob's inbox, an inbox whose name starts with bob's. Nothing
+// reaches bob there and nothing is applied: her next call on her own inbox
+// finds likes at 1, and the first messages bob gets are the update of his
+// own increase and its reply. It serves the embedded server and an
+// external one alike.
 func replyGoesOnlyToCaller(t *testing.T, url string, key ed25519.PrivateKey) {
 	t.Helper()
 	mallory, err := signInAt(t, url, "mallory", usersigtest.Mint(t, key, "mallory", time.Hour))

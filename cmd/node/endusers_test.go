@@ -788,53 +788,8 @@ func TestEndUserFlood(t *testing.T) {
 // TestEndUserReplySubject has mallory name other subjects as the reply of
 // her calls: a group's updates, bob's inbox. Nothing reaches bob there:
 // the first message he gets on each is the next update, and his own
-// replies.
+// replies (replyGoesOnlyToCaller).
 func TestEndUserReplySubject(t *testing.T) {
 	n := startEndUserNode(t)
-	mallory, err := signInAt(t, n.ws, "mallory", usersigtest.Mint(t, n.key, "mallory", time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob, err := signInAt(t, n.ws, "bob", usersigtest.Mint(t, n.key, "bob", time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	updates, err := bob.nc.SubscribeSync("tally.v1.updates.room")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inbox, err := bob.nc.SubscribeSync("_INBOX_bob.>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bob.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	body := []byte(`{"groupID":"other","key":"likes","value":1}`)
-	for _, reply := range []string{"tally.v1.updates.room", "_INBOX_bob.x", "_INBOX_bobby.x"} {
-		if err := mallory.nc.PublishRequest("tally.v1.user.mallory.increase", reply, body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := mallory.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	// mallory's own call still gets its answer on her inbox.
-	m, err := mallory.nc.Request("tally.v1.user.mallory.increase", body, 5*time.Second)
-	if err != nil || !strings.Contains(string(m.Data), `"value":1`) {
-		t.Fatalf("mallory's call on her inbox: %q, %v", m.Data, err)
-	}
-	b, err := client.New(bob.nc, "bob")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.IncreaseGroupCounter(context.Background(), "room", "likes", 1); err != nil {
-		t.Fatal(err)
-	}
-	if m, err := updates.NextMsg(5 * time.Second); err != nil || !strings.Contains(string(m.Data), `"seq":1`) {
-		t.Errorf("bob's first message on room's updates: %q, %v; want the update of his increase", m.Data, err)
-	}
-	if m, err := inbox.NextMsg(5 * time.Second); err != nil || !strings.Contains(string(m.Data), "room") || strings.Contains(string(m.Data), "other") {
-		t.Errorf("bob's first message on his inbox: %q, %v; want the reply of his increase", m.Data, err)
-	}
+	replyGoesOnlyToCaller(t, n.ws, n.key)
 }
