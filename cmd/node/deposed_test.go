@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -26,35 +23,7 @@ import (
 // them (10008).
 func startCutServers(t *testing.T) (servers []*server.Server, proxies [][]*proxy, meta int) {
 	t.Helper()
-	const n = 3
-	routes, proxies := routeProxies(t, n)
-	for i := range n {
-		host, port, err := net.SplitHostPort(routes[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		var via []string
-		for j := range n {
-			if i != j {
-				via = append(via, "nats://"+proxies[i][j].addr)
-			}
-		}
-		opts := &server.Options{
-			ServerName: fmt.Sprintf("tally-cut-%d", i+1),
-			Host:       "127.0.0.1",
-			Port:       -1,
-			JetStream:  true,
-			StoreDir:   t.TempDir(),
-			NoLog:      true,
-			NoSigs:     true,
-			Cluster:    server.ClusterOpts{Name: "tally-cut", Host: host, Advertise: "127.0.0.1:9"},
-			Routes:     server.RoutesFromStr(strings.Join(via, ",")),
-		}
-		if opts.Cluster.Port, err = strconv.Atoi(port); err != nil {
-			t.Fatal(err)
-		}
-		servers = append(servers, journaltest.Start(t, opts))
-	}
+	servers, proxies = startProxiedServers(t, 3)
 	meta = -1
 	journaltest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		for i, s := range servers {

@@ -151,14 +151,12 @@ func startCutCluster(t *testing.T) (*testCluster, [][]*proxy) {
 	return c, proxies
 }
 
-// startCutExternalCluster starts a three-server NATS cluster in the test
-// whose routes all go through proxies, as startCutCluster's do, and one
-// node on each server with --nats-url that server alone.
-func startCutExternalCluster(t *testing.T) (*testCluster, [][]*proxy) {
+// startProxiedServers starts an n-server NATS cluster with JetStream in
+// the test whose routes all go through proxies, one per pair and
+// direction: proxies[i][j] carries the route server i dials to server j.
+func startProxiedServers(t *testing.T, n int) ([]*server.Server, [][]*proxy) {
 	t.Helper()
-	const n = 3
 	routes, proxies := routeProxies(t, n)
-	c := &testCluster{t: t, external: true}
 	var servers []*server.Server
 	for i := range n {
 		host, port, err := net.SplitHostPort(routes[i])
@@ -185,8 +183,19 @@ func startCutExternalCluster(t *testing.T) (*testCluster, [][]*proxy) {
 		if opts.Cluster.Port, err = strconv.Atoi(port); err != nil {
 			t.Fatal(err)
 		}
-		s := journaltest.Start(t, opts)
-		servers = append(servers, s)
+		servers = append(servers, journaltest.Start(t, opts))
+	}
+	return servers, proxies
+}
+
+// startCutExternalCluster starts a three-server NATS cluster in the test
+// whose routes all go through proxies, as startCutCluster's do, and one
+// node on each server with --nats-url that server alone.
+func startCutExternalCluster(t *testing.T) (*testCluster, [][]*proxy) {
+	t.Helper()
+	servers, proxies := startProxiedServers(t, 3)
+	c := &testCluster{t: t, external: true}
+	for i, s := range servers {
 		m := &member{name: fmt.Sprintf("n%d", i+1), url: s.ClientURL()}
 		m.args = []string{"--name", m.name, "--nats-url", s.ClientURL(), "--replicas", "3"}
 		c.members = append(c.members, m)
