@@ -36,9 +36,10 @@ test:
 # web-test builds the Web SDK (web/sdk) and runs its tests and the demo's
 # browser test against real nodes; it installs the Node packages (npm ci)
 # and Debian's chromium when they are missing. web/with-node.sh runs npm
-# and node: the node on PATH when it is 20 or later, else Node.js 20 from
-# the npm registry, installed into web/.node; with no Node.js 20 to be had,
-# web-test (and so test) fails. WEB_TESTS=skip skips the web tests, saying so.
+# and node: the node on PATH when it is 20 or later, else the Node.js 20
+# that web/node-runtime pins (its package-lock.json's integrity hashes
+# checked), installed into web/.node; with no Node.js 20 to be had, web-test
+# (and so test) fails. WEB_TESTS=skip skips the web tests, saying so.
 NPM ?= npm
 WITH_NODE := $(CURDIR)/web/with-node.sh
 web-test: build
