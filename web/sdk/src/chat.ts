@@ -76,6 +76,13 @@ export interface CreateOptions {
    * Default 5 minutes, and at most half the signature's lifetime.
    */
   renewBefore?: number;
+  /**
+   * How long sign-ins must go on being refused, in ms, before the refusals
+   * end the session with KICKED_OUT (AUTH_REFUSED); it takes three refusals
+   * in a row too. Default 20000. Measured with a monotonic clock
+   * (performance.now), so a change of the wall clock does not shorten it.
+   */
+  refusedFor?: number;
   /** Options passed to nats-core's wsconnect (reconnect timing, ping interval). */
   connectOptions?: Partial<WsConnectionOptions>;
 }
@@ -95,7 +102,7 @@ interface Session {
   ended: boolean;
   /** Sign-ins refused in a row since the connection was last up. */
   refusals: number;
-  /** When the first of them was refused (ms since the epoch). */
+  /** When the first of them was refused (performance.now(), ms). */
   refusedSince?: number;
 }
 
@@ -105,7 +112,8 @@ interface Session {
  * cannot read the user's groups until the membership index has a leader
  * again, which takes seconds. The server says only "Authorization
  * Violation", so refusals end the session only when there have been this
- * many in a row, for at least REFUSED_FOR.
+ * many in a row, for at least the refusedFor option of create (default
+ * REFUSED_FOR ms).
  */
 const MAX_REFUSALS = 3;
 const REFUSED_FOR = 20_000;
@@ -139,11 +147,15 @@ export class Chat {
     if (!options || !options.servers || (Array.isArray(options.servers) && options.servers.length === 0)) {
       throw new TallyError(CODE.INVALID_PARAMETER, "invalid parameter: create needs servers");
     }
+    if (options.refusedFor !== undefined && !(typeof options.refusedFor === "number" && options.refusedFor >= 0)) {
+      throw new TallyError(CODE.INVALID_PARAMETER, "invalid parameter: refusedFor must be a number of ms, 0 or more");
+    }
     this.opts = {
       servers: options.servers,
       timeout: options.timeout ?? 5000,
       retries: options.retries ?? 5,
       renewBefore: options.renewBefore ?? 5 * 60_000,
+      refusedFor: options.refusedFor ?? REFUSED_FOR,
       connectOptions: options.connectOptions,
     };
   }
@@ -180,7 +192,7 @@ export class Chat {
         inboxPrefix: `_INBOX_${userID}`,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 1000,
-        // The SDK decides when refusals end the session (MAX_REFUSALS).
+        // The SDK decides when refusals end the session (MAX_REFUSALS, refusedFor).
         ignoreAuthErrorAbort: true,
         // A dial that reached a stopping node gives up as a call would.
         timeout: this.opts.timeout,
@@ -397,7 +409,7 @@ export class Chat {
         case "error":
           if (st.error instanceof natsErrors.UserAuthenticationExpiredError) {
             await this.kick(s, KICKED_OUT_TYPE.USERSIG_EXPIRED, message(st.error));
-          } else if (st.error instanceof natsErrors.AuthorizationError && refusedForGood(s)) {
+          } else if (st.error instanceof natsErrors.AuthorizationError && refusedForGood(s, this.opts.refusedFor)) {
             await this.kick(s, KICKED_OUT_TYPE.AUTH_REFUSED, message(st.error));
           }
           break;
@@ -473,10 +485,12 @@ function at(timers: ReturnType<typeof setTimeout>[], t: number, fn: () => void):
 }
 
 // refusedForGood counts one more refused sign-in and reports whether the
-// refusals in a row now end the session (MAX_REFUSALS, REFUSED_FOR).
-function refusedForGood(s: Session): boolean {
-  s.refusedSince ??= Date.now();
-  return ++s.refusals >= MAX_REFUSALS && Date.now() - s.refusedSince >= REFUSED_FOR;
+// refusals in a row now end the session: MAX_REFUSALS of them, over at
+// least refusedFor ms of the monotonic clock (the wall clock may jump).
+function refusedForGood(s: Session, refusedFor: number): boolean {
+  const now = performance.now();
+  s.refusedSince ??= now;
+  return ++s.refusals >= MAX_REFUSALS && now - s.refusedSince >= refusedFor;
 }
 
 function abortAll(s: Session, why: string): void {

@@ -141,6 +141,13 @@ describe("error codes", () => {
     }
   });
 
+  test("create refuses a refusedFor that is not a number of ms, 0 or more", () => {
+    for (const refusedFor of [-1, NaN, "20000", null]) {
+      assert.throws(() => create({ servers: node.wsURL, refusedFor }), (err) => err.code === 10004, String(refusedFor));
+    }
+    for (const refusedFor of [0, 20_000, Infinity]) create({ servers: node.wsURL, refusedFor });
+  });
+
   test("a call before login is refused", async () => {
     const chat = create({ servers: node.wsURL });
     const err = await rejection(chat.getGroupCounters({ groupID: "g" }));
