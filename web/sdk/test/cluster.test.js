@@ -22,7 +22,9 @@ describe("a three-node cluster", () => {
   test("a user's change reaches a user on another node with its seq, and a write retried across a SIGKILL of its node is applied once", async () => {
     const [n1, n2, n3] = nodes;
     // alice signs in on n1 (through a proxy that can lose the node's
-    // replies), with n2 and n3 to fail over to; bob on n2 alone.
+    // replies), with n2 and n3 to fail over to; bob on n2 alone. Both
+    // carry on across refused sign-ins however long the cluster takes to
+    // elect leaders again (helpers' login: refusedFor PATIENT).
     const proxy = await startProxy(n1.wsPort);
     const alice = await login(n1, "alice", {
       servers: [proxy.url, n2.wsURL, n3.wsURL],

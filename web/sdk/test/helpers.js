@@ -2,11 +2,22 @@
 // deadline for what the SDK tells.
 import { create, EVENT } from "../dist/index.js";
 
-/** login creates a chat on node (or on servers) and logs userID in with a fresh signature. */
+/**
+ * PATIENT is a refusedFor longer than any test: refused sign-ins (a node
+ * that starts, a cluster electing a leader) never end such a session, so
+ * no test depends on how fast those are over.
+ */
+export const PATIENT = 10 * 60_000;
+
+/**
+ * login creates a chat on node (or on servers), with refusedFor PATIENT
+ * unless options say otherwise, and logs userID in with a fresh signature.
+ */
 export async function login(node, userID, { servers, ...options } = {}) {
   const chat = create({
     servers: servers ?? node.wsURL,
     timeout: 2000,
+    refusedFor: PATIENT,
     ...options,
     connectOptions: { reconnectTimeWait: 100, ...options.connectOptions },
   });
