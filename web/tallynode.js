@@ -230,10 +230,19 @@ export class TallyNode {
     const child = spawn(this.bin, this.args, { stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     children.add(child);
-    this.exited = new Promise((resolve) => child.on("exit", (code, signal) => {
-      children.delete(child);
-      resolve({ code, signal });
-    }));
+    this.exited = new Promise((resolve) => {
+      child.on("exit", (code, signal) => {
+        children.delete(child);
+        resolve({ code, signal });
+      });
+      // A binary that cannot be run gives an error and no exit; unhandled,
+      // the error would end this process, and callers' cleanup with it.
+      child.on("error", (error) => {
+        if (child.pid !== undefined) return; // a kill that failed: the node runs on
+        children.delete(child);
+        resolve({ error });
+      });
+    });
     child.stderr.on("data", (b) => {
       this.stderr += b;
       if (this.log) process.stderr.write(b);
@@ -248,9 +257,10 @@ export class TallyNode {
           resolve();
         }
       });
-      this.exited.then(({ code, signal }) => {
+      this.exited.then(({ code, signal, error }) => {
         clearTimeout(timer);
-        reject(new Error(`tally-node exited (${code ?? signal}) before serving:\n${this.stderr}`));
+        if (error) reject(new Error(`tally-node could not be started (${this.bin}): ${error.message}`));
+        else reject(new Error(`tally-node exited (${code ?? signal}) before serving:\n${this.stderr}`));
       });
     });
   }
