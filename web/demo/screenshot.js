@@ -16,20 +16,24 @@ const screen = { width: 1040, height: 700 };
 const win = { width: 500, height: 660, top: 20, gap: 13 };
 
 // Xvfb picks a free display and writes its number on fd 3 once it serves.
+// Whatever fails from here on (Xvfb itself, the demo's start, Chromium),
+// the finally below stops Xvfb, and the exit hook does on a crash.
 const xvfb = spawn("Xvfb", ["-displayfd", "3", "-screen", "0", `${screen.width}x${screen.height}x24`, "-nolisten", "tcp"],
   { stdio: ["ignore", "ignore", "inherit", "pipe"] });
-const display = await new Promise((resolve, reject) => {
-  let s = "";
-  xvfb.stdio[3].on("data", (b) => {
-    s += b;
-    if (s.includes("\n")) resolve(`:${s.trim()}`);
-  });
-  xvfb.on("exit", (code) => reject(new Error(`Xvfb exited (${code}) before it served`)));
-});
-
-const demo = await startDemo();
+process.on("exit", () => xvfb.kill());
+let demo;
 const browsers = [];
 try {
+  const display = await new Promise((resolve, reject) => {
+    let s = "";
+    xvfb.stdio[3].on("data", (b) => {
+      s += b;
+      if (s.includes("\n")) resolve(`:${s.trim()}`);
+    });
+    xvfb.on("error", (err) => reject(new Error(`cannot run Xvfb: ${err.message}`)));
+    xvfb.on("exit", (code) => reject(new Error(`Xvfb exited (${code}) before it served`)));
+  });
+  demo = await startDemo();
   const executablePath = execFileSync("sh", ["-c", "command -v chromium"], { encoding: "utf8" }).trim();
   const open = async (user, i) => {
     const browser = await chromium.launch({
@@ -64,7 +68,10 @@ try {
   await promisify(execFile)("import", ["-display", display, "-window", "root", out]);
   console.log(`screenshot.js: wrote ${out}`);
 } finally {
-  await Promise.all(browsers.map((b) => b.close()));
-  await demo.close();
-  xvfb.kill();
+  try {
+    await Promise.allSettled(browsers.map((b) => b.close()));
+    await demo?.close();
+  } finally {
+    xvfb.kill();
+  }
 }
