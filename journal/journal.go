@@ -289,7 +289,9 @@ func (j *Journal) Last(ctx context.Context, group string) (*messages.Event, uint
 // write is acknowledged only once a quorum of the stream's replicas stored
 // it: Confirm writes a probe that the stream takes only while the group's
 // last event is at seq, and fails with ErrConflict when it is elsewhere.
-// It then deletes this journal's previous probe, as Probe does.
+// It then deletes this journal's previous probe, as Probe does, without
+// waiting for it: the delete is another write through a quorum, which the
+// load being confirmed need not wait for.
 func (j *Journal) Confirm(ctx context.Context, group string, seq uint64) error {
 	sh := j.shardOf(group)
 	ack, err := j.js.Publish(ctx, sh.probe, nil, jetstream.WithExpectLastSequenceForSubject(seq, j.Subject(group)))
@@ -301,10 +303,18 @@ func (j *Journal) Confirm(ctx context.Context, group string, seq uint64) error {
 	}
 	if prev := sh.probed.Swap(ack.Sequence); prev != 0 {
 		// A probe that cannot be deleted stays; the confirmation stands.
-		_ = sh.stream.DeleteMsg(ctx, prev)
+		go func() {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), confirmDeleteTimeout)
+			defer cancel()
+			_ = sh.stream.DeleteMsg(dctx, prev)
+		}()
 	}
 	return nil
 }
+
+// confirmDeleteTimeout bounds the delete of a confirmation's previous
+// probe.
+const confirmDeleteTimeout = 5 * time.Second
 
 // At returns the group's event at stream sequence seq.
 func (j *Journal) At(ctx context.Context, group string, seq uint64) (*messages.Event, error) {
