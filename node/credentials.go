@@ -26,6 +26,13 @@ type Credentials struct {
 
 func (c Credentials) empty() bool { return c == Credentials{} }
 
+// withTLSOf is c with o's TLS: the node's other users on an external
+// server connect as its own does (--nats-tls-*).
+func (c Credentials) withTLSOf(o Credentials) Credentials {
+	c.TLSCA, c.TLSCert, c.TLSKey = o.TLSCA, o.TLSCert, o.TLSKey
+	return c
+}
+
 // sameUser reports whether c and o name one user: the same creds file,
 // nkey seed file, user or token.
 func (c Credentials) sameUser(o Credentials) bool {

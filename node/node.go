@@ -233,8 +233,7 @@ func (n *Node) serveExternalSignIn(prefix string) error {
 	// The node's user in the end users' account, as on the embedded
 	// server: the operator's account imports no user subjects, whose
 	// callers the node would know only by the import's reply subject.
-	users := n.cfg.UsersCredentials
-	users.TLSCA, users.TLSCert, users.TLSKey = n.cfg.Credentials.TLSCA, n.cfg.Credentials.TLSCert, n.cfg.Credentials.TLSKey
+	users := n.cfg.UsersCredentials.withTLSOf(n.cfg.Credentials)
 	if n.endUsers, err = n.connectWith("gateway-users", nodeUser{}, users, nil); err != nil {
 		return fmt.Errorf("the end users' account's user (--users-*): %w", err)
 	}
@@ -246,9 +245,7 @@ func (n *Node) serveExternalSignIn(prefix string) error {
 	}
 	var kick signin.Kick
 	if !n.cfg.SystemCredentials.empty() {
-		sys := n.cfg.SystemCredentials
-		sys.TLSCA, sys.TLSCert, sys.TLSKey = n.cfg.Credentials.TLSCA, n.cfg.Credentials.TLSCert, n.cfg.Credentials.TLSKey
-		sc, err := n.connectWith("system", nodeUser{}, sys, nil)
+		sc, err := n.connectWith("system", nodeUser{}, n.cfg.SystemCredentials.withTLSOf(n.cfg.Credentials), nil)
 		if err != nil {
 			return fmt.Errorf("the system account's user (--sys-*): %w", err)
 		}
