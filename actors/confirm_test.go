@@ -3,6 +3,7 @@ package actors_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -93,5 +94,53 @@ func TestLoadConfirmsTheLastEvent(t *testing.T) {
 	got, err = n.Get(ctx, "", &messages.GetRequest{GroupId: "cut-off"})
 	if !errors.Is(err, actors.ErrUnavailable) {
 		t.Errorf("get cut-off while every read is old = %v, %v; want ErrUnavailable", got.GetCounters(), err)
+	}
+}
+
+// lostProbes loses the first probes of Confirm as a stream electing its
+// leader does: no answer ever comes, and only the caller's deadline ends
+// the wait.
+type lostProbes struct {
+	*journal.Journal
+	lost atomic.Int64 // probes left to lose
+}
+
+func (l *lostProbes) Confirm(ctx context.Context, group string, seq uint64) error {
+	if l.lost.Add(-1) >= 0 {
+		<-ctx.Done()
+		return fmt.Errorf("confirm %s: %w", group, ctx.Err())
+	}
+	return l.Journal.Confirm(ctx, group, seq)
+}
+
+// TestLoadSendsALostProbeAgain loads a group whose first two probes are
+// never answered: the load sends the probe again and serves the group
+// within its timeout. (A new cluster's first loads waited for a lost probe
+// until the load's timeout and answered 10002.)
+func TestLoadSendsALostProbeAgain(t *testing.T) {
+	ctx := context.Background()
+	js := journaltest.JetStream(t, journaltest.Connect(t, journaltest.StartServer(t)))
+	j, err := journal.Open(ctx, js, journal.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lostProbes{Journal: j}
+	n := startNode(t, l, actorstest.NewFakeClock(), &recorder{}, func(c *actors.Config) {
+		c.Leases = heldLeases{}
+		c.Timeout = 3 * time.Second
+	})
+	if err := rivalIncrease(ctx, j, "room"); err != nil {
+		t.Fatal(err)
+	}
+	l.lost.Store(2)
+	got, err := n.Get(ctx, "", &messages.GetRequest{GroupId: "room"})
+	if err != nil {
+		t.Fatalf("get room after two lost probes = %v", err)
+	}
+	if v := got.GetCounters()["n"]; v != 1 {
+		t.Errorf("room: n = %d, want 1", v)
+	}
+	if left := l.lost.Load(); left >= 0 {
+		t.Errorf("%d probes left to lose: the load did not send one again", left+1)
 	}
 }

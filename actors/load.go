@@ -111,12 +111,19 @@ func (g *group) load(known uint64) {
 // server noticed loaded a group's old state, and served it).
 func confirmLast(ctx context.Context, cf Confirmer, group string, res *loaded, read func()) {
 	for res.err == nil {
-		err := cf.Confirm(ctx, group, res.seq)
+		// One probe is bounded as one read is: a probe the stream never
+		// answered (lost while its leader was elected, as a new cluster's
+		// first loads found) is sent again, rather than waited for until
+		// the load's timeout.
+		actx, cancel := context.WithTimeout(ctx, readAttempt)
+		err := cf.Confirm(actx, group, res.seq)
+		cancel()
 		if err == nil {
 			return
 		}
 		// A conflict: the read was old, or the group's stream leader is
-		// storing an append to it; else the stream elects a leader.
+		// storing an append to it; else the stream elects a leader, or
+		// the probe went unanswered.
 		select {
 		case <-ctx.Done():
 			res.err = fmt.Errorf("confirm the last event of group %s: %w", group, err)
