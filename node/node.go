@@ -737,6 +737,7 @@ func (n *Node) serveSignIn(cc *nats.Conn, keys *calloutKeys, prefix, serverID st
 		cfg.Groups = n.memberGroups
 	}
 	cfg.Server, cfg.Conns, cfg.Kick, cfg.Logger = serverID, conns, kick, n.log.With(slog.String("component", "signin"))
+	cfg.WildcardBan = floodBan
 	if n.signin, err = signin.Start(cc, ic, cfg); err != nil {
 		return err
 	}
@@ -748,7 +749,8 @@ func (n *Node) serveSignIn(cc *nats.Conn, keys *calloutKeys, prefix, serverID st
 	return nil
 }
 
-// floodBan is how long a user who flooded the node may not sign in again.
+// floodBan is how long a user who flooded the node, or subscribed to every
+// group's updates, may not sign in again.
 const floodBan = time.Minute
 
 // flooded closes the end-user connections of a user whose calls go on

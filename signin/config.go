@@ -71,6 +71,10 @@ type Config struct {
 	MaxConnsPerUser int
 	// DisconnectSubject carries Disconnect's users between nodes.
 	DisconnectSubject string
+	// WildcardBan is how long a user who subscribed to every open group's
+	// updates at once may not sign in (see Subscribers): her connections
+	// are closed on every node. Only where Conns is a Subscribers.
+	WildcardBan time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Now defaults to time.Now.
@@ -94,6 +98,7 @@ func DefaultConfig() Config {
 		Prefix:            "tally.v1",
 		MaxConnsPerUser:   DefaultMaxConnsPerUser,
 		DisconnectSubject: DisconnectSubject,
+		WildcardBan:       time.Minute,
 	}
 }
 
@@ -109,6 +114,9 @@ func (c *Config) validate() error {
 	}
 	if c.Account == "" || strings.ContainsAny(c.Account, " \t.*>") || c.Prefix == "" || c.DisconnectSubject == "" {
 		return fmt.Errorf("%w: account %q, prefix %q, disconnect subject %q", ErrInvalidConfig, c.Account, c.Prefix, c.DisconnectSubject)
+	}
+	if c.WildcardBan <= 0 {
+		return fmt.Errorf("%w: WildcardBan %v must be positive", ErrInvalidConfig, c.WildcardBan)
 	}
 	if c.MaxConnsPerUser <= 0 {
 		return fmt.Errorf("%w: MaxConnsPerUser %d must be positive", ErrInvalidConfig, c.MaxConnsPerUser)

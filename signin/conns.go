@@ -275,3 +275,16 @@ func (r *registry) count(user string) int {
 	defer r.mu.Unlock()
 	return len(r.byUser[user])
 }
+
+// userOf returns the user of connection c, or "" when the registry does
+// not know it.
+func (r *registry) userOf(c connRef) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for user, conns := range r.byUser {
+		if _, ok := conns[c]; ok {
+			return user
+		}
+	}
+	return ""
+}

@@ -105,6 +105,9 @@ func Start(callout, internal *nats.Conn, cfg Config) (*Service, error) {
 	if cfg.Conns != nil || cfg.Kick != nil {
 		s.goUnlessStopped(func() { s.sweep(ctx) })
 	}
+	if subs, ok := cfg.Conns.(Subscribers); ok {
+		s.goUnlessStopped(func() { s.watchWildcards(ctx, subs) })
+	}
 	return s, nil
 }
 
@@ -306,7 +309,7 @@ func (s *Service) disconnected(m *nats.Msg) {
 			return
 		}
 		until := s.bans.ban(user, s.cfg.Now().Add(time.Duration(ms)*time.Millisecond))
-		s.cfg.Logger.Warn("refusing a user's sign-ins after a flood", slog.String("user", user), slog.Time("until", until))
+		s.cfg.Logger.Warn("refusing a user's sign-ins for a while", slog.String("user", user), slog.Time("until", until))
 	}
 	if s.conns.closer == nil {
 		return

@@ -200,9 +200,9 @@ func TestHostileEndUser(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkHostileSubjects(t, u, func(s string) string { return s })
-			checkNoMembersUpdates(t, u, backend)
 		})
 	}
+	checkWildcardsClosed(t, n.ws, n.key, n.p, backend)
 	if got, err := admin.GetGroupCounters(ctx, "g"); err != nil || got["k"] != 1 {
 		t.Errorf("g after mallory = %v, %v; want k 1, unchanged", got, err)
 	}
@@ -314,38 +314,59 @@ func checkLogFlood(t *testing.T, n *endUserNode) {
 	}
 }
 
-// checkNoMembersUpdates subscribes u to every update it may ask for
-// (tally.v1.updates.* allows tally.v1.updates.> too) and checks it
-// receives an open group's update but never a members-only group's, which
-// backend, on u's server, publishes first. Other groups' updates are let
-// pass.
-func checkNoMembersUpdates(t *testing.T, u *userConn, backend *nats.Conn) {
+// checkWildcardsClosed signs in two users on the node of p at url, who
+// subscribe to every open group's updates, as their grant of
+// tally.v1.updates.* lets them (NATS cannot tell such a subscription from
+// one group's): the node closes their connections and refuses their
+// sign-ins, on every node of ps, and neither receives a members-only
+// group's update, which backend, on their server, publishes meanwhile.
+func checkWildcardsClosed(t *testing.T, url string, key ed25519.PrivateKey, p *proc, backend *nats.Conn, ps ...*proc) {
 	t.Helper()
-	sub, err := u.nc.SubscribeSync("tally.v1.updates.>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := u.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	for _, subject := range []string{"tally.v1.updates.secret.members", "tally.v1.updates.open"} {
-		if err := backend.Publish(subject, []byte("{}")); err != nil {
+	for i, subject := range []string{"tally.v1.updates.>", "tally.v1.updates.*"} {
+		user := fmt.Sprintf("peeker%d", i)
+		all := append([]*proc{p}, ps...)
+		froms := make([]int, len(all))
+		for j, q := range all {
+			froms[j] = q.stderr.Len()
+		}
+		u, err := signInAt(t, url, user, usersigtest.Mint(t, key, user, time.Hour))
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	for {
-		m, err := sub.NextMsg(5 * time.Second)
+		sub, err := u.nc.SubscribeSync(subject)
 		if err != nil {
-			t.Fatalf("tally.v1.updates.>: %v", err)
+			t.Fatal(err)
 		}
-		if m.Subject == "tally.v1.updates.secret.members" {
-			t.Errorf("mallory received %s", m.Subject)
+		if err := u.nc.Flush(); err != nil {
+			t.Fatal(err)
 		}
-		if m.Subject == "tally.v1.updates.open" {
-			break
+		if err := backend.Publish("tally.v1.updates.secret.members", []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-u.closed:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s subscribed to %s: connection still open after 5 s", user, subject)
+		}
+		for {
+			m, err := sub.NextMsg(0)
+			if err != nil {
+				break
+			}
+			if strings.HasSuffix(m.Subject, ".members") {
+				t.Errorf("%s received %s", user, m.Subject)
+			}
+		}
+		awaitNodeLogFrom(t, p, froms[0], "subscribed to every group's updates", "user="+user)
+		for j, q := range all {
+			// Every node bans her once it hears of it.
+			awaitNodeLogFrom(t, q, froms[j], "refusing a user's sign-ins for a while", "user="+user)
+			from := q.stderr.Len()
+			_, err := signInAt(t, q.url, user, usersigtest.Mint(t, key, user, time.Hour))
+			refusedSignIn(t, user+" signs in again", err)
+			awaitNodeLogFrom(t, q, from, "sign-in refused", "user="+user, "signing in refused for a while")
 		}
 	}
-	sub.Unsubscribe()
 }
 
 // awaitNodeLog waits until the node has logged a line with every one of
@@ -529,7 +550,6 @@ func TestEndUsersOnCluster(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkHostileSubjects(t, mallory, partitioned)
-			checkNoMembersUpdates(t, mallory, journaltest.ConnectURL(t, c.members[i].url))
 			// Her own call under another partition reaches her node all
 			// the same.
 			wrong := fmt.Sprintf("tally.v1.u.%d.mallory.increase", (journal.PartitionOf("mallory", journal.Partitions)+1)%journal.Partitions)
@@ -551,6 +571,9 @@ func TestEndUsersOnCluster(t *testing.T) {
 	if got, err := admin.GetGroupCounters(ctx, "g"); err != nil || got["k"] != 1 {
 		t.Errorf("g after mallory = %v, %v; want k 1, unchanged", got, err)
 	}
+	t.Run("every group's updates", func(t *testing.T) {
+		checkWildcardsClosed(t, "ws://"+ws[1], key, c.members[1].p, journaltest.ConnectURL(t, c.members[1].url), c.members[0].p, c.members[2].p)
+	})
 	for i, u := range users {
 		if _, err := u.IncreaseGroupCounter(ctx, "room", "likes", 1); err != nil {
 			t.Fatalf("u%d's increase through node %d: %v", i+1, i+1, err)
