@@ -244,6 +244,7 @@ func (n *Node) serveExternalSignIn(prefix string) error {
 		return err
 	}
 	var kick signin.Kick
+	var subs signin.Subscribers
 	if !n.cfg.SystemCredentials.empty() {
 		sc, err := n.connectWith("system", nodeUser{}, n.cfg.SystemCredentials.withTLSOf(n.cfg.Credentials), nil)
 		if err != nil {
@@ -253,8 +254,12 @@ func (n *Node) serveExternalSignIn(prefix string) error {
 		if err := checkKick(sc, kick); err != nil {
 			return err
 		}
+		subs = subscribersOn(sc, n.endUsers)
+		if err := checkSubscribers(sc, prefix); err != nil {
+			return err
+		}
 	}
-	return n.serveSignIn(cc, keys, prefix, "", nil, kick)
+	return n.serveSignIn(cc, keys, prefix, "", nil, kick, subs)
 }
 
 // noSuchClient is what a server's kick answers for a client ID it does not
@@ -718,15 +723,16 @@ func (n *Node) embed(ctx context.Context, stream, prefix string) error {
 	if n.endUsers, err = n.connect("gateway-users", callout.gateway, nil); err != nil {
 		return err
 	}
-	return n.serveSignIn(cc, callout, prefix, n.ns.ID(), signin.ServerConns(n.ns), nil)
+	return n.serveSignIn(cc, callout, prefix, n.ns.ID(), signin.ServerConns(n.ns), nil, signin.ServerSubscribers(n.ns))
 }
 
 // serveSignIn starts the sign-in callout's service on cc, a connection to
 // the callout account; on the embedded server it answers serverID's
 // requests only, counting and closing their connections through conns.
 // On an external server, kick (when the node has a system account's user)
-// closes the connections it let in.
-func (n *Node) serveSignIn(cc *nats.Conn, keys *calloutKeys, prefix, serverID string, conns signin.Conns, kick signin.Kick) error {
+// closes the connections it let in. subs, when set, lists end users'
+// subscriptions, so that those to every group's updates are closed.
+func (n *Node) serveSignIn(cc *nats.Conn, keys *calloutKeys, prefix, serverID string, conns signin.Conns, kick signin.Kick, subs signin.Subscribers) error {
 	ic, err := n.Connect("signin")
 	if err != nil {
 		return err
@@ -737,7 +743,7 @@ func (n *Node) serveSignIn(cc *nats.Conn, keys *calloutKeys, prefix, serverID st
 		cfg.Groups = n.memberGroups
 	}
 	cfg.Server, cfg.Conns, cfg.Kick, cfg.Logger = serverID, conns, kick, n.log.With(slog.String("component", "signin"))
-	cfg.WildcardBan = floodBan
+	cfg.Subscribers, cfg.WildcardBan = subs, floodBan
 	if n.signin, err = signin.Start(cc, ic, cfg); err != nil {
 		return err
 	}

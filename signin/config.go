@@ -71,9 +71,13 @@ type Config struct {
 	MaxConnsPerUser int
 	// DisconnectSubject carries Disconnect's users between nodes.
 	DisconnectSubject string
+	// Subscribers, when set with Conns or Kick, lists subscriptions: the
+	// service closes the connections of end users who subscribe to every
+	// open group's updates at once, and refuses their sign-ins for
+	// WildcardBan on every node.
+	Subscribers Subscribers
 	// WildcardBan is how long a user who subscribed to every open group's
-	// updates at once may not sign in (see Subscribers): her connections
-	// are closed on every node. Only where Conns is a Subscribers.
+	// updates may not sign in.
 	WildcardBan time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger

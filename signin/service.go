@@ -105,8 +105,8 @@ func Start(callout, internal *nats.Conn, cfg Config) (*Service, error) {
 	if cfg.Conns != nil || cfg.Kick != nil {
 		s.goUnlessStopped(func() { s.sweep(ctx) })
 	}
-	if subs, ok := cfg.Conns.(Subscribers); ok {
-		s.goUnlessStopped(func() { s.watchWildcards(ctx, subs) })
+	if cfg.Subscribers != nil {
+		s.goUnlessStopped(func() { s.watchWildcards(ctx) })
 	}
 	return s, nil
 }

@@ -237,7 +237,8 @@ accounts {
 // TestExternalStartChecksRefused runs a node on external servers where
 // what it needs cannot be checked or does not work: its user for USERS
 // may not ask the server which account it is in, its system account's
-// user may not kick, or is no user of the system account. It refuses to
+// user may not kick, or is no user of the system account, or may kick but
+// not list subscriptions. It refuses to
 // start each time, saying what to grant.
 func TestExternalStartChecksRefused(t *testing.T) {
 	keyFile, _ := usersigtest.KeyFile(t)
@@ -260,6 +261,9 @@ func TestExternalStartChecksRefused(t *testing.T) {
 	const cannotKick = "the system account's user (--sys-*) cannot kick connections"
 	refusedAt(t, append(env, "TALLY_SYS_PASSWORD=sys-pw"), cannotKick, args(url, seedFile, "--sys-user", "sys")...)
 	refusedAt(t, append(env, "TALLY_SYS_PASSWORD=backend-pw"), cannotKick, args(url, seedFile, "--sys-user", "backend")...)
+
+	url, seedFile, _ = startCalloutServer(t, withSystemAccount(t, externalCalloutConfig, `{publish: "$SYS.REQ.SERVER.*.KICK", subscribe: "_INBOX.>"}`))
+	refusedAt(t, append(env, "TALLY_SYS_PASSWORD=sys-pw"), "the system account's user (--sys-*) cannot list subscriptions", args(url, seedFile, "--sys-user", "sys")...)
 }
 
 // refusedAt runs a node with args and the variables env added, and
@@ -403,16 +407,22 @@ func TestExternalUsersFlagsRefused(t *testing.T) {
 // connections closed, with a line in the node's log, so that the node
 // knows at most that many of hers; a member removed from a members-only
 // group has every one of them closed, through the server's kick, and
-// signs in again without the group's updates.
+// signs in again without the group's updates; a user who subscribes to
+// every group's updates is closed and refused sign-in.
 func TestExternalRemovedMemberDisconnected(t *testing.T) {
 	// The node's user there may only kick connections.
-	config := withSystemAccount(t, externalCalloutConfig, `{publish: "$SYS.REQ.SERVER.*.KICK", subscribe: "_INBOX.>"}`)
+	config := withSystemAccount(t, externalCalloutConfig, `{publish: ["$SYS.REQ.SERVER.*.KICK", "$SYS.REQ.SERVER.PING.SUBSZ"], subscribe: "_INBOX.>"}`)
 	url, seedFile, backend := startCalloutServer(t, config)
 	keyFile, key := usersigtest.KeyFile(t)
 	p := launchEnv(t, []string{"TALLY_NATS_PASSWORD=tally-pw", "TALLY_USERS_PASSWORD=tally-users-pw", "TALLY_SYS_PASSWORD=sys-pw"},
 		"--name", "n1", "--nats-url", url, "--nats-user", "tally", "--user-sig-key", keyFile, "--callout-issuer", seedFile,
 		"--users-user", "tally-users", "--sys-user", "sys")
 	p.serving(t)
+	// First, while the node's log has room for its refusals (10 lines a
+	// second), before the closings below.
+	t.Run("every group's updates", func(t *testing.T) {
+		checkWildcardsClosed(t, url, key, p, backend)
+	})
 	admin, err := client.NewAdmin(backend)
 	if err != nil {
 		t.Fatal(err)
