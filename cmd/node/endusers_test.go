@@ -315,7 +315,7 @@ func checkLogFlood(t *testing.T, n *endUserNode) {
 }
 
 // checkWildcardsClosed signs in two users on the node of p at url, who
-// subscribe to every open group's updates, as their grant of
+// subscribe to every open group's updates (the second in a queue group), as their grant of
 // tally.v1.updates.* lets them (NATS cannot tell such a subscription from
 // one group's): the node closes their connections and refuses their
 // sign-ins, on every node of ps, and neither receives a members-only
@@ -333,7 +333,8 @@ func checkWildcardsClosed(t *testing.T, url string, key ed25519.PrivateKey, p *p
 		if err != nil {
 			t.Fatal(err)
 		}
-		sub, err := u.nc.SubscribeSync(subject)
+		// The second in a queue group, which NATS lists apart.
+		sub, err := u.nc.QueueSubscribeSync(subject, []string{"", "q"}[i])
 		if err != nil {
 			t.Fatal(err)
 		}
