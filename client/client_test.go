@@ -68,17 +68,18 @@ func TestErrorsMatchSentinels(t *testing.T) {
 }
 
 func TestGetAllAndSome(t *testing.T) {
+	group := fresh("g-get")
 	nc := journaltest.ConnectURL(t, tallyURL)
 	c, _ := client.New(nc, "frank")
 	ctx := context.Background()
-	if _, err := c.SetGroupCounters(ctx, "g-get", map[string]int64{"a": 1, "b": -2}); err != nil {
+	if _, err := c.SetGroupCounters(ctx, group, map[string]int64{"a": 1, "b": -2}); err != nil {
 		t.Fatal(err)
 	}
-	all, err := c.GetGroupCounters(ctx, "g-get")
+	all, err := c.GetGroupCounters(ctx, group)
 	if err != nil || !cmp.Equal(all, map[string]int64{"a": 1, "b": -2}) {
 		t.Errorf("GetGroupCounters(all) = %v, %v", all, err)
 	}
-	some, err := c.GetGroupCounters(ctx, "g-get", "b", "zzz")
+	some, err := c.GetGroupCounters(ctx, group, "b", "zzz")
 	if err != nil || !cmp.Equal(some, map[string]int64{"b": -2}) {
 		t.Errorf("GetGroupCounters(b, zzz) = %v, %v", some, err)
 	}
@@ -86,10 +87,10 @@ func TestGetAllAndSome(t *testing.T) {
 	if err != nil || none == nil || len(none) != 0 {
 		t.Errorf("GetGroupCounters(unwritten) = %#v, %v; want an empty map", none, err)
 	}
-	if _, err := c.IncreaseGroupCounter(ctx, "g-get", "a", 1); err != nil {
+	if _, err := c.IncreaseGroupCounter(ctx, group, "a", 1); err != nil {
 		t.Fatal(err)
 	}
-	snap, err := c.GetGroupSnapshot(ctx, "g-get", "a")
+	snap, err := c.GetGroupSnapshot(ctx, group, "a")
 	if err != nil || snap.Seq != 2 || !cmp.Equal(snap.Counters, map[string]int64{"a": 2}) {
 		t.Errorf("GetGroupSnapshot(a) = %+v, %v; want a=2 at seq 2", snap, err)
 	}

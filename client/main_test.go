@@ -3,6 +3,7 @@ package client_test
 import (
 	"fmt"
 	"os"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tallyhq/tally/gateway/gatewaytest"
@@ -25,3 +26,10 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// groups numbers the groups fresh makes.
+var groups atomic.Int64
+
+// fresh returns a group ID made of name that no earlier test wrote to the
+// one node the tests share, also under go test -count.
+func fresh(name string) string { return fmt.Sprintf("%s-%d", name, groups.Add(1)) }
