@@ -405,9 +405,18 @@ func (l natsLogger) logf(level slog.Level, format string, v []any) {
 	l.log.Log(context.Background(), level, msg)
 }
 
-// clientLine reports a line of the server about one client's misdeed.
+// clientLine reports a line of the server about one client: its misdeeds
+// (a refused subject or reply, bad credentials, a payload too large), its
+// slowness, its dropped connection. The server begins each with the
+// client's address and ID (cid: a client over TCP, wid: over WebSocket,
+// mid: over MQTT); the node's own in-process connections' lines (pipe -
+// cid:) are never held back, so that a hostile client's lines cannot hide
+// them.
 func clientLine(msg string) bool {
-	for _, s := range []string{"authentication error", "Authorization Violation", "Violation - Subject", "read error", "Maximum Payload"} {
+	if strings.HasPrefix(msg, "pipe - ") {
+		return false
+	}
+	for _, s := range []string{" - cid:", " - wid:", " - mid:", "authentication error", "Authorization Violation", "Violation - Subject", "read error", "Maximum Payload"} {
 		if strings.Contains(msg, s) {
 			return true
 		}

@@ -203,6 +203,7 @@ func TestHostileEndUser(t *testing.T) {
 		})
 	}
 	checkWildcardsClosed(t, n.ws, n.key, n.p, backend)
+	t.Run("flood of refused replies", func(t *testing.T) { checkViolationFlood(t, n) })
 	if got, err := admin.GetGroupCounters(ctx, "g"); err != nil || got["k"] != 1 {
 		t.Errorf("g after mallory = %v, %v; want k 1, unchanged", got, err)
 	}
@@ -367,6 +368,42 @@ func checkWildcardsClosed(t *testing.T, url string, key ed25519.PrivateKey, p *p
 			refusedSignIn(t, user+" signs in again", err)
 			awaitNodeLogFrom(t, q, from, "sign-in refused", "user="+user, "signing in refused for a while")
 		}
+	}
+}
+
+// checkViolationFlood has a signed-in user publish 2,000 of her own calls
+// whose reply subjects the server refuses (_R_. is its own), each a line
+// of the server's, and checks that the node's log grew by at most the 20
+// lines a second of the server's about clients, and one more saying how
+// many it left out.
+func checkViolationFlood(t *testing.T, n *endUserNode) {
+	t.Helper()
+	u, err := signInAt(t, n.p.url, "spammer", usersigtest.Mint(t, n.key, "spammer", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() int { return strings.Count(n.p.stderr.String(), "Violation - Reply") }
+	before := count()
+	start := time.Now()
+	for i := range 2000 {
+		if err := u.nc.PublishRequest("tally.v1.user.spammer.get", fmt.Sprintf("_R_.x%d", i), []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := u.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// The server logged every refusal before it answered the flush; a
+	// refused sign-in logged after it comes after them in the node's log.
+	from := n.p.stderr.Len()
+	_, err = signInAt(t, n.p.url, "spammer", "not-a-signature")
+	refusedSignIn(t, "a sign-in with a bad signature", err)
+	awaitNodeLogFrom(t, n.p, from, "sign-in refused")
+	seconds := int(time.Since(start)/time.Second) + 2
+	if got := count() - before; got > 20*seconds {
+		t.Errorf("%d lines of refused replies logged in %d s, want at most %d", got, seconds-1, 20*seconds)
+	} else if got == 0 {
+		t.Error("no refused reply logged")
 	}
 }
 
