@@ -3,6 +3,7 @@ package signin
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -50,9 +51,21 @@ func fromSubsz(server string, sz *server.Subsz) []Subscription {
 	return out
 }
 
-// wildcardEvery is how often the service looks for end users subscribed
-// to every open group's updates.
+// wildcardEvery is how often, on average, the service looks for end users
+// subscribed to every open group's updates.
 const wildcardEvery = 250 * time.Millisecond
+
+// nextLook returns the wait before the next look: drawn uniformly from
+// 10 ms to twice wildcardEvery. At a fixed period, a user who learned when
+// the looks come (from the moment a look closed her connection) held such
+// a subscription between them and read most of every open group's updates
+// without ever being seen; at random times, a subscription held a fraction
+// f of the time is seen by each look with probability f, so that she reads
+// about one period's worth before a look closes it, however she times it.
+func nextLook(r *rand.Rand) time.Duration {
+	const least = 10 * time.Millisecond
+	return least + time.Duration(r.Int64N(int64(2*wildcardEvery-least)))
+}
 
 // WildcardProbe is a subject of the open groups' updates under prefix that
 // no group has (a group ID is at most contract.MaxGroupIDLen bytes): only
@@ -61,7 +74,8 @@ func WildcardProbe(prefix string) string {
 	return contract.UpdatesSubject(prefix, strings.Repeat("_", contract.MaxGroupIDLen+1), false)
 }
 
-// watchWildcards closes, every wildcardEvery, the connections of end users
+// watchWildcards closes, at random times wildcardEvery apart on average
+// (see nextLook), the connections of end users
 // that subscribed to tally.v1.updates.> or tally.v1.updates.*, and bans
 // their users for cfg.WildcardBan on every node. The grant of every open
 // group's updates is tally.v1.updates.*, which NATS also lets a user
@@ -72,7 +86,8 @@ func WildcardProbe(prefix string) string {
 // tally asks for (the SDKs subscribe to each group they watch).
 func (s *Service) watchWildcards(ctx context.Context) {
 	probe := WildcardProbe(s.cfg.Prefix)
-	t := time.NewTicker(wildcardEvery)
+	r := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	t := time.NewTimer(nextLook(r))
 	defer t.Stop()
 	failed := false
 	for {
@@ -81,6 +96,7 @@ func (s *Service) watchWildcards(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		t.Reset(nextLook(r))
 		lctx, cancel := context.WithTimeout(ctx, closeTimeout)
 		subs, err := s.cfg.Subscribers(lctx, s.cfg.Account, probe)
 		cancel()
