@@ -743,7 +743,7 @@ func (n *Node) serveSignIn(cc *nats.Conn, keys *calloutKeys, prefix, serverID st
 		cfg.Groups = n.memberGroups
 	}
 	cfg.Server, cfg.Conns, cfg.Kick, cfg.Logger = serverID, conns, kick, n.log.With(slog.String("component", "signin"))
-	cfg.Subscribers, cfg.WildcardBan = subs, floodBan
+	cfg.Subscribers, cfg.AbuseBan = subs, floodBan
 	if n.signin, err = signin.Start(cc, ic, cfg); err != nil {
 		return err
 	}
@@ -755,8 +755,9 @@ func (n *Node) serveSignIn(cc *nats.Conn, keys *calloutKeys, prefix, serverID st
 	return nil
 }
 
-// floodBan is how long a user who flooded the node, or subscribed to every
-// group's updates, may not sign in again.
+// floodBan is how long a user who flooded the node, subscribed to every
+// group's updates, or kept signing in past her connection cap, may not
+// sign in again.
 const floodBan = time.Minute
 
 // flooded closes the end-user connections of a user whose calls go on

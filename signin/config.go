@@ -74,11 +74,12 @@ type Config struct {
 	// Subscribers, when set with Conns or Kick, lists subscriptions: the
 	// service closes the connections of end users who subscribe to every
 	// open group's updates at once, and refuses their sign-ins for
-	// WildcardBan on every node.
+	// AbuseBan on every node.
 	Subscribers Subscribers
-	// WildcardBan is how long a user who subscribed to every open group's
-	// updates may not sign in.
-	WildcardBan time.Duration
+	// AbuseBan is how long a user may not sign in after she subscribed to
+	// every open group's updates, or signed in 100 times within 5 s past
+	// her connection cap; her connections are closed on every node.
+	AbuseBan time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Now defaults to time.Now.
@@ -102,7 +103,7 @@ func DefaultConfig() Config {
 		Prefix:            "tally.v1",
 		MaxConnsPerUser:   DefaultMaxConnsPerUser,
 		DisconnectSubject: DisconnectSubject,
-		WildcardBan:       time.Minute,
+		AbuseBan:          time.Minute,
 	}
 }
 
@@ -119,8 +120,8 @@ func (c *Config) validate() error {
 	if c.Account == "" || strings.ContainsAny(c.Account, " \t.*>") || c.Prefix == "" || c.DisconnectSubject == "" {
 		return fmt.Errorf("%w: account %q, prefix %q, disconnect subject %q", ErrInvalidConfig, c.Account, c.Prefix, c.DisconnectSubject)
 	}
-	if c.WildcardBan <= 0 {
-		return fmt.Errorf("%w: WildcardBan %v must be positive", ErrInvalidConfig, c.WildcardBan)
+	if c.AbuseBan <= 0 {
+		return fmt.Errorf("%w: AbuseBan %v must be positive", ErrInvalidConfig, c.AbuseBan)
 	}
 	if c.MaxConnsPerUser <= 0 {
 		return fmt.Errorf("%w: MaxConnsPerUser %d must be positive", ErrInvalidConfig, c.MaxConnsPerUser)

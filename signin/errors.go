@@ -10,5 +10,5 @@ var (
 	ErrTooManyGroups      = errors.New("member of more groups than a sign-in can grant")
 	ErrMembersUnavailable = errors.New("the user's groups could not be read")
 	ErrInvalidConfig      = errors.New("invalid sign-in configuration")
-	ErrBanned             = errors.New("signing in refused for a while: the user flooded the node, or subscribed to every group's updates")
+	ErrBanned             = errors.New("signing in refused for a while: the user flooded the node, subscribed to every group's updates, or kept signing in past her connection cap")
 )

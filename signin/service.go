@@ -65,7 +65,7 @@ func Start(callout, internal *nats.Conn, cfg Config) (*Service, error) {
 	s := &Service{
 		cfg: cfg, callout: callout, internal: internal, ctx: ctx, cancel: cancel,
 		log:  newLimitedLog(cfg.Logger, 10, time.Second),
-		bans: &bans{until: map[string]time.Time{}},
+		bans: &bans{until: map[string]time.Time{}, atCap: map[string]capCount{}},
 		sem:  make(chan struct{}, workers),
 	}
 	var c closer
@@ -215,6 +215,9 @@ func (s *Service) authorize(req *jwt.AuthorizationRequestClaims) (grant, error) 
 	// change that closes the user's connections after the read then closes
 	// this one too, rather than let it keep the groups of before.
 	if err := s.conns.add(s.ctx, g.user, connRef{req.Server.ID, req.ClientInformation.ID}, g.expires, s.cfg.Now()); err != nil {
+		if errors.Is(err, ErrTooManyConnections) && s.bans.refusedAtCap(g.user, s.cfg.Now()) {
+			s.banAbuse(g.user, "a user's sign-ins go on at her connection cap: closing her connections and refusing her sign-ins")
+		}
 		return g, err
 	}
 	if g.groups, err = s.groups(g.user); err != nil {
@@ -274,6 +277,20 @@ func (s *Service) Ban(ctx context.Context, user string, d time.Duration) error {
 		return fmt.Errorf("ban %s: %w: duration %v", user, ErrInvalidConfig, d)
 	}
 	return s.send(ctx, user, d)
+}
+
+// banAbuse bans user for cfg.AbuseBan on every node, logging why with
+// attrs, off the caller's goroutine.
+func (s *Service) banAbuse(user, why string, attrs ...any) {
+	// Not held back with the refusals: one line a ban, which lasts.
+	s.cfg.Logger.Warn(why, append([]any{slog.String("user", user), slog.Duration("for", s.cfg.AbuseBan)}, attrs...)...)
+	s.goUnlessStopped(func() {
+		ctx, cancel := context.WithTimeout(s.ctx, closeTimeout)
+		defer cancel()
+		if err := s.Ban(ctx, user, s.cfg.AbuseBan); err != nil {
+			s.cfg.Logger.Warn("ban a user", slog.String("user", user), slog.Any("error", err))
+		}
+	})
 }
 
 // send tells every node to close the user's connections, and to refuse

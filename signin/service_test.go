@@ -412,7 +412,8 @@ func TestClusterSignInAndDisconnect(t *testing.T) {
 
 // TestConnectionCap refuses a user's connection past the cap, with the
 // reason in the log, lets other users in meanwhile, and lets the user in
-// again once one of its connections is gone.
+// again once one of its connections is gone; 100 refusals at the cap
+// within 5 s ban her.
 func TestConnectionCap(t *testing.T) {
 	pub, priv, err := usersig.GenerateKey()
 	if err != nil {
@@ -446,6 +447,28 @@ func TestConnectionCap(t *testing.T) {
 			t.Fatalf("alice after closing one of 3 connections: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+
+	// A user who goes on signing in at her cap is banned at her 100th
+	// refusal within 5 s (the 4th connection above was the first): her
+	// connections close and her sign-ins are refused.
+	closed := make(chan struct{})
+	conns[1].SetClosedHandler(func(*nats.Conn) { close(closed) })
+	for i := range 99 {
+		if _, err := connectAs(t, ts.s, sig); !errors.Is(err, nats.ErrAuthorization) {
+			t.Fatalf("alice's sign-in %d at her cap = %v, want %v", i+1, err, nats.ErrAuthorization)
+		}
+	}
+	awaitLog(t, ts.log, "sign-ins go on at her connection cap", "user=alice")
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("alice's connection still open 5 s after her ban")
+	}
+	// Her connections all closed: only the ban refuses this one. (Its line
+	// in the log may be one of those the refusals' limit holds back.)
+	if _, err := connectAs(t, ts.s, sig); err == nil {
+		t.Fatal("alice signed in while banned")
 	}
 }
 

@@ -77,7 +77,7 @@ func WildcardProbe(prefix string) string {
 // watchWildcards closes, at random times wildcardEvery apart on average
 // (see nextLook), the connections of end users
 // that subscribed to tally.v1.updates.> or tally.v1.updates.*, and bans
-// their users for cfg.WildcardBan on every node. The grant of every open
+// their users for cfg.AbuseBan on every node. The grant of every open
 // group's updates is tally.v1.updates.*, which NATS also lets a user
 // subscribe to as such, and to tally.v1.updates.>: permissions cannot tell
 // them from one group's subject. Such a subscription reads nothing a user
@@ -128,14 +128,11 @@ func (s *Service) closeWildcard(ctx context.Context, sub Subscription) {
 	if err != nil {
 		return // gone already, or the server could not be asked: the next look finds it again
 	}
-	s.log.log(slog.LevelWarn, "an end user subscribed to every group's updates: closing her connections and refusing her sign-ins",
-		slog.String("user", user), slog.String("subject", sub.Subject), slog.Uint64("client", sub.ID), slog.Duration("for", s.cfg.WildcardBan))
+	const why = "an end user subscribed to every group's updates: closing her connections and refusing her sign-ins"
 	if user == "" {
-		return // signed in before this service knew of her connections
+		// Signed in before this service knew of her connections.
+		s.log.log(slog.LevelWarn, why, slog.String("subject", sub.Subject), slog.Uint64("client", sub.ID))
+		return
 	}
-	bctx, cancel := context.WithTimeout(ctx, closeTimeout)
-	defer cancel()
-	if err := s.Ban(bctx, user, s.cfg.WildcardBan); err != nil {
-		s.cfg.Logger.Warn("ban a user subscribed to every group's updates", slog.String("user", user), slog.Any("error", err))
-	}
+	s.banAbuse(user, why, slog.String("subject", sub.Subject), slog.Uint64("client", sub.ID))
 }
