@@ -393,8 +393,12 @@ func (l natsLogger) logf(level slog.Level, format string, v []any) {
 		level = slog.LevelDebug
 	}
 	if level > slog.LevelDebug && clientLine(msg) {
-		ok, dropped := l.clients.allow(time.Now())
+		ok, dropped, first := l.clients.allow(time.Now())
 		if !ok {
+			if first {
+				// Said by the next line about a client, or else by this.
+				time.AfterFunc(time.Second, l.leftOut)
+			}
 			return
 		}
 		if dropped > 0 {
@@ -424,6 +428,14 @@ func clientLine(msg string) bool {
 	return false
 }
 
+// leftOut logs how many lines about clients were left out, unless a line
+// logged since said it.
+func (l natsLogger) leftOut() {
+	if n := l.clients.takeDropped(); n > 0 {
+		l.log.Warn("lines about clients left out", slog.Int("client_lines_not_logged", n))
+	}
+}
+
 // clientLines is how many lines about clients' misdeeds the server's log
 // gets a second.
 const clientLines = 20
@@ -434,11 +446,13 @@ type lineLimiter struct {
 	start   time.Time
 	logged  int
 	dropped int
+	due     bool // a count of the lines left out is to be logged
 }
 
 // allow reports whether a line may be logged at now and, if so, how many
-// were dropped since the last one logged.
-func (l *lineLimiter) allow(now time.Time) (bool, int) {
+// were dropped since the last one logged; if not, whether it is the first
+// one dropped since the count was last taken.
+func (l *lineLimiter) allow(now time.Time) (ok bool, dropped int, first bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if now.Sub(l.start) >= time.Second {
@@ -446,12 +460,22 @@ func (l *lineLimiter) allow(now time.Time) (bool, int) {
 	}
 	if l.logged >= clientLines {
 		l.dropped++
-		return false, 0
+		first, l.due = !l.due, true
+		return false, 0, first
 	}
 	l.logged++
-	dropped := l.dropped
-	l.dropped = 0
-	return true, dropped
+	dropped, l.dropped = l.dropped, 0
+	return true, dropped, false
+}
+
+// takeDropped returns how many lines were dropped since the last one
+// logged, and starts counting afresh.
+func (l *lineLimiter) takeDropped() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.dropped
+	l.dropped, l.due = 0, false
+	return n
 }
 
 func (l natsLogger) Noticef(format string, v ...any) {
