@@ -28,9 +28,9 @@ type Subscribers func(ctx context.Context, account, subject string) ([]Subscript
 func ServerSubscribers(s *server.Server) Subscribers {
 	return func(_ context.Context, account, subject string) ([]Subscription, error) {
 		acc, err := s.LookupAccount(account)
-		// Interest is one match in the account's cached subject tree, cheap
-		// to ask often; it also counts other servers' subscriptions, which
-		// the listing then leaves out.
+		// Interest is one match in the account's subject tree (a few map
+		// lookups), cheap to ask often; it also counts other servers'
+		// subscriptions, which the listing then leaves out.
 		if err != nil || acc.Interest(subject) == 0 {
 			return nil, nil
 		}
