@@ -335,7 +335,13 @@ func (s *Service) disconnected(m *nats.Msg) {
 	// it, and the next user's disconnection should not wait for that.
 	s.goUnlessStopped(func() {
 		n := s.conns.close(s.ctx, user)
-		s.cfg.Logger.Info("disconnected a user's connections", slog.String("user", user), slog.Int("connections", n))
+		// Every node hears of every user; most have none of hers (or closed
+		// the one that set off her ban already).
+		level := slog.LevelInfo
+		if n == 0 {
+			level = slog.LevelDebug
+		}
+		s.cfg.Logger.Log(s.ctx, level, "disconnected a user's connections", slog.String("user", user), slog.Int("connections", n))
 	})
 }
 
