@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -78,7 +79,11 @@ func appender(jc *nats.Conn, subjectOf func(group string) string) (func(*nats.Ms
 		next    uint64
 		waiting = map[uint64]*nats.Msg{}
 	)
-	const ackPrefix = "echo.ack."
+	// The prefix is this appender's own: in a cluster every server's
+	// appender numbers its appends from 1, and a prefix they shared would
+	// hand each acknowledgement to every server, which answered its own
+	// call of that number with another server's.
+	ackPrefix := "echo.ack." + nuid.Next() + "."
 	ack, err := jc.Subscribe(ackPrefix+"*", func(a *nats.Msg) {
 		id, err := strconv.ParseUint(a.Subject[len(ackPrefix):], 10, 64)
 		if err != nil {
