@@ -33,6 +33,16 @@ func (d *deposedJournal) Last(ctx context.Context, group string) (*messages.Even
 	return d.Journal.Last(ctx, group)
 }
 
+// leasedNode starts a node of a cluster on j, whose every partition it
+// has held for an hour (heldLeases), with loads bounded by timeout.
+func leasedNode(t *testing.T, j actors.Journal, timeout time.Duration) *actors.Node {
+	t.Helper()
+	return startNode(t, j, actorstest.NewFakeClock(), &recorder{}, func(c *actors.Config) {
+		c.Leases = heldLeases{}
+		c.Timeout = timeout
+	})
+}
+
 // heldLeases says that the node has held every partition for an hour,
 // under one lease.
 type heldLeases struct{}
@@ -53,16 +63,9 @@ func (heldLeases) Lease(int) (uint64, int64, bool) {
 // node had acknowledged 2.)
 func TestLoadConfirmsTheLastEvent(t *testing.T) {
 	ctx := context.Background()
-	js := journaltest.JetStream(t, journaltest.Connect(t, journaltest.StartServer(t)))
-	j, err := journal.Open(ctx, js, journal.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := openJournal(t, journaltest.JetStream(t, journaltest.Connect(t, journaltest.StartServer(t))))
 	d := &deposedJournal{Journal: j}
-	n := startNode(t, d, actorstest.NewFakeClock(), &recorder{}, func(c *actors.Config) {
-		c.Leases = heldLeases{}
-		c.Timeout = 2 * time.Second
-	})
+	n := leasedNode(t, d, 2*time.Second)
 	for _, g := range []string{"behind", "cut-off"} {
 		if err := rivalIncrease(ctx, j, g); err != nil {
 			t.Fatal(err)
@@ -119,16 +122,9 @@ func (l *lostProbes) Confirm(ctx context.Context, group string, seq uint64) erro
 // until the load's timeout and answered 10002.)
 func TestLoadSendsALostProbeAgain(t *testing.T) {
 	ctx := context.Background()
-	js := journaltest.JetStream(t, journaltest.Connect(t, journaltest.StartServer(t)))
-	j, err := journal.Open(ctx, js, journal.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := openJournal(t, journaltest.JetStream(t, journaltest.Connect(t, journaltest.StartServer(t))))
 	l := &lostProbes{Journal: j}
-	n := startNode(t, l, actorstest.NewFakeClock(), &recorder{}, func(c *actors.Config) {
-		c.Leases = heldLeases{}
-		c.Timeout = 3 * time.Second
-	})
+	n := leasedNode(t, l, 3*time.Second)
 	if err := rivalIncrease(ctx, j, "room"); err != nil {
 		t.Fatal(err)
 	}

@@ -77,15 +77,22 @@ type env struct {
 	node    *actors.Node
 }
 
+// openJournal opens a journal of the default configuration on js.
+func openJournal(t testing.TB, js jetstream.JetStream) *journal.Journal {
+	t.Helper()
+	j, err := journal.Open(context.Background(), js, journal.DefaultConfig())
+	if err != nil {
+		t.Fatalf("journal.Open: %v", err)
+	}
+	return j
+}
+
 // newEnv starts a NATS server, a journal on it and a node; modify adjusts
 // the node's configuration.
 func newEnv(t testing.TB, modify func(*actors.Config)) *env {
 	t.Helper()
 	js := journaltest.JetStream(t, journaltest.Connect(t, journaltest.StartServer(t)))
-	j, err := journal.Open(context.Background(), js, journal.DefaultConfig())
-	if err != nil {
-		t.Fatalf("journal.Open: %v", err)
-	}
+	j := openJournal(t, js)
 	e := &env{js: js, journal: &countingJournal{Journal: j, loads: map[string]int{}}, clock: actorstest.NewFakeClock(), pub: &recorder{}}
 	e.node = startNode(t, e.journal, e.clock, e.pub, modify)
 	return e
