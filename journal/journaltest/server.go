@@ -41,6 +41,17 @@ func StartServerIn(tb testing.TB, dir string) *server.Server {
 // Start runs a NATS server with opts until the test ends.
 func Start(tb testing.TB, opts *server.Options) *server.Server {
 	tb.Helper()
+	s := start(tb, opts)
+	if s == nil {
+		tb.Fatalf("NATS server %s not ready", opts.ServerName)
+	}
+	return s
+}
+
+// start runs a NATS server with opts until the test ends, or returns nil
+// if it is not ready within 10 s.
+func start(tb testing.TB, opts *server.Options) *server.Server {
+	tb.Helper()
 	s, err := server.NewServer(opts)
 	if err != nil {
 		tb.Fatalf("new NATS server: %v", err)
@@ -48,7 +59,8 @@ func Start(tb testing.TB, opts *server.Options) *server.Server {
 	go s.Start()
 	if !s.ReadyForConnections(10 * time.Second) {
 		s.Shutdown()
-		tb.Fatalf("NATS server %s not ready", opts.ServerName)
+		s.WaitForShutdown()
+		return nil
 	}
 	tb.Cleanup(func() {
 		s.Shutdown()
@@ -58,15 +70,34 @@ func Start(tb testing.TB, opts *server.Options) *server.Server {
 }
 
 // StartCluster runs n clustered JetStream servers on loopback and waits until
-// they have elected a meta leader. It returns them in start order.
+// they have elected a meta leader. It returns them in start order. A
+// server whose cluster port another process took after ClusterOptions
+// found it free never becomes ready (checked with nats-server 2.15.2):
+// the cluster then starts again on other ports, up to three times.
 func StartCluster(tb testing.TB, n int) []*server.Server {
 	tb.Helper()
-	servers := make([]*server.Server, n)
-	for i, opts := range ClusterOptions(tb, n) {
-		servers[i] = Start(tb, opts)
+	for attempt := 1; ; attempt++ {
+		servers := make([]*server.Server, 0, n)
+		for _, opts := range ClusterOptions(tb, n) {
+			s := start(tb, opts)
+			if s == nil {
+				break
+			}
+			servers = append(servers, s)
+		}
+		if len(servers) == n {
+			AwaitJetStream(tb, servers[0])
+			return servers
+		}
+		for _, s := range servers {
+			s.Shutdown()
+			s.WaitForShutdown()
+		}
+		if attempt == 3 {
+			tb.Fatalf("a cluster of %d NATS servers not ready, three times", n)
+		}
+		tb.Logf("NATS server %d of a cluster not ready (its cluster port taken?): starting the cluster again", len(servers)+1)
 	}
-	AwaitJetStream(tb, servers[0])
-	return servers
 }
 
 // ClusterOptions returns the options of n clustered JetStream servers on
